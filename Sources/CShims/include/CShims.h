@@ -1,0 +1,59 @@
+// C glue for RingSFU: only what Swift cannot reach directly (macros,
+// CPU-set manipulation, cmsg walking). liburing's static inline helpers are
+// imported into Swift as they are.
+#ifndef RINGSFU_CSHIMS_H
+#define RINGSFU_CSHIMS_H
+
+// System headers first: liburing.h defines _XOPEN_SOURCE, which would
+// otherwise give fd_set a layout that differs from Swift's Glibc module.
+#include <sys/types.h>
+#include <sys/select.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <errno.h>
+#include <stdint.h>
+#include <liburing.h>
+#include <srtp2/srtp.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+/// Pins the calling thread to one CPU. Returns 0 or an errno value.
+int rsfu_pin_current_thread(int cpu);
+
+/// CPU time consumed so far by the given thread, in nanoseconds (-1 on error).
+int64_t rsfu_thread_cpu_ns(pthread_t thread);
+
+/// CPU time of the calling thread, in nanoseconds.
+int64_t rsfu_self_cpu_ns(void);
+
+/// Monotonic clock in nanoseconds.
+int64_t rsfu_monotonic_ns(void);
+
+/// Writes a UDP_SEGMENT control message into `buf` (which must hold
+/// rsfu_gso_cmsg_space() bytes) and returns the control length to use.
+size_t rsfu_write_gso_cmsg(void *buf, uint16_t segment_size);
+size_t rsfu_gso_cmsg_space(void);
+
+/// The current thread's errno.
+int rsfu_errno(void);
+
+/// Flags of the io_uring features this library probes for.
+unsigned rsfu_setup_single_issuer(void);
+unsigned rsfu_setup_defer_taskrun(void);
+unsigned rsfu_setup_coop_taskrun(void);
+unsigned rsfu_cqe_f_more(void);
+unsigned rsfu_cqe_f_buffer(void);
+unsigned rsfu_cqe_buffer_shift(void);
+unsigned rsfu_sqe_buffer_select(void);
+
+#endif

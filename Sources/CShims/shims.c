@@ -1,0 +1,52 @@
+#define _GNU_SOURCE 1
+#include "CShims.h"
+#include <string.h>
+
+int rsfu_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int64_t rsfu_thread_cpu_ns(pthread_t thread) {
+    clockid_t cid;
+    if (pthread_getcpuclockid(thread, &cid) != 0) return -1;
+    struct timespec ts;
+    if (clock_gettime(cid, &ts) != 0) return -1;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t rsfu_self_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t rsfu_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+size_t rsfu_gso_cmsg_space(void) { return CMSG_SPACE(sizeof(uint16_t)); }
+
+size_t rsfu_write_gso_cmsg(void *buf, uint16_t segment_size) {
+    struct cmsghdr *c = (struct cmsghdr *)buf;
+    memset(buf, 0, CMSG_SPACE(sizeof(uint16_t)));
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &segment_size, sizeof(uint16_t));
+    return CMSG_SPACE(sizeof(uint16_t));
+}
+
+int rsfu_errno(void) { return errno; }
+
+unsigned rsfu_setup_single_issuer(void) { return IORING_SETUP_SINGLE_ISSUER; }
+unsigned rsfu_setup_defer_taskrun(void) { return IORING_SETUP_DEFER_TASKRUN; }
+unsigned rsfu_setup_coop_taskrun(void) { return IORING_SETUP_COOP_TASKRUN; }
+unsigned rsfu_cqe_f_more(void) { return IORING_CQE_F_MORE; }
+unsigned rsfu_cqe_f_buffer(void) { return IORING_CQE_F_BUFFER; }
+unsigned rsfu_cqe_buffer_shift(void) { return IORING_CQE_BUFFER_SHIFT; }
+unsigned rsfu_sqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }

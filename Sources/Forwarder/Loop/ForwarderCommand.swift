@@ -1,0 +1,87 @@
+/// Codec families the forwarder knows how to find key frames in.
+package enum KeyFrameCodec: UInt8, Sendable {
+    case none, vp8, vp9, h264, h265, av1
+}
+
+/// What a producer's packets look like to the forwarder, already mapped
+/// from the producer's own numbering to the router's.
+package struct ProducerSpec: Sendable {
+    package var isVideo: Bool
+    /// SSRCs the producer sends media on (one per encoding).
+    package var ssrcs: [UInt32]
+    /// Producer payload type -> router payload type.
+    package var payloadTypes: [(UInt8, UInt8)]
+    /// Router payload type -> codec family, for key frame detection.
+    package var codecs: [(UInt8, KeyFrameCodec)]
+    /// Producer header extension id -> router id.
+    package var extensionIds: [(UInt8, UInt8)]
+    package var paused: Bool
+
+    package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool) {
+        self.isVideo = isVideo
+        self.ssrcs = ssrcs
+        self.payloadTypes = payloadTypes
+        self.codecs = codecs
+        self.extensionIds = extensionIds
+        self.paused = paused
+    }
+}
+
+/// How a consumer rewrites its producer's (router-mapped) packets.
+package struct ConsumerSpec: Sendable {
+    package var ssrc: UInt32
+    /// Router payload type -> consumer payload type.
+    package var payloadTypes: [(UInt8, UInt8)]
+    /// Router header extension id -> consumer id (absent: removed).
+    package var extensionIds: [(UInt8, UInt8)]
+    package var paused: Bool
+    package var producerPaused: Bool
+    /// Video consumers start and restart on a key frame.
+    package var waitsForKeyFrame: Bool
+
+    package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool) {
+        self.ssrc = ssrc
+        self.payloadTypes = payloadTypes
+        self.extensionIds = extensionIds
+        self.paused = paused
+        self.producerPaused = producerPaused
+        self.waitsForKeyFrame = waitsForKeyFrame
+    }
+}
+
+/// Figures the forwarder reports about one entity.
+package enum StatsTarget: Sendable {
+    case transport(UInt32), producer(UInt32), consumer(UInt32)
+}
+
+/// Commands from the control plane, applied on the forwarder thread in the
+/// order they were sent. Handles are indices the control plane allocated
+/// from this worker's `HandleSpace`.
+package enum ForwarderCommand: Sendable {
+    case addRouter(UInt32)
+    case closeRouter(UInt32)
+    case addPlainTransport(handle: UInt32, router: UInt32, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
+    case connectTransport(handle: UInt32, rtp: SocketAddress, rtcp: SocketAddress?)
+    case closeTransport(UInt32)
+    case addProducer(handle: UInt32, transport: UInt32, ProducerSpec)
+    case closeProducer(UInt32)
+    case setProducerPaused(UInt32, Bool)
+    case addConsumer(handle: UInt32, transport: UInt32, producer: UInt32, ConsumerSpec)
+    case closeConsumer(UInt32)
+    case setConsumerPaused(UInt32, Bool)
+    case setConsumerProducerPaused(UInt32, Bool)
+    case stats(StatsTarget, @Sendable (EntityCounters) -> Void)
+    case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
+    /// Runs the reply once every earlier command has been applied.
+    case barrier(@Sendable () -> Void)
+    /// Test hook: behave as if the ring failed fatally.
+    case simulateFatalError
+}
+
+/// Notifications from the forwarder thread to the control plane.
+package enum ForwarderEvent: Sendable {
+    /// A comedia transport learnt its remote address from the first packet.
+    case tupleLearned(transport: UInt32, rtcp: Bool, SocketAddress)
+    /// The worker thread stopped on a fatal error.
+    case died(String)
+}

@@ -1,0 +1,48 @@
+/// Per-worker packet counters. Plain integers owned by the forwarder thread;
+/// the control plane reads a copy through a command, never the live values.
+package struct ForwarderCounters: Sendable, Equatable, Codable {
+    package var packetsIn: UInt64 = 0
+    package var bytesIn: UInt64 = 0
+    package var packetsOut: UInt64 = 0
+    package var bytesOut: UInt64 = 0
+    package var rtcpIn: UInt64 = 0
+    package var sendCalls: UInt64 = 0
+    package var dropMalformed: UInt64 = 0
+    package var dropUnknownSsrc: UInt64 = 0
+    package var dropUnknownSource: UInt64 = 0
+    package var dropNotRtp: UInt64 = 0
+    package var dropRecvPoolEmpty: UInt64 = 0
+    package var dropSendPoolEmpty: UInt64 = 0
+    package var dropSendError: UInt64 = 0
+    package var dropTruncated: UInt64 = 0
+    package var loopTurns: UInt64 = 0
+    package var recvRearms: UInt64 = 0
+
+    package init() {}
+}
+
+/// Figures of one forwarder entity (transport, producer or consumer).
+package struct EntityCounters: Sendable, Equatable {
+    package var packets: UInt64 = 0
+    package var bytes: UInt64 = 0
+    package var packetsOut: UInt64 = 0
+    package var bytesOut: UInt64 = 0
+    package var dropped: UInt64 = 0
+    package init() {}
+}
+
+/// Resource figures, for dumps and for tests that check nothing leaked.
+package struct ForwarderResources: Sendable, Equatable {
+    package var routers = 0
+    package var transports = 0
+    package var producers = 0
+    package var consumers = 0
+    package var sockets = 0
+    package var ssrcEntries = 0
+    package var freeSendSlots = 0
+    package var sendSlots = 0
+    package var freeMessages = 0
+    package var messages = 0
+    package var timers = 0
+    package init() {}
+}

@@ -1,0 +1,268 @@
+import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Applying control commands, and tearing entities down. The forwarder
+/// frees state in the same cascade order as the control plane emits events
+/// (router -> transports -> producers -> their consumers, then consumers),
+/// but it never decides a cascade on its own.
+extension ForwarderLoop {
+    mutating func applyCommands() {
+        let batch = worker.commands.withLock { q -> [ForwarderCommand] in
+            defer { q.items.removeAll(keepingCapacity: true) }
+            return q.items
+        }
+        for command in batch { apply(command) }
+    }
+
+    mutating func apply(_ command: ForwarderCommand) {
+        switch command {
+        case .addRouter(let h):
+            routers[Int(h)] = RouterState(inUse: true, firstTransport: -1)
+        case .closeRouter(let h):
+            closeRouter(Int(h))
+        case let .addPlainTransport(h, router, rtpFd, rtcpFd, comedia):
+            addTransport(Int(h), router: Int(router), rtpFd: rtpFd, rtcpFd: rtcpFd, comedia: comedia)
+        case let .connectTransport(h, rtp, rtcp):
+            guard transports[Int(h)].inUse else { return }
+            transports[Int(h)].remoteRtp = rtp
+            transports[Int(h)].remoteRtcp = rtcp ?? (transports[Int(h)].rtcpSocket < 0 ? rtp : SocketAddress())
+        case .closeTransport(let h):
+            closeTransport(Int(h))
+        case let .addProducer(h, t, spec):
+            addProducer(Int(h), transport: Int(t), spec)
+        case .closeProducer(let h):
+            closeProducer(Int(h))
+        case let .setProducerPaused(h, paused):
+            guard producers[Int(h)].inUse else { return }
+            producers[Int(h)].paused = paused
+        case let .addConsumer(h, t, p, spec):
+            addConsumer(Int(h), transport: Int(t), producer: Int(p), spec)
+        case .closeConsumer(let h):
+            closeConsumer(Int(h))
+        case let .setConsumerPaused(h, paused):
+            setConsumer(Int(h)) { $0.paused = paused }
+        case let .setConsumerProducerPaused(h, paused):
+            setConsumer(Int(h)) { $0.producerPaused = paused }
+        case let .stats(target, reply):
+            switch target {
+            case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())
+            case .producer(let h): reply(producers[Int(h)].inUse ? producers[Int(h)].counters : EntityCounters())
+            case .consumer(let h): reply(consumers[Int(h)].inUse ? consumers[Int(h)].counters : EntityCounters())
+            }
+        case .counters(let reply):
+            reply(counters, resources())
+        case .barrier(let reply):
+            reply()
+        case .simulateFatalError:
+            fatalReason = "simulated fatal ring error"
+        }
+    }
+
+    /// Replies to commands that can no longer reach a running loop.
+    static func answerWithoutLoop(_ commands: [ForwarderCommand]) {
+        for command in commands {
+            switch command {
+            case .stats(_, let reply): reply(EntityCounters())
+            case .counters(let reply): reply(ForwarderCounters(), ForwarderResources())
+            case .barrier(let reply): reply()
+            case let .addPlainTransport(_, _, rtpFd, rtcpFd, _):
+                // The loop never took these sockets: release them here.
+                close(rtpFd)
+                if let rtcpFd { close(rtcpFd) }
+            default: break
+            }
+        }
+    }
+
+    func resources() -> ForwarderResources {
+        var r = ForwarderResources()
+        for i in 0..<Int(settings.maxRouters) where routers[i].inUse { r.routers += 1 }
+        for i in 0..<Int(settings.maxTransports) where transports[i].inUse { r.transports += 1 }
+        for i in 0..<Int(settings.maxProducers) where producers[i].inUse { r.producers += 1 }
+        for i in 0..<Int(settings.maxConsumers) where consumers[i].inUse { r.consumers += 1 }
+        r.sockets = socketCapacity - freeSockets.available
+        r.ssrcEntries = ssrcTable.count
+        r.freeSendSlots = freeSendSlots.available
+        r.sendSlots = freeSendSlots.capacity
+        r.freeMessages = freeMessages.available
+        r.messages = freeMessages.capacity
+        r.timers = timers.activeCount
+        return r
+    }
+
+    // MARK: - Transports and sockets
+
+    mutating func addTransport(_ h: Int, router r: Int, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool) {
+        var t = TransportState()
+        t.inUse = true
+        t.router = UInt32(r)
+        t.comedia = comedia
+        t.rtpSocket = adoptSocket(rtpFd, transport: h, rtcp: false)
+        if let rtcpFd { t.rtcpSocket = adoptSocket(rtcpFd, transport: h, rtcp: true) }
+        t.nextInRouter = routers[r].firstTransport
+        if t.nextInRouter >= 0 { transports[Int(t.nextInRouter)].prevInRouter = Int32(h) }
+        routers[r].firstTransport = Int32(h)
+        transports[h] = t
+    }
+
+    mutating func adoptSocket(_ fd: Int32, transport: Int, rtcp: Bool) -> Int32 {
+        let s = freeSockets.pop()
+        guard s >= 0 else { close(fd); return -1 }
+        sockets[Int(s)] = SocketState(inUse: true, fd: fd, transport: UInt32(transport), isRtcp: rtcp, closing: false, armed: false)
+        armReceive(socket: Int(s))
+        return s
+    }
+
+    /// Cancels the socket's multishot receive; the fd is closed (and the
+    /// port released) when the final completion for it arrives.
+    mutating func beginSocketClose(_ s: Int32) {
+        guard s >= 0, sockets[Int(s)].inUse, !sockets[Int(s)].closing else { return }
+        sockets[Int(s)].closing = true
+        if sockets[Int(s)].armed {
+            let e = sqe()
+            io_uring_prep_cancel64(e, userData(.receive, Int(s)), 0)
+            io_uring_sqe_set_data64(e, userData(.cancel, Int(s)))
+        } else {
+            finishSocketClose(Int(s))
+        }
+    }
+
+    mutating func finishSocketClose(_ s: Int) {
+        close(sockets[s].fd)
+        sockets[s] = SocketState()
+        freeSockets.push(Int32(s))
+    }
+
+    mutating func closeRouter(_ r: Int) {
+        guard routers[r].inUse else { return }
+        while routers[r].firstTransport >= 0 { closeTransport(Int(routers[r].firstTransport)) }
+        routers[r] = RouterState()
+    }
+
+    mutating func closeTransport(_ h: Int) {
+        guard transports[h].inUse else { return }
+        while transports[h].firstProducer >= 0 { closeProducer(Int(transports[h].firstProducer)) }
+        while transports[h].firstConsumer >= 0 { closeConsumer(Int(transports[h].firstConsumer)) }
+        beginSocketClose(transports[h].rtpSocket)
+        beginSocketClose(transports[h].rtcpSocket)
+        let r = Int(transports[h].router)
+        let prev = transports[h].prevInRouter, next = transports[h].nextInRouter
+        if prev >= 0 { transports[Int(prev)].nextInRouter = next } else { routers[r].firstTransport = next }
+        if next >= 0 { transports[Int(next)].prevInRouter = prev }
+        transports[h] = TransportState()
+    }
+
+    // MARK: - Producers and consumers
+
+    mutating func addProducer(_ h: Int, transport t: Int, _ spec: ProducerSpec) {
+        guard transports[t].inUse else { return }
+        var p = ProducerState()
+        p.inUse = true
+        p.transport = UInt32(t)
+        p.isVideo = spec.isVideo
+        p.paused = spec.paused
+        p.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
+        for (pt, codec) in spec.codecs where pt < 128 { p.codecs[Int(pt)] = codec.rawValue }
+        p.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
+        for ssrc in spec.ssrcs.prefix(8) {
+            if ssrcTable.insert(transport: UInt32(t), ssrc: ssrc, value: UInt32(h)) {
+                p.ssrcs[p.ssrcCount] = ssrc
+                p.ssrcCount += 1
+            }
+        }
+        p.nextInTransport = transports[t].firstProducer
+        if p.nextInTransport >= 0 { producers[Int(p.nextInTransport)].prevInTransport = Int32(h) }
+        transports[t].firstProducer = Int32(h)
+        producers[h] = p
+    }
+
+    mutating func closeProducer(_ h: Int) {
+        guard producers[h].inUse else { return }
+        // Its consumers die with it (mediasoup: Consumer::ProducerClosed).
+        while producers[h].firstConsumer >= 0 { closeConsumer(Int(producers[h].firstConsumer)) }
+        let t = Int(producers[h].transport)
+        for i in 0..<producers[h].ssrcCount {
+            ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])
+        }
+        let prev = producers[h].prevInTransport, next = producers[h].nextInTransport
+        if prev >= 0 { producers[Int(prev)].nextInTransport = next } else { transports[t].firstProducer = next }
+        if next >= 0 { producers[Int(next)].prevInTransport = prev }
+        producers[h] = ProducerState()
+    }
+
+    mutating func addConsumer(_ h: Int, transport t: Int, producer p: Int, _ spec: ConsumerSpec) {
+        guard transports[t].inUse, producers[p].inUse else { return }
+        var c = ConsumerState()
+        c.inUse = true
+        c.transport = UInt32(t)
+        c.producer = UInt32(p)
+        c.ssrc = spec.ssrc
+        c.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
+        c.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
+        c.paused = spec.paused
+        c.producerPaused = spec.producerPaused
+        c.waitsForKeyFrame = spec.waitsForKeyFrame
+        c.syncRequired = true
+        c.nextInProducer = producers[p].firstConsumer
+        if c.nextInProducer >= 0 { consumers[Int(c.nextInProducer)].prevInProducer = Int32(h) }
+        producers[p].firstConsumer = Int32(h)
+        c.nextInTransport = transports[t].firstConsumer
+        if c.nextInTransport >= 0 { consumers[Int(c.nextInTransport)].prevInTransport = Int32(h) }
+        transports[t].firstConsumer = Int32(h)
+        consumers[h] = c
+    }
+
+    mutating func setConsumer(_ h: Int, _ change: (inout ConsumerState) -> Void) {
+        guard consumers[h].inUse else { return }
+        let wasActive = consumers[h].active
+        change(&consumers[h])
+        // Becoming active again restarts on a key frame and re-bases the
+        // sequence numbers right after the last one sent.
+        if !wasActive && consumers[h].active { consumers[h].syncRequired = true }
+    }
+
+    mutating func closeConsumer(_ h: Int) {
+        guard consumers[h].inUse else { return }
+        let p = Int(consumers[h].producer), t = Int(consumers[h].transport)
+        var prev = consumers[h].prevInProducer, next = consumers[h].nextInProducer
+        if prev >= 0 { consumers[Int(prev)].nextInProducer = next } else { producers[p].firstConsumer = next }
+        if next >= 0 { consumers[Int(next)].prevInProducer = prev }
+        prev = consumers[h].prevInTransport
+        next = consumers[h].nextInTransport
+        if prev >= 0 { consumers[Int(prev)].nextInTransport = next } else { transports[t].firstConsumer = next }
+        if next >= 0 { consumers[Int(next)].prevInTransport = prev }
+        consumers[h] = ConsumerState()
+    }
+
+    // MARK: - Shutdown
+
+    /// Closes every socket, waits (bounded) for in-flight operations so the
+    /// kernel no longer references packet memory, then tears the ring down.
+    mutating func shutdown() {
+        for r in 0..<Int(settings.maxRouters) where routers[r].inUse { closeRouter(r) }
+        for t in 0..<Int(settings.maxTransports) where transports[t].inUse { closeTransport(t) }
+        if wakeArmed {
+            let e = sqe()
+            io_uring_prep_cancel64(e, userData(.wake, 0), 0)
+            io_uring_sqe_set_data64(e, userData(.cancel, 0))
+        }
+        let deadline = rsfu_monotonic_ns() + 1_000_000_000
+        var ts = __kernel_timespec(tv_sec: 0, tv_nsec: 50_000_000)
+        while (inflightSends > 0 || inflightReceives > 0 || wakeArmed) && rsfu_monotonic_ns() < deadline {
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            while io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
+                let data = c.pointee.user_data
+                if data >> 56 == OpTag.wake.rawValue { wakeArmed = false } else { handle(c) }
+                io_uring_cqe_seen(ring, c)
+            }
+            returnBuffers()
+        }
+        // Whatever is still open (e.g. a socket whose cancel never completed).
+        for s in 0..<socketCapacity where sockets[s].inUse { finishSocketClose(s) }
+        _ = io_uring_unregister_buf_ring(ring, Int32(Self.bufferGroup))
+        io_uring_queue_exit(ring)
+    }
+}

@@ -1,0 +1,527 @@
+import RingSFUCShims
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tags in the top byte of a request's user_data.
+enum OpTag: UInt64 {
+    case receive = 1, send = 2, wake = 3, cancel = 4
+}
+
+@inline(__always) func userData(_ tag: OpTag, _ index: Int) -> UInt64 { tag.rawValue << 56 | UInt64(index) }
+
+/// The forwarder thread's state and loop. It lives on the thread's stack
+/// and is only touched from that thread; per-packet work goes through
+/// preallocated tables and raw memory, so it neither locks, allocates nor
+/// retains anything.
+struct ForwarderLoop: ~Copyable {
+    let worker: ForwarderWorker
+    let settings: ForwarderSettings
+    let ring: UnsafeMutablePointer<io_uring>
+    let ringFlags: UInt32
+
+    // Receive side: provided buffer ring over the receive slab.
+    let receiveSlab: Slab
+    let bufferRing: UnsafeMutablePointer<io_uring_buf_ring>
+    let bufferRingMask: Int32
+    var pendingBufferReturns: Int32 = 0
+    let receiveHeader: UnsafeMutablePointer<msghdr>
+    static let bufferGroup: UInt16 = 0
+
+    // Send side: packet slots and sendmsg headers.
+    let sendSlab: Slab
+    var freeSendSlots: FreeList
+    let messageSlab: Slab
+    var freeMessages: FreeList
+    /// Messages filled during this loop turn, submitted together at its end.
+    let openMessages: UnsafeMutablePointer<Int32>
+    var openMessageCount = 0
+    var maxSegments: Int
+    var inflightSends = 0
+    var inflightReceives = 0
+
+    // Wake-up for control commands.
+    let wakeBuffer: UnsafeMutablePointer<UInt64>
+    var wakeArmed = false
+    var wakePending = false
+
+    // Entity tables.
+    let routers: UnsafeMutablePointer<RouterState>
+    let transports: UnsafeMutablePointer<TransportState>
+    let producers: UnsafeMutablePointer<ProducerState>
+    let consumers: UnsafeMutablePointer<ConsumerState>
+    let sockets: UnsafeMutablePointer<SocketState>
+    let socketCapacity: Int
+    var freeSockets: FreeList
+    var ssrcTable: SsrcTable
+    var timers: TimerWheel
+
+    var counters = ForwarderCounters()
+    var fatalReason: String? = nil
+
+    /// Creates the ring (SINGLE_ISSUER + DEFER_TASKRUN where the kernel has
+    /// them) and registers the provided buffer ring. Done before any member
+    /// is initialised so that a failure leaves nothing half-built.
+    private static func makeRing(_ settings: ForwarderSettings) throws(ForwarderStartError)
+        -> (UnsafeMutablePointer<io_uring>, UInt32, UnsafeMutableRawPointer)
+    {
+        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
+        var params = io_uring_params()
+        params.flags = rsfu_setup_single_issuer() | rsfu_setup_defer_taskrun() | UInt32(IORING_SETUP_CQSIZE)
+        params.cq_entries = settings.ringEntries * 4
+        var rc = io_uring_queue_init_params(settings.ringEntries, ring, &params)
+        if rc < 0 {
+            // Older kernels: no DEFER_TASKRUN / SINGLE_ISSUER.
+            params = io_uring_params()
+            params.flags = UInt32(IORING_SETUP_CQSIZE)
+            params.cq_entries = settings.ringEntries * 4
+            rc = io_uring_queue_init_params(settings.ringEntries, ring, &params)
+        }
+        guard rc >= 0 else { ring.deallocate(); throw .ring(-rc) }
+        var raw: UnsafeMutableRawPointer? = nil
+        _ = posix_memalign(&raw, 4096, settings.receiveBuffers * MemoryLayout<io_uring_buf>.stride)
+        var reg = io_uring_buf_reg()
+        reg.ring_addr = UInt64(UInt(bitPattern: raw!))
+        reg.ring_entries = UInt32(settings.receiveBuffers)
+        reg.bgid = bufferGroup
+        rc = io_uring_register_buf_ring(ring, &reg, 0)
+        guard rc == 0 else {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            free(raw)
+            throw .bufferRing(-rc)
+        }
+        return (ring, params.flags, raw!)
+    }
+
+    init(worker: ForwarderWorker) throws(ForwarderStartError) {
+        let settings = worker.settings
+        let (ring, flags, raw) = try Self.makeRing(settings)
+        self.worker = worker
+        self.settings = settings
+        self.ring = ring
+        ringFlags = flags
+        receiveSlab = Slab(slotSize: settings.bufferSize, count: settings.receiveBuffers)
+        let entries = settings.receiveBuffers
+        bufferRing = raw.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
+        bufferRingMask = io_uring_buf_ring_mask(UInt32(entries))
+        io_uring_buf_ring_init(bufferRing)
+        for i in 0..<entries {
+            io_uring_buf_ring_add(bufferRing, receiveSlab.slot(i), UInt32(settings.bufferSize), UInt16(i), bufferRingMask, Int32(i))
+        }
+        io_uring_buf_ring_advance(bufferRing, Int32(entries))
+
+        receiveHeader = .allocate(capacity: 1)
+        receiveHeader.initialize(to: msghdr())
+        receiveHeader.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+
+        sendSlab = Slab(slotSize: settings.bufferSize, count: settings.sendSlots)
+        freeSendSlots = FreeList(capacity: settings.sendSlots)
+        messageSlab = Slab(slotSize: SendMessage.slotSize, count: settings.sendMessages)
+        freeMessages = FreeList(capacity: settings.sendMessages)
+        openMessages = .allocate(capacity: settings.sendMessages)
+        maxSegments = max(1, min(settings.maxSegmentsPerSend, SendMessage.maxSegments))
+
+        wakeBuffer = .allocate(capacity: 1)
+        wakeBuffer.initialize(to: 0)
+
+        routers = .allocate(capacity: Int(settings.maxRouters))
+        routers.initialize(repeating: RouterState(), count: Int(settings.maxRouters))
+        transports = .allocate(capacity: Int(settings.maxTransports))
+        transports.initialize(repeating: TransportState(), count: Int(settings.maxTransports))
+        producers = .allocate(capacity: Int(settings.maxProducers))
+        producers.initialize(repeating: ProducerState(), count: Int(settings.maxProducers))
+        consumers = .allocate(capacity: Int(settings.maxConsumers))
+        consumers.initialize(repeating: ConsumerState(), count: Int(settings.maxConsumers))
+        socketCapacity = Int(settings.maxTransports) * 2
+        sockets = .allocate(capacity: socketCapacity)
+        sockets.initialize(repeating: SocketState(), count: socketCapacity)
+        freeSockets = FreeList(capacity: socketCapacity)
+        ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
+        timers = TimerWheel(nowNs: rsfu_monotonic_ns())
+    }
+
+    deinit {
+        ring.deallocate()
+        free(UnsafeMutableRawPointer(bufferRing))
+        receiveHeader.deallocate()
+        openMessages.deallocate()
+        wakeBuffer.deallocate()
+        routers.deallocate()
+        transports.deallocate()
+        producers.deallocate()
+        consumers.deallocate()
+        sockets.deallocate()
+    }
+
+    // MARK: - Submission helpers
+
+    /// Gets an SQE, flushing the submission queue first if it is full.
+    @inline(__always)
+    mutating func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+        if let s = io_uring_get_sqe(ring) { return s }
+        _ = io_uring_submit(ring)
+        if let s = io_uring_get_sqe(ring) { return s }
+        // The kernel consumed nothing: wait for completions to make room.
+        _ = io_uring_submit_and_wait(ring, 1)
+        return io_uring_get_sqe(ring)!
+    }
+
+    mutating func armWake() {
+        let s = sqe()
+        io_uring_prep_read(s, worker.eventFd, wakeBuffer, 8, 0)
+        io_uring_sqe_set_data64(s, userData(.wake, 0))
+        wakeArmed = true
+    }
+
+    mutating func armReceive(socket index: Int) {
+        let s = sqe()
+        io_uring_prep_recvmsg_multishot(s, sockets[index].fd, receiveHeader, 0)
+        s.pointee.flags |= UInt8(rsfu_sqe_buffer_select())
+        s.pointee.buf_group = Self.bufferGroup
+        io_uring_sqe_set_data64(s, userData(.receive, index))
+        sockets[index].armed = true
+        inflightReceives += 1
+    }
+
+    // MARK: - The loop
+
+    /// Runs until stopped. Returns a reason if the ring failed fatally.
+    mutating func run() -> String? {
+        armWake()
+        let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
+        defer { cqes.deallocate() }
+        var ts = __kernel_timespec()
+        while fatalReason == nil {
+            if worker.stopRequested.load(ordering: .acquiring) { break }
+            // Wait for at least one completion, bounded by the next timer.
+            var waitResult: Int32
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            if let deadline = timers.nextDeadline() {
+                let delta = max(0, deadline - rsfu_monotonic_ns())
+                ts.tv_sec = delta / 1_000_000_000
+                ts.tv_nsec = delta % 1_000_000_000
+                waitResult = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            } else {
+                waitResult = io_uring_submit_and_wait_timeout(ring, &cqe, 1, nil, nil)
+            }
+            if waitResult < 0 && waitResult != -ETIME && waitResult != -EINTR && waitResult != -EAGAIN && waitResult != -EBUSY {
+                fatalReason = "io_uring_submit_and_wait_timeout failed: errno \(-waitResult)"
+                break
+            }
+            counters.loopTurns &+= 1
+            // Drain every completion available, in batches.
+            while true {
+                let n = Int(io_uring_peek_batch_cqe(ring, cqes, 256))
+                if n == 0 { break }
+                for i in 0..<n { handle(cqes[i]!) }
+                io_uring_cq_advance(ring, UInt32(n))
+                if n < 256 { break }
+            }
+            returnBuffers()
+            flushSends()
+            if wakePending {
+                wakePending = false
+                applyCommands()
+                if !wakeArmed { armWake() }
+            }
+            if timers.activeCount > 0 {
+                timers.advance(to: rsfu_monotonic_ns()) { _ in }
+            }
+        }
+        return fatalReason
+    }
+
+    @inline(__always)
+    mutating func handle(_ cqe: UnsafeMutablePointer<io_uring_cqe>) {
+        let data = cqe.pointee.user_data
+        let index = Int(data & 0x00FF_FFFF_FFFF_FFFF)
+        switch data >> 56 {
+        case OpTag.receive.rawValue: handleReceive(cqe, socket: index)
+        case OpTag.send.rawValue: handleSendCompletion(message: index, result: cqe.pointee.res)
+        case OpTag.wake.rawValue:
+            wakeArmed = false
+            wakePending = true
+        default: break
+        }
+    }
+
+    // MARK: - Receive
+
+    @inline(__always)
+    mutating func handleReceive(_ cqe: UnsafeMutablePointer<io_uring_cqe>, socket: Int) {
+        let flags = cqe.pointee.flags
+        let res = cqe.pointee.res
+        let more = flags & rsfu_cqe_f_more() != 0
+        if !more {
+            inflightReceives -= 1
+            sockets[socket].armed = false
+        }
+        if flags & rsfu_cqe_f_buffer() != 0 {
+            let bid = Int(flags >> rsfu_cqe_buffer_shift())
+            let buffer = receiveSlab.slot(bid)
+            if res > 0, sockets[socket].inUse, !sockets[socket].closing {
+                processDatagram(buffer: buffer, length: Int(res), socket: socket)
+            }
+            io_uring_buf_ring_add(bufferRing, buffer, UInt32(settings.bufferSize), UInt16(bid), bufferRingMask, pendingBufferReturns)
+            pendingBufferReturns += 1
+        } else if res == -ENOBUFS {
+            // The receive pool ran dry: the kernel dropped a datagram.
+            counters.dropRecvPoolEmpty &+= 1
+        }
+        if !more {
+            if sockets[socket].closing {
+                finishSocketClose(socket)
+            } else if sockets[socket].inUse {
+                counters.recvRearms &+= 1
+                armReceive(socket: socket)
+            }
+        }
+    }
+
+    @inline(__always)
+    mutating func returnBuffers() {
+        if pendingBufferReturns > 0 {
+            io_uring_buf_ring_advance(bufferRing, pendingBufferReturns)
+            pendingBufferReturns = 0
+        }
+    }
+
+    @inline(__always)
+    mutating func processDatagram(buffer: UnsafeMutableRawPointer, length: Int, socket: Int) {
+        guard let out = io_uring_recvmsg_validate(buffer, Int32(length), receiveHeader) else {
+            counters.dropMalformed &+= 1
+            return
+        }
+        if out.pointee.flags & UInt32(MSG_TRUNC) != 0 {
+            counters.dropTruncated &+= 1
+            return
+        }
+        let payload = io_uring_recvmsg_payload(out, receiveHeader)!
+        let size = Int(io_uring_recvmsg_payload_length(out, Int32(length), receiveHeader))
+        let name = io_uring_recvmsg_name(out)!
+        let nameLength = Int(out.pointee.namelen)
+        counters.packetsIn &+= 1
+        counters.bytesIn &+= UInt64(size)
+
+        let t = Int(sockets[socket].transport)
+        transports[t].counters.packets &+= 1
+        transports[t].counters.bytes &+= UInt64(size)
+
+        switch PacketClass.classify(payload, count: size) {
+        case .rtp:
+            guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
+            forwardRtp(payload, size: size, transport: t)
+        case .rtcp:
+            guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
+            counters.rtcpIn &+= 1
+        default:
+            counters.dropNotRtp &+= 1
+        }
+    }
+
+    /// Plain transports take packets only from their remote tuple; with
+    /// comedia the first packet's source becomes that tuple.
+    @inline(__always)
+    mutating func acceptSource(transport t: Int, rtcp: Bool, name: UnsafeMutableRawPointer, nameLength: Int) -> Bool {
+        if rtcp {
+            if transports[t].remoteRtcp.isSet {
+                if transports[t].remoteRtcp.sameEndpoint(raw: name, length: nameLength) { return true }
+            } else if transports[t].comedia {
+                transports[t].remoteRtcp = SocketAddress(raw: name, length: nameLength)
+                worker.onEvent(.tupleLearned(transport: UInt32(t), rtcp: true, transports[t].remoteRtcp))
+                return true
+            }
+        } else {
+            if transports[t].remoteRtp.isSet {
+                if transports[t].remoteRtp.sameEndpoint(raw: name, length: nameLength) { return true }
+            } else if transports[t].comedia {
+                transports[t].remoteRtp = SocketAddress(raw: name, length: nameLength)
+                if transports[t].rtcpSocket < 0 { transports[t].remoteRtcp = transports[t].remoteRtp }
+                worker.onEvent(.tupleLearned(transport: UInt32(t), rtcp: false, transports[t].remoteRtp))
+                return true
+            }
+        }
+        counters.dropUnknownSource &+= 1
+        return false
+    }
+
+    // MARK: - Forwarding
+
+    @inline(__always)
+    mutating func forwardRtp(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int) {
+        let header: RtpHeader
+        do {
+            header = try RtpHeader.parse(packet, count: size)
+        } catch {
+            counters.dropMalformed &+= 1
+            return
+        }
+        guard let handle = ssrcTable.lookup(transport: UInt32(t), ssrc: header.ssrc) else {
+            counters.dropUnknownSsrc &+= 1
+            return
+        }
+        let p = Int(handle)
+        // Map the producer's numbering to the router's, in place.
+        let routerPt = producers[p].payloadTypes[header.payloadType]
+        guard routerPt != PayloadTypeMap.none else {
+            producers[p].counters.dropped &+= 1
+            counters.dropMalformed &+= 1
+            return
+        }
+        do {
+            try RtpHeaderExtensions.remapIds(packet, header, producers[p].extensionIds)
+        } catch {
+            counters.dropMalformed &+= 1
+            return
+        }
+        RtpRewrite.setPayloadType(packet, routerPt)
+        producers[p].counters.packets &+= 1
+        producers[p].counters.bytes &+= UInt64(size)
+        if producers[p].paused { return }
+
+        // Key frame detection is done at most once per packet, and only if
+        // some consumer is waiting for one.
+        var keyFrame: Int8 = -1
+        var c = producers[p].firstConsumer
+        while c >= 0 {
+            let ci = Int(c)
+            let next = consumers[ci].nextInProducer
+            if consumers[ci].active {
+                if consumers[ci].syncRequired {
+                    var canStart = true
+                    if consumers[ci].waitsForKeyFrame {
+                        if keyFrame < 0 {
+                            keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0
+                        }
+                        canStart = keyFrame == 1
+                    }
+                    if canStart {
+                        // Continue right after the last packet sent, so that
+                        // pause/resume leaves no gap in the consumer's numbering.
+                        let base = consumers[ci].started ? consumers[ci].lastSeqOut &+ 1 : header.sequenceNumber
+                        consumers[ci].seqOffset = base &- header.sequenceNumber
+                        consumers[ci].syncRequired = false
+                        consumers[ci].started = true
+                        sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
+                    }
+                } else {
+                    sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
+                }
+            }
+            c = next
+        }
+    }
+
+    @inline(__always)
+    func isKeyFrame(_ packet: UnsafeMutableRawPointer, _ header: RtpHeader, codec: UInt8) -> Bool {
+        switch KeyFrameCodec(rawValue: codec) ?? .none {
+        case .vp8:
+            return Vp8PayloadDescriptor.isKeyFrame(packet + header.payloadOffset, count: header.payloadLength)
+        case .none:
+            return true
+        default:
+            // Other codecs get their detectors with RTCP/key frame support;
+            // until then they start on any packet.
+            return true
+        }
+    }
+
+    @inline(__always)
+    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8) {
+        let t = Int(consumers[ci].transport)
+        guard transports[t].remoteRtp.isSet else { return }
+        let outPt = consumers[ci].payloadTypes[routerPt]
+        guard outPt != PayloadTypeMap.none else { return }
+        let slot = freeSendSlots.pop()
+        guard slot >= 0 else {
+            counters.dropSendPoolEmpty &+= 1
+            consumers[ci].counters.dropped &+= 1
+            return
+        }
+        let out = sendSlab.slot(Int(slot))
+        out.copyMemory(from: packet, byteCount: size)
+        RtpRewrite.setSsrc(out, consumers[ci].ssrc)
+        RtpRewrite.setPayloadType(out, outPt)
+        let seq = header.sequenceNumber &+ consumers[ci].seqOffset
+        RtpRewrite.setSequenceNumber(out, seq)
+        if consumers[ci].tsOffset != 0 {
+            RtpRewrite.setTimestamp(out, header.timestamp &+ consumers[ci].tsOffset)
+        }
+        // The producer stage already validated the extension block.
+        try? RtpHeaderExtensions.remapIds(out, header, consumers[ci].extensionIds)
+        // Track the highest sequence number sent (wrap-aware).
+        let diff = seq &- consumers[ci].lastSeqOut
+        if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
+        consumers[ci].counters.packetsOut &+= 1
+        consumers[ci].counters.bytesOut &+= UInt64(size)
+        transports[t].counters.packetsOut &+= 1
+        transports[t].counters.bytesOut &+= UInt64(size)
+        enqueue(consumer: ci, slot: slot, data: out, length: size, transport: t)
+    }
+
+    /// Adds a packet to the consumer's send of this loop turn, starting a
+    /// new one when it cannot join the current GSO batch.
+    @inline(__always)
+    mutating func enqueue(consumer ci: Int, slot: Int32, data: UnsafeMutableRawPointer, length: Int, transport t: Int) {
+        var m = consumers[ci].pendingMessage
+        if m >= 0, !SendMessage(messageSlab.slot(Int(m))).accepts(length: length, maxSegments: maxSegments) {
+            m = -1
+        }
+        if m < 0 {
+            m = freeMessages.pop()
+            guard m >= 0 else {
+                counters.dropSendPoolEmpty &+= 1
+                freeSendSlots.push(slot)
+                consumers[ci].pendingMessage = -1
+                return
+            }
+            SendMessage(messageSlab.slot(Int(m))).begin(destination: transports[t].remoteRtp, socket: transports[t].rtpSocket, consumer: Int32(ci))
+            openMessages[openMessageCount] = m
+            openMessageCount += 1
+            consumers[ci].pendingMessage = m
+        }
+        SendMessage(messageSlab.slot(Int(m))).append(slot: slot, data: data, length: length)
+    }
+
+    /// Queues one SENDMSG per open message; the loop submits them all with
+    /// its next io_uring_enter.
+    @inline(__always)
+    mutating func flushSends() {
+        guard openMessageCount > 0 else { return }
+        for i in 0..<openMessageCount {
+            let m = Int(openMessages[i])
+            let msg = SendMessage(messageSlab.slot(m))
+            msg.seal()
+            let s = sqe()
+            io_uring_prep_sendmsg(s, sockets[Int(msg.socket)].fd, msg.header, 0)
+            io_uring_sqe_set_data64(s, userData(.send, m))
+            inflightSends += 1
+            counters.sendCalls &+= 1
+        }
+        // Consumers' pending messages are all sealed now.
+        for i in 0..<openMessageCount {
+            let msg = SendMessage(messageSlab.slot(Int(openMessages[i])))
+            let c = msg.consumer
+            if c >= 0, consumers[Int(c)].pendingMessage == openMessages[i] { consumers[Int(c)].pendingMessage = -1 }
+        }
+        openMessageCount = 0
+    }
+
+    mutating func handleSendCompletion(message m: Int, result: Int32) {
+        inflightSends -= 1
+        let msg = SendMessage(messageSlab.slot(m))
+        let n = Int(msg.segmentCount)
+        if result >= 0 {
+            counters.packetsOut &+= UInt64(n)
+            counters.bytesOut &+= UInt64(result)
+        } else {
+            counters.dropSendError &+= UInt64(n)
+            // Some devices cannot segment: fall back to one packet per send.
+            if result == -EIO && n > 1 { maxSegments = 1 }
+        }
+        for i in 0..<n { freeSendSlots.push(msg.slots[i]) }
+        freeMessages.push(Int32(m))
+    }
+}

@@ -1,0 +1,75 @@
+/// Per-entity data-plane state. These live in preallocated tables indexed
+/// by handle; lists between entities are intrusive (index links), so adding
+/// and removing never allocates.
+
+package struct RouterState {
+    var inUse = false
+    var firstTransport: Int32 = -1
+}
+
+package struct SocketState {
+    var inUse = false
+    var fd: Int32 = -1
+    var transport: UInt32 = 0
+    var isRtcp = false
+    var closing = false
+    var armed = false
+}
+
+package struct TransportState {
+    var inUse = false
+    var router: UInt32 = 0
+    var rtpSocket: Int32 = -1
+    var rtcpSocket: Int32 = -1
+    var comedia = false
+    var remoteRtp = SocketAddress()
+    var remoteRtcp = SocketAddress()
+    var counters = EntityCounters()
+    var firstProducer: Int32 = -1
+    var firstConsumer: Int32 = -1
+    var nextInRouter: Int32 = -1
+    var prevInRouter: Int32 = -1
+}
+
+package struct ProducerState {
+    var inUse = false
+    var transport: UInt32 = 0
+    var isVideo = false
+    var paused = false
+    var payloadTypes = PayloadTypeMap()
+    var codecs = InlineArray<128, UInt8>(repeating: 0)
+    var extensionIds = ExtensionIdMap()
+    var ssrcs = InlineArray<8, UInt32>(repeating: 0)
+    var ssrcCount = 0
+    var counters = EntityCounters()
+    var firstConsumer: Int32 = -1
+    var nextInTransport: Int32 = -1
+    var prevInTransport: Int32 = -1
+}
+
+package struct ConsumerState {
+    var inUse = false
+    var transport: UInt32 = 0
+    var producer: UInt32 = 0
+    var ssrc: UInt32 = 0
+    var payloadTypes = PayloadTypeMap()
+    var extensionIds = ExtensionIdMap()
+    var paused = false
+    var producerPaused = false
+    var waitsForKeyFrame = false
+    /// Set at creation and on every resume: the next forwarded packet
+    /// (a key frame's first packet for video) re-bases the sequence numbers.
+    var syncRequired = true
+    var started = false
+    var seqOffset: UInt16 = 0
+    var lastSeqOut: UInt16 = 0
+    var tsOffset: UInt32 = 0
+    var counters = EntityCounters()
+    var pendingMessage: Int32 = -1
+    var nextInProducer: Int32 = -1
+    var prevInProducer: Int32 = -1
+    var nextInTransport: Int32 = -1
+    var prevInTransport: Int32 = -1
+
+    var active: Bool { !paused && !producerPaused }
+}

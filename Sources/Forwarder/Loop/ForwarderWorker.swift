@@ -1,0 +1,194 @@
+import RingSFUCShims
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sizes and placement of one forwarder worker. Everything is allocated
+/// once when the thread starts.
+package struct ForwarderSettings: Sendable {
+    /// CPU to pin the worker thread to, or nil to leave it to the scheduler.
+    package var cpu: Int? = nil
+    package var ringEntries: UInt32 = 4096
+    /// Receive buffers in the provided buffer ring (a power of two).
+    package var receiveBuffers: Int = 4096
+    package var bufferSize: Int = 2048
+    package var sendSlots: Int = 16384
+    package var sendMessages: Int = 8192
+    /// Packets to one consumer gathered into one UDP GSO send (1 disables GSO).
+    package var maxSegmentsPerSend: Int = SendMessage.maxSegments
+    package var maxRouters: UInt32 = 1024
+    package var maxTransports: UInt32 = 8192
+    package var maxProducers: UInt32 = 8192
+    package var maxConsumers: UInt32 = 32768
+    package var ssrcTableBits = 15
+
+    package init() {}
+}
+
+package enum ForwarderStartError: Error, Sendable, Equatable {
+    case ring(Int32)
+    case bufferRing(Int32)
+    case eventfd(Int32)
+    case thread(Int32)
+}
+
+/// The control plane's handle on one forwarder thread: the command queue,
+/// the eventfd that wakes the ring, the handle spaces and the lifecycle.
+/// Everything packet-related lives in `ForwarderLoop` on the thread itself.
+package final class ForwarderWorker: @unchecked Sendable {
+    package let settings: ForwarderSettings
+    package let routerHandles: HandleSpace
+    package let transportHandles: HandleSpace
+    package let producerHandles: HandleSpace
+    package let consumerHandles: HandleSpace
+
+    struct CommandQueue {
+        var items: [ForwarderCommand] = []
+        /// Set when the thread has ended: later commands are answered at once.
+        var closed = false
+    }
+    let commands = Mutex<CommandQueue>(CommandQueue())
+    let stopRequested = Atomic<Bool>(false)
+    let eventFd: Int32
+    let onEvent: @Sendable (ForwarderEvent) -> Void
+    private let lifecycle = Mutex<Lifecycle>(Lifecycle())
+    /// The pthread_t of the running thread (for CPU-time measurement).
+    package let threadId = Atomic<UInt>(0)
+
+    struct Lifecycle {
+        var started = false
+        var finished = false
+        var startWaiter: CheckedContinuation<Void, any Error>? = nil
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    package init(settings: ForwarderSettings, onEvent: @escaping @Sendable (ForwarderEvent) -> Void) throws(ForwarderStartError) {
+        self.settings = settings
+        self.onEvent = onEvent
+        routerHandles = HandleSpace(capacity: settings.maxRouters)
+        transportHandles = HandleSpace(capacity: settings.maxTransports)
+        producerHandles = HandleSpace(capacity: settings.maxProducers)
+        consumerHandles = HandleSpace(capacity: settings.maxConsumers)
+        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard fd >= 0 else { throw .eventfd(rsfu_errno()) }
+        eventFd = fd
+    }
+
+    /// Starts the thread and returns once its ring and memory are ready.
+    package func start() async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            lifecycle.withLock { $0.startWaiter = cont; $0.started = true }
+            var tid = pthread_t()
+            let box = Unmanaged.passRetained(self).toOpaque()
+            let rc = pthread_create(&tid, nil, { arg in
+                let worker = Unmanaged<ForwarderWorker>.fromOpaque(arg!).takeRetainedValue()
+                worker.threadMain()
+                return nil
+            }, box)
+            if rc != 0 {
+                Unmanaged<ForwarderWorker>.fromOpaque(box).release()
+                let waiter = lifecycle.withLock { s -> CheckedContinuation<Void, any Error>? in
+                    s.finished = true
+                    defer { s.startWaiter = nil }
+                    return s.startWaiter
+                }
+                waiter?.resume(throwing: ForwarderStartError.thread(rc))
+            } else {
+                pthread_detach(tid)
+            }
+        }
+    }
+
+    /// Queues a command and wakes the thread. Safe from any thread.
+    package func send(_ command: ForwarderCommand) {
+        let queued = commands.withLock { q -> Bool in
+            if q.closed { return false }
+            q.items.append(command)
+            return true
+        }
+        if queued { wake() } else { ForwarderLoop.answerWithoutLoop([command]) }
+    }
+
+    /// Waits until every command sent before this call has been applied.
+    package func barrier() async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            send(.barrier { cont.resume() })
+        }
+    }
+
+    package func counters() async -> (ForwarderCounters, ForwarderResources) {
+        return await withCheckedContinuation { cont in
+            send(.counters { c, r in cont.resume(returning: (c, r)) })
+        }
+    }
+
+    package func stats(_ target: StatsTarget) async -> EntityCounters {
+        return await withCheckedContinuation { cont in
+            send(.stats(target) { cont.resume(returning: $0) })
+        }
+    }
+
+    /// Stops the thread, closes every socket and frees every slab.
+    package func stop() async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            let done = lifecycle.withLock { s -> Bool in
+                if s.finished || !s.started { return true }
+                s.stopWaiters.append(cont)
+                return false
+            }
+            if done { cont.resume(); return }
+            stopRequested.store(true, ordering: .releasing)
+            wake()
+        }
+    }
+
+    package var isFinished: Bool { lifecycle.withLock { $0.finished } }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(eventFd, &one, 8)
+    }
+
+    private func threadMain() {
+        threadId.store(UInt(pthread_self()), ordering: .releasing)
+        if let cpu = settings.cpu { _ = rsfu_pin_current_thread(Int32(cpu)) }
+        var loop: ForwarderLoop
+        do {
+            loop = try ForwarderLoop(worker: self)
+        } catch {
+            let waiter = lifecycle.withLock { s -> CheckedContinuation<Void, any Error>? in
+                s.finished = true
+                defer { s.startWaiter = nil }
+                return s.startWaiter
+            }
+            close(eventFd)
+            commands.withLock { $0.closed = true }
+            waiter?.resume(throwing: error)
+            return
+        }
+        let waiter = lifecycle.withLock { s -> CheckedContinuation<Void, any Error>? in
+            defer { s.startWaiter = nil }
+            return s.startWaiter
+        }
+        waiter?.resume()
+        let fatal = loop.run()
+        loop.shutdown()
+        close(eventFd)
+        // Commands that arrive after the end still get their replies, so no
+        // caller waits forever on a dead worker.
+        let leftovers = commands.withLock { q -> [ForwarderCommand] in
+            q.closed = true
+            defer { q.items = [] }
+            return q.items
+        }
+        let stopWaiters = lifecycle.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.finished = true
+            defer { s.stopWaiters = [] }
+            return s.stopWaiters
+        }
+        ForwarderLoop.answerWithoutLoop(leftovers)
+        if let fatal { onEvent(.died(fatal)) }
+        for w in stopWaiters { w.resume() }
+    }
+}
