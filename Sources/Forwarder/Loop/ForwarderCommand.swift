@@ -69,7 +69,6 @@ package enum ForwarderCommand: Sendable {
     case addConsumer(handle: UInt32, transport: UInt32, producer: UInt32, ConsumerSpec)
     case closeConsumer(UInt32)
     case setConsumerPaused(UInt32, Bool)
-    case setConsumerProducerPaused(UInt32, Bool)
     case stats(StatsTarget, @Sendable (EntityCounters) -> Void)
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
     /// Runs the reply once every earlier command has been applied.

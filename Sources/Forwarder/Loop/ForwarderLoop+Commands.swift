@@ -37,14 +37,18 @@ extension ForwarderLoop {
         case let .setProducerPaused(h, paused):
             guard producers[Int(h)].inUse else { return }
             producers[Int(h)].paused = paused
+            // As in mediasoup's worker, the producer tells its consumers.
+            var c = producers[Int(h)].firstConsumer
+            while c >= 0 {
+                setConsumer(Int(c)) { $0.producerPaused = paused }
+                c = consumers[Int(c)].nextInProducer
+            }
         case let .addConsumer(h, t, p, spec):
             addConsumer(Int(h), transport: Int(t), producer: Int(p), spec)
         case .closeConsumer(let h):
             closeConsumer(Int(h))
         case let .setConsumerPaused(h, paused):
             setConsumer(Int(h)) { $0.paused = paused }
-        case let .setConsumerProducerPaused(h, paused):
-            setConsumer(Int(h)) { $0.producerPaused = paused }
         case let .stats(target, reply):
             switch target {
             case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())

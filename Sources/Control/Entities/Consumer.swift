@@ -1,0 +1,163 @@
+import Foundation
+import RingSFUForwarder
+
+public enum ConsumerEvent: Sendable {
+    case transportClose
+    case producerClose
+    case producerPause
+    case producerResume
+}
+
+public enum ConsumerObserverEvent: Sendable {
+    case close, pause, resume
+}
+
+/// A producer's media sent to one endpoint, with its own SSRC, payload
+/// types and sequence numbers.
+@RingSFUActor
+public final class Consumer {
+    public nonisolated let id: String
+    public nonisolated let producerId: String
+    public nonisolated let kind: MediaKind
+    public nonisolated let rtpParameters: RtpParameters
+    /// `simple`, `simulcast`, `svc` or `pipe`.
+    public nonisolated let type: String
+    public private(set) var paused: Bool
+    public private(set) var producerPaused: Bool
+    public private(set) var closed = false
+    public private(set) var priority = 1
+    public var appData: AppData
+
+    weak var transport: Transport?
+    weak var producer: Producer?
+    weak var worker: Worker?
+    let forwarder: ForwarderWorker
+    let handle: UInt32
+    private let eventChannel = EventChannel<ConsumerEvent>()
+    private let observerChannel = EventChannel<ConsumerObserverEvent>()
+
+    init(transport: Transport, producer: Producer, handle: UInt32, kind: MediaKind, rtpParameters: RtpParameters, type: String, paused: Bool, producerPaused: Bool, appData: AppData) {
+        id = UUID().uuidString.lowercased()
+        producerId = producer.id
+        self.transport = transport
+        self.producer = producer
+        self.worker = transport.worker
+        self.forwarder = transport.forwarder
+        self.handle = handle
+        self.kind = kind
+        self.rtpParameters = rtpParameters
+        self.type = type
+        self.paused = paused
+        self.producerPaused = producerPaused
+        self.appData = appData
+    }
+
+    public var events: AsyncStream<ConsumerEvent> { eventChannel.subscribe() }
+    public var observer: AsyncStream<ConsumerObserverEvent> { observerChannel.subscribe() }
+
+    func forwarderSpec() -> ConsumerSpec {
+        let pts = rtpParameters.codecs.map { (UInt8($0.payloadType), UInt8($0.payloadType)) }
+        let exts = (rtpParameters.headerExtensions ?? []).map { (UInt8($0.id), UInt8($0.id)) }
+        return ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video)
+    }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("Consumer closed") }
+    }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        forwarder.send(.closeConsumer(handle))
+        detach()
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    func transportClosed() {
+        guard !closed else { return }
+        closed = true
+        producer?.consumerRemoved(self)
+        worker?.consumersById[id] = nil
+        forwarder.consumerHandles.release(handle)
+        eventChannel.emit(.transportClose)
+        worker?.notify("consumer.transportclose", id)
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    /// The producer closed; the forwarder already dropped this consumer.
+    func producerClosed() {
+        guard !closed else { return }
+        closed = true
+        detach()
+        eventChannel.emit(.producerClose)
+        worker?.notify("consumer.producerclose", id)
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    private func detach() {
+        transport?.consumerRemoved(self)
+        producer?.consumerRemoved(self)
+        forwarder.consumerHandles.release(handle)
+    }
+
+    private func finishChannels() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    func producerPausedChanged(_ value: Bool) {
+        guard !closed, producerPaused != value else { return }
+        producerPaused = value
+        eventChannel.emit(value ? .producerPause : .producerResume)
+        worker?.notify(value ? "consumer.producerpause" : "consumer.producerresume", id)
+        if !paused { observerChannel.emit(value ? .pause : .resume) }
+    }
+
+    public func pause() throws(SFUError) {
+        try checkOpen()
+        let was = paused
+        paused = true
+        forwarder.send(.setConsumerPaused(handle, true))
+        if !was && !producerPaused { observerChannel.emit(.pause) }
+    }
+
+    public func resume() throws(SFUError) {
+        try checkOpen()
+        let was = paused
+        paused = false
+        forwarder.send(.setConsumerPaused(handle, false))
+        if was && !producerPaused { observerChannel.emit(.resume) }
+    }
+
+    public func setPriority(_ value: Int) throws(SFUError) {
+        try checkOpen()
+        guard value >= 0 else { throw .invalidArgument("priority must be a positive number") }
+        priority = value
+    }
+
+    public func getStats() async throws(SFUError) -> [RtpStreamStats] {
+        try checkOpen()
+        let c = await forwarder.stats(.consumer(handle))
+        let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
+        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: 10)]
+    }
+
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var producerId: String
+        public var kind: MediaKind
+        public var type: String
+        public var rtpParameters: RtpParameters
+        public var paused: Bool
+        public var producerPaused: Bool
+        public var priority: Int
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, producerId: producerId, kind: kind, type: type, rtpParameters: rtpParameters, paused: paused, producerPaused: producerPaused, priority: priority)
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import RingSFUForwarder
+
+public enum ProducerEvent: Sendable {
+    /// The producer's transport closed.
+    case transportClose
+}
+
+public enum ProducerObserverEvent: Sendable {
+    case close, pause, resume
+}
+
+/// A media stream received by the router from one endpoint.
+@RingSFUActor
+public final class Producer {
+    public nonisolated let id: String
+    public nonisolated let kind: MediaKind
+    public nonisolated let rtpParameters: RtpParameters
+    /// `simple`, `simulcast` or `svc`.
+    public nonisolated let type: String
+    public nonisolated let consumableRtpParameters: RtpParameters
+    public private(set) var paused: Bool
+    public private(set) var closed = false
+    public var appData: AppData
+
+    weak var transport: Transport?
+    weak var worker: Worker?
+    let forwarder: ForwarderWorker
+    let handle: UInt32
+    var consumers = OrderedMap<Consumer>()
+    private let eventChannel = EventChannel<ProducerEvent>()
+    private let observerChannel = EventChannel<ProducerObserverEvent>()
+
+    init(transport: Transport, handle: UInt32, id: String?, kind: MediaKind, rtpParameters: RtpParameters, type: String, consumableRtpParameters: RtpParameters, paused: Bool, appData: AppData) {
+        self.id = id ?? UUID().uuidString.lowercased()
+        self.transport = transport
+        self.worker = transport.worker
+        self.forwarder = transport.forwarder
+        self.handle = handle
+        self.kind = kind
+        self.rtpParameters = rtpParameters
+        self.type = type
+        self.consumableRtpParameters = consumableRtpParameters
+        self.paused = paused
+        self.appData = appData
+    }
+
+    public var events: AsyncStream<ProducerEvent> { eventChannel.subscribe() }
+    public var observer: AsyncStream<ProducerObserverEvent> { observerChannel.subscribe() }
+
+    public var consumerCount: Int { consumers.count }
+
+    /// mediasoup's rule: one encoding without layers is simple; several
+    /// encodings (VP8/H264) or temporal layers of VP8/H264 are simulcast;
+    /// spatial/temporal layers of VP9, H264-SVC or AV1 are SVC.
+    static func type(of params: RtpParameters) throws(SFUError) -> String {
+        let encodings = params.encodings ?? []
+        let media = params.codecs.first { !$0.mimeType.isRtxMime }!.mimeType.lowercased()
+        if encodings.count > 1 {
+            guard media == "video/vp8" || media == "video/h264" else {
+                throw .invalidArgument("\(media) codec not supported for simulcast")
+            }
+            return "simulcast"
+        }
+        let mode = encodings.first?.scalabilityMode ?? ""
+        let (spatial, temporal) = layers(of: mode)
+        if spatial > 1 || temporal > 1 {
+            switch media {
+            case "video/vp9", "video/h264-svc", "video/av1": return "svc"
+            case "video/vp8", "video/h264": return "simulcast"
+            default: throw .invalidArgument("invalid RTP parameters: scalabilityMode \(mode) not supported for \(media)")
+            }
+        }
+        return "simple"
+    }
+
+    static func layers(of mode: String) -> (Int, Int) {
+        guard let first = mode.first, first == "L" || first == "S", let t = mode.firstIndex(of: "T") else { return (1, 1) }
+        let s = Int(mode[mode.index(after: mode.startIndex)..<t]) ?? 1
+        let tl = Int(mode[mode.index(after: t)...].prefix { $0.isNumber }) ?? 1
+        return (s, tl)
+    }
+
+    func forwarderSpec(mapping: Ortc.RtpMapping, router caps: RtpCapabilities, ssrcs: [UInt32]) -> ProducerSpec {
+        let pts = mapping.codecs.map { (UInt8($0.payloadType), UInt8($0.mappedPayloadType)) }
+        let codecs: [(UInt8, KeyFrameCodec)] = (caps.codecs ?? []).compactMap { c in
+            guard let pt = c.preferredPayloadType else { return nil }
+            let codec: KeyFrameCodec = switch c.mimeType.lowercased() {
+            case "video/vp8": .vp8
+            case "video/vp9": .vp9
+            case "video/h264", "video/h264-svc": .h264
+            case "video/h265": .h265
+            case "video/av1": .av1
+            default: .none
+            }
+            return (UInt8(pt), codec)
+        }
+        // Producer extension ids -> the router's ids for the same URI.
+        var exts: [(UInt8, UInt8)] = []
+        for e in rtpParameters.headerExtensions ?? [] {
+            if let r = (caps.headerExtensions ?? []).first(where: { $0.kind == kind && $0.uri == e.uri }) {
+                exts.append((UInt8(e.id), UInt8(r.preferredId)))
+            }
+        }
+        return ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused)
+    }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("Producer closed") }
+    }
+
+    /// Closes the producer; its consumers then emit `producerClose`.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        forwarder.send(.closeProducer(handle))
+        transport?.producerRemoved(self)
+        forwarder.producerHandles.release(handle)
+        observerChannel.emit(.close)
+        finishChannels()
+        let orphans = consumers.values
+        consumers.removeAll()
+        for consumer in orphans { consumer.producerClosed() }
+    }
+
+    func transportClosed() {
+        guard !closed else { return }
+        closed = true
+        forwarder.producerHandles.release(handle)
+        eventChannel.emit(.transportClose)
+        worker?.notify("producer.transportclose", id)
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    private func finishChannels() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    func consumerRemoved(_ consumer: Consumer) {
+        consumers[consumer.id] = nil
+    }
+
+    /// Stops forwarding to every consumer; they emit `producerPause`.
+    public func pause() throws(SFUError) {
+        try checkOpen()
+        let was = paused
+        paused = true
+        forwarder.send(.setProducerPaused(handle, true))
+        guard !was else { return }
+        observerChannel.emit(.pause)
+        for consumer in consumers.values { consumer.producerPausedChanged(true) }
+    }
+
+    /// Resumes forwarding; video consumers restart on a key frame.
+    public func resume() throws(SFUError) {
+        try checkOpen()
+        let was = paused
+        paused = false
+        forwarder.send(.setProducerPaused(handle, false))
+        guard was else { return }
+        observerChannel.emit(.resume)
+        for consumer in consumers.values { consumer.producerPausedChanged(false) }
+    }
+
+    public func getStats() async throws(SFUError) -> [RtpStreamStats] {
+        try checkOpen()
+        let c = await forwarder.stats(.producer(handle))
+        let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
+        return [RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: 10)]
+    }
+
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var kind: MediaKind
+        public var type: String
+        public var rtpParameters: RtpParameters
+        public var consumableRtpParameters: RtpParameters
+        public var paused: Bool
+        public var consumerIds: [String]
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, kind: kind, type: type, rtpParameters: rtpParameters, consumableRtpParameters: consumableRtpParameters, paused: paused, consumerIds: consumers.keys)
+    }
+}

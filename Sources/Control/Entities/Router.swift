@@ -1,0 +1,139 @@
+import Foundation
+import RingSFUForwarder
+
+public enum RouterEvent: Sendable {
+    /// The worker closed or died.
+    case workerClose
+}
+
+public enum RouterObserverEvent: Sendable {
+    case close
+    case newTransport(Transport)
+}
+
+/// A router: a media room. It owns transports, and producers of any of its
+/// transports can be consumed on any other.
+@RingSFUActor
+public final class Router {
+    public nonisolated let id: String
+    public nonisolated let rtpCapabilities: RtpCapabilities
+    public private(set) var closed = false
+    public var appData: AppData
+
+    weak var worker: Worker?
+    let forwarder: ForwarderWorker
+    let handle: UInt32
+    var transports = OrderedMap<Transport>()
+    var producers: [String: Producer] = [:]
+    private let eventChannel = EventChannel<RouterEvent>()
+    private let observerChannel = EventChannel<RouterObserverEvent>()
+
+    init(worker: Worker, handle: UInt32, rtpCapabilities: RtpCapabilities, appData: AppData) {
+        id = UUID().uuidString.lowercased()
+        self.worker = worker
+        self.forwarder = worker.forwarder
+        self.handle = handle
+        self.rtpCapabilities = rtpCapabilities
+        self.appData = appData
+    }
+
+    public var events: AsyncStream<RouterEvent> { eventChannel.subscribe() }
+    public var observer: AsyncStream<RouterObserverEvent> { observerChannel.subscribe() }
+
+    public var transportCount: Int { transports.count }
+
+    /// Closes the router and, silently, everything in it: each transport
+    /// emits `routerClose`.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        forwarder.send(.closeRouter(handle))
+        closeChildren()
+        worker?.routerClosed(self)
+        forwarder.routerHandles.release(handle)
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    /// The worker closed or died: emits `workerClose`.
+    func workerClosed() {
+        guard !closed else { return }
+        closed = true
+        closeChildren()
+        forwarder.routerHandles.release(handle)
+        eventChannel.emit(.workerClose)
+        worker?.notify("router.workerclose", id)
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    private func closeChildren() {
+        for transport in transports.values { transport.routerClosed() }
+        transports.removeAll()
+        producers = [:]
+    }
+
+    private func finishChannels() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("Router closed") }
+    }
+
+    // MARK: - Transports
+
+    /// Creates a plain RTP transport (no ICE, no DTLS): for ffmpeg,
+    /// GStreamer, and RTP from other servers.
+    public func createPlainTransport(_ options: PlainTransportOptions) throws(SFUError) -> PlainTransport {
+        try checkOpen()
+        guard let worker else { throw .invalidState("Router closed") }
+        let transport = try PlainTransport.make(router: self, worker: worker, options: options)
+        register(transport)
+        return transport
+    }
+
+    func register(_ transport: Transport) {
+        transports[transport.id] = transport
+        worker?.transportsByHandle[transport.handle] = transport
+        worker?.transportsById[transport.id] = transport
+        observerChannel.emit(.newTransport(transport))
+    }
+
+    func transportClosed(_ transport: Transport) {
+        transports[transport.id] = nil
+        worker?.transportsByHandle[transport.handle] = nil
+        worker?.transportsById[transport.id] = nil
+    }
+
+    // MARK: - Producers
+
+    func producerAdded(_ producer: Producer) {
+        producers[producer.id] = producer
+        worker?.producersById[producer.id] = producer
+    }
+
+    func producerRemoved(_ producer: Producer) {
+        producers[producer.id] = nil
+        worker?.producersById[producer.id] = nil
+    }
+
+    /// Whether a consumer with `rtpCapabilities` could consume the producer.
+    public func canConsume(producerId: String, rtpCapabilities: RtpCapabilities) -> Bool {
+        guard let producer = producers[producerId] else { return false }
+        return (try? Ortc.canConsume(producer.consumableRtpParameters, caps: rtpCapabilities)) ?? false
+    }
+
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var transportIds: [String]
+        public var producerIds: [String]
+        public var rtpCapabilities: RtpCapabilities
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, transportIds: transports.keys, producerIds: producers.keys.sorted(), rtpCapabilities: rtpCapabilities)
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import RingSFUForwarder
+
+public enum TransportEvent: Sendable {
+    /// The router closed.
+    case routerClose
+    /// A comedia PlainTransport learnt its remote RTP tuple.
+    case tuple(TransportTuple)
+    /// A comedia PlainTransport learnt its remote RTCP tuple.
+    case rtcpTuple(TransportTuple)
+}
+
+public enum TransportObserverEvent: Sendable {
+    case close
+    case newProducer(Producer)
+    case newConsumer(Consumer)
+    case tuple(TransportTuple)
+    case rtcpTuple(TransportTuple)
+}
+
+/// An address pair of a transport, with mediasoup's field names.
+public struct TransportTuple: Codable, Sendable, Hashable {
+    public var localAddress: String
+    public var localPort: Int
+    public var remoteIp: String?
+    public var remotePort: Int?
+    public var `protocol`: String
+
+    public init(localAddress: String, localPort: Int, remoteIp: String? = nil, remotePort: Int? = nil, protocol: String = "udp") {
+        self.localAddress = localAddress
+        self.localPort = localPort
+        self.remoteIp = remoteIp
+        self.remotePort = remotePort
+        self.protocol = `protocol`
+    }
+}
+
+/// The common part of every transport: producers and consumers, and the
+/// closure cascades of `doc/closures.md`.
+@RingSFUActor
+public class Transport {
+    public nonisolated let id: String
+    public internal(set) var closed = false
+    public var appData: AppData
+
+    weak var router: Router?
+    weak var worker: Worker?
+    let forwarder: ForwarderWorker
+    let handle: UInt32
+    var producers = OrderedMap<Producer>()
+    var consumers = OrderedMap<Consumer>()
+    /// One CNAME for all producers of a transport, as mediasoup does.
+    var cname: String?
+    var nextMid = 0
+    let eventChannel = EventChannel<TransportEvent>()
+    let observerChannel = EventChannel<TransportObserverEvent>()
+
+    init(router: Router, worker: Worker, handle: UInt32, appData: AppData) {
+        id = UUID().uuidString.lowercased()
+        self.router = router
+        self.worker = worker
+        self.forwarder = worker.forwarder
+        self.handle = handle
+        self.appData = appData
+    }
+
+    public var events: AsyncStream<TransportEvent> { eventChannel.subscribe() }
+    public var observer: AsyncStream<TransportObserverEvent> { observerChannel.subscribe() }
+
+    public var producerCount: Int { producers.count }
+    public var consumerCount: Int { consumers.count }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("Transport closed") }
+    }
+
+    /// Closes the transport: its producers and consumers emit
+    /// `transportClose`; consumers of its producers on other transports then
+    /// emit `producerClose`.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        forwarder.send(.closeTransport(handle))
+        var orphans: [Consumer] = []
+        for producer in producers.values {
+            orphans += producer.consumers.values
+            producer.transportClosed()
+            router?.producerRemoved(producer)
+        }
+        producers.removeAll()
+        for consumer in consumers.values { consumer.transportClosed() }
+        consumers.removeAll()
+        router?.transportClosed(self)
+        forwarder.transportHandles.release(handle)
+        observerChannel.emit(.close)
+        finishChannels()
+        // The forwarder freed these along with their producers.
+        for consumer in orphans where !consumer.closed { consumer.producerClosed() }
+    }
+
+    /// The router closed: emits `routerClose`. Nothing is sent to the
+    /// forwarder, which tears the router down as a whole.
+    func routerClosed() {
+        guard !closed else { return }
+        closed = true
+        for producer in producers.values { producer.transportClosed() }
+        producers.removeAll()
+        for consumer in consumers.values { consumer.transportClosed() }
+        consumers.removeAll()
+        router?.transportClosed(self)
+        forwarder.transportHandles.release(handle)
+        eventChannel.emit(.routerClose)
+        worker?.notify("transport.routerclose", id)
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    func finishChannels() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    func producerRemoved(_ producer: Producer) {
+        producers[producer.id] = nil
+        router?.producerRemoved(producer)
+    }
+
+    func consumerRemoved(_ consumer: Consumer) {
+        consumers[consumer.id] = nil
+        worker?.consumersById[consumer.id] = nil
+    }
+
+    // MARK: - Produce / consume
+
+    /// Starts receiving a media stream described by `rtpParameters`.
+    public func produce(_ options: ProducerOptions) throws(SFUError) -> Producer {
+        try checkOpen()
+        guard let router else { throw .invalidState("Transport closed") }
+        if let id = options.id, router.producers[id] != nil { throw .invalidArgument("a Producer with same id \"\(id)\" already exists") }
+        var params = try Ortc.validate(options.rtpParameters)
+        if (params.encodings ?? []).isEmpty { params.encodings = [RtpEncodingParameters()] }
+        if cname == nil { cname = params.rtcp?.cname ?? String(UUID().uuidString.prefix(8)).lowercased() }
+        params.rtcp?.cname = cname
+        let mapping = try Ortc.producerMapping(&params, kind: options.kind, router: router.rtpCapabilities)
+        let type = try Producer.type(of: params)
+        let consumable = Ortc.consumableParameters(kind: options.kind, params: params, router: router.rtpCapabilities, mapping: mapping)
+        // Receiving needs the SSRCs (MID/RID routing comes with WebRTC transports).
+        let ssrcs = (params.encodings ?? []).compactMap(\.ssrc)
+        guard !ssrcs.isEmpty else { throw .unsupported("encodings without ssrc are not supported on this transport yet") }
+        guard let handle = forwarder.producerHandles.allocate() else { throw .failure("too many producers in this worker") }
+        let producer = Producer(transport: self, handle: handle, id: options.id, kind: options.kind, rtpParameters: params, type: type, consumableRtpParameters: consumable, paused: options.paused ?? false, appData: options.appData ?? [:])
+        forwarder.send(.addProducer(handle: handle, transport: self.handle, producer.forwarderSpec(mapping: mapping, router: router.rtpCapabilities, ssrcs: ssrcs)))
+        producers[producer.id] = producer
+        router.producerAdded(producer)
+        observerChannel.emit(.newProducer(producer))
+        return producer
+    }
+
+    /// Starts sending a producer's media to this transport's remote.
+    public func consume(_ options: ConsumerOptions) throws(SFUError) -> Consumer {
+        try checkOpen()
+        guard let router, let worker else { throw .invalidState("Transport closed") }
+        guard !options.producerId.isEmpty else { throw .invalidArgument("missing producerId") }
+        if let mid = options.mid, mid.isEmpty { throw .invalidArgument("if given, mid must be a non empty string") }
+        guard let producer = router.producers[options.producerId] else {
+            throw .failure("Producer with id \"\(options.producerId)\" not found")
+        }
+        let enableRtx = options.enableRtx ?? (producer.kind == .video)
+        let pipe = options.pipe ?? false
+        var params = try Ortc.consumerParameters(producer.consumableRtpParameters, caps: options.rtpCapabilities, enableRtx: enableRtx, pipe: pipe)
+        if !pipe {
+            if let mid = options.mid { params.mid = mid } else {
+                params.mid = String(nextMid)
+                nextMid = nextMid >= 100_000_000 ? 0 : nextMid + 1
+            }
+        }
+        guard let handle = forwarder.consumerHandles.allocate() else { throw .failure("too many consumers in this worker") }
+        let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? "pipe" : producer.type, paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
+        forwarder.send(.addConsumer(handle: handle, transport: self.handle, producer: producer.handle, consumer.forwarderSpec()))
+        consumers[consumer.id] = consumer
+        producer.consumers[consumer.id] = consumer
+        worker.consumersById[consumer.id] = consumer
+        observerChannel.emit(.newConsumer(consumer))
+        return consumer
+    }
+
+    /// Transport statistics; subclasses add their own fields.
+    public func getStats() async throws(SFUError) -> [TransportStats] {
+        try checkOpen()
+        let c = await forwarder.stats(.transport(handle))
+        return [TransportStats(type: statsType, transportId: id, timestamp: nowMillis(), bytesReceived: c.bytes, bytesSent: c.bytesOut, rtpPacketsReceived: c.packets, rtpPacketsSent: c.packetsOut)]
+    }
+
+    var statsType: String { "transport" }
+}
+
+/// Options of `transport.produce`, with mediasoup's field names.
+public struct ProducerOptions: Codable, Sendable {
+    public var id: String?
+    public var kind: MediaKind
+    public var rtpParameters: RtpParameters
+    public var paused: Bool?
+    public var keyFrameRequestDelay: Int?
+    public var appData: AppData?
+
+    public init(id: String? = nil, kind: MediaKind, rtpParameters: RtpParameters, paused: Bool? = false, keyFrameRequestDelay: Int? = nil, appData: AppData? = nil) {
+        self.id = id
+        self.kind = kind
+        self.rtpParameters = rtpParameters
+        self.paused = paused
+        self.keyFrameRequestDelay = keyFrameRequestDelay
+        self.appData = appData
+    }
+}
+
+/// Options of `transport.consume`, with mediasoup's field names.
+public struct ConsumerOptions: Codable, Sendable {
+    public var producerId: String
+    public var rtpCapabilities: RtpCapabilities
+    public var paused: Bool?
+    public var mid: String?
+    public var enableRtx: Bool?
+    public var ignoreDtx: Bool?
+    public var pipe: Bool?
+    public var appData: AppData?
+
+    public init(producerId: String, rtpCapabilities: RtpCapabilities, paused: Bool? = false, mid: String? = nil, enableRtx: Bool? = nil, ignoreDtx: Bool? = nil, pipe: Bool? = nil, appData: AppData? = nil) {
+        self.producerId = producerId
+        self.rtpCapabilities = rtpCapabilities
+        self.paused = paused
+        self.mid = mid
+        self.enableRtx = enableRtx
+        self.ignoreDtx = ignoreDtx
+        self.pipe = pipe
+        self.appData = appData
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import Logging
+import RingSFUCShims
+import RingSFUForwarder
+
+/// Settings of a worker, with mediasoup's field names where they exist.
+public struct WorkerSettings: Codable, Sendable, Hashable {
+    public var logLevel: String?
+    /// Lowest and highest UDP port for transports that pick their own port.
+    public var rtcMinPort: Int?
+    public var rtcMaxPort: Int?
+    /// CPU to pin the forwarder thread to.
+    public var cpu: Int?
+    /// Gather each consumer's packets of a loop turn into UDP GSO sends.
+    public var gso: Bool?
+    /// Upper bounds of the preallocated tables.
+    public var maxTransports: Int?
+    public var maxProducers: Int?
+    public var maxConsumers: Int?
+    public var appData: AppData?
+
+    public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, appData: AppData? = nil) {
+        self.logLevel = logLevel
+        self.rtcMinPort = rtcMinPort
+        self.rtcMaxPort = rtcMaxPort
+        self.cpu = cpu
+        self.gso = gso
+        self.maxTransports = maxTransports
+        self.maxProducers = maxProducers
+        self.maxConsumers = maxConsumers
+        self.appData = appData
+    }
+}
+
+public enum WorkerEvent: Sendable {
+    /// The forwarder thread stopped on a fatal error; everything below the
+    /// worker has been closed.
+    case died(String)
+}
+
+public enum WorkerObserverEvent: Sendable {
+    case close
+    case newRouter(Router)
+}
+
+/// A worker: one forwarder thread (thread-per-core) and the routers it
+/// hosts. Create one per CPU core you want to forward on.
+@RingSFUActor
+public final class Worker {
+    public nonisolated let id: String
+    public private(set) var closed = false
+    public private(set) var died = false
+    public var appData: AppData
+    public nonisolated let settings: WorkerSettings
+
+    let forwarder: ForwarderWorker
+    let portRange: ClosedRange<UInt16>
+    let logger: Logger
+    var routers = OrderedMap<Router>()
+    // Indexes for lookups by id and by forwarder handle.
+    var transportsByHandle: [UInt32: Transport] = [:]
+    var transportsById: [String: Transport] = [:]
+    var producersById: [String: Producer] = [:]
+    var consumersById: [String: Consumer] = [:]
+    private let eventChannel = EventChannel<WorkerEvent>()
+    private let observerChannel = EventChannel<WorkerObserverEvent>()
+    private var taps: [Int: @RingSFUActor (EntityNotification) -> Void] = [:]
+    private var nextTap = 0
+
+    /// Starts a worker thread and returns once it is ready.
+    public nonisolated static func create(_ settings: WorkerSettings = WorkerSettings()) async throws(SFUError) -> Worker {
+        let minPort = settings.rtcMinPort ?? 10000
+        let maxPort = settings.rtcMaxPort ?? 59999
+        guard (1...65535).contains(minPort), (1...65535).contains(maxPort), minPort <= maxPort else {
+            throw .invalidArgument("invalid rtcMinPort/rtcMaxPort \(minPort)-\(maxPort)")
+        }
+        if let cpu = settings.cpu, cpu < 0 { throw .invalidArgument("invalid cpu \(cpu)") }
+        var fs = ForwarderSettings()
+        fs.cpu = settings.cpu
+        if settings.gso == false { fs.maxSegmentsPerSend = 1 }
+        if let n = settings.maxTransports { fs.maxTransports = UInt32(max(1, n)) }
+        if let n = settings.maxProducers { fs.maxProducers = UInt32(max(1, n)) }
+        if let n = settings.maxConsumers { fs.maxConsumers = UInt32(max(1, n)) }
+        let (events, continuation) = AsyncStream<ForwarderEvent>.makeStream()
+        let forwarder: ForwarderWorker
+        do {
+            forwarder = try ForwarderWorker(settings: fs) { continuation.yield($0) }
+            try await forwarder.start()
+        } catch {
+            throw .failure("worker failed to start: \(error)")
+        }
+        let worker = await Worker(settings: settings, forwarder: forwarder, portRange: UInt16(minPort)...UInt16(maxPort))
+        await worker.pump(events)
+        return worker
+    }
+
+    init(settings: WorkerSettings, forwarder: ForwarderWorker, portRange: ClosedRange<UInt16>) {
+        id = UUID().uuidString.lowercased()
+        self.settings = settings
+        self.forwarder = forwarder
+        self.portRange = portRange
+        appData = settings.appData ?? [:]
+        var logger = Logger(label: "ringsfu.worker")
+        logger.logLevel = Logger.Level(rawValue: settings.logLevel ?? "info") ?? .info
+        logger[metadataKey: "worker"] = .string(id)
+        self.logger = logger
+    }
+
+    /// Delivers forwarder notifications on the control plane, in order.
+    private func pump(_ events: AsyncStream<ForwarderEvent>) {
+        Task { @RingSFUActor [weak self] in
+            for await event in events {
+                guard let self else { return }
+                self.handle(event)
+            }
+        }
+    }
+
+    private func handle(_ event: ForwarderEvent) {
+        switch event {
+        case let .tupleLearned(handle, rtcp, address):
+            (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
+        case .died(let reason):
+            workerDied(reason)
+        }
+    }
+
+    /// A new, independent sequence of this worker's events (`died`).
+    public var events: AsyncStream<WorkerEvent> { eventChannel.subscribe() }
+    /// A new, independent sequence of observer events (`close`, `newRouter`).
+    public var observer: AsyncStream<WorkerObserverEvent> { observerChannel.subscribe() }
+
+    /// Routers hosted by this worker.
+    public var routerCount: Int { routers.count }
+
+    /// Creates a router whose capabilities follow `mediaCodecs`.
+    public func createRouter(mediaCodecs: [RtpCodecCapability] = [], appData: AppData = [:]) throws(SFUError) -> Router {
+        try checkOpen()
+        let caps = try Ortc.generateRouterRtpCapabilities(mediaCodecs)
+        guard let handle = forwarder.routerHandles.allocate() else { throw .failure("too many routers in this worker") }
+        forwarder.send(.addRouter(handle))
+        let router = Router(worker: self, handle: handle, rtpCapabilities: caps, appData: appData)
+        routers[router.id] = router
+        logger.debug("router created", metadata: ["router": .string(router.id)])
+        observerChannel.emit(.newRouter(router))
+        return router
+    }
+
+    /// Stops the forwarder thread and closes everything below the worker.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        Task { await forwarder.stop() }
+        for router in routers.values { router.workerClosed() }
+        routers.removeAll()
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    func workerDied(_ reason: String) {
+        guard !closed else { return }
+        closed = true
+        died = true
+        logger.error("worker died", metadata: ["reason": .string(reason)])
+        for router in routers.values { router.workerClosed() }
+        routers.removeAll()
+        eventChannel.emit(.died(reason))
+        notify("worker.died", id, ["error": .string(reason)])
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    private func finishChannels() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    /// Waits until the forwarder thread has ended and released its sockets.
+    public func waitForShutdown() async {
+        await forwarder.stop()
+    }
+
+    func routerClosed(_ router: Router) {
+        routers[router.id] = nil
+    }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("Worker closed") }
+    }
+
+    /// Test hook: makes the forwarder thread fail as on a fatal ring error.
+    package func simulateFatalError() {
+        forwarder.send(.simulateFatalError)
+    }
+
+    /// Forwarder counters and resources, for dumps, metrics and leak checks.
+    public func getResourceUsage() async -> WorkerResourceUsage {
+        let (c, r) = await forwarder.counters()
+        let tid = forwarder.threadId.load(ordering: .acquiring)
+        let cpuNs = tid == 0 || forwarder.isFinished ? 0 : rsfu_thread_cpu_ns(pthread_t(tid))
+        return WorkerResourceUsage(
+            packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
+            rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
+            dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty,
+            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated,
+            routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
+            sockets: r.sockets, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
+            forwarderCpuSeconds: Double(max(0, cpuNs)) / 1e9)
+    }
+
+    /// The worker's forwarder thread id (for per-thread CPU accounting).
+    package var forwarderThread: UInt { forwarder.threadId.load(ordering: .acquiring) }
+
+    /// Waits until every command sent so far has been applied by the forwarder.
+    public func sync() async { await forwarder.barrier() }
+
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var routerIds: [String]
+        public var resources: WorkerResourceUsage
+    }
+
+    public func dump() async -> Dump {
+        Dump(id: id, routerIds: routers.keys, resources: await getResourceUsage())
+    }
+
+    // MARK: - Notification taps
+
+    /// Registers a closure that receives every public event of every entity
+    /// of this worker, in emission order. Returns a token for `removeTap`.
+    @discardableResult
+    public func addNotificationTap(_ tap: @escaping @RingSFUActor (EntityNotification) -> Void) -> Int {
+        nextTap += 1
+        taps[nextTap] = tap
+        return nextTap
+    }
+
+    public func removeTap(_ token: Int) { taps[token] = nil }
+
+    func notify(_ method: String, _ entityId: String, _ extra: [String: JSONValue] = [:]) {
+        guard !taps.isEmpty else { return }
+        let key = String(method.prefix { $0 != "." }) + "Id"
+        var params = extra
+        params[key] = .string(entityId)
+        let n = EntityNotification(method: method, entityId: entityId, params: params)
+        for tap in taps.values { tap(n) }
+    }
+}

@@ -1,0 +1,65 @@
+/// Statistics entries in mediasoup's shapes (`getStats()` returns arrays of
+/// these). Fields that do not apply are nil and left out of the JSON.
+public struct RtpStreamStats: Codable, Sendable, Hashable {
+    public var type: String
+    public var timestamp: Double
+    public var ssrc: UInt32
+    public var kind: MediaKind
+    public var mimeType: String
+    public var packetCount: UInt64
+    public var byteCount: UInt64
+    public var packetsDiscarded: UInt64
+    public var score: Int
+}
+
+public struct TransportStats: Codable, Sendable, Hashable {
+    public var type: String
+    public var transportId: String
+    public var timestamp: Double
+    public var bytesReceived: UInt64
+    public var bytesSent: UInt64
+    public var rtpPacketsReceived: UInt64
+    public var rtpPacketsSent: UInt64
+    public var tuple: TransportTuple?
+    public var rtcpTuple: TransportTuple?
+    public var comedia: Bool?
+    public var rtcpMux: Bool?
+}
+
+/// Figures of a whole worker: the forwarder's counters and its resources.
+public struct WorkerResourceUsage: Codable, Sendable, Hashable {
+    public var packetsIn: UInt64
+    public var bytesIn: UInt64
+    public var packetsOut: UInt64
+    public var bytesOut: UInt64
+    public var rtcpIn: UInt64
+    public var sendCalls: UInt64
+    public var dropMalformed: UInt64
+    public var dropUnknownSsrc: UInt64
+    public var dropUnknownSource: UInt64
+    public var dropNotRtp: UInt64
+    public var dropRecvPoolEmpty: UInt64
+    public var dropSendPoolEmpty: UInt64
+    public var dropSendError: UInt64
+    public var dropTruncated: UInt64
+    public var routers: Int
+    public var transports: Int
+    public var producers: Int
+    public var consumers: Int
+    public var sockets: Int
+    public var ssrcEntries: Int
+    public var freeSendSlots: Int
+    public var sendSlots: Int
+    /// Thread CPU time of the forwarder, in seconds.
+    public var forwarderCpuSeconds: Double
+}
+
+func nowMillis() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1_000_000
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
