@@ -17,9 +17,13 @@ public struct WorkerSettings: Codable, Sendable, Hashable {
     public var maxTransports: Int?
     public var maxProducers: Int?
     public var maxConsumers: Int?
+    /// Receive buffers in the forwarder's provided-buffer ring (rounded up
+    /// to a power of two; default 4096).
+    public var receiveBuffers: Int?
     public var appData: AppData?
 
-    public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, appData: AppData? = nil) {
+    public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, receiveBuffers: Int? = nil, appData: AppData? = nil) {
+        self.receiveBuffers = receiveBuffers
         self.logLevel = logLevel
         self.rtcMinPort = rtcMinPort
         self.rtcMaxPort = rtcMaxPort
@@ -81,6 +85,12 @@ public final class Worker {
         if let n = settings.maxTransports { fs.maxTransports = UInt32(max(1, n)) }
         if let n = settings.maxProducers { fs.maxProducers = UInt32(max(1, n)) }
         if let n = settings.maxConsumers { fs.maxConsumers = UInt32(max(1, n)) }
+        if let n = settings.receiveBuffers {
+            guard (1...32768).contains(n) else { throw .invalidArgument("invalid receiveBuffers \(n) (1-32768)") }
+            var size = 1
+            while size < n { size <<= 1 }
+            fs.receiveBuffers = size
+        }
         let (events, continuation) = AsyncStream<ForwarderEvent>.makeStream()
         let forwarder: ForwarderWorker
         do {
@@ -161,7 +171,7 @@ public final class Worker {
         guard !closed else { return }
         closed = true
         died = true
-        logger.error("worker died", metadata: ["reason": .string(reason)])
+        logger.debug("worker died", metadata: ["reason": .string(reason)])
         for router in routers.values { router.workerClosed() }
         routers.removeAll()
         eventChannel.emit(.died(reason))

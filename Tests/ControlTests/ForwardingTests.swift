@@ -1,0 +1,196 @@
+import Testing
+import RingSFUCShims
+@testable import RingSFU
+@testable import RingSFUForwarder
+
+/// Media through the public API: real sockets on loopback, a real ring.
+@Suite("Forwarding") @RingSFUActor
+struct ForwardingTests {
+    struct Room {
+        let worker: Worker
+        let router: Router
+        let ingest: PlainTransport
+        let producer: Producer
+        let sender: TestSocket
+    }
+
+    func makeRoom(kind: MediaKind = .video) async throws -> Room {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus, vp8])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let exts = [RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:sdes:mid", id: 9),
+                    RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:toffset", id: 3)]
+        let params = kind == .video ? videoParams(ssrc: 4444, pt: 96, exts: exts) : audioParams(ssrc: 4444)
+        let producer = try ingest.produce(ProducerOptions(kind: kind, rtpParameters: params))
+        return Room(worker: worker, router: router, ingest: ingest, producer: producer, sender: TestSocket())
+    }
+
+    func addSink(_ room: Room, paused: Bool = false) throws -> (Consumer, TestSocket) {
+        let sink = TestSocket()
+        let t = try room.router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try t.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let c = try t.consume(ConsumerOptions(producerId: room.producer.id, rtpCapabilities: room.router.rtpCapabilities, paused: paused))
+        return (c, sink)
+    }
+
+    func send(_ room: Room, seq: UInt16, key: Bool = false, ts: UInt32 = 9000) {
+        room.sender.send(makeRtp(pt: 96, seq: seq, ts: ts, ssrc: 4444, payload: vp8Payload(keyFrame: key), extensions: [(9, [0x31]), (3, [0, 0, 1])]), to: UInt16(room.ingest.tuple.localPort))
+    }
+
+    func header(_ p: [UInt8]) throws -> RtpHeader {
+        try p.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+    }
+
+    @Test func producerToThreeConsumers() async throws {
+        let room = try await makeRoom()
+        var sinks: [(Consumer, TestSocket)] = []
+        for _ in 0..<3 { sinks.append(try addSink(room)) }
+        await room.worker.sync()
+        let tupleEvents = room.ingest.events
+        for i in 0..<50 { send(room, seq: 1000 &+ UInt16(i), key: i == 0, ts: 9000 + UInt32(i / 5) * 3000) }
+        let vp8Pt = room.router.rtpCapabilities.codecs!.first { $0.mimeType == "video/VP8" }!.preferredPayloadType!
+        for (consumer, sink) in sinks {
+            let got = sink.receiveAll(50)
+            #expect(got.count == 50)
+            #expect(sink.receive(timeoutMs: 100) == nil, "no duplicates")
+            let ssrc = consumer.rtpParameters.encodings![0].ssrc!
+            var lastSeq: UInt16? = nil
+            for pkt in got {
+                let h = try header(pkt)
+                #expect(h.ssrc == ssrc)
+                #expect(Int(h.payloadType) == vp8Pt)
+                if let l = lastSeq { #expect(h.sequenceNumber == l &+ 1) }
+                lastSeq = h.sequenceNumber
+                // Extension ids are the router's: mid 1, toffset 12.
+                var ids: [UInt8] = []
+                try pkt.withUnsafeBytes { raw in try RtpHeaderExtensions.forEach(raw.baseAddress!, h) { id, _, _ in ids.append(id) } }
+                #expect(Set(ids) == [1, 12])
+            }
+            // Payload bytes are untouched.
+            #expect(Array(got[0].suffix(98)) == Array(vp8Payload(keyFrame: true).suffix(98)))
+        }
+        // comedia learnt the sender's address (the event hops to the control plane).
+        await room.worker.sync()
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(room.ingest.tuple.remotePort == Int(room.sender.port))
+        room.worker.close()
+        let tupleNames = names(await collect(tupleEvents))
+        #expect(tupleNames == ["tuple", "routerClose"])
+        let stats = try? await room.producer.getStats()
+        #expect(stats == nil) // closed
+    }
+
+    @Test func videoConsumerStartsOnKeyFrame() async throws {
+        let room = try await makeRoom()
+        let (_, sink) = try addSink(room)
+        await room.worker.sync()
+        for i in 0..<5 { send(room, seq: UInt16(10 + i)) }
+        #expect(sink.receive(timeoutMs: 150) == nil)
+        send(room, seq: 15, key: true)
+        send(room, seq: 16)
+        let got = sink.receiveAll(2)
+        #expect(got.count == 2)
+        room.worker.close()
+    }
+
+    @Test func pauseResumeKeepsSequenceContinuous() async throws {
+        let room = try await makeRoom()
+        let (consumer, sink) = try addSink(room)
+        await room.worker.sync()
+        var seq: UInt16 = 65530 // cross the wrap too
+        var received: [UInt16] = []
+        func burst(_ n: Int, keyFirst: Bool) async throws {
+            for i in 0..<n { send(room, seq: seq, key: keyFirst && i == 0); seq &+= 1 }
+            received += try sink.receiveAll(n, timeoutMs: 1000).map { try header($0).sequenceNumber }
+        }
+        try await burst(10, keyFirst: true)
+        try consumer.pause()
+        await room.worker.sync()
+        for _ in 0..<7 { send(room, seq: seq); seq &+= 1 }  // dropped while paused
+        #expect(sink.receive(timeoutMs: 100) == nil)
+        try consumer.resume()
+        await room.worker.sync()
+        send(room, seq: seq); seq &+= 1 // not a key frame: still waiting
+        try await burst(10, keyFirst: true)
+        try room.producer.pause()
+        await room.worker.sync()
+        for _ in 0..<5 { send(room, seq: seq); seq &+= 1 }
+        try room.producer.resume()
+        await room.worker.sync()
+        try await burst(10, keyFirst: true)
+        #expect(received.count == 30)
+        for i in 1..<received.count { #expect(received[i] == received[i - 1] &+ 1, "gap at \(i)") }
+        room.worker.close()
+    }
+
+    @Test func malformedDatagramsAreCountedAndDropped() async throws {
+        let room = try await makeRoom(kind: .audio)
+        let (_, sink) = try addSink(room)
+        await room.worker.sync()
+        let port = UInt16(room.ingest.tuple.localPort)
+        let good = { (seq: UInt16) in makeRtp(pt: 111, seq: seq, ssrc: 4444) }
+        room.sender.send(good(1), to: port) // comedia learns the tuple from a good packet
+        #expect(sink.receiveAll(1).count == 1)
+        var bad: [[UInt8]] = []
+        bad.append([])                                         // empty
+        bad.append([0x80])                                     // 1 byte
+        bad.append([0x40] + Array(good(2).dropFirst()))        // version 1
+        bad.append([0x8F] + Array(good(3).dropFirst()).prefix(20)) // 15 CSRCs, too short
+        var ext = good(4); ext[0] |= 0x10                      // extension flag, bogus length
+        ext.replaceSubrange(12..<16, with: [0xBE, 0xDE, 0xFF, 0xFF]); bad.append(ext)
+        var pad = good(5); pad[0] |= 0x20; pad[pad.count - 1] = 0xFF; bad.append(pad) // padding > payload
+        for b in bad { room.sender.send(b, to: port) }
+        for i in 0..<20 { room.sender.send(good(10 + UInt16(i)), to: port) }
+        #expect(sink.receiveAll(20).count == 20)
+        let usage = await room.worker.getResourceUsage()
+        // Empty, 1-byte and version-1 datagrams fall outside RFC 7983's RTP
+        // range; the other three parse as RTP and fail the bounds checks.
+        #expect(usage.dropNotRtp == 3)
+        #expect(usage.dropMalformed == 3)
+        room.worker.close()
+    }
+
+    @Test func unknownSsrcAndStrangersAreDropped() async throws {
+        let room = try await makeRoom(kind: .audio)
+        let (_, sink) = try addSink(room)
+        await room.worker.sync()
+        let port = UInt16(room.ingest.tuple.localPort)
+        room.sender.send(makeRtp(pt: 111, seq: 1, ssrc: 4444), to: port)
+        room.sender.send(makeRtp(pt: 111, seq: 2, ssrc: 5555), to: port)
+        let stranger = TestSocket()
+        stranger.send(makeRtp(pt: 111, seq: 3, ssrc: 4444), to: port)
+        #expect(sink.receiveAll(2, timeoutMs: 300).count == 1)
+        let usage = await room.worker.getResourceUsage()
+        #expect(usage.dropUnknownSsrc == 1)
+        #expect(usage.dropUnknownSource == 1)
+        room.worker.close()
+    }
+
+    @Test func floodEmptiesReceivePoolThenRecovers() async throws {
+        // A small receive pool and a flood from a blocked-up sender.
+        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 16, maxProducers: 16, maxConsumers: 64, receiveBuffers: 16))
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        _ = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 4444)))
+        let sinkT = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        let sink = TestSocket()
+        try sinkT.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let producer = router.producers.values.first!
+        _ = try sinkT.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        await worker.sync()
+        // A burst far larger than 16 receive buffers.
+        let port = UInt16(ingest.tuple.localPort)
+        let sender = TestSocket()
+        let payload = makeRtp(pt: 111, seq: 1, ssrc: 4444, payload: Array(repeating: 1, count: 1000))
+        for _ in 0..<50_000 { sender.send(payload, to: port) }
+        try await Task.sleep(for: .milliseconds(300))
+        while sink.receive(timeoutMs: 20) != nil {}
+        let usage = await worker.getResourceUsage()
+        // Whatever the kernel and the pool dropped, the worker is alive and forwards again.
+        for i in 0..<10 { sender.send(makeRtp(pt: 111, seq: UInt16(100 + i), ssrc: 4444), to: port) }
+        #expect(sink.receiveAll(10).count == 10)
+        #expect(usage.packetsIn > 0)
+        #expect(usage.dropRecvPoolEmpty > 0)
+        worker.close()
+    }
+}
