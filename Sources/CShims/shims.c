@@ -50,3 +50,13 @@ unsigned rsfu_cqe_f_more(void) { return IORING_CQE_F_MORE; }
 unsigned rsfu_cqe_f_buffer(void) { return IORING_CQE_F_BUFFER; }
 unsigned rsfu_cqe_buffer_shift(void) { return IORING_CQE_BUFFER_SHIFT; }
 unsigned rsfu_sqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }
+
+int rsfu_recvmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)msgs, n, flags, NULL);
+}
+
+int rsfu_sendmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
+}
+
+int rsfu_msg_waitforone(void) { return MSG_WAITFORONE; }

@@ -6,7 +6,7 @@ import Glibc
 
 /// A blocking loopback UDP endpoint for tests: sends datagrams and
 /// receives them with a timeout.
-final class TestSocket {
+final class TestSocket: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
 

@@ -44,6 +44,15 @@ int64_t rsfu_monotonic_ns(void);
 size_t rsfu_write_gso_cmsg(void *buf, uint16_t segment_size);
 size_t rsfu_gso_cmsg_space(void);
 
+/// mmsghdr without _GNU_SOURCE in Swift's view of the headers (same layout).
+struct rsfu_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+int rsfu_recvmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags);
+int rsfu_sendmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags);
+int rsfu_msg_waitforone(void);
+
 /// The current thread's errno.
 int rsfu_errno(void);
 

@@ -1,0 +1,270 @@
+import Foundation
+
+/// One JSON-RPC 2.0 client of the control API (one WebSocket connection in
+/// `ringsfu serve`). Requests are answered in order on `outbound`, with the
+/// public events of the entities this session created pushed in between as
+/// notifications, in the order they happened.
+///
+/// Entities created by a session are closed when the session ends, so a
+/// client that disconnects leaves nothing behind.
+@RingSFUActor
+public final class RpcSession {
+    public nonisolated let outbound: AsyncStream<String>
+    private let continuation: AsyncStream<String>.Continuation
+    private let pool: WorkerPool
+    private var owned = Set<String>()
+    private var ownedRouters: [Router] = []
+    private var ownedTransports: [Transport] = []
+    private var taps: [(Worker, Int)] = []
+    private var ended = false
+
+    public init(pool: WorkerPool) {
+        self.pool = pool
+        (outbound, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
+        for worker in pool.workers {
+            let token = worker.addNotificationTap { [weak self] n in self?.forward(n) }
+            taps.append((worker, token))
+        }
+    }
+
+    /// Ends the session: closes what it created and finishes `outbound`.
+    public func end() {
+        guard !ended else { return }
+        ended = true
+        for (w, t) in taps { w.removeTap(t) }
+        for t in ownedTransports where !t.closed { t.close() }
+        for r in ownedRouters where !r.closed { r.close() }
+        continuation.finish()
+    }
+
+    private func forward(_ n: EntityNotification) {
+        guard owned.contains(n.entityId) || n.method.hasPrefix("worker.") else { return }
+        var params = n.params
+        params.removeValue(forKey: "")
+        send(.object(["jsonrpc": .string("2.0"), "method": .string(n.method), "params": .object(params)]))
+    }
+
+    private func send(_ value: JSONValue) {
+        guard let data = try? JSONEncoder().encode(value), let text = String(data: data, encoding: .utf8) else { return }
+        continuation.yield(text)
+    }
+
+    // MARK: - Requests
+
+    /// Handles one request text and queues its response on `outbound`.
+    public func handle(_ text: String) async {
+        let request: JSONValue
+        do {
+            request = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        } catch {
+            return reply(id: .null, error: RpcError(code: -32700, message: "parse error: invalid JSON", type: "TypeError"))
+        }
+        guard case .object(let obj) = request, obj["jsonrpc"]?.stringValue == "2.0", let method = obj["method"]?.stringValue else {
+            return reply(id: request["id"] ?? .null, error: RpcError(code: -32600, message: "invalid request: expected {\"jsonrpc\":\"2.0\",\"method\":...}", type: "TypeError"))
+        }
+        let id = obj["id"]
+        let params = obj["params"] ?? .object([:])
+        do {
+            let result = try await dispatch(method, params)
+            // A request without id is a notification: no answer.
+            if let id { send(.object(["jsonrpc": .string("2.0"), "id": id, "result": result])) }
+        } catch let error as RpcError {
+            if let id { reply(id: id, error: error) }
+        } catch let error as SFUError {
+            if let id { reply(id: id, error: RpcError(error)) }
+        } catch {
+            if let id { reply(id: id, error: RpcError(code: -32603, message: "\(error)", type: "Error")) }
+        }
+    }
+
+    private func reply(id: JSONValue, error: RpcError) {
+        send(.object(["jsonrpc": .string("2.0"), "id": id, "error": .object([
+            "code": .number(Double(error.code)), "message": .string(error.message),
+            "data": .object(["type": .string(error.type)]),
+        ])]))
+    }
+
+    struct RpcError: Error {
+        var code: Int
+        var message: String
+        var type: String
+
+        init(code: Int, message: String, type: String) {
+            self.code = code
+            self.message = message
+            self.type = type
+        }
+
+        init(_ e: SFUError) {
+            code = switch e {
+            case .invalidArgument: -32602
+            case .unsupported: -32001
+            case .invalidState: -32002
+            case .failure: -32000
+            }
+            message = e.message
+            type = e.typeName
+        }
+    }
+
+    private func string(_ params: JSONValue, _ key: String) throws(SFUError) -> String {
+        guard let v = params[key] else { throw .invalidArgument("missing params.\(key)") }
+        guard let s = v.stringValue, !s.isEmpty else { throw .invalidArgument("invalid params.\(key): expected a non-empty string") }
+        return s
+    }
+
+    private func router(_ p: JSONValue) throws(SFUError) -> Router {
+        let id = try string(p, "routerId")
+        guard let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
+        return r
+    }
+    private func transport(_ p: JSONValue) throws(SFUError) -> Transport {
+        let id = try string(p, "transportId")
+        guard let t = pool.transport(id: id) else { throw lookupFailure("Transport", id) }
+        return t
+    }
+    private func producer(_ p: JSONValue) throws(SFUError) -> Producer {
+        let id = try string(p, "producerId")
+        guard let x = pool.producer(id: id) else { throw lookupFailure("Producer", id) }
+        return x
+    }
+    private func consumer(_ p: JSONValue) throws(SFUError) -> Consumer {
+        let id = try string(p, "consumerId")
+        guard let x = pool.consumer(id: id) else { throw lookupFailure("Consumer", id) }
+        return x
+    }
+    private func worker(_ p: JSONValue) throws(SFUError) -> Worker {
+        if let id = p["workerId"]?.stringValue {
+            guard let w = pool.worker(id: id) else { throw .invalidArgument("unknown workerId \"\(id)\"") }
+            return w
+        }
+        guard let w = pool.leastLoaded() else { throw .invalidState("no open worker") }
+        return w
+    }
+
+    /// A closed entity is no longer indexed; one this session created is
+    /// reported as closed (InvalidStateError), anything else as unknown.
+    private func lookupFailure(_ kind: String, _ id: String) -> SFUError {
+        owned.contains(id) ? .invalidState("\(kind) closed") : .invalidArgument("unknown \(kind.lowercased())Id \"\(id)\"")
+    }
+
+    private static let ok: JSONValue = .object([:])
+
+    private func dispatch(_ method: String, _ p: JSONValue) async throws -> JSONValue {
+        switch method {
+        // Worker
+        case "worker.list":
+            return .array(pool.workers.map { .object(["id": .string($0.id), "routerCount": .number(Double($0.routerCount)), "closed": .bool($0.closed)]) })
+        case "worker.createRouter":
+            struct Params: Decodable { var mediaCodecs: [RtpCodecCapability]?; var appData: AppData? }
+            let params = try p.decode(Params.self)
+            let r = try worker(p).createRouter(mediaCodecs: params.mediaCodecs ?? [], appData: params.appData ?? [:])
+            owned.insert(r.id)
+            ownedRouters.append(r)
+            return .object(["id": .string(r.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
+        case "worker.getResourceUsage":
+            return .encoding(await try worker(p).getResourceUsage())
+        case "worker.dump":
+            return .encoding(await try worker(p).dump())
+
+        // Router
+        case "router.close":
+            try router(p).close()
+            return Self.ok
+        case "router.dump":
+            return .encoding(try router(p).dump())
+        case "router.getRtpCapabilities":
+            return .encoding(try router(p).rtpCapabilities)
+        case "router.canConsume":
+            struct Params: Decodable { var producerId: String; var rtpCapabilities: RtpCapabilities }
+            let params = try p.decode(Params.self)
+            return .object(["canConsume": .bool(try router(p).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
+        case "router.createPlainTransport":
+            let options = try p.decode(PlainTransportOptions.self)
+            let t = try router(p).createPlainTransport(options)
+            owned.insert(t.id)
+            ownedTransports.append(t)
+            return plainTransportJSON(t)
+
+        // Transport
+        case "transport.connect":
+            struct Params: Decodable { var ip: String; var port: Int; var rtcpPort: Int? }
+            let t = try transport(p)
+            guard let plain = t as? PlainTransport else { throw SFUError.unsupported("connect parameters of this transport type") }
+            let params = try p.decode(Params.self)
+            try plain.connect(ip: params.ip, port: params.port, rtcpPort: params.rtcpPort)
+            return .object(["tuple": .encoding(plain.tuple)])
+        case "transport.close":
+            try transport(p).close()
+            return Self.ok
+        case "transport.dump":
+            let t = try transport(p)
+            if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }
+            return .object(["id": .string(t.id)])
+        case "transport.getStats":
+            return .encoding(try await transport(p).getStats())
+        case "transport.produce":
+            let options = try p.decode(ProducerOptions.self)
+            let producer = try transport(p).produce(options)
+            owned.insert(producer.id)
+            return .object(["id": .string(producer.id), "kind": .string(producer.kind.rawValue), "type": .string(producer.type), "paused": .bool(producer.paused), "rtpParameters": .encoding(producer.rtpParameters)])
+        case "transport.consume":
+            let options = try p.decode(ConsumerOptions.self)
+            let c = try transport(p).consume(options)
+            owned.insert(c.id)
+            return .object([
+                "id": .string(c.id), "producerId": .string(c.producerId), "kind": .string(c.kind.rawValue),
+                "rtpParameters": .encoding(c.rtpParameters), "type": .string(c.type),
+                "paused": .bool(c.paused), "producerPaused": .bool(c.producerPaused),
+            ])
+
+        // Producer
+        case "producer.close":
+            try producer(p).close()
+            return Self.ok
+        case "producer.pause":
+            try producer(p).pause()
+            return Self.ok
+        case "producer.resume":
+            try producer(p).resume()
+            return Self.ok
+        case "producer.dump":
+            return .encoding(try producer(p).dump())
+        case "producer.getStats":
+            return .encoding(try await producer(p).getStats())
+
+        // Consumer
+        case "consumer.close":
+            try consumer(p).close()
+            return Self.ok
+        case "consumer.pause":
+            try consumer(p).pause()
+            return Self.ok
+        case "consumer.resume":
+            try consumer(p).resume()
+            return Self.ok
+        case "consumer.setPriority":
+            guard let priority = p["priority"]?.numberValue, let value = Int(exactly: priority) else {
+                throw SFUError.invalidArgument("missing or invalid params.priority")
+            }
+            try consumer(p).setPriority(value)
+            return Self.ok
+        case "consumer.dump":
+            return .encoding(try consumer(p).dump())
+        case "consumer.getStats":
+            return .encoding(try await consumer(p).getStats())
+
+        default:
+            throw RpcError(code: -32601, message: "method not found: \(method)", type: "TypeError")
+        }
+    }
+
+    private func plainTransportJSON(_ t: PlainTransport) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "id": .string(t.id), "tuple": .encoding(t.tuple), "rtcpMux": .bool(t.rtcpMux), "comedia": .bool(t.comedia),
+            "sctpParameters": .null, "srtpParameters": .null,
+        ]
+        if let r = t.rtcpTuple { o["rtcpTuple"] = .encoding(r) }
+        return .object(o)
+    }
+}

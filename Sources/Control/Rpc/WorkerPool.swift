@@ -1,0 +1,48 @@
+/// A set of workers, typically one per core, that routers are spread over.
+@RingSFUActor
+public final class WorkerPool {
+    public private(set) var workers: [Worker] = []
+
+    public init() {}
+
+    /// Starts `count` workers. With `pin`, worker i is pinned to CPU i.
+    public func start(count: Int, settings: WorkerSettings = WorkerSettings(), pin: Bool = false) async throws(SFUError) {
+        guard count >= 1 else { throw .invalidArgument("worker count must be at least 1") }
+        for i in 0..<count {
+            var s = settings
+            if pin { s.cpu = i }
+            workers.append(try await Worker.create(s))
+        }
+    }
+
+    public func add(_ worker: Worker) { workers.append(worker) }
+
+    public func worker(id: String) -> Worker? { workers.first { $0.id == id } }
+
+    /// The open worker hosting the fewest routers.
+    public func leastLoaded() -> Worker? {
+        workers.filter { !$0.closed }.min { $0.routerCount < $1.routerCount }
+    }
+
+    public func closeAll() {
+        for w in workers { w.close() }
+    }
+
+    // Lookups across workers, for the JSON-RPC layer.
+    func router(id: String) -> Router? {
+        for w in workers { if let r = w.routers[id] { return r } }
+        return nil
+    }
+    func transport(id: String) -> Transport? {
+        for w in workers { if let t = w.transportsById[id] { return t } }
+        return nil
+    }
+    func producer(id: String) -> Producer? {
+        for w in workers { if let p = w.producersById[id] { return p } }
+        return nil
+    }
+    func consumer(id: String) -> Consumer? {
+        for w in workers { if let c = w.consumersById[id] { return c } }
+        return nil
+    }
+}

@@ -1,0 +1,163 @@
+import Testing
+import Foundation
+import Hummingbird
+import HummingbirdWSClient
+import Logging
+@testable import RingSFU
+@testable import RingSFUServer
+@testable import RingSFUForwarder
+
+/// The JSON-RPC server end to end: a real HTTP server, a real WebSocket
+/// client, real UDP media on loopback.
+@Suite("JSON-RPC over WebSocket")
+struct RpcTests {
+    /// Reads responses and notifications of one connection.
+    final class Conversation {
+        var iterator: WebSocketInboundMessageStream.AsyncIterator
+        let outbound: WebSocketOutboundWriter
+        var nextId = 1
+        var notifications: [JSONValue] = []
+
+        init(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) {
+            iterator = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
+            self.outbound = outbound
+        }
+
+        func receive() async throws -> JSONValue {
+            guard let m = try await iterator.next(), case .text(let t) = m else { throw CancellationError() }
+            return try JSONDecoder().decode(JSONValue.self, from: Data(t.utf8))
+        }
+
+        /// Sends a request and returns its response; notifications that
+        /// arrive first are kept.
+        func call(_ method: String, _ params: JSONValue) async throws -> JSONValue {
+            let id = nextId
+            nextId += 1
+            let req = JSONValue.object(["jsonrpc": .string("2.0"), "id": .number(Double(id)), "method": .string(method), "params": params])
+            try await outbound.write(.text(String(data: try JSONEncoder().encode(req), encoding: .utf8)!))
+            while true {
+                let msg = try await receive()
+                if msg["id"]?.numberValue == Double(id) { return msg }
+                notifications.append(msg)
+            }
+        }
+
+        func raw(_ text: String) async throws -> JSONValue {
+            try await outbound.write(.text(text))
+            return try await receive()
+        }
+
+        func waitNotification(_ method: String) async throws -> JSONValue {
+            if let i = notifications.firstIndex(where: { $0["method"]?.stringValue == method }) { return notifications.remove(at: i) }
+            while true {
+                let msg = try await receive()
+                if msg["method"]?.stringValue == method { return msg }
+                notifications.append(msg)
+            }
+        }
+    }
+
+    func json(_ s: String) -> JSONValue { try! JSONDecoder().decode(JSONValue.self, from: Data(s.utf8)) }
+
+    func freePort() -> Int {
+        let b = try! UdpSocket.bind(ip: "127.0.0.1", port: nil, range: 50000...59999)
+        close(b.fd)
+        return Int(b.local.port)
+    }
+
+    @Test func fullSessionAndErrors() async throws {
+        let pool = await WorkerPool()
+        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 256))
+        let port = freePort()
+        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning)
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer { server.cancel() }
+        // Wait until it listens.
+        try await Task.sleep(for: .milliseconds(300))
+        let sink = TestSocket()
+        let sender = TestSocket()
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/rpc", logger: Logger(label: "test")) { inbound, outbound, _ in
+            let rpc = Conversation(inbound: inbound, outbound: outbound)
+            let codecs = json(#"[{"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2},{"kind":"video","mimeType":"video/VP8","clockRate":90000}]"#)
+            let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": codecs]))
+            let routerId = try #require(router["result"]?["id"]?.stringValue)
+            #expect(router["result"]?["rtpCapabilities"]?["codecs"] != nil)
+            let caps = router["result"]!["rtpCapabilities"]!
+
+            let t1 = try await rpc.call("router.createPlainTransport", json(#"{"routerId":"\#(routerId)","listenInfo":{"protocol":"udp","ip":"127.0.0.1"},"comedia":true,"rtcpMux":true}"#))
+            let t1Id = try #require(t1["result"]?["id"]?.stringValue)
+            let t1Port = try #require(t1["result"]?["tuple"]?["localPort"]?.numberValue)
+            #expect(t1["result"]?["tuple"]?["localAddress"]?.stringValue == "127.0.0.1")
+            #expect(t1["result"]?["tuple"]?["protocol"]?.stringValue == "udp")
+            let t2 = try await rpc.call("router.createPlainTransport", json(#"{"routerId":"\#(routerId)","listenInfo":{"protocol":"udp","ip":"127.0.0.1"},"comedia":false,"rtcpMux":true}"#))
+            let t2Id = try #require(t2["result"]?["id"]?.stringValue)
+            let connected = try await rpc.call("transport.connect", json(#"{"transportId":"\#(t2Id)","ip":"127.0.0.1","port":\#(sink.port)}"#))
+            #expect(connected["result"] != nil)
+
+            let produced = try await rpc.call("transport.produce", json(#"{"transportId":"\#(t1Id)","kind":"audio","rtpParameters":{"codecs":[{"mimeType":"audio/opus","payloadType":111,"clockRate":48000,"channels":2}],"encodings":[{"ssrc":7777}]}}"#))
+            let producerId = try #require(produced["result"]?["id"]?.stringValue)
+            #expect(produced["result"]?["type"]?.stringValue == "simple")
+
+            let can = try await rpc.call("router.canConsume", .object(["routerId": .string(routerId), "producerId": .string(producerId), "rtpCapabilities": caps]))
+            #expect(can["result"]?["canConsume"]?.boolValue == true)
+
+            let consumed = try await rpc.call("transport.consume", .object(["transportId": .string(t2Id), "producerId": .string(producerId), "rtpCapabilities": caps, "paused": .bool(false)]))
+            let c = try #require(consumed["result"])
+            let consumerId = try #require(c["id"]?.stringValue)
+            #expect(c["producerId"]?.stringValue == producerId)
+            #expect(c["kind"]?.stringValue == "audio")
+            #expect(c["type"]?.stringValue == "simple")
+            #expect(c["paused"]?.boolValue == false)
+            #expect(c["producerPaused"]?.boolValue == false)
+            let outSsrc = try #require(c["rtpParameters"]?["encodings"].flatMap { if case .array(let a) = $0 { a.first } else { nil } }?["ssrc"]?.numberValue)
+
+            // Media flows.
+            for i in 0..<5 { sender.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 7777), to: UInt16(t1Port)) }
+            let got = sink.receiveAll(5)
+            #expect(got.count == 5)
+            if let first = got.first {
+                let h = try first.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+                #expect(Double(h.ssrc) == outSsrc)
+            }
+            // The comedia tuple is announced.
+            let tuple = try await rpc.waitNotification("transport.tuple")
+            #expect(tuple["params"]?["transportId"]?.stringValue == t1Id)
+
+            let stats = try await rpc.call("consumer.getStats", .object(["consumerId": .string(consumerId)]))
+            if case .array(let entries) = stats["result"] ?? .null {
+                #expect(entries.first?["type"]?.stringValue == "outbound-rtp")
+                #expect(entries.first?["packetCount"]?.numberValue == 5)
+            } else { Issue.record("getStats did not return an array") }
+            let dump = try await rpc.call("producer.dump", .object(["producerId": .string(producerId)]))
+            #expect(dump["result"]?["consumerIds"] == .array([.string(consumerId)]))
+
+            // Closing the producer notifies the consumer.
+            let closed = try await rpc.call("producer.close", .object(["producerId": .string(producerId)]))
+            #expect(closed["result"] != nil)
+            let note = try await rpc.waitNotification("consumer.producerclose")
+            #expect(note["params"]?["consumerId"]?.stringValue == consumerId)
+
+            // Errors carry mediasoup's types.
+            let stale = try await rpc.call("consumer.pause", .object(["consumerId": .string(consumerId)]))
+            #expect(stale["error"]?["data"]?["type"]?.stringValue == "InvalidStateError")
+            let badCodec = try await rpc.call("worker.createRouter", json(#"{"mediaCodecs":[{"kind":"video","mimeType":"video/FOO","clockRate":90000}]}"#))
+            #expect(badCodec["error"]?["data"]?["type"]?.stringValue == "UnsupportedError")
+            let badArg = try await rpc.call("router.createPlainTransport", json(#"{"routerId":"\#(routerId)","listenInfo":{"protocol":"udp"}}"#))
+            #expect(badArg["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            #expect(badArg["error"]?["message"]?.stringValue?.contains("listenInfo.ip") == true)
+            let badMime = try await rpc.call("transport.produce", json(#"{"transportId":"\#(t1Id)","kind":"audio","rtpParameters":{"codecs":[{"mimeType":"opus","payloadType":111,"clockRate":48000}],"encodings":[{"ssrc":1}]}}"#))
+            #expect(badMime["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            let unknown = try await rpc.call("nope.nothing", .object([:]))
+            #expect(unknown["error"]?["code"]?.numberValue == -32601)
+            let garbage = try await rpc.raw("{not json")
+            #expect(garbage["error"]?["code"]?.numberValue == -32700)
+
+            // Router close: the other transport hears routerclose.
+            _ = try await rpc.call("router.close", .object(["routerId": .string(routerId)]))
+            let rc = try await rpc.waitNotification("transport.routerclose")
+            #expect([t1Id, t2Id].contains(rc["params"]?["transportId"]?.stringValue ?? ""))
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        await pool.closeAll()
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import MallocInterposerSwift
+import RingSFU
+import RingSFUCShims
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The forwarder thread being watched, and what it allocated. Globals so a
+/// C-convention hook can reach them without capturing (or allocating).
+let watchedThread = Atomic<UInt>(0)
+let watchedAllocations = Atomic<Int>(0)
+
+/// Counts heap allocations made on the forwarder thread while it forwards
+/// in steady state. Must run with the interposer preloaded:
+/// `LD_PRELOAD=<build dir>/libMallocInterposerSwift.so ringsfu-perf alloc-check`.
+struct AllocCheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alloc-check",
+        abstract: "Fail if the forwarder thread allocates while forwarding (needs the malloc interposer preloaded).")
+
+    @Option(help: "Packets to forward while counting (after warm-up).")
+    var packets = 100_000
+
+    @Option(help: "Consumers of the producer.")
+    var consumers = 3
+
+    func run() async throws {
+        MallocInterposerSwift.initialize()
+        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, maxTransports: 64, maxProducers: 8, maxConsumers: 64))
+        let sink = Sink(cpu: nil)
+        sink.start()
+        let (port, thread) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, mode: .realistic, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"))
+        let expectedOut = UInt64(consumers)
+
+        // Warm up: every code path of the loop has run at least once.
+        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 20_000, mode: .realistic, cpu: nil)
+        warm.start()
+        try await Task.sleep(for: .seconds(1))
+        warm.stop()
+        try await Task.sleep(for: .milliseconds(200))
+        _ = await worker.getResourceUsage()
+
+        watchedThread.store(thread, ordering: .relaxed)
+        watchedAllocations.store(0, ordering: .relaxed)
+        MallocInterposerSwift.setAllocationHook { _ in
+            if UInt(pthread_self()) == watchedThread.load(ordering: .relaxed) {
+                watchedAllocations.add(1, ordering: .relaxed)
+            }
+        }
+        MallocInterposerSwift.hook()
+        let before = await worker.getResourceUsage()
+        let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 40_000, mode: .realistic, cpu: nil)
+        gen.start()
+        while gen.sentVideo.load(ordering: .relaxed) < UInt64(packets) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        gen.stop()
+        try await Task.sleep(for: .milliseconds(300))
+        // Reading the counters is a command the forwarder answers; stop
+        // counting before that reply allocates.
+        MallocInterposerSwift.unhook()
+        MallocInterposerSwift.setAllocationHook(nil)
+        let allocations = watchedAllocations.load(ordering: .relaxed)
+        let after = await worker.getResourceUsage()
+        await worker.close()
+        await worker.waitForShutdown()
+        sink.stop()
+        let forwarded = after.packetsOut - before.packetsOut
+        print("forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each); forwarder-thread allocations: \(allocations)")
+        if MallocInterposerSwift.getStatistics().mallocCount == 0 {
+            print("error: the malloc interposer is not preloaded (LD_PRELOAD)")
+            throw ExitCode(2)
+        }
+        guard forwarded >= UInt64(packets) else {
+            print("error: forwarded fewer packets than requested")
+            throw ExitCode(3)
+        }
+        if allocations > 0 { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,159 @@
+import RingSFUCShims
+import Synchronization
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Traffic shapes the generator can send.
+enum TrafficMode: String, CaseIterable {
+    /// Identical 1200-byte VP8-like packets.
+    case synthetic
+    /// 30 fps video frames split into near-equal packets (shorter last),
+    /// plus a 50 pps Opus stream of 100-200 byte packets.
+    case realistic
+}
+
+/// Paced RTP sender on its own thread and io_uring. Every packet carries
+/// its send time (monotonic ns) at a fixed payload offset for the sink.
+final class LoadGenerator: @unchecked Sendable {
+    static let timestampOffset = 14 // 12-byte RTP header + 2-byte VP8 descriptor
+    let destination: (String, UInt16)
+    let videoSsrc: UInt32
+    let audioSsrc: UInt32
+    let videoPps: Double
+    let mode: TrafficMode
+    let cpu: Int?
+    let stopFlag = Atomic<Bool>(false)
+    let sentVideo = Atomic<UInt64>(0)
+    let sentAudio = Atomic<UInt64>(0)
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(destination: (String, UInt16), videoSsrc: UInt32, audioSsrc: UInt32, videoPps: Double, mode: TrafficMode, cpu: Int?) {
+        self.destination = destination
+        self.videoSsrc = videoSsrc
+        self.audioSsrc = audioSsrc
+        self.videoPps = videoPps
+        self.mode = mode
+        self.cpu = cpu
+    }
+
+    func start() {
+        let t = Thread { [self] in run(); done.signal() }
+        t.stackSize = 1 << 20
+        thread = t
+        t.start()
+    }
+
+    func stop() {
+        stopFlag.store(true, ordering: .relaxed)
+        done.wait()
+    }
+
+    private func run() {
+        if let cpu { _ = rsfu_pin_current_thread(Int32(cpu)) }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var sb: Int32 = 8 << 20
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, 4)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = destination.1.bigEndian
+        inet_pton(AF_INET, destination.0, &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        defer { close(fd) }
+
+        var ring = io_uring()
+        guard io_uring_queue_init(1024, &ring, 0) == 0 else { return }
+        defer { io_uring_queue_exit(&ring) }
+        // A ring of packet buffers, reused round-robin once their send completed.
+        let slots = 512, slotSize = 1500
+        let mem = UnsafeMutableRawPointer.allocate(byteCount: slots * slotSize, alignment: 4096)
+        defer { mem.deallocate() }
+        var inflight = 0, nextSlot = 0
+        var videoSeq: UInt16 = 0, audioSeq: UInt16 = 0
+        var videoTs: UInt32 = 0, audioTs: UInt32 = 0
+        let start = rsfu_monotonic_ns()
+        var videoSent: UInt64 = 0, audioSent: UInt64 = 0
+        var frameRemaining = 0, framePacketSize = 0, frameLastSize = 0, framePackets = 0, frameIndex = 0
+        var rng = SystemRandomNumberGenerator()
+
+        func reap(_ ring: inout io_uring, wait: Bool) {
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            if wait && inflight > 0 { _ = io_uring_wait_cqe(&ring, &cqe) }
+            while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
+                io_uring_cqe_seen(&ring, c)
+                inflight -= 1
+            }
+        }
+
+        func queue(_ ring: inout io_uring, ssrc: UInt32, pt: UInt8, seq: UInt16, ts: UInt32, marker: Bool, size: Int, key: Bool) {
+            while inflight >= slots - 1 { _ = io_uring_submit(&ring); reap(&ring, wait: true) }
+            let p = mem + nextSlot * slotSize
+            nextSlot = (nextSlot + 1) % slots
+            p.storeBytes(of: 0x80, toByteOffset: 0, as: UInt8.self)
+            p.storeBytes(of: (marker ? 0x80 : 0) | pt, toByteOffset: 1, as: UInt8.self)
+            p.storeBytes(of: seq.bigEndian, toByteOffset: 2, as: UInt16.self)
+            p.storeBytes(of: ts.bigEndian, toByteOffset: 4, as: UInt32.self)
+            p.storeBytes(of: ssrc.bigEndian, toByteOffset: 8, as: UInt32.self)
+            // VP8 descriptor: S=1 PID=0, then the P bit (0 = key frame).
+            p.storeBytes(of: 0x10, toByteOffset: 12, as: UInt8.self)
+            p.storeBytes(of: key ? 0x00 : 0x01, toByteOffset: 13, as: UInt8.self)
+            p.storeBytes(of: rsfu_monotonic_ns(), toByteOffset: Self.timestampOffset + 2, as: Int64.self)
+            let sqe = io_uring_get_sqe(&ring)!
+            io_uring_prep_send(sqe, fd, p, size, 0)
+            inflight += 1
+        }
+
+        let audioPps = mode == .realistic ? 50.0 : 0
+        while !stopFlag.load(ordering: .relaxed) {
+            let elapsed = Double(rsfu_monotonic_ns() - start) / 1e9
+            let videoDue = UInt64(elapsed * videoPps)
+            var queued = 0
+            while videoSent < videoDue && queued < 256 {
+                let size: Int
+                var marker = false
+                if mode == .synthetic {
+                    size = 1200
+                    marker = true
+                    videoTs &+= 3000
+                } else {
+                    if frameRemaining == 0 {
+                        // A new frame: 1-12 packets, a key frame every 60 frames.
+                        frameIndex += 1
+                        let bytes = frameIndex % 60 == 1 ? 12_000 : Int.random(in: 1_500...9_000, using: &rng)
+                        framePackets = (bytes + 1199) / 1200
+                        framePacketSize = (bytes + framePackets - 1) / framePackets
+                        frameLastSize = bytes - framePacketSize * (framePackets - 1)
+                        frameRemaining = framePackets
+                        videoTs &+= 3000
+                    }
+                    frameRemaining -= 1
+                    size = max(32, 12 + (frameRemaining == 0 ? frameLastSize : framePacketSize))
+                    marker = frameRemaining == 0
+                }
+                let key = mode == .synthetic ? videoSent == 0 || videoSent % 300 == 0 : (frameIndex % 60 == 1 && frameRemaining == framePackets - 1)
+                queue(&ring, ssrc: videoSsrc, pt: 96, seq: videoSeq, ts: videoTs, marker: marker, size: size, key: key)
+                videoSeq &+= 1
+                videoSent += 1
+                queued += 1
+            }
+            if audioPps > 0 {
+                let audioDue = UInt64(elapsed * audioPps)
+                while audioSent < audioDue {
+                    audioTs &+= 960
+                    queue(&ring, ssrc: audioSsrc, pt: 111, seq: audioSeq, ts: audioTs, marker: false, size: Int.random(in: 100...200, using: &rng), key: false)
+                    audioSeq &+= 1
+                    audioSent += 1
+                }
+            }
+            if inflight > 0 { _ = io_uring_submit(&ring) }
+            reap(&ring, wait: false)
+            sentVideo.store(videoSent, ordering: .relaxed)
+            sentAudio.store(audioSent, ordering: .relaxed)
+            if queued < 256 { usleep(100) }
+        }
+        _ = io_uring_submit(&ring)
+        while inflight > 0 { reap(&ring, wait: true) }
+    }
+}

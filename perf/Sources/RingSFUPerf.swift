@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import RingSFU
+import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct RingSFUPerf: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ringsfu-perf",
+        abstract: "Benchmarks for RingSFU's forwarder (build with -c release).",
+        subcommands: [Fanout.self, AllocCheck.self]
+    )
+}
+
+/// One measured run, in the JSON shape other tools read.
+struct RunFigures: Codable {
+    struct Latency: Codable { var p50: Double; var p99: Double; var p999: Double }
+    var offeredPps: Double
+    var forwardedPps: Double
+    var loss: Double
+    var cpuSecondsPerMillion: Double
+    var latencyUs: Latency
+    var sendCallsPerPacket: Double?
+}
+
+struct RunResult: Codable {
+    var consumers: Int
+    var mode: String
+    var offeredPps: Double
+    var forwardedPps: Double
+    var loss: Double
+    var cpuSecondsPerMillion: Double
+    var latencyUs: RunFigures.Latency
+    var sendCallsPerPacket: Double?
+    var baseline: RunFigures?
+
+    init(consumers: Int, mode: String, sfu: RunFigures, baseline: RunFigures?) {
+        self.consumers = consumers
+        self.mode = mode
+        offeredPps = sfu.offeredPps
+        forwardedPps = sfu.forwardedPps
+        loss = sfu.loss
+        cpuSecondsPerMillion = sfu.cpuSecondsPerMillion
+        latencyUs = sfu.latencyUs
+        sendCallsPerPacket = sfu.sendCallsPerPacket
+        self.baseline = baseline
+    }
+}
+
+struct Fanout: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One producer fanned out to N consumers over plain RTP on loopback.")
+
+    @Option(help: "Comma-separated consumer counts.")
+    var consumers = "1,10,50"
+
+    @Option(help: "Measured seconds per run (after 1 s of warm-up).")
+    var duration: Double = 5
+
+    @Option(help: "Target output packets per second (input rate = output / consumers).")
+    var outputPps: Double = 100_000
+
+    @Option(help: "Traffic: synthetic (identical 1200-byte packets) or realistic (video frames + Opus).")
+    var traffic: String = "synthetic"
+
+    @Flag(help: "Also run the recvmmsg/sendmmsg baseline forwarder on the same core.")
+    var baseline = false
+
+    @Flag(help: "Disable UDP GSO batching in the worker.")
+    var noGso = false
+
+    @Option(help: "CPU for the SFU worker (and the baseline).")
+    var sfuCpu = 0
+
+    @Option(help: "CPU for the load generator and the sink.")
+    var loadCpu = 1
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        guard let mode = TrafficMode(rawValue: traffic) else { throw ValidationError("--traffic must be synthetic or realistic") }
+        let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--consumers takes positive integers, e.g. 1,10,50") }
+        var results: [RunResult] = []
+        for n in counts {
+            let sfu = try await runSfu(consumers: n, mode: mode)
+            var base: RunFigures? = nil
+            if baseline { base = runBaseline(consumers: n, mode: mode) }
+            results.append(RunResult(consumers: n, mode: mode.rawValue, sfu: sfu, baseline: base))
+        }
+        printTable(results)
+        if let json {
+            struct Output: Codable { var runs: [RunResult] }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(Output(runs: results)).write(to: URL(fileURLWithPath: json))
+        }
+    }
+
+    func inputRate(_ n: Int) -> Double { outputPps / Double(n) }
+
+    func figures(sent: UInt64, forwarded: UInt64, cpuNs: Int64, received: UInt64, histogram: Histogram<UInt64>, consumers: Int, sendCalls: UInt64?) -> RunFigures {
+        let expected = Double(sent) * Double(consumers)
+        let loss = expected > 0 ? max(0, 1 - Double(received) / expected) : 0
+        return RunFigures(
+            offeredPps: Double(sent) / duration,
+            forwardedPps: Double(forwarded) / duration,
+            loss: loss,
+            cpuSecondsPerMillion: forwarded > 0 ? (Double(cpuNs) / 1e9) / (Double(forwarded) / 1e6) : .nan,
+            latencyUs: .init(p50: Double(histogram.valueAtPercentile(50)), p99: Double(histogram.valueAtPercentile(99)), p999: Double(histogram.valueAtPercentile(99.9))),
+            sendCallsPerPacket: sendCalls.map { forwarded > 0 ? Double($0) / Double(forwarded) : 0 })
+    }
+
+    func runSfu(consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
+        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 8, maxConsumers: 2 * n + 8))
+        let sink = Sink(cpu: loadCpu)
+        sink.start()
+        let listen = TransportListenInfo(protocol: "udp", ip: "127.0.0.1")
+        let (ingestPort, threadId) = try await setUpRoom(worker: worker, consumers: n, mode: mode, sinkPort: sink.port, listen: listen)
+        let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrc: 1111, audioSsrc: 2222, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
+        generator.start()
+        try await Task.sleep(for: .seconds(1))
+        let u0 = await worker.getResourceUsage()
+        let cpu0 = rsfu_thread_cpu_ns(pthread_t(threadId))
+        let s0 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
+        sink.beginWindow()
+        try await Task.sleep(for: .seconds(duration))
+        let cpu1 = rsfu_thread_cpu_ns(pthread_t(threadId))
+        let u1 = await worker.getResourceUsage()
+        let s1 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
+        generator.stop()
+        try await Task.sleep(for: .milliseconds(200))
+        let (received, histogram) = sink.endWindow()
+        sink.stop()
+        await worker.close()
+        await worker.waitForShutdown()
+        return figures(sent: s1 - s0, forwarded: u1.packetsOut - u0.packetsOut, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: u1.sendCalls - u0.sendCalls)
+    }
+
+    @RingSFUActor
+    func setUpRoom(worker: Worker, consumers n: Int, mode: TrafficMode, sinkPort: UInt16, listen: TransportListenInfo) async throws -> (UInt16, UInt) {
+        let router = try worker.createRouter(mediaCodecs: [
+            RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
+            RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
+        ])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true))
+        var producers = [try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
+            codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
+            encodings: [RtpEncodingParameters(ssrc: 1111)], rtcp: RtcpParameters(cname: "perf"))))]
+        if mode == .realistic {
+            producers.append(try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: RtpParameters(
+                codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2)],
+                encodings: [RtpEncodingParameters(ssrc: 2222)], rtcp: RtcpParameters(cname: "perf")))))
+        }
+        for _ in 0..<n {
+            let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen))
+            try t.connect(ip: "127.0.0.1", port: Int(sinkPort))
+            for p in producers {
+                _ = try t.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
+            }
+        }
+        await worker.sync()
+        return (UInt16(ingest.tuple.localPort), worker.forwarderThread)
+    }
+
+    func runBaseline(consumers n: Int, mode: TrafficMode) -> RunFigures {
+        let sink = Sink(cpu: loadCpu)
+        sink.start()
+        let fwd = BaselineForwarder(consumers: n, sinkPort: sink.port, cpu: sfuCpu)
+        fwd.start()
+        let generator = LoadGenerator(destination: ("127.0.0.1", fwd.port), videoSsrc: 1111, audioSsrc: 2222, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
+        generator.start()
+        Thread.sleep(forTimeInterval: 1)
+        let tid = pthread_t(fwd.threadId.load(ordering: .relaxed))
+        let f0 = fwd.forwarded.load(ordering: .relaxed)
+        let cpu0 = rsfu_thread_cpu_ns(tid)
+        let s0 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
+        sink.beginWindow()
+        Thread.sleep(forTimeInterval: duration)
+        let cpu1 = rsfu_thread_cpu_ns(tid)
+        let f1 = fwd.forwarded.load(ordering: .relaxed)
+        let s1 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
+        generator.stop()
+        Thread.sleep(forTimeInterval: 0.2)
+        let (received, histogram) = sink.endWindow()
+        sink.stop()
+        fwd.stop()
+        return figures(sent: s1 - s0, forwarded: f1 - f0, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: nil)
+    }
+
+    func printTable(_ results: [RunResult]) {
+        func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
+        print("traffic=\(traffic) duration=\(duration)s output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
+        var rule = "|---|---|---|---|---|---|---|---|---|"
+        if baseline {
+            header += " baseline CPU-s / M | baseline loss | baseline p99 us | SFU / baseline CPU |"
+            rule += "---|---|---|---|"
+        }
+        print(header)
+        print(rule)
+        for r in results {
+            var line = "| \(r.consumers) | \(f(r.offeredPps, 0)) | \(f(r.forwardedPps, 0)) | \(f(r.loss * 100, 3))% | \(f(r.cpuSecondsPerMillion)) | \(f(r.latencyUs.p50, 0)) | \(f(r.latencyUs.p99, 0)) | \(f(r.latencyUs.p999, 0)) | \(f(r.sendCallsPerPacket ?? 0, 3)) |"
+            if let b = r.baseline {
+                line += " \(f(b.cpuSecondsPerMillion)) | \(f(b.loss * 100, 3))% | \(f(b.latencyUs.p99, 0)) | \(f(r.cpuSecondsPerMillion / b.cpuSecondsPerMillion, 3)) |"
+            }
+            print(line)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import RingSFUCShims
+import Histogram
+import Synchronization
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One UDP socket that every consumer sends to. Counts packets per SSRC and
+/// records forwarding latency from the timestamp the generator embedded.
+final class Sink: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+    let cpu: Int?
+    let stopFlag = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    private let lock = Mutex<State>(State())
+
+    struct State {
+        var received: UInt64 = 0
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var recording = false
+    }
+
+    init(cpu: Int?) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var rb: Int32 = 64 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, 4)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, 4)
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.fd = fd
+        port = UInt16(bigEndian: addr.sin_port)
+        self.cpu = cpu
+    }
+
+    deinit { close(fd) }
+
+    func start() {
+        let t = Thread { [self] in run(); done.signal() }
+        t.start()
+    }
+
+    func stop() {
+        stopFlag.store(true, ordering: .relaxed)
+        done.wait()
+    }
+
+    /// Starts a measurement window: counters and histogram from zero.
+    func beginWindow() {
+        lock.withLock { s in
+            s.received = 0
+            s.histogram.reset()
+            s.recording = true
+        }
+    }
+
+    func endWindow() -> (UInt64, Histogram<UInt64>) {
+        lock.withLock { s in
+            s.recording = false
+            return (s.received, s.histogram)
+        }
+    }
+
+    private func run() {
+        if let cpu { _ = rsfu_pin_current_thread(Int32(cpu)) }
+        let batch = 64, size = 2048
+        let mem = UnsafeMutableRawPointer.allocate(byteCount: batch * size, alignment: 4096)
+        let iovs = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
+        let msgs = UnsafeMutablePointer<rsfu_mmsghdr>.allocate(capacity: batch)
+        defer { mem.deallocate(); iovs.deallocate(); msgs.deallocate() }
+        for i in 0..<batch {
+            iovs[i] = iovec(iov_base: mem + i * size, iov_len: size)
+            msgs[i] = rsfu_mmsghdr()
+            msgs[i].msg_hdr.msg_iov = iovs + i
+            msgs[i].msg_hdr.msg_iovlen = 1
+        }
+        var latencies = [UInt64](repeating: 0, count: batch)
+        while !stopFlag.load(ordering: .relaxed) {
+            let n = Int(rsfu_recvmmsg(fd, msgs, UInt32(batch), rsfu_msg_waitforone()))
+            guard n > 0 else { continue }
+            let now = rsfu_monotonic_ns()
+            var count = 0
+            for i in 0..<n where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset + 10) {
+                let sent = (mem + i * size).loadUnaligned(fromByteOffset: LoadGenerator.timestampOffset + 2, as: Int64.self)
+                latencies[count] = UInt64(max(0, (now - sent) / 1000))
+                count += 1
+            }
+            lock.withLock { s in
+                guard s.recording else { return }
+                s.received += UInt64(n)
+                for i in 0..<count { _ = s.histogram.record(latencies[i]) }
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages RingSFU needs to build and test on Debian 12.
+# Idempotent and non-interactive: only missing packages are installed.
+set -euo pipefail
+
+packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v swift >/dev/null; then
+    echo "setup: a Swift 6.2+ toolchain is required (swift not found on PATH)" >&2
+    exit 1
+fi
