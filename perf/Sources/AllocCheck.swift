@@ -36,7 +36,8 @@ struct AllocCheck: AsyncParsableCommand {
         let expectedOut = UInt64(consumers)
 
         // Warm up: every code path of the loop has run at least once.
-        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 20_000, mode: .realistic, cpu: nil)
+        let sourcePort = UInt16.random(in: 40000...49999)
+        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 20_000, mode: .realistic, cpu: nil, sourcePort: sourcePort)
         warm.start()
         try await Task.sleep(for: .seconds(1))
         warm.stop()
@@ -50,9 +51,11 @@ struct AllocCheck: AsyncParsableCommand {
                 watchedAllocations.add(1, ordering: .relaxed)
             }
         }
-        MallocInterposerSwift.hook()
+        // Read the starting counters first: answering a command may allocate.
         let before = await worker.getResourceUsage()
-        let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 40_000, mode: .realistic, cpu: nil)
+        try await Task.sleep(for: .milliseconds(50))
+        MallocInterposerSwift.hook()
+        let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 40_000, mode: .realistic, cpu: nil, sourcePort: sourcePort)
         gen.start()
         while gen.sentVideo.load(ordering: .relaxed) < UInt64(packets) {
             try await Task.sleep(for: .milliseconds(20))

@@ -24,13 +24,17 @@ final class LoadGenerator: @unchecked Sendable {
     let videoPps: Double
     let mode: TrafficMode
     let cpu: Int?
+    /// Local port to send from (nil: any). A comedia transport only accepts
+    /// the source it learnt first, so runs against one transport reuse it.
+    let sourcePort: UInt16?
     let stopFlag = Atomic<Bool>(false)
     let sentVideo = Atomic<UInt64>(0)
     let sentAudio = Atomic<UInt64>(0)
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
 
-    init(destination: (String, UInt16), videoSsrc: UInt32, audioSsrc: UInt32, videoPps: Double, mode: TrafficMode, cpu: Int?) {
+    init(destination: (String, UInt16), videoSsrc: UInt32, audioSsrc: UInt32, videoPps: Double, mode: TrafficMode, cpu: Int?, sourcePort: UInt16? = nil) {
+        self.sourcePort = sourcePort
         self.destination = destination
         self.videoSsrc = videoSsrc
         self.audioSsrc = audioSsrc
@@ -56,6 +60,15 @@ final class LoadGenerator: @unchecked Sendable {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var sb: Int32 = 8 << 20
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, 4)
+        if let sourcePort {
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_port = sourcePort.bigEndian
+            inet_pton(AF_INET, "127.0.0.1", &local.sin_addr)
+            _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = destination.1.bigEndian

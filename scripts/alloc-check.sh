@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Fails if the forwarder thread allocates while forwarding in steady state:
+# runs ringsfu-perf alloc-check with the malloc interposer preloaded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build --product ringsfu-perf >/dev/null
+bin="$(swift build --show-bin-path)"
+LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/ringsfu-perf" alloc-check --packets 100000
