@@ -21,7 +21,7 @@ struct AllocCheck: AsyncParsableCommand {
         commandName: "alloc-check",
         abstract: "Fail if the forwarder thread allocates while forwarding (needs the malloc interposer preloaded).")
 
-    @Option(help: "Packets to forward while counting (after warm-up).")
+    @Option(help: "Packets to forward (output) while counting (after warm-up).")
     var packets = 100_000
 
     @Option(help: "Consumers of the producer.")
@@ -29,15 +29,16 @@ struct AllocCheck: AsyncParsableCommand {
 
     func run() async throws {
         MallocInterposerSwift.initialize()
-        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, maxTransports: 64, maxProducers: 8, maxConsumers: 64))
+        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, maxTransports: 64, maxProducers: 128, maxConsumers: 1024))
         let sink = Sink(cpu: nil)
         sink.start()
-        let (port, thread) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, mode: .realistic, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"))
+        let (video, audio) = Fanout.ssrcs(40, .realistic)
+        let (port, thread) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"))
         let expectedOut = UInt64(consumers)
 
         // Warm up: every code path of the loop has run at least once.
         let sourcePort = UInt16.random(in: 40000...49999)
-        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 20_000, mode: .realistic, cpu: nil, sourcePort: sourcePort)
+        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
         warm.start()
         try await Task.sleep(for: .seconds(1))
         warm.stop()
@@ -55,9 +56,10 @@ struct AllocCheck: AsyncParsableCommand {
         let before = await worker.getResourceUsage()
         try await Task.sleep(for: .milliseconds(50))
         MallocInterposerSwift.hook()
-        let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrc: 1111, audioSsrc: 2222, videoPps: 40_000, mode: .realistic, cpu: nil, sourcePort: sourcePort)
+        let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
         gen.start()
-        while gen.sentVideo.load(ordering: .relaxed) < UInt64(packets) {
+        // Each input packet is forwarded to every consumer.
+        while gen.sentVideo.load(ordering: .relaxed) * UInt64(consumers) < UInt64(packets) {
             try await Task.sleep(for: .milliseconds(20))
         }
         gen.stop()

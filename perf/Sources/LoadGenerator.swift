@@ -9,8 +9,8 @@ import Glibc
 enum TrafficMode: String, CaseIterable {
     /// Identical 1200-byte VP8-like packets.
     case synthetic
-    /// 30 fps video frames split into near-equal packets (shorter last),
-    /// plus a 50 pps Opus stream of 100-200 byte packets.
+    /// Video streams of 30 fps frames sent as bursts of near-equal packets
+    /// (shorter last), each with a 50 pps Opus stream of 100-200 bytes.
     case realistic
 }
 
@@ -19,8 +19,8 @@ enum TrafficMode: String, CaseIterable {
 final class LoadGenerator: @unchecked Sendable {
     static let timestampOffset = 14 // 12-byte RTP header + 2-byte VP8 descriptor
     let destination: (String, UInt16)
-    let videoSsrc: UInt32
-    let audioSsrc: UInt32
+    let videoSsrcs: [UInt32]
+    let audioSsrcs: [UInt32]
     let videoPps: Double
     let mode: TrafficMode
     let cpu: Int?
@@ -33,11 +33,11 @@ final class LoadGenerator: @unchecked Sendable {
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
 
-    init(destination: (String, UInt16), videoSsrc: UInt32, audioSsrc: UInt32, videoPps: Double, mode: TrafficMode, cpu: Int?, sourcePort: UInt16? = nil) {
+    init(destination: (String, UInt16), videoSsrcs: [UInt32], audioSsrcs: [UInt32], videoPps: Double, mode: TrafficMode, cpu: Int?, sourcePort: UInt16? = nil) {
         self.sourcePort = sourcePort
         self.destination = destination
-        self.videoSsrc = videoSsrc
-        self.audioSsrc = audioSsrc
+        self.videoSsrcs = videoSsrcs
+        self.audioSsrcs = audioSsrcs
         self.videoPps = videoPps
         self.mode = mode
         self.cpu = cpu
@@ -88,7 +88,6 @@ final class LoadGenerator: @unchecked Sendable {
         var videoTs: UInt32 = 0, audioTs: UInt32 = 0
         let start = rsfu_monotonic_ns()
         var videoSent: UInt64 = 0, audioSent: UInt64 = 0
-        var frameRemaining = 0, framePacketSize = 0, frameLastSize = 0, framePackets = 0, frameIndex = 0
         var rng = SystemRandomNumberGenerator()
 
         func reap(_ ring: inout io_uring, wait: Bool) {
@@ -118,53 +117,67 @@ final class LoadGenerator: @unchecked Sendable {
             inflight += 1
         }
 
-        let audioPps = mode == .realistic ? 50.0 : 0
-        while !stopFlag.load(ordering: .relaxed) {
-            let elapsed = Double(rsfu_monotonic_ns() - start) / 1e9
-            let videoDue = UInt64(elapsed * videoPps)
-            var queued = 0
-            while videoSent < videoDue && queued < 256 {
-                let size: Int
-                var marker = false
-                if mode == .synthetic {
-                    size = 1200
-                    marker = true
+        if mode == .synthetic {
+            while !stopFlag.load(ordering: .relaxed) {
+                let elapsed = Double(rsfu_monotonic_ns() - start) / 1e9
+                let videoDue = UInt64(elapsed * videoPps)
+                var queued = 0
+                while videoSent < videoDue && queued < 256 {
                     videoTs &+= 3000
-                } else {
-                    if frameRemaining == 0 {
-                        // A new frame: 1-12 packets, a key frame every 60 frames.
-                        frameIndex += 1
-                        let bytes = frameIndex % 60 == 1 ? 12_000 : Int.random(in: 1_500...9_000, using: &rng)
-                        framePackets = (bytes + 1199) / 1200
-                        framePacketSize = (bytes + framePackets - 1) / framePackets
-                        frameLastSize = bytes - framePacketSize * (framePackets - 1)
-                        frameRemaining = framePackets
-                        videoTs &+= 3000
-                    }
-                    frameRemaining -= 1
-                    size = max(32, 12 + (frameRemaining == 0 ? frameLastSize : framePacketSize))
-                    marker = frameRemaining == 0
+                    queue(&ring, ssrc: videoSsrcs[0], pt: 96, seq: videoSeq, ts: videoTs, marker: true, size: 1200, key: videoSent % 300 == 0)
+                    videoSeq &+= 1
+                    videoSent += 1
+                    queued += 1
                 }
-                let key = mode == .synthetic ? videoSent == 0 || videoSent % 300 == 0 : (frameIndex % 60 == 1 && frameRemaining == framePackets - 1)
-                queue(&ring, ssrc: videoSsrc, pt: 96, seq: videoSeq, ts: videoTs, marker: marker, size: size, key: key)
-                videoSeq &+= 1
-                videoSent += 1
-                queued += 1
+                if inflight > 0 { _ = io_uring_submit(&ring) }
+                reap(&ring, wait: false)
+                sentVideo.store(videoSent, ordering: .relaxed)
+                if queued < 256 { usleep(100) }
             }
-            if audioPps > 0 {
-                let audioDue = UInt64(elapsed * audioPps)
-                while audioSent < audioDue {
-                    audioTs &+= 960
-                    queue(&ring, ssrc: audioSsrc, pt: 111, seq: audioSeq, ts: audioTs, marker: false, size: Int.random(in: 100...200, using: &rng), key: false)
-                    audioSeq &+= 1
+        } else {
+            // Each video stream sends 30 frames/s as back-to-back bursts of
+            // near-equal packets with a shorter last one (key frames every
+            // 2 s are larger); each audio stream sends 50 packets/s of
+            // 100-200 bytes. Streams start at staggered phases.
+            let streams = videoSsrcs.count
+            var nextFrame = (0..<streams).map { start + Int64($0) * 33_333_333 / Int64(max(1, streams)) }
+            var nextAudio = (0..<audioSsrcs.count).map { start + Int64($0) * 20_000_000 / Int64(max(1, audioSsrcs.count)) }
+            var frameNo = [Int](repeating: 0, count: streams)
+            var seqs = [UInt16](repeating: 0, count: streams)
+            var tss = [UInt32](repeating: 0, count: streams)
+            var aseqs = [UInt16](repeating: 0, count: audioSsrcs.count)
+            var atss = [UInt32](repeating: 0, count: audioSsrcs.count)
+            while !stopFlag.load(ordering: .relaxed) {
+                let now = rsfu_monotonic_ns()
+                for v in 0..<streams where nextFrame[v] <= now {
+                    nextFrame[v] += 33_333_333
+                    frameNo[v] += 1
+                    let key = frameNo[v] % 60 == 1
+                    let bytes = key ? 30_000 : Int.random(in: 4_000...14_000, using: &rng)
+                    let packets = (bytes + 1199) / 1200
+                    let each = (bytes + packets - 1) / packets
+                    let last = bytes - each * (packets - 1)
+                    tss[v] &+= 3000
+                    for k in 0..<packets {
+                        let size = 12 + (k == packets - 1 ? max(20, last) : each)
+                        queue(&ring, ssrc: videoSsrcs[v], pt: 96, seq: seqs[v], ts: tss[v], marker: k == packets - 1, size: size, key: key && k == 0)
+                        seqs[v] &+= 1
+                        videoSent += 1
+                    }
+                }
+                for a in 0..<audioSsrcs.count where nextAudio[a] <= now {
+                    nextAudio[a] += 20_000_000
+                    atss[a] &+= 960
+                    queue(&ring, ssrc: audioSsrcs[a], pt: 111, seq: aseqs[a], ts: atss[a], marker: false, size: Int.random(in: 100...200, using: &rng), key: false)
+                    aseqs[a] &+= 1
                     audioSent += 1
                 }
+                if inflight > 0 { _ = io_uring_submit(&ring) }
+                reap(&ring, wait: false)
+                sentVideo.store(videoSent, ordering: .relaxed)
+                sentAudio.store(audioSent, ordering: .relaxed)
+                usleep(200)
             }
-            if inflight > 0 { _ = io_uring_submit(&ring) }
-            reap(&ring, wait: false)
-            sentVideo.store(videoSent, ordering: .relaxed)
-            sentAudio.store(audioSent, ordering: .relaxed)
-            if queued < 256 { usleep(100) }
         }
         _ = io_uring_submit(&ring)
         while inflight > 0 { reap(&ring, wait: true) }

@@ -115,13 +115,25 @@ struct Fanout: AsyncParsableCommand {
             sendCallsPerPacket: sendCalls.map { forwarded > 0 ? Double($0) / Double(forwarded) : 0 })
     }
 
+    /// Realistic mode: how many video+audio stream pairs give the input rate
+    /// (a stream pair is about 255 video + 50 audio packets per second).
+    func streams(_ n: Int, _ mode: TrafficMode) -> Int {
+        mode == .synthetic ? 1 : max(1, Int((inputRate(n) / 305).rounded()))
+    }
+
+    static func ssrcs(_ streams: Int, _ mode: TrafficMode) -> (video: [UInt32], audio: [UInt32]) {
+        (Array((0..<streams).map { 10_000 + UInt32($0) }), mode == .synthetic ? [] : Array((0..<streams).map { 50_000 + UInt32($0) }))
+    }
+
     func runSfu(consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
-        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 8, maxConsumers: 2 * n + 8))
+        let p = streams(n, mode)
+        let (video, audio) = Self.ssrcs(p, mode)
+        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8))
         let sink = Sink(cpu: loadCpu)
         sink.start()
         let listen = TransportListenInfo(protocol: "udp", ip: "127.0.0.1")
-        let (ingestPort, threadId) = try await setUpRoom(worker: worker, consumers: n, mode: mode, sinkPort: sink.port, listen: listen)
-        let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrc: 1111, audioSsrc: 2222, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
+        let (ingestPort, threadId) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen)
+        let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
         generator.start()
         try await Task.sleep(for: .seconds(1))
         let u0 = await worker.getResourceUsage()
@@ -142,19 +154,22 @@ struct Fanout: AsyncParsableCommand {
     }
 
     @RingSFUActor
-    func setUpRoom(worker: Worker, consumers n: Int, mode: TrafficMode, sinkPort: UInt16, listen: TransportListenInfo) async throws -> (UInt16, UInt) {
+    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo) async throws -> (UInt16, UInt) {
         let router = try worker.createRouter(mediaCodecs: [
             RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
             RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
         ])
         let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true))
-        var producers = [try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
-            codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
-            encodings: [RtpEncodingParameters(ssrc: 1111)], rtcp: RtcpParameters(cname: "perf"))))]
-        if mode == .realistic {
+        var producers: [Producer] = []
+        for ssrc in video {
+            producers.append(try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
+                codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
+                encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
+        }
+        for ssrc in audio {
             producers.append(try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: RtpParameters(
                 codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2)],
-                encodings: [RtpEncodingParameters(ssrc: 2222)], rtcp: RtcpParameters(cname: "perf")))))
+                encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
         }
         for _ in 0..<n {
             let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen))
@@ -172,7 +187,8 @@ struct Fanout: AsyncParsableCommand {
         sink.start()
         let fwd = BaselineForwarder(consumers: n, sinkPort: sink.port, cpu: sfuCpu)
         fwd.start()
-        let generator = LoadGenerator(destination: ("127.0.0.1", fwd.port), videoSsrc: 1111, audioSsrc: 2222, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
+        let (video, audio) = Self.ssrcs(streams(n, mode), mode)
+        let generator = LoadGenerator(destination: ("127.0.0.1", fwd.port), videoSsrcs: video, audioSsrcs: audio, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
         generator.start()
         Thread.sleep(forTimeInterval: 1)
         let tid = pthread_t(fwd.threadId.load(ordering: .relaxed))

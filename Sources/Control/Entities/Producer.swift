@@ -53,7 +53,7 @@ public final class Producer {
     /// mediasoup's rule: one encoding without layers is simple; several
     /// encodings (VP8/H264) or temporal layers of VP8/H264 are simulcast;
     /// spatial/temporal layers of VP9, H264-SVC or AV1 are SVC.
-    static func type(of params: RtpParameters) throws(SFUError) -> String {
+    nonisolated static func type(of params: RtpParameters) throws(SFUError) -> String {
         let encodings = params.encodings ?? []
         let media = params.codecs.first { !$0.mimeType.isRtxMime }!.mimeType.lowercased()
         if encodings.count > 1 {
@@ -74,7 +74,7 @@ public final class Producer {
         return "simple"
     }
 
-    static func layers(of mode: String) -> (Int, Int) {
+    nonisolated static func layers(of mode: String) -> (Int, Int) {
         guard let first = mode.first, first == "L" || first == "S", let t = mode.firstIndex(of: "T") else { return (1, 1) }
         let s = Int(mode[mode.index(after: mode.startIndex)..<t]) ?? 1
         let tl = Int(mode[mode.index(after: t)...].prefix { $0.isNumber }) ?? 1
