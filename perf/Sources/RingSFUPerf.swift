@@ -78,6 +78,9 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "CPU for the load generator and the sink.")
     var loadCpu = 1
 
+    @Option(help: "Runs per configuration, SFU and baseline alternating; the median run (by CPU per packet) is reported.")
+    var repeatCount = 1
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -87,10 +90,12 @@ struct Fanout: AsyncParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--consumers takes positive integers, e.g. 1,10,50") }
         var results: [RunResult] = []
         for n in counts {
-            let sfu = try await runSfu(consumers: n, mode: mode)
-            var base: RunFigures? = nil
-            if baseline { base = runBaseline(consumers: n, mode: mode) }
-            results.append(RunResult(consumers: n, mode: mode.rawValue, sfu: sfu, baseline: base))
+            var sfuRuns: [RunFigures] = [], baseRuns: [RunFigures] = []
+            for _ in 0..<max(1, repeatCount) {
+                sfuRuns.append(try await runSfu(consumers: n, mode: mode))
+                if baseline { baseRuns.append(runBaseline(consumers: n, mode: mode)) }
+            }
+            results.append(RunResult(consumers: n, mode: mode.rawValue, sfu: median(sfuRuns), baseline: baseRuns.isEmpty ? nil : median(baseRuns)))
         }
         printTable(results)
         if let json {
@@ -102,6 +107,10 @@ struct Fanout: AsyncParsableCommand {
     }
 
     func inputRate(_ n: Int) -> Double { outputPps / Double(n) }
+
+    func median(_ runs: [RunFigures]) -> RunFigures {
+        runs.sorted { $0.cpuSecondsPerMillion < $1.cpuSecondsPerMillion }[runs.count / 2]
+    }
 
     func figures(sent: UInt64, forwarded: UInt64, cpuNs: Int64, received: UInt64, histogram: Histogram<UInt64>, consumers: Int, sendCalls: UInt64?) -> RunFigures {
         let expected = Double(sent) * Double(consumers)
@@ -210,7 +219,7 @@ struct Fanout: AsyncParsableCommand {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) duration=\(duration)s output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
         if baseline {
