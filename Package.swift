@@ -70,6 +70,7 @@ let package = Package(
                 "RingSFUCShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "perf/Sources"

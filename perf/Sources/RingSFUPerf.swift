@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Histogram
+import HummingbirdWSClient
+import Logging
 import RingSFU
 import RingSFUCShims
 #if canImport(Glibc)
@@ -81,6 +83,9 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "Runs per configuration, SFU and baseline alternating; the median run (by CPU per packet) is reported.")
     var repeatCount = 1
 
+    @Option(help: "Drive a running `ringsfu serve` at this ws:// URL (its /rpc endpoint) instead of an in-process worker.")
+    var target: String?
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -92,7 +97,11 @@ struct Fanout: AsyncParsableCommand {
         for n in counts {
             var sfuRuns: [RunFigures] = [], baseRuns: [RunFigures] = []
             for _ in 0..<max(1, repeatCount) {
-                sfuRuns.append(try await runSfu(consumers: n, mode: mode))
+                if let target {
+                    sfuRuns.append(try await runRemote(url: target, consumers: n, mode: mode))
+                } else {
+                    sfuRuns.append(try await runSfu(consumers: n, mode: mode))
+                }
                 if baseline { baseRuns.append(runBaseline(consumers: n, mode: mode)) }
             }
             results.append(RunResult(consumers: n, mode: mode.rawValue, sfu: median(sfuRuns), baseline: baseRuns.isEmpty ? nil : median(baseRuns)))
@@ -162,6 +171,40 @@ struct Fanout: AsyncParsableCommand {
         return figures(sent: s1 - s0, forwarded: u1.packetsOut - u0.packetsOut, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: u1.sendCalls - u0.sendCalls)
     }
 
+    /// The same room on a running server; its CPU figure is the server's
+    /// forwarder-thread CPU as reported by `worker.getResourceUsage`.
+    func runRemote(url: String, consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
+        let p = streams(n, mode)
+        let (video, audio) = Self.ssrcs(p, mode)
+        let sink = Sink(cpu: loadCpu)
+        sink.start()
+        let result = ResultBox()
+        let rpcUrl = url.hasSuffix("/rpc") ? url : url + (url.hasSuffix("/") ? "rpc" : "/rpc")
+        let duration = self.duration, loadCpu = self.loadCpu, rate = inputRate(n)
+        try await WebSocketClient.connect(url: rpcUrl, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
+            let room = RemoteRoom(inbound: inbound, outbound: outbound)
+            try await room.setUp(consumers: n, video: video, audio: audio, sinkPort: sink.port)
+            let generator = LoadGenerator(destination: ("127.0.0.1", room.ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: rate, mode: mode, cpu: loadCpu)
+            generator.start()
+            try await Task.sleep(for: .seconds(1))
+            let (out0, cpu0) = try await room.usage()
+            let s0 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
+            sink.beginWindow()
+            try await Task.sleep(for: .seconds(duration))
+            let (out1, cpu1) = try await room.usage()
+            let s1 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
+            generator.stop()
+            try await Task.sleep(for: .milliseconds(200))
+            let (received, histogram) = sink.endWindow()
+            result.set(sent: s1 - s0, forwarded: out1 - out0, cpuNs: Int64((cpu1 - cpu0) * 1e9), received: received, histogram: histogram)
+            // Closing the connection closes the room on the server.
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        sink.stop()
+        guard let r = result.value else { throw ValidationError("the run against \(rpcUrl) did not complete") }
+        return figures(sent: r.sent, forwarded: r.forwarded, cpuNs: r.cpuNs, received: r.received, histogram: r.histogram, consumers: n, sendCalls: nil)
+    }
+
     @RingSFUActor
     func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo) async throws -> (UInt16, UInt) {
         let router = try worker.createRouter(mediaCodecs: [
@@ -229,11 +272,22 @@ struct Fanout: AsyncParsableCommand {
         print(header)
         print(rule)
         for r in results {
-            var line = "| \(r.consumers) | \(f(r.offeredPps, 0)) | \(f(r.forwardedPps, 0)) | \(f(r.loss * 100, 3))% | \(f(r.cpuSecondsPerMillion)) | \(f(r.latencyUs.p50, 0)) | \(f(r.latencyUs.p99, 0)) | \(f(r.latencyUs.p999, 0)) | \(f(r.sendCallsPerPacket ?? 0, 3)) |"
+            var line = "| \(r.consumers) | \(f(r.offeredPps, 0)) | \(f(r.forwardedPps, 0)) | \(f(r.loss * 100, 3))% | \(f(r.cpuSecondsPerMillion)) | \(f(r.latencyUs.p50, 0)) | \(f(r.latencyUs.p99, 0)) | \(f(r.latencyUs.p999, 0)) | \(r.sendCallsPerPacket.map { f($0, 3) } ?? "-") |"
             if let b = r.baseline {
                 line += " \(f(b.cpuSecondsPerMillion)) | \(f(b.loss * 100, 3))% | \(f(b.latencyUs.p99, 0)) | \(f(r.cpuSecondsPerMillion / b.cpuSecondsPerMillion, 3)) |"
             }
             print(line)
         }
+    }
+}
+
+/// Carries a remote run's raw figures out of the WebSocket handler.
+final class ResultBox: @unchecked Sendable {
+    struct Value { var sent: UInt64; var forwarded: UInt64; var cpuNs: Int64; var received: UInt64; var histogram: Histogram<UInt64> }
+    private let lock = NSLock()
+    private var stored: Value?
+    var value: Value? { lock.withLock { stored } }
+    func set(sent: UInt64, forwarded: UInt64, cpuNs: Int64, received: UInt64, histogram: Histogram<UInt64>) {
+        lock.withLock { stored = Value(sent: sent, forwarded: forwarded, cpuNs: cpuNs, received: received, histogram: histogram) }
     }
 }

@@ -158,10 +158,11 @@ public final class RpcSession {
         case "worker.createRouter":
             struct Params: Decodable { var mediaCodecs: [RtpCodecCapability]?; var appData: AppData? }
             let params = try p.decode(Params.self)
-            let r = try worker(p).createRouter(mediaCodecs: params.mediaCodecs ?? [], appData: params.appData ?? [:])
+            let w = try worker(p)
+            let r = try w.createRouter(mediaCodecs: params.mediaCodecs ?? [], appData: params.appData ?? [:])
             owned.insert(r.id)
             ownedRouters.append(r)
-            return .object(["id": .string(r.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
+            return .object(["id": .string(r.id), "workerId": .string(w.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
         case "worker.getResourceUsage":
             return .encoding(await try worker(p).getResourceUsage())
         case "worker.dump":
