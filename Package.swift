@@ -75,15 +75,20 @@ let package = Package(
             ],
             path: "perf/Sources"
         ),
+        .target(
+            name: "RingSFUTestSupport",
+            dependencies: ["RingSFUForwarder", "RingSFUCShims"],
+            path: "Tests/Support"
+        ),
         .testTarget(
             name: "RingSFUForwarderTests",
-            dependencies: ["RingSFUForwarder", "RingSFUCShims"],
+            dependencies: ["RingSFUForwarder", "RingSFUCShims", "RingSFUTestSupport"],
             path: "Tests/ForwarderTests"
         ),
         .testTarget(
             name: "RingSFUTests",
             dependencies: [
-                "RingSFU", "RingSFUForwarder", "RingSFUServer", "RingSFUCShims",
+                "RingSFU", "RingSFUForwarder", "RingSFUServer", "RingSFUCShims", "RingSFUTestSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],
             path: "Tests/ControlTests"

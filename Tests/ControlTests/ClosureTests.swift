@@ -1,4 +1,5 @@
 import Testing
+import RingSFUTestSupport
 @testable import RingSFU
 
 /// The closure cascades of doc/closures.md: exact public and observer

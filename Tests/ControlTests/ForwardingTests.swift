@@ -1,4 +1,5 @@
 import Testing
+import RingSFUTestSupport
 import RingSFUCShims
 @testable import RingSFU
 @testable import RingSFUForwarder

@@ -1,4 +1,5 @@
 import Testing
+import RingSFUTestSupport
 @testable import RingSFU
 
 /// ORTC validation and mapping, written as tables of inputs with the

@@ -1,4 +1,5 @@
 import Testing
+import RingSFUTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdWSClient

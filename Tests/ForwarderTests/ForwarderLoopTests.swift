@@ -1,4 +1,5 @@
 import Testing
+import RingSFUTestSupport
 import RingSFUCShims
 @testable import RingSFUForwarder
 #if canImport(Glibc)

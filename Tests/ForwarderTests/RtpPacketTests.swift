@@ -1,4 +1,5 @@
 import Testing
+import RingSFUTestSupport
 @testable import RingSFUForwarder
 
 @Suite("RTP parsing (RFC 3550, RFC 8285)")

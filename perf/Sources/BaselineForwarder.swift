@@ -20,20 +20,7 @@ final class BaselineForwarder: @unchecked Sendable {
     private let ready = DispatchSemaphore(value: 0)
 
     init(consumers: Int, sinkPort: UInt16, cpu: Int?) {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var rb: Int32 = 8 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, 4)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rb, 4)
-        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        self.fd = fd
-        port = UInt16(bigEndian: addr.sin_port)
+        (fd, port) = bindLoopbackUdp(bufferBytes: 8 << 20)
         destinations = Array(repeating: sinkPort, count: consumers)
         self.cpu = cpu
     }

@@ -371,7 +371,7 @@ struct ForwarderLoop: ~Copyable {
             return
         }
         do {
-            try RtpHeaderExtensions.remapIds(packet, header, producers[p].extensionIds)
+            try RtpHeaderExtensions.remapIds(packet, header, (producers + p).pointer(to: \.extensionIds)!)
         } catch {
             counters.dropMalformed &+= 1
             return
@@ -450,7 +450,7 @@ struct ForwarderLoop: ~Copyable {
             RtpRewrite.setTimestamp(out, header.timestamp &+ consumers[ci].tsOffset)
         }
         // The producer stage already validated the extension block.
-        try? RtpHeaderExtensions.remapIds(out, header, consumers[ci].extensionIds)
+        try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
         // Track the highest sequence number sent (wrap-aware).
         let diff = seq &- consumers[ci].lastSeqOut
         if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }

@@ -4,82 +4,65 @@
 /// zeroing all of its bytes: a zero byte is padding in both the one-byte and
 /// the two-byte form, so the block stays valid without moving the payload.
 package enum RtpHeaderExtensions {
+    /// Walks the elements of the extension block, calling
+    /// `body(id, elementOffset, headerSize, dataLength)` for each one
+    /// (padding skipped). Throws if an element runs past the block.
+    @inline(__always)
+    static func walk(
+        _ base: UnsafeRawPointer, _ header: RtpHeader,
+        _ body: (UInt8, Int, Int, Int) -> Void
+    ) throws(RtpParseError) {
+        guard let ext = header.extensionOffset else { return }
+        let oneByte = header.hasOneByteExtensions
+        guard oneByte || header.hasTwoByteExtensions else { return }
+        let end = ext + 4 + header.extensionLength
+        var i = ext + 4
+        while i < end {
+            let b = base.load(fromByteOffset: i, as: UInt8.self)
+            if b == 0 { i += 1; continue }
+            let id: UInt8, headerSize: Int, length: Int
+            if oneByte {
+                id = b >> 4
+                if id == 15 { return } // reserved: stop parsing (RFC 8285)
+                headerSize = 1
+                length = Int(b & 0x0F) + 1
+            } else {
+                guard i + 2 <= end else { throw .badExtension }
+                id = b
+                headerSize = 2
+                length = Int(base.load(fromByteOffset: i + 1, as: UInt8.self))
+            }
+            guard i + headerSize + length <= end else { throw .badExtension }
+            body(id, i, headerSize, length)
+            i += headerSize + length
+        }
+    }
+
     /// Calls `body(id, dataOffset, dataLength)` for each element.
-    /// Throws if an element runs past the extension block.
     @inline(__always)
     package static func forEach(
         _ base: UnsafeRawPointer, _ header: RtpHeader,
         _ body: (UInt8, Int, Int) -> Void
     ) throws(RtpParseError) {
-        guard let ext = header.extensionOffset else { return }
-        let start = ext + 4
-        let end = start + header.extensionLength
-        var i = start
-        if header.hasOneByteExtensions {
-            while i < end {
-                let b = base.load(fromByteOffset: i, as: UInt8.self)
-                if b == 0 { i += 1; continue }
-                let id = b >> 4
-                if id == 15 { return }
-                let len = Int(b & 0x0F) + 1
-                guard i + 1 + len <= end else { throw .badExtension }
-                body(id, i + 1, len)
-                i += 1 + len
-            }
-        } else if header.hasTwoByteExtensions {
-            while i < end {
-                let id = base.load(fromByteOffset: i, as: UInt8.self)
-                if id == 0 { i += 1; continue }
-                guard i + 2 <= end else { throw .badExtension }
-                let len = Int(base.load(fromByteOffset: i + 1, as: UInt8.self))
-                guard i + 2 + len <= end else { throw .badExtension }
-                body(id, i + 2, len)
-                i += 2 + len
-            }
-        }
+        try walk(base, header) { id, offset, headerSize, length in body(id, offset + headerSize, length) }
     }
 
     /// Rewrites every element id through `map` (index: old id, value: new id;
-    /// 0 removes the element). Unknown forms are left untouched.
+    /// 0 removes the element). Unknown forms are left untouched. The map is
+    /// passed by pointer so that its 256 bytes are never copied per packet.
     @inline(__always)
     package static func remapIds(
         _ base: UnsafeMutableRawPointer, _ header: RtpHeader,
-        _ map: borrowing ExtensionIdMap
+        _ map: UnsafePointer<ExtensionIdMap>
     ) throws(RtpParseError) {
-        guard let ext = header.extensionOffset else { return }
-        let start = ext + 4
-        let end = start + header.extensionLength
-        var i = start
-        if header.hasOneByteExtensions {
-            while i < end {
-                let b = base.load(fromByteOffset: i, as: UInt8.self)
-                if b == 0 { i += 1; continue }
-                let id = b >> 4
-                if id == 15 { return }
-                let len = Int(b & 0x0F) + 1
-                guard i + 1 + len <= end else { throw .badExtension }
-                let newId = map[id]
-                if newId == 0 || newId > 14 {
-                    (base + i).initializeMemory(as: UInt8.self, repeating: 0, count: 1 + len)
-                } else if newId != id {
-                    base.storeBytes(of: (newId << 4) | (b & 0x0F), toByteOffset: i, as: UInt8.self)
-                }
-                i += 1 + len
-            }
-        } else if header.hasTwoByteExtensions {
-            while i < end {
-                let id = base.load(fromByteOffset: i, as: UInt8.self)
-                if id == 0 { i += 1; continue }
-                guard i + 2 <= end else { throw .badExtension }
-                let len = Int(base.load(fromByteOffset: i + 1, as: UInt8.self))
-                guard i + 2 + len <= end else { throw .badExtension }
-                let newId = map[id]
-                if newId == 0 {
-                    (base + i).initializeMemory(as: UInt8.self, repeating: 0, count: 2 + len)
-                } else if newId != id {
-                    base.storeBytes(of: newId, toByteOffset: i, as: UInt8.self)
-                }
-                i += 2 + len
+        let oneByte = header.hasOneByteExtensions
+        try walk(base, header) { id, offset, headerSize, length in
+            let newId = map.pointee[id]
+            if newId == 0 || (oneByte && newId > 14) {
+                (base + offset).initializeMemory(as: UInt8.self, repeating: 0, count: headerSize + length)
+            } else if newId != id {
+                let b = base.load(fromByteOffset: offset, as: UInt8.self)
+                base.storeBytes(of: oneByte ? (newId << 4) | (b & 0x0F) : newId, toByteOffset: offset, as: UInt8.self)
             }
         }
     }
@@ -116,4 +99,12 @@ package struct PayloadTypeMap: Sendable {
 
     @inline(__always)
     package subscript(_ pt: UInt8) -> UInt8 { table[Int(pt & 0x7F)] }
+}
+
+extension RtpHeaderExtensions {
+    /// Convenience for tests and control-side code holding a map by value.
+    package static func remapIds(_ base: UnsafeMutableRawPointer, _ header: RtpHeader, _ map: ExtensionIdMap) throws(RtpParseError) {
+        var copy = map
+        try withUnsafePointer(to: &copy) { (p) throws(RtpParseError) in try remapIds(base, header, p) }
+    }
 }

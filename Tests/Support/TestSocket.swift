@@ -1,16 +1,18 @@
 import RingSFUCShims
-@testable import RingSFUForwarder
+import RingSFUForwarder
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// Shared helpers of the test targets.
+///
 /// A blocking loopback UDP endpoint for tests: sends datagrams and
 /// receives them with a timeout.
-final class TestSocket: @unchecked Sendable {
-    let fd: Int32
-    let port: UInt16
+public final class TestSocket: @unchecked Sendable {
+    public let fd: Int32
+    public let port: UInt16
 
-    init() {
+    public init() {
         let bound = try! UdpSocket.bind(ip: "127.0.0.1", port: nil, range: 20000...29999)
         fd = bound.fd
         port = bound.local.port
@@ -23,7 +25,7 @@ final class TestSocket: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    func send(_ bytes: [UInt8], to port: UInt16) {
+    public func send(_ bytes: [UInt8], to port: UInt16) {
         var addr = SocketAddress(ip: "127.0.0.1", port: port)!
         _ = bytes.withUnsafeBytes { buf in
             withUnsafePointer(to: &addr.storage) {
@@ -35,7 +37,7 @@ final class TestSocket: @unchecked Sendable {
     }
 
     /// Receives one datagram, or nil after the timeout.
-    func receive(timeoutMs: Int = 200) -> [UInt8]? {
+    public func receive(timeoutMs: Int = 200) -> [UInt8]? {
         var tv = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var buf = [UInt8](repeating: 0, count: 2048)
@@ -45,7 +47,7 @@ final class TestSocket: @unchecked Sendable {
     }
 
     /// Receives until `count` datagrams arrived or the timeout passes.
-    func receiveAll(_ count: Int, timeoutMs: Int = 2000) -> [[UInt8]] {
+    public func receiveAll(_ count: Int, timeoutMs: Int = 2000) -> [[UInt8]] {
         var out: [[UInt8]] = []
         let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
         while out.count < count && rsfu_monotonic_ns() < deadline {
@@ -56,7 +58,7 @@ final class TestSocket: @unchecked Sendable {
 }
 
 /// Builds an RTP packet for tests.
-func makeRtp(pt: UInt8 = 101, seq: UInt16, ts: UInt32 = 1000, ssrc: UInt32, marker: Bool = false,
+public func makeRtp(pt: UInt8 = 101, seq: UInt16, ts: UInt32 = 1000, ssrc: UInt32, marker: Bool = false,
              payload: [UInt8] = Array(repeating: 0xAB, count: 100), extensions: [(UInt8, [UInt8])] = []) -> [UInt8] {
     var p: [UInt8] = [extensions.isEmpty ? 0x80 : 0x90, (marker ? 0x80 : 0) | pt]
     p += [UInt8(seq >> 8), UInt8(seq & 0xFF)]
@@ -74,7 +76,7 @@ func makeRtp(pt: UInt8 = 101, seq: UInt16, ts: UInt32 = 1000, ssrc: UInt32, mark
 
 /// A VP8 payload: descriptor with S=1 PID=0, then a key frame (P=0) or
 /// delta frame header byte.
-func vp8Payload(keyFrame: Bool, start: Bool = true, size: Int = 100) -> [UInt8] {
+public func vp8Payload(keyFrame: Bool, start: Bool = true, size: Int = 100) -> [UInt8] {
     var p: [UInt8] = [start ? 0x10 : 0x00, keyFrame ? 0x00 : 0x01]
     p += Array(repeating: 0x55, count: max(0, size - 2))
     return p
