@@ -1,4 +1,5 @@
 import Foundation
+import RingSFUCShims
 #if canImport(Glibc)
 import Glibc
 #endif
