@@ -195,3 +195,63 @@ struct ForwardingTests {
         worker.close()
     }
 }
+
+@Suite("PlainTransport options") @RingSFUActor
+struct PlainTransportOptionTests {
+    @Test func separateRtcpPortAndAnnouncedAddress() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createPlainTransport(PlainTransportOptions(
+            listenInfo: TransportListenInfo(protocol: "udp", ip: "127.0.0.1", announcedAddress: "203.0.113.7"),
+            rtcpMux: false, comedia: true))
+        #expect(t.tuple.localAddress == "203.0.113.7")
+        let rtcp = try #require(t.rtcpTuple)
+        #expect(rtcp.localPort != t.tuple.localPort)
+        let events = t.events
+        _ = try t.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 77)))
+        await worker.sync()
+        // RTP and RTCP from their own ports: comedia learns both tuples.
+        let rtpSender = TestSocket(), rtcpSender = TestSocket()
+        rtpSender.send(makeRtp(pt: 111, seq: 1, ssrc: 77), to: UInt16(t.tuple.localPort))
+        rtcpSender.send([0x80, 201, 0, 1, 0, 0, 0, 77], to: UInt16(rtcp.localPort)) // RR, no blocks
+        await worker.sync()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(t.tuple.remotePort == Int(rtpSender.port))
+        #expect(t.rtcpTuple?.remotePort == Int(rtcpSender.port))
+        let usage = await worker.getResourceUsage()
+        #expect(usage.rtcpIn == 1 && usage.sockets == 2)
+        worker.close()
+        let seen = names(await collect(events))
+        #expect(Set(seen.prefix(2)) == ["tuple", "rtcpTuple"])
+        for port in [t.tuple.localPort, rtcp.localPort] { #expect(await portIsFree(port)) }
+    }
+
+    @Test func connectValidation() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let comedia = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        #expect(throws: SFUError.invalidState("cannot call connect() when comedia mode is enabled")) { try comedia.connect(ip: "127.0.0.1", port: 5000) }
+        let split = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, rtcpMux: false))
+        #expect(throws: SFUError.self) { try split.connect(ip: "127.0.0.1", port: 5000) } // rtcpPort missing
+        #expect(throws: SFUError.self) { try split.connect(ip: "not-an-ip", port: 5000, rtcpPort: 5001) }
+        #expect(throws: SFUError.self) { try split.connect(ip: "127.0.0.1", port: 0, rtcpPort: 5001) }
+        try split.connect(ip: "127.0.0.1", port: 5000, rtcpPort: 5001)
+        #expect(split.tuple.remotePort == 5000 && split.rtcpTuple?.remotePort == 5001)
+        #expect(throws: SFUError.invalidState("connect() already called")) { try split.connect(ip: "127.0.0.1", port: 5000, rtcpPort: 5001) }
+        // Bad listen infos are TypeErrors naming the field.
+        #expect(throws: SFUError.invalidArgument("invalid listenInfo.ip \"300.1.1.1\"")) {
+            _ = try router.createPlainTransport(PlainTransportOptions(listenInfo: TransportListenInfo(ip: "300.1.1.1")))
+        }
+        #expect(throws: SFUError.self) {
+            _ = try router.createPlainTransport(PlainTransportOptions(listenInfo: TransportListenInfo(protocol: "tcp", ip: "127.0.0.1")))
+        }
+        // A fixed port that is taken fails cleanly; IPv6 loopback works.
+        let taken = comedia.tuple.localPort
+        #expect(throws: SFUError.self) {
+            _ = try router.createPlainTransport(PlainTransportOptions(listenInfo: TransportListenInfo(ip: "127.0.0.1", port: taken)))
+        }
+        let v6 = try router.createPlainTransport(PlainTransportOptions(listenInfo: TransportListenInfo(ip: "::1")))
+        #expect(v6.tuple.localAddress == "::1")
+        worker.close()
+    }
+}
