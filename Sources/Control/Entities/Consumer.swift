@@ -6,6 +6,8 @@ public enum ConsumerEvent: Sendable {
     case producerClose
     case producerPause
     case producerResume
+    /// An RTP packet for the application (consumers of a DirectTransport only).
+    case rtp([UInt8])
 }
 
 public enum ConsumerObserverEvent: Sendable {
@@ -33,6 +35,8 @@ public final class Consumer {
     weak var worker: Worker?
     let forwarder: ForwarderWorker
     let handle: UInt32
+    /// Distinguishes this consumer from later owners of the same handle.
+    let tag = UInt32.random(in: 1...UInt32.max)
     private let eventChannel = EventChannel<ConsumerEvent>()
     private let observerChannel = EventChannel<ConsumerObserverEvent>()
 
@@ -58,7 +62,7 @@ public final class Consumer {
     func forwarderSpec() -> ConsumerSpec {
         let pts = rtpParameters.codecs.map { (UInt8($0.payloadType), UInt8($0.payloadType)) }
         let exts = (rtpParameters.headerExtensions ?? []).map { (UInt8($0.id), UInt8($0.id)) }
-        return ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video)
+        return ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video, tag: tag)
     }
 
     func checkOpen() throws(SFUError) {
@@ -79,6 +83,7 @@ public final class Consumer {
         closed = true
         producer?.consumerRemoved(self)
         worker?.consumersById[id] = nil
+        if worker?.consumersByHandle[handle] === self { worker?.consumersByHandle[handle] = nil }
         forwarder.consumerHandles.release(handle)
         eventChannel.emit(.transportClose)
         worker?.notify("consumer.transportclose", id)
@@ -106,6 +111,12 @@ public final class Consumer {
     private func finishChannels() {
         eventChannel.finish()
         observerChannel.finish()
+    }
+
+    func directRtp(_ packet: [UInt8]) {
+        guard !closed else { return }
+        eventChannel.emit(.rtp(packet))
+        worker?.notify("consumer.rtp", id, ["rtpPacket": .string(Data(packet).base64EncodedString())])
     }
 
     func producerPausedChanged(_ value: Bool) {

@@ -164,6 +164,16 @@ public final class Producer {
         for consumer in consumers.values { consumer.producerPausedChanged(false) }
     }
 
+    /// Sends an RTP packet of this producer (producers of a DirectTransport only).
+    public func send(rtpPacket packet: [UInt8]) throws(SFUError) {
+        try checkOpen()
+        guard let direct = transport as? DirectTransport else {
+            throw .invalidState("send() is only for producers of a DirectTransport")
+        }
+        try direct.check(packet, what: "rtpPacket")
+        forwarder.send(.injectRtp(transport: direct.handle, packet))
+    }
+
     public func getStats() async throws(SFUError) -> [RtpStreamStats] {
         try checkOpen()
         let c = await forwarder.stats(.producer(handle))

@@ -94,6 +94,15 @@ public final class Router {
         return transport
     }
 
+    /// Creates a transport whose media the application sends and receives itself.
+    public func createDirectTransport(_ options: DirectTransportOptions = DirectTransportOptions()) throws(SFUError) -> DirectTransport {
+        try checkOpen()
+        guard let worker else { throw .invalidState("Router closed") }
+        let transport = try DirectTransport.make(router: self, worker: worker, options: options)
+        register(transport)
+        return transport
+    }
+
     func register(_ transport: Transport) {
         transports[transport.id] = transport
         worker?.transportsByHandle[transport.handle] = transport

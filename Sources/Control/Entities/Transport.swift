@@ -128,6 +128,7 @@ public class Transport {
     func consumerRemoved(_ consumer: Consumer) {
         consumers[consumer.id] = nil
         worker?.consumersById[consumer.id] = nil
+        if worker?.consumersByHandle[consumer.handle] === consumer { worker?.consumersByHandle[consumer.handle] = nil }
     }
 
     // MARK: - Produce / consume
@@ -180,6 +181,7 @@ public class Transport {
         consumers[consumer.id] = consumer
         producer.consumers[consumer.id] = consumer
         worker.consumersById[consumer.id] = consumer
+        worker.consumersByHandle[handle] = consumer
         observerChannel.emit(.newConsumer(consumer))
         return consumer
     }

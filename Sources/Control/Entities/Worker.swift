@@ -66,6 +66,7 @@ public final class Worker {
     var transportsById: [String: Transport] = [:]
     var producersById: [String: Producer] = [:]
     var consumersById: [String: Consumer] = [:]
+    var consumersByHandle: [UInt32: Consumer] = [:]
     private let eventChannel = EventChannel<WorkerEvent>()
     private let observerChannel = EventChannel<WorkerObserverEvent>()
     private var taps: [Int: @RingSFUActor (EntityNotification) -> Void] = [:]
@@ -130,6 +131,8 @@ public final class Worker {
         switch event {
         case let .tupleLearned(handle, rtcp, address):
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
+        case let .directRtp(handle, tag, bytes):
+            if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
         case .died(let reason):
             workerDied(reason)
         }

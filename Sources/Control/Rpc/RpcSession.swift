@@ -113,6 +113,13 @@ public final class RpcSession {
         return s
     }
 
+    /// Binary payloads travel as base64 strings.
+    private func base64(_ params: JSONValue, _ key: String) throws(SFUError) -> [UInt8] {
+        let text = try string(params, key)
+        guard let data = Data(base64Encoded: text) else { throw .invalidArgument("invalid params.\(key): expected base64") }
+        return Array(data)
+    }
+
     private func router(_ p: JSONValue) throws(SFUError) -> Router {
         let id = try string(p, "routerId")
         guard let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
@@ -187,7 +194,18 @@ public final class RpcSession {
             ownedTransports.append(t)
             return plainTransportJSON(t)
 
+        case "router.createDirectTransport":
+            let options = try p.decode(DirectTransportOptions.self)
+            let t = try router(p).createDirectTransport(options)
+            owned.insert(t.id)
+            ownedTransports.append(t)
+            return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
+
         // Transport
+        case "transport.sendRtcp":
+            guard let direct = try transport(p) as? DirectTransport else { throw SFUError.invalidState("sendRtcp() is only for a DirectTransport") }
+            try direct.sendRtcp(try base64(p, "rtcpPacket"))
+            return Self.ok
         case "transport.connect":
             struct Params: Decodable { var ip: String; var port: Int; var rtcpPort: Int? }
             let t = try transport(p)
@@ -201,6 +219,7 @@ public final class RpcSession {
         case "transport.dump":
             let t = try transport(p)
             if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }
+            if let direct = t as? DirectTransport { return .encoding(try direct.dump()) }
             return .object(["id": .string(t.id)])
         case "transport.getStats":
             return .encoding(try await transport(p).getStats())
@@ -228,6 +247,9 @@ public final class RpcSession {
             return Self.ok
         case "producer.resume":
             try producer(p).resume()
+            return Self.ok
+        case "producer.send":
+            try producer(p).send(rtpPacket: try base64(p, "rtpPacket"))
             return Self.ok
         case "producer.dump":
             return .encoding(try producer(p).dump())

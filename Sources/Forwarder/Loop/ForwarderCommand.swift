@@ -38,8 +38,11 @@ package struct ConsumerSpec: Sendable {
     package var producerPaused: Bool
     /// Video consumers start and restart on a key frame.
     package var waitsForKeyFrame: Bool
+    /// Echoed in events about this consumer.
+    package var tag: UInt32 = 0
 
-    package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool) {
+    package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool, tag: UInt32 = 0) {
+        self.tag = tag
         self.ssrc = ssrc
         self.payloadTypes = payloadTypes
         self.extensionIds = extensionIds
@@ -61,6 +64,10 @@ package enum ForwarderCommand: Sendable {
     case addRouter(UInt32)
     case closeRouter(UInt32)
     case addPlainTransport(handle: UInt32, router: UInt32, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
+    /// A transport without sockets: the application injects and receives packets.
+    case addDirectTransport(handle: UInt32, router: UInt32)
+    /// An RTP packet from the application, routed as if received on the transport.
+    case injectRtp(transport: UInt32, [UInt8])
     case connectTransport(handle: UInt32, rtp: SocketAddress, rtcp: SocketAddress?)
     case closeTransport(UInt32)
     case addProducer(handle: UInt32, transport: UInt32, ProducerSpec)
@@ -81,6 +88,10 @@ package enum ForwarderCommand: Sendable {
 package enum ForwarderEvent: Sendable {
     /// A comedia transport learnt its remote address from the first packet.
     case tupleLearned(transport: UInt32, rtcp: Bool, SocketAddress)
+    /// A consumer on a direct transport produced an RTP packet.
+    /// `tag` is the consumer's `ConsumerSpec.tag`, so that a packet still in
+    /// flight for a closed consumer is not taken for its handle's next owner.
+    case directRtp(consumer: UInt32, tag: UInt32, [UInt8])
     /// The worker thread stopped on a fatal error.
     case died(String)
 }

@@ -23,7 +23,12 @@ extension ForwarderLoop {
         case .closeRouter(let h):
             closeRouter(Int(h))
         case let .addPlainTransport(h, router, rtpFd, rtcpFd, comedia):
-            addTransport(Int(h), router: Int(router), rtpFd: rtpFd, rtcpFd: rtcpFd, comedia: comedia)
+            addTransport(Int(h), router: Int(router), rtpFd: Optional(rtpFd), rtcpFd: rtcpFd, comedia: comedia)
+        case let .addDirectTransport(h, router):
+            addTransport(Int(h), router: Int(router), rtpFd: nil, rtcpFd: nil, comedia: false)
+            transports[Int(h)].direct = true
+        case let .injectRtp(t, bytes):
+            injectRtp(transport: Int(t), bytes)
         case let .connectTransport(h, rtp, rtcp):
             guard transports[Int(h)].inUse else { return }
             transports[Int(h)].remoteRtp = rtp
@@ -98,17 +103,40 @@ extension ForwarderLoop {
 
     // MARK: - Transports and sockets
 
-    mutating func addTransport(_ h: Int, router r: Int, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool) {
+    mutating func addTransport(_ h: Int, router r: Int, rtpFd: Int32?, rtcpFd: Int32?, comedia: Bool) {
         var t = TransportState()
         t.inUse = true
         t.router = UInt32(r)
         t.comedia = comedia
-        t.rtpSocket = adoptSocket(rtpFd, transport: h, rtcp: false)
+        if let rtpFd { t.rtpSocket = adoptSocket(rtpFd, transport: h, rtcp: false) }
         if let rtcpFd { t.rtcpSocket = adoptSocket(rtcpFd, transport: h, rtcp: true) }
         t.nextInRouter = routers[r].firstTransport
         if t.nextInRouter >= 0 { transports[Int(t.nextInRouter)].prevInRouter = Int32(h) }
         routers[r].firstTransport = Int32(h)
         transports[h] = t
+    }
+
+    /// An application packet on a direct transport: copied into scratch
+    /// memory (a command's bytes are immutable) and routed like a received one.
+    mutating func injectRtp(transport t: Int, _ bytes: [UInt8]) {
+        guard transports[t].inUse, transports[t].direct else { return }
+        guard bytes.count <= settings.bufferSize else {
+            counters.dropTruncated &+= 1
+            return
+        }
+        counters.packetsIn &+= 1
+        counters.bytesIn &+= UInt64(bytes.count)
+        transports[t].counters.packets &+= 1
+        transports[t].counters.bytes &+= UInt64(bytes.count)
+        let scratch = receiveScratch
+        bytes.withUnsafeBytes { raw in
+            if let base = raw.baseAddress { scratch.copyMemory(from: base, byteCount: raw.count) }
+        }
+        switch PacketClass.classify(scratch, count: bytes.count) {
+        case .rtp: forwardRtp(scratch, size: bytes.count, transport: t)
+        case .rtcp: counters.rtcpIn &+= 1
+        default: counters.dropNotRtp &+= 1
+        }
     }
 
     mutating func adoptSocket(_ fd: Int32, transport: Int, rtcp: Bool) -> Int32 {
@@ -203,6 +231,7 @@ extension ForwarderLoop {
         c.transport = UInt32(t)
         c.producer = UInt32(p)
         c.ssrc = spec.ssrc
+        c.tag = spec.tag
         c.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         c.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
         c.paused = spec.paused

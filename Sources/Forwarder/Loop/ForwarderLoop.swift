@@ -41,6 +41,9 @@ struct ForwarderLoop: ~Copyable {
     var inflightSends = 0
     var inflightReceives = 0
 
+    /// Scratch memory for packets injected by the application.
+    let receiveScratch: UnsafeMutableRawPointer
+
     // Wake-up for control commands.
     let wakeBuffer: UnsafeMutablePointer<UInt64>
     var wakeArmed = false
@@ -125,6 +128,7 @@ struct ForwarderLoop: ~Copyable {
 
         wakeBuffer = .allocate(capacity: 1)
         wakeBuffer.initialize(to: 0)
+        receiveScratch = .allocate(byteCount: settings.bufferSize, alignment: 64)
 
         routers = .allocate(capacity: Int(settings.maxRouters))
         routers.initialize(repeating: RouterState(), count: Int(settings.maxRouters))
@@ -148,6 +152,7 @@ struct ForwarderLoop: ~Copyable {
         receiveHeader.deallocate()
         openMessages.deallocate()
         wakeBuffer.deallocate()
+        receiveScratch.deallocate()
         routers.deallocate()
         transports.deallocate()
         producers.deallocate()
@@ -431,7 +436,7 @@ struct ForwarderLoop: ~Copyable {
     @inline(__always)
     mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8) {
         let t = Int(consumers[ci].transport)
-        guard transports[t].remoteRtp.isSet else { return }
+        guard transports[t].remoteRtp.isSet || transports[t].direct else { return }
         let outPt = consumers[ci].payloadTypes[routerPt]
         guard outPt != PayloadTypeMap.none else { return }
         let slot = freeSendSlots.pop()
@@ -458,6 +463,15 @@ struct ForwarderLoop: ~Copyable {
         consumers[ci].counters.bytesOut &+= UInt64(size)
         transports[t].counters.packetsOut &+= 1
         transports[t].counters.bytesOut &+= UInt64(size)
+        if transports[t].direct {
+            // The application's copy: an allocation, as on any path that
+            // leaves the forwarder for the control plane (not the socket path).
+            worker.onEvent(.directRtp(consumer: UInt32(ci), tag: consumers[ci].tag, Array(UnsafeRawBufferPointer(start: out, count: size))))
+            counters.packetsOut &+= 1
+            counters.bytesOut &+= UInt64(size)
+            freeSendSlots.push(slot)
+            return
+        }
         enqueue(consumer: ci, slot: slot, data: out, length: size, transport: t)
     }
 

@@ -22,6 +22,8 @@ package struct TransportState {
     var rtpSocket: Int32 = -1
     var rtcpSocket: Int32 = -1
     var comedia = false
+    /// No sockets: packets come from and go to the application.
+    var direct = false
     var remoteRtp = SocketAddress()
     var remoteRtcp = SocketAddress()
     var counters = EntityCounters()
@@ -52,6 +54,7 @@ package struct ConsumerState {
     var transport: UInt32 = 0
     var producer: UInt32 = 0
     var ssrc: UInt32 = 0
+    var tag: UInt32 = 0
     var payloadTypes = PayloadTypeMap()
     var extensionIds = ExtensionIdMap()
     var paused = false
