@@ -60,3 +60,22 @@ int rsfu_sendmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags) 
 }
 
 int rsfu_msg_waitforone(void) { return MSG_WAITFORONE; }
+
+size_t rsfu_receive_cmsg_space(void) { return CMSG_SPACE(sizeof(uint32_t)); }
+
+int rsfu_enable_rxq_ovfl(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+}
+
+int64_t rsfu_rxq_ovfl(struct io_uring_recvmsg_out *out, struct msghdr *msgh) {
+    for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, msgh); c != NULL;
+         c = io_uring_recvmsg_cmsg_nexthdr(out, msgh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+            uint32_t v;
+            memcpy(&v, CMSG_DATA(c), sizeof(v));
+            return v;
+        }
+    }
+    return -1;
+}

@@ -39,14 +39,19 @@ struct DirectTransportTests {
         await worker.sync()
         let sender = TestSocket()
         for i in 0..<3 { sender.send(makeRtp(pt: 111, seq: UInt16(100 + i), ssrc: 4242), to: UInt16(ingest.tuple.localPort)) }
-        await worker.sync()
-        try await Task.sleep(for: .milliseconds(100))
-        producer.close()
-        let received = await collect(events)
+        // Read the first three events (the packets), then close the producer.
+        var iterator = events.makeAsyncIterator()
         var packets: [[UInt8]] = []
-        for e in received { if case .rtp(let p) = e { packets.append(p) } }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while packets.count < 3, ContinuousClock.now < deadline {
+            guard let e = await iterator.next() else { break }
+            if case .rtp(let p) = e { packets.append(p) }
+        }
         #expect(packets.count == 3)
-        #expect(names(received).last == "producerClose")
+        producer.close()
+        var rest: [ConsumerEvent] = []
+        while let e = await iterator.next() { rest.append(e) }
+        #expect(names(rest) == ["producerClose"])
         let seqs = try packets.map { p in try p.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count).sequenceNumber } }
         #expect(seqs == [100, 101, 102])
         // send() is only for direct producers.

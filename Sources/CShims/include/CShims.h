@@ -53,6 +53,14 @@ int rsfu_recvmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags);
 int rsfu_sendmmsg(int fd, struct rsfu_mmsghdr *msgs, unsigned int n, int flags);
 int rsfu_msg_waitforone(void);
 
+/// Space for the control messages a receive may carry (SO_RXQ_OVFL).
+size_t rsfu_receive_cmsg_space(void);
+/// Asks the kernel to report the socket's cumulative drop count with each datagram.
+int rsfu_enable_rxq_ovfl(int fd);
+/// The SO_RXQ_OVFL drop count attached to a multishot-received datagram,
+/// or -1 when there is none.
+int64_t rsfu_rxq_ovfl(struct io_uring_recvmsg_out *out, struct msghdr *msgh);
+
 /// The current thread's errno.
 int rsfu_errno(void);
 

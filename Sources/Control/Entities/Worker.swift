@@ -214,7 +214,7 @@ public final class Worker {
         return WorkerResourceUsage(
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
-            dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty,
+            dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
             dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,

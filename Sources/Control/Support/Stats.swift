@@ -39,6 +39,8 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropUnknownSource: UInt64
     public var dropNotRtp: UInt64
     public var dropRecvPoolEmpty: UInt64
+    /// Datagrams the kernel dropped because the worker fell behind.
+    public var dropSocketOverflow: UInt64
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64

@@ -12,6 +12,9 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropUnknownSource: UInt64 = 0
     package var dropNotRtp: UInt64 = 0
     package var dropRecvPoolEmpty: UInt64 = 0
+    /// Datagrams the kernel dropped because a socket's queue overflowed
+    /// (the loop fell behind), reported through SO_RXQ_OVFL.
+    package var dropSocketOverflow: UInt64 = 0
     package var dropSendPoolEmpty: UInt64 = 0
     package var dropSendError: UInt64 = 0
     package var dropTruncated: UInt64 = 0

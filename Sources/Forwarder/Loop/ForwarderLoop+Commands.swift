@@ -143,6 +143,7 @@ extension ForwarderLoop {
         let s = freeSockets.pop()
         guard s >= 0 else { close(fd); return -1 }
         sockets[Int(s)] = SocketState(inUse: true, fd: fd, transport: UInt32(transport), isRtcp: rtcp, closing: false, armed: false)
+        _ = rsfu_enable_rxq_ovfl(fd)
         armReceive(socket: Int(s))
         return s
     }

@@ -118,6 +118,8 @@ struct ForwarderLoop: ~Copyable {
         receiveHeader = .allocate(capacity: 1)
         receiveHeader.initialize(to: msghdr())
         receiveHeader.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        // Room for the SO_RXQ_OVFL drop counter (present only after drops).
+        receiveHeader.pointee.msg_controllen = rsfu_receive_cmsg_space()
 
         sendSlab = Slab(slotSize: settings.bufferSize, count: settings.sendSlots)
         freeSendSlots = FreeList(capacity: settings.sendSlots)
@@ -229,6 +231,9 @@ struct ForwarderLoop: ~Copyable {
             if wakePending {
                 wakePending = false
                 applyCommands()
+                // Commands can produce packets too (DirectTransport): send
+                // them with this turn's submit rather than the next event's.
+                flushSends()
                 if !wakeArmed { armWake() }
             }
             if timers.activeCount > 0 {
@@ -307,6 +312,14 @@ struct ForwarderLoop: ~Copyable {
         let size = Int(io_uring_recvmsg_payload_length(out, Int32(length), receiveHeader))
         let name = io_uring_recvmsg_name(out)!
         let nameLength = Int(out.pointee.namelen)
+        if out.pointee.controllen > 0 {
+            let drops = rsfu_rxq_ovfl(out, receiveHeader)
+            if drops >= 0 {
+                let total = UInt32(truncatingIfNeeded: drops)
+                counters.dropSocketOverflow &+= UInt64(total &- sockets[socket].kernelDrops)
+                sockets[socket].kernelDrops = total
+            }
+        }
         counters.packetsIn &+= 1
         counters.bytesIn &+= UInt64(size)
 

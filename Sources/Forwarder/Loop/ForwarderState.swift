@@ -14,6 +14,8 @@ package struct SocketState {
     var isRtcp = false
     var closing = false
     var armed = false
+    /// Last cumulative kernel drop count seen on this socket.
+    var kernelDrops: UInt32 = 0
 }
 
 package struct TransportState {
