@@ -272,3 +272,47 @@ struct PlainTransportOptionTests {
         worker.close()
     }
 }
+
+@Suite("Hostile input") @RingSFUActor
+struct HostileInputTests {
+    /// Random datagrams (many shaped like RTP, some with the producer's SSRC
+    /// and extension blocks) never stop the worker; every one is accounted
+    /// for, and good packets keep flowing.
+    @Test func randomDatagramsAreCountedAndDropped() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus, vp8])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let producer = try ingest.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 4444, exts: [RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:sdes:mid", id: 1)])))
+        let sink = TestSocket()
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        _ = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        await worker.sync()
+        let sender = TestSocket()
+        let port = UInt16(ingest.tuple.localPort)
+        sender.send(makeRtp(pt: 96, seq: 1, ssrc: 4444, payload: vp8Payload(keyFrame: true)), to: port)
+        #expect(sink.receiveAll(1).count == 1)
+        var rng = SystemRandomNumberGenerator()
+        let count = 3000
+        for i in 0..<count {
+            var p = (0..<Int.random(in: 0...1400, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if p.count >= 12, i % 2 == 0 {
+                // RTP-shaped: version 2, our SSRC, random flags and lengths.
+                p[0] = 0x80 | (p[0] & 0x3F)
+                p[1] = (p[1] & 0x80) | 96
+                p[8] = 0; p[9] = 0; p[10] = 0x11; p[11] = 0x5C
+            }
+            sender.send(p, to: port)
+            if i % 200 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        while sink.receive(timeoutMs: 50) != nil {}
+        let usage = await worker.getResourceUsage()
+        #expect(usage.packetsIn == UInt64(count + 1) - usage.dropSocketOverflow)
+        // Still forwarding.
+        sender.send(makeRtp(pt: 96, seq: 60000, ssrc: 4444, payload: vp8Payload(keyFrame: true)), to: port)
+        #expect(sink.receiveAll(1).count == 1)
+        worker.close()
+        await worker.waitForShutdown()
+        #expect(!worker.died)
+    }
+}
