@@ -28,6 +28,8 @@ public final class Producer {
     let forwarder: ForwarderWorker
     let handle: UInt32
     var consumers = OrderedMap<Consumer>()
+    /// RTP observers watching this producer.
+    var observers: [String: RtpObserver] = [:]
     private let eventChannel = EventChannel<ProducerEvent>()
     private let observerChannel = EventChannel<ProducerObserverEvent>()
 
@@ -102,7 +104,10 @@ public final class Producer {
                 exts.append((UInt8(e.id), UInt8(r.preferredId)))
             }
         }
-        return ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused)
+        let audioLevel = (caps.headerExtensions ?? []).first { $0.kind == .audio && $0.uri == SupportedRtpCapabilities.Uri.audioLevel }
+        let producerSendsLevels = (rtpParameters.headerExtensions ?? []).contains { $0.uri == SupportedRtpCapabilities.Uri.audioLevel }
+        return ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused,
+                            audioLevelId: kind == .audio && producerSendsLevels ? UInt8(audioLevel?.preferredId ?? 0) : 0)
     }
 
     func checkOpen() throws(SFUError) {
@@ -114,6 +119,7 @@ public final class Producer {
         guard !closed else { return }
         closed = true
         forwarder.send(.closeProducer(handle))
+        leaveObservers()
         transport?.producerRemoved(self)
         forwarder.producerHandles.release(handle)
         observerChannel.emit(.close)
@@ -126,11 +132,17 @@ public final class Producer {
     func transportClosed() {
         guard !closed else { return }
         closed = true
+        leaveObservers()
         forwarder.producerHandles.release(handle)
         eventChannel.emit(.transportClose)
         worker?.notify("producer.transportclose", id)
         observerChannel.emit(.close)
         finishChannels()
+    }
+
+    private func leaveObservers() {
+        for o in observers.values { o.producerClosed(self) }
+        observers = [:]
     }
 
     private func finishChannels() {

@@ -9,6 +9,7 @@ public enum RouterEvent: Sendable {
 public enum RouterObserverEvent: Sendable {
     case close
     case newTransport(Transport)
+    case newRtpObserver(RtpObserver)
 }
 
 /// A router: a media room. It owns transports, and producers of any of its
@@ -25,6 +26,7 @@ public final class Router {
     let handle: UInt32
     var transports = OrderedMap<Transport>()
     var producers: [String: Producer] = [:]
+    var rtpObservers = OrderedMap<RtpObserver>()
     private let eventChannel = EventChannel<RouterEvent>()
     private let observerChannel = EventChannel<RouterObserverEvent>()
 
@@ -71,6 +73,8 @@ public final class Router {
         for transport in transports.values { transport.routerClosed() }
         transports.removeAll()
         producers = [:]
+        for o in rtpObservers.values { o.routerClosed() }
+        rtpObservers.removeAll()
     }
 
     private func finishChannels() {
@@ -101,6 +105,24 @@ public final class Router {
         let transport = try DirectTransport.make(router: self, worker: worker, options: options)
         register(transport)
         return transport
+    }
+
+    /// Creates an observer reporting the loudest audio producers.
+    public func createAudioLevelObserver(_ options: AudioLevelObserverOptions = AudioLevelObserverOptions()) throws(SFUError) -> AudioLevelObserver {
+        try checkOpen()
+        guard let worker else { throw .invalidState("Router closed") }
+        let o = try AudioLevelObserver.make(router: self, worker: worker, options: options)
+        rtpObservers[o.id] = o
+        worker.observersByHandle[o.handle] = o
+        worker.rtpObserversById[o.id] = o
+        observerChannel.emit(.newRtpObserver(o))
+        return o
+    }
+
+    func observerClosed(_ o: RtpObserver) {
+        rtpObservers[o.id] = nil
+        if worker?.observersByHandle[o.handle] === o { worker?.observersByHandle[o.handle] = nil }
+        worker?.rtpObserversById[o.id] = nil
     }
 
     func register(_ transport: Transport) {

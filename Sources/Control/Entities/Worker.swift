@@ -67,6 +67,8 @@ public final class Worker {
     var producersById: [String: Producer] = [:]
     var consumersById: [String: Consumer] = [:]
     var consumersByHandle: [UInt32: Consumer] = [:]
+    var observersByHandle: [UInt32: AudioLevelObserver] = [:]
+    var rtpObserversById: [String: RtpObserver] = [:]
     private let eventChannel = EventChannel<WorkerEvent>()
     private let observerChannel = EventChannel<WorkerObserverEvent>()
     private var taps: [Int: @RingSFUActor (EntityNotification) -> Void] = [:]
@@ -133,6 +135,8 @@ public final class Worker {
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, tag, bytes):
             if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
+        case let .audioLevels(handle, samples):
+            observersByHandle[handle]?.intervalEnded(samples)
         case .died(let reason):
             workerDied(reason)
         }
@@ -250,9 +254,9 @@ public final class Worker {
 
     public func removeTap(_ token: Int) { taps[token] = nil }
 
-    func notify(_ method: String, _ entityId: String, _ extra: [String: JSONValue] = [:]) {
+    func notify(_ method: String, _ entityId: String, _ extra: [String: JSONValue] = [:], idKey: String? = nil) {
         guard !taps.isEmpty else { return }
-        let key = String(method.prefix { $0 != "." }) + "Id"
+        let key = idKey ?? String(method.prefix { $0 != "." }) + "Id"
         var params = extra
         params[key] = .string(entityId)
         let n = EntityNotification(method: method, entityId: entityId, params: params)

@@ -140,6 +140,11 @@ public final class RpcSession {
         guard let x = pool.consumer(id: id) else { throw lookupFailure("Consumer", id) }
         return x
     }
+    private func rtpObserver(_ p: JSONValue) throws(SFUError) -> RtpObserver {
+        let id = try string(p, "rtpObserverId")
+        guard let x = pool.rtpObserver(id: id) else { throw lookupFailure("RtpObserver", id) }
+        return x
+    }
     private func worker(_ p: JSONValue) throws(SFUError) -> Worker {
         if let id = p["workerId"]?.stringValue {
             guard let w = pool.worker(id: id) else { throw .invalidArgument("unknown workerId \"\(id)\"") }
@@ -152,7 +157,7 @@ public final class RpcSession {
     /// A closed entity is no longer indexed; one this session created is
     /// reported as closed (InvalidStateError), anything else as unknown.
     private func lookupFailure(_ kind: String, _ id: String) -> SFUError {
-        owned.contains(id) ? .invalidState("\(kind) closed") : .invalidArgument("unknown \(kind.lowercased())Id \"\(id)\"")
+        owned.contains(id) ? .invalidState("\(kind) closed") : .invalidArgument("unknown \(kind.prefix(1).lowercased() + kind.dropFirst())Id \"\(id)\"")
     }
 
     private static let ok: JSONValue = .object([:])
@@ -200,6 +205,29 @@ public final class RpcSession {
             owned.insert(t.id)
             ownedTransports.append(t)
             return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
+
+        case "router.createAudioLevelObserver":
+            let options = try p.decode(AudioLevelObserverOptions.self)
+            let o = try router(p).createAudioLevelObserver(options)
+            owned.insert(o.id)
+            return .object(["id": .string(o.id)])
+
+        // RTP observers
+        case "rtpObserver.addProducer":
+            try rtpObserver(p).addProducer(producerId: try string(p, "producerId"))
+            return Self.ok
+        case "rtpObserver.removeProducer":
+            try rtpObserver(p).removeProducer(producerId: try string(p, "producerId"))
+            return Self.ok
+        case "rtpObserver.pause":
+            try rtpObserver(p).pause()
+            return Self.ok
+        case "rtpObserver.resume":
+            try rtpObserver(p).resume()
+            return Self.ok
+        case "rtpObserver.close":
+            try rtpObserver(p).close()
+            return Self.ok
 
         // Transport
         case "transport.sendRtcp":

@@ -41,6 +41,10 @@ public final class WorkerPool {
         for w in workers { if let p = w.producersById[id] { return p } }
         return nil
     }
+    func rtpObserver(id: String) -> RtpObserver? {
+        for w in workers { if let o = w.rtpObserversById[id] { return o } }
+        return nil
+    }
     func consumer(id: String) -> Consumer? {
         for w in workers { if let c = w.consumersById[id] { return c } }
         return nil

@@ -16,8 +16,11 @@ package struct ProducerSpec: Sendable {
     /// Producer header extension id -> router id.
     package var extensionIds: [(UInt8, UInt8)]
     package var paused: Bool
+    /// The router's id of the ssrc-audio-level extension, 0 if not sent.
+    package var audioLevelId: UInt8 = 0
 
-    package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool) {
+    package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool, audioLevelId: UInt8 = 0) {
+        self.audioLevelId = audioLevelId
         self.isVideo = isVideo
         self.ssrcs = ssrcs
         self.payloadTypes = payloadTypes
@@ -80,6 +83,12 @@ package enum ForwarderCommand: Sendable {
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
     /// Runs the reply once every earlier command has been applied.
     case barrier(@Sendable () -> Void)
+    /// An audio level observer reporting every `intervalMs`.
+    case addAudioLevelObserver(handle: UInt32, router: UInt32, intervalMs: UInt32)
+    case closeObserver(UInt32)
+    case observerAddProducer(observer: UInt32, producer: UInt32)
+    case observerRemoveProducer(observer: UInt32, producer: UInt32)
+    case setObserverPaused(UInt32, Bool)
     /// Test hook: behave as if the ring failed fatally.
     case simulateFatalError
 }
@@ -92,6 +101,16 @@ package enum ForwarderEvent: Sendable {
     /// `tag` is the consumer's `ConsumerSpec.tag`, so that a packet still in
     /// flight for a closed consumer is not taken for its handle's next owner.
     case directRtp(consumer: UInt32, tag: UInt32, [UInt8])
+    /// An audio level observer's interval ended: per producer, the sum of
+    /// the audio levels (-dBov, 0-127) seen and how many packets had one.
+    case audioLevels(observer: UInt32, [AudioLevelSample])
     /// The worker thread stopped on a fatal error.
     case died(String)
+}
+
+/// One producer's audio levels over an observer interval.
+package struct AudioLevelSample: Sendable, Equatable {
+    package var producer: UInt32
+    package var levelSum: UInt32
+    package var count: UInt32
 }

@@ -64,6 +64,16 @@ extension ForwarderLoop {
             reply(counters, resources())
         case .barrier(let reply):
             reply()
+        case let .addAudioLevelObserver(h, router, interval):
+            addObserver(Int(h), router: Int(router), intervalMs: interval)
+        case .closeObserver(let h):
+            closeObserver(Int(h))
+        case let .observerAddProducer(o, p):
+            observerAddProducer(Int(o), Int(p))
+        case let .observerRemoveProducer(o, p):
+            observerRemoveProducer(Int(o), Int(p))
+        case let .setObserverPaused(h, paused):
+            if observers[Int(h)].inUse { observers[Int(h)].paused = paused }
         case .simulateFatalError:
             fatalReason = "simulated fatal ring error"
         }
@@ -170,6 +180,7 @@ extension ForwarderLoop {
 
     mutating func closeRouter(_ r: Int) {
         guard routers[r].inUse else { return }
+        for o in 0..<Int(settings.maxObservers) where observers[o].inUse && observers[o].router == UInt32(r) { closeObserver(o) }
         while routers[r].firstTransport >= 0 { closeTransport(Int(routers[r].firstTransport)) }
         routers[r] = RouterState()
     }
@@ -199,6 +210,7 @@ extension ForwarderLoop {
         p.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         for (pt, codec) in spec.codecs where pt < 128 { p.codecs[Int(pt)] = codec.rawValue }
         p.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
+        p.audioLevelId = spec.audioLevelId
         for ssrc in spec.ssrcs.prefix(8) {
             if ssrcTable.insert(transport: UInt32(t), ssrc: ssrc, value: UInt32(h)) {
                 p.ssrcs[p.ssrcCount] = ssrc
@@ -215,6 +227,7 @@ extension ForwarderLoop {
         guard producers[h].inUse else { return }
         // Its consumers die with it (mediasoup: Consumer::ProducerClosed).
         while producers[h].firstConsumer >= 0 { closeConsumer(Int(producers[h].firstConsumer)) }
+        detachFromObservers(h)
         let t = Int(producers[h].transport)
         for i in 0..<producers[h].ssrcCount {
             ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])

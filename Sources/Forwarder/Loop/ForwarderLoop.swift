@@ -54,6 +54,7 @@ struct ForwarderLoop: ~Copyable {
     let transports: UnsafeMutablePointer<TransportState>
     let producers: UnsafeMutablePointer<ProducerState>
     let consumers: UnsafeMutablePointer<ConsumerState>
+    let observers: UnsafeMutablePointer<ObserverState>
     let sockets: UnsafeMutablePointer<SocketState>
     let socketCapacity: Int
     var freeSockets: FreeList
@@ -140,6 +141,8 @@ struct ForwarderLoop: ~Copyable {
         producers.initialize(repeating: ProducerState(), count: Int(settings.maxProducers))
         consumers = .allocate(capacity: Int(settings.maxConsumers))
         consumers.initialize(repeating: ConsumerState(), count: Int(settings.maxConsumers))
+        observers = .allocate(capacity: Int(settings.maxObservers))
+        observers.initialize(repeating: ObserverState(), count: Int(settings.maxObservers))
         socketCapacity = Int(settings.maxTransports) * 2
         sockets = .allocate(capacity: socketCapacity)
         sockets.initialize(repeating: SocketState(), count: socketCapacity)
@@ -159,6 +162,7 @@ struct ForwarderLoop: ~Copyable {
         transports.deallocate()
         producers.deallocate()
         consumers.deallocate()
+        observers.deallocate()
         sockets.deallocate()
     }
 
@@ -237,7 +241,7 @@ struct ForwarderLoop: ~Copyable {
                 if !wakeArmed { armWake() }
             }
             if timers.activeCount > 0 {
-                timers.advance(to: rsfu_monotonic_ns()) { _ in }
+                fireTimers()
             }
         }
         return fatalReason
@@ -398,6 +402,7 @@ struct ForwarderLoop: ~Copyable {
         producers[p].counters.packets &+= 1
         producers[p].counters.bytes &+= UInt64(size)
         if producers[p].paused { return }
+        if producers[p].observerCount > 0 { recordAudioLevel(p, packet, header) }
 
         // Key frame detection is done at most once per packet, and only if
         // some consumer is waiting for one.

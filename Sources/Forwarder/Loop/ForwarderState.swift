@@ -49,6 +49,24 @@ package struct ProducerState {
     var firstConsumer: Int32 = -1
     var nextInTransport: Int32 = -1
     var prevInTransport: Int32 = -1
+    /// Router id of the ssrc-audio-level extension (0: none).
+    var audioLevelId: UInt8 = 0
+    /// Observers watching this producer, with their running sums.
+    var observers = InlineArray<4, Int32>(repeating: -1)
+    var levelSums = InlineArray<4, UInt32>(repeating: 0)
+    var levelCounts = InlineArray<4, UInt32>(repeating: 0)
+    var observerCount = 0
+}
+
+/// An audio level observer: producers it watches and its interval timer.
+package struct ObserverState {
+    var inUse = false
+    var router: UInt32 = 0
+    var paused = false
+    var intervalNs: Int64 = 0
+    var timer: Int32 = -1
+    var producers = InlineArray<32, Int32>(repeating: -1)
+    var producerCount = 0
 }
 
 package struct ConsumerState {

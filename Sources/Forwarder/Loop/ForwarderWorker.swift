@@ -21,6 +21,7 @@ package struct ForwarderSettings: Sendable {
     package var maxTransports: UInt32 = 8192
     package var maxProducers: UInt32 = 8192
     package var maxConsumers: UInt32 = 32768
+    package var maxObservers: UInt32 = 256
     package var ssrcTableBits = 15
 
     package init() {}
@@ -42,6 +43,7 @@ package final class ForwarderWorker: @unchecked Sendable {
     package let transportHandles: HandleSpace
     package let producerHandles: HandleSpace
     package let consumerHandles: HandleSpace
+    package let observerHandles: HandleSpace
 
     struct CommandQueue {
         var items: [ForwarderCommand] = []
@@ -70,6 +72,7 @@ package final class ForwarderWorker: @unchecked Sendable {
         transportHandles = HandleSpace(capacity: settings.maxTransports)
         producerHandles = HandleSpace(capacity: settings.maxProducers)
         consumerHandles = HandleSpace(capacity: settings.maxConsumers)
+        observerHandles = HandleSpace(capacity: settings.maxObservers)
         let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard fd >= 0 else { throw .eventfd(rsfu_errno()) }
         eventFd = fd

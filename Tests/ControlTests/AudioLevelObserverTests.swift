@@ -1,0 +1,81 @@
+import Testing
+import RingSFUTestSupport
+@testable import RingSFU
+@testable import RingSFUForwarder
+
+/// Audio level observer fed with real RFC 6464 extensions over loopback.
+@Suite("AudioLevelObserver") @RingSFUActor
+struct AudioLevelObserverTests {
+    static let audioLevelUri = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+    func audioProducer(_ t: PlainTransport, ssrc: UInt32) throws -> Producer {
+        var params = audioParams(ssrc: ssrc)
+        params.headerExtensions = [RtpHeaderExtensionParameters(uri: Self.audioLevelUri, id: 3)]
+        return try t.produce(ProducerOptions(kind: .audio, rtpParameters: params))
+    }
+
+    /// Sends `packets` packets whose audio level is `level` (-dBov).
+    func talk(_ sender: TestSocket, port: Int, ssrc: UInt32, level: UInt8, packets: Int = 20, seq: UInt16 = 0) {
+        for i in 0..<packets {
+            sender.send(makeRtp(pt: 111, seq: seq &+ UInt16(i), ssrc: ssrc, extensions: [(3, [0x80 | level])]), to: UInt16(port))
+        }
+    }
+
+    @Test func reportsLoudestProducersThenSilence() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let quiet = try audioProducer(t, ssrc: 1)
+        let loud = try audioProducer(t, ssrc: 2)
+        let mute = try audioProducer(t, ssrc: 3)
+        let observer = try router.createAudioLevelObserver(AudioLevelObserverOptions(maxEntries: 2, threshold: -70, interval: 250))
+        let ob = observer.observer
+        for p in [quiet, loud, mute] { try observer.addProducer(producerId: p.id) }
+        var events = observer.events.makeAsyncIterator()
+        await worker.sync()
+        let sender = TestSocket()
+        talk(sender, port: t.tuple.localPort, ssrc: 1, level: 50)  // -50 dBov
+        talk(sender, port: t.tuple.localPort, ssrc: 2, level: 10)  // -10 dBov
+        talk(sender, port: t.tuple.localPort, ssrc: 3, level: 100) // below the threshold
+        // The first report with sound: loudest first, at most maxEntries.
+        var volumes: [AudioLevelObserverVolume] = []
+        while volumes.isEmpty, let e = await events.next() {
+            if case .volumes(let v) = e { volumes = v }
+        }
+        #expect(volumes.map(\.producer.id) == [loud.id, quiet.id])
+        #expect(volumes.map(\.volume) == [-10, -50])
+        // Nobody talks: one silence event.
+        var sawSilence = false
+        while !sawSilence, let e = await events.next() {
+            if case .silence = e { sawSilence = true }
+        }
+        #expect(sawSilence)
+        // A closed producer leaves the observer.
+        loud.close()
+        #expect(observer.producers.count == 2)
+        try observer.removeProducer(producerId: quiet.id)
+        #expect(throws: SFUError.self) { try observer.addProducer(producerId: "nope") }
+        try observer.pause(); try observer.resume()
+        router.close()
+        var rest: [AudioLevelObserverEvent] = []
+        while let e = await events.next() { rest.append(e) }
+        #expect(names(rest).last == "routerClose")
+        #expect(names(await collect(ob)) == ["addProducer", "addProducer", "addProducer", "removeProducer", "pause", "resume", "close"])
+        await worker.sync()
+        let usage = await worker.getResourceUsage()
+        #expect(usage.routers == 0 && usage.producers == 0)
+        worker.close()
+    }
+
+    @Test func validation() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        #expect(throws: SFUError.self) { _ = try router.createAudioLevelObserver(AudioLevelObserverOptions(maxEntries: 0)) }
+        #expect(throws: SFUError.self) { _ = try router.createAudioLevelObserver(AudioLevelObserverOptions(threshold: 5)) }
+        #expect(throws: SFUError.self) { _ = try router.createAudioLevelObserver(AudioLevelObserverOptions(interval: 10)) }
+        let o = try router.createAudioLevelObserver()
+        o.close()
+        #expect(throws: SFUError.invalidState("RtpObserver closed")) { try o.pause() }
+        worker.close()
+    }
+}
