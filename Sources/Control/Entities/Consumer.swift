@@ -32,6 +32,8 @@ public final class Consumer {
 
     weak var transport: Transport?
     weak var producer: Producer?
+    /// For a pipe consumer made by pipeToRouter: the producer it feeds.
+    weak var pipeProducer: Producer?
     weak var worker: Worker?
     let forwarder: ForwarderWorker
     let handle: UInt32
@@ -111,6 +113,8 @@ public final class Consumer {
     private func finishChannels() {
         eventChannel.finish()
         observerChannel.finish()
+        // A pipe consumer's far side goes with it.
+        if let pipeProducer, !pipeProducer.closed { pipeProducer.close() }
     }
 
     func directRtp(_ packet: [UInt8]) {
@@ -125,6 +129,9 @@ public final class Consumer {
         eventChannel.emit(value ? .producerPause : .producerResume)
         worker?.notify(value ? "consumer.producerpause" : "consumer.producerresume", id)
         if !paused { observerChannel.emit(value ? .pause : .resume) }
+        if let pipeProducer, !pipeProducer.closed {
+            if value { try? pipeProducer.pause() } else { try? pipeProducer.resume() }
+        }
     }
 
     public func pause() throws(SFUError) {

@@ -28,6 +28,8 @@ public final class Producer {
     let forwarder: ForwarderWorker
     let handle: UInt32
     var consumers = OrderedMap<Consumer>()
+    /// For a pipe producer made by pipeToRouter: the consumer feeding it.
+    weak var pipeConsumer: Consumer?
     /// RTP observers watching this producer.
     var observers: [String: RtpObserver] = [:]
     private let eventChannel = EventChannel<ProducerEvent>()
@@ -127,6 +129,7 @@ public final class Producer {
         let orphans = consumers.values
         consumers.removeAll()
         for consumer in orphans { consumer.producerClosed() }
+        closePipeConsumer()
     }
 
     func transportClosed() {
@@ -138,6 +141,7 @@ public final class Producer {
         worker?.notify("producer.transportclose", id)
         observerChannel.emit(.close)
         finishChannels()
+        closePipeConsumer()
     }
 
     private func leaveObservers() {
@@ -148,6 +152,11 @@ public final class Producer {
     private func finishChannels() {
         eventChannel.finish()
         observerChannel.finish()
+    }
+
+    /// A pipe producer's near side goes with it.
+    private func closePipeConsumer() {
+        if let pipeConsumer, !pipeConsumer.closed { pipeConsumer.close() }
     }
 
     func consumerRemoved(_ consumer: Consumer) {

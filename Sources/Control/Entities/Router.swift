@@ -27,6 +27,8 @@ public final class Router {
     var transports = OrderedMap<Transport>()
     var producers: [String: Producer] = [:]
     var rtpObservers = OrderedMap<RtpObserver>()
+    /// In-process pipe pairs to other routers, by the other router's id.
+    var pipePairs: [String: (local: PipeTransport, remote: PipeTransport)] = [:]
     private let eventChannel = EventChannel<RouterEvent>()
     private let observerChannel = EventChannel<RouterObserverEvent>()
 
@@ -105,6 +107,55 @@ public final class Router {
         let transport = try DirectTransport.make(router: self, worker: worker, options: options)
         register(transport)
         return transport
+    }
+
+    /// What `pipeToRouter` created: the consumer in this router and the
+    /// producer (with the same id as the original) in the other.
+    public struct PipeToRouterResult: Sendable {
+        public var pipeConsumer: Consumer
+        public var pipeProducer: Producer
+    }
+
+    /// Makes a producer of this router available in `router` (which may live
+    /// on another worker of this process): a pipe consumer here feeds a pipe
+    /// producer there, with the original producer's id, through a ring in
+    /// memory. Closing, pausing and resuming propagate across the pipe.
+    public func pipeToRouter(producerId: String, router other: Router) throws(SFUError) -> PipeToRouterResult {
+        try checkOpen()
+        try other.checkOpen()
+        guard other !== self else { throw .invalidArgument("cannot use this Router as destination") }
+        guard let producer = producers[producerId] else { throw .failure("Producer with id \"\(producerId)\" not found") }
+        guard other.producers[producerId] == nil else {
+            throw .invalidState("Producer \"\(producerId)\" is already piped to that Router")
+        }
+        let pair: (local: PipeTransport, remote: PipeTransport)
+        if let existing = pipePairs[other.id] {
+            pair = existing
+        } else {
+            let (a, b) = try PipeTransport.makePair(self, other)
+            register(a)
+            other.register(b)
+            pair = (a, b)
+            pipePairs[other.id] = (a, b)
+            other.pipePairs[id] = (b, a)
+        }
+        let pipeConsumer = try pair.local.consume(ConsumerOptions(producerId: producerId, rtpCapabilities: RtpCapabilities()))
+        let pipeProducer: Producer
+        do {
+            pipeProducer = try pair.remote.produce(ProducerOptions(id: producer.id, kind: pipeConsumer.kind, rtpParameters: pipeConsumer.rtpParameters, paused: pipeConsumer.producerPaused, appData: producer.appData))
+        } catch {
+            pipeConsumer.close()
+            throw error
+        }
+        pipeConsumer.pipeProducer = pipeProducer
+        pipeProducer.pipeConsumer = pipeConsumer
+        return PipeToRouterResult(pipeConsumer: pipeConsumer, pipeProducer: pipeProducer)
+    }
+
+    func pipePairClosed(_ transport: PipeTransport) {
+        for (key, pair) in pipePairs where pair.local === transport || pair.remote === transport {
+            pipePairs[key] = nil
+        }
     }
 
     /// Creates an observer reporting the loudest audio producers.

@@ -96,7 +96,11 @@ public class Transport {
         finishChannels()
         // The forwarder freed these along with their producers.
         for consumer in orphans where !consumer.closed { consumer.producerClosed() }
+        didClose()
     }
+
+    /// Called once the transport is closed, whatever closed it.
+    func didClose() {}
 
     /// The router closed: emits `routerClose`. Nothing is sent to the
     /// forwarder, which tears the router down as a whole.
@@ -113,6 +117,7 @@ public class Transport {
         worker?.notify("transport.routerclose", id)
         observerChannel.emit(.close)
         finishChannels()
+        didClose()
     }
 
     func finishChannels() {
@@ -167,8 +172,10 @@ public class Transport {
             throw .failure("Producer with id \"\(options.producerId)\" not found")
         }
         let enableRtx = options.enableRtx ?? (producer.kind == .video)
-        let pipe = options.pipe ?? false
-        var params = try Ortc.consumerParameters(producer.consumableRtpParameters, caps: options.rtpCapabilities, enableRtx: enableRtx, pipe: pipe)
+        let pipe = options.pipe ?? false || self is PipeTransport
+        var params = self is PipeTransport
+            ? Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: false)
+            : try Ortc.consumerParameters(producer.consumableRtpParameters, caps: options.rtpCapabilities, enableRtx: enableRtx, pipe: pipe)
         if !pipe {
             if let mid = options.mid { params.mid = mid } else {
                 params.mid = String(nextMid)

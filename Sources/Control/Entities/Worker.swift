@@ -69,6 +69,8 @@ public final class Worker {
     var consumersByHandle: [UInt32: Consumer] = [:]
     var observersByHandle: [UInt32: AudioLevelObserver] = [:]
     var rtpObserversById: [String: RtpObserver] = [:]
+    /// Outbound pipe link index per peer worker id.
+    var pipeLinks: [String: UInt32] = [:]
     private let eventChannel = EventChannel<WorkerEvent>()
     private let observerChannel = EventChannel<WorkerObserverEvent>()
     private var taps: [Int: @RingSFUActor (EntityNotification) -> Void] = [:]
@@ -197,6 +199,19 @@ public final class Worker {
         await forwarder.stop()
     }
 
+    /// The ring carrying packets from this worker to `peer` (created once).
+    func pipeLink(to peer: Worker) throws(SFUError) -> UInt32 {
+        if let link = pipeLinks[peer.id] { return link }
+        guard let index = forwarder.pipeLinkHandles.allocate() else { throw .failure("too many pipe links in this worker") }
+        let owner = PipeRingOwner(capacity: 1024, consumerEventFd: peer.forwarder.eventFd)
+        forwarder.retain(pipe: owner, peer: peer.forwarder)
+        peer.forwarder.retain(pipe: owner, peer: forwarder)
+        forwarder.send(.addOutboundPipe(index: index, owner.ring))
+        peer.forwarder.send(.addInboundPipe(owner.ring))
+        pipeLinks[peer.id] = index
+        return index
+    }
+
     func routerClosed(_ router: Router) {
         routers[router.id] = nil
     }
@@ -219,7 +234,7 @@ public final class Worker {
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
-            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated,
+            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropPipeFull: c.dropPipeFull,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
             forwarderCpuSeconds: Double(max(0, cpuNs)) / 1e9)

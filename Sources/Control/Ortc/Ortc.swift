@@ -318,6 +318,31 @@ enum Ortc {
         return out
     }
 
+    /// Parameters of a consumer on a pipe transport: every consumable codec
+    /// and encoding, feedback limited to what crosses a pipe, no MID,
+    /// transport-wide or abs-send-time extensions (the far router adds its own).
+    static func pipeConsumerParameters(_ consumable: RtpParameters, enableRtx: Bool) -> RtpParameters {
+        var out = RtpParameters(codecs: [], headerExtensions: [], encodings: [], rtcp: consumable.rtcp)
+        for c in consumable.codecs where enableRtx || !c.mimeType.isRtxMime {
+            var codec = c
+            codec.rtcpFeedback = (c.rtcpFeedback ?? []).filter { fb in
+                (fb.type == "nack" && fb.parameter == "pli") || (fb.type == "ccm" && fb.parameter == "fir")
+                    || (enableRtx && fb.type == "nack" && (fb.parameter ?? "").isEmpty)
+            }
+            out.codecs.append(codec)
+        }
+        let dropped: Set<String> = [SupportedRtpCapabilities.Uri.mid, SupportedRtpCapabilities.Uri.absSendTime, SupportedRtpCapabilities.Uri.transportWideCc]
+        out.headerExtensions = (consumable.headerExtensions ?? []).filter { !dropped.contains($0.uri) }
+        let base = randomSsrc(), rtxBase = randomSsrc()
+        out.encodings = (consumable.encodings ?? []).enumerated().map { i, enc in
+            var e = enc
+            e.ssrc = base &+ UInt32(i)
+            e.rtx = enableRtx ? RtxParameters(ssrc: rtxBase &+ UInt32(i)) : nil
+            return e
+        }
+        return out
+    }
+
     static func temporalLayers(_ mode: String?) -> Int {
         guard let mode, let t = mode.firstIndex(of: "T") else { return 1 }
         let digits = mode[mode.index(after: t)...].prefix { $0.isNumber }

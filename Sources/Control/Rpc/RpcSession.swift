@@ -206,6 +206,14 @@ public final class RpcSession {
             ownedTransports.append(t)
             return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
 
+        case "router.pipeToRouter":
+            let source = try router(p)
+            let targetId = try string(p, "targetRouterId")
+            guard let target = pool.router(id: targetId) else { throw lookupFailure("Router", targetId) }
+            let result = try source.pipeToRouter(producerId: try string(p, "producerId"), router: target)
+            owned.insert(result.pipeConsumer.id)
+            owned.insert(result.pipeProducer.id)
+            return .object(["pipeConsumerId": .string(result.pipeConsumer.id), "pipeProducerId": .string(result.pipeProducer.id)])
         case "router.createAudioLevelObserver":
             let options = try p.decode(AudioLevelObserverOptions.self)
             let o = try router(p).createAudioLevelObserver(options)

@@ -44,6 +44,8 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64
+    /// Packets dropped because an in-process pipe ring was full.
+    public var dropPipeFull: UInt64
     public var routers: Int
     public var transports: Int
     public var producers: Int

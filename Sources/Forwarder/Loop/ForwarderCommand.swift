@@ -83,6 +83,13 @@ package enum ForwarderCommand: Sendable {
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
     /// Runs the reply once every earlier command has been applied.
     case barrier(@Sendable () -> Void)
+    /// A ring towards another worker (or this one): outbound link `index`.
+    case addOutboundPipe(index: UInt32, PipeRing)
+    /// A ring this worker drains.
+    case addInboundPipe(PipeRing)
+    /// One end of an in-process pipe: consumers' packets go into outbound
+    /// link `link`, addressed to the peer worker's transport `peer`.
+    case addPipeTransport(handle: UInt32, router: UInt32, link: UInt32, peer: UInt32)
     /// An audio level observer reporting every `intervalMs`.
     case addAudioLevelObserver(handle: UInt32, router: UInt32, intervalMs: UInt32)
     case closeObserver(UInt32)

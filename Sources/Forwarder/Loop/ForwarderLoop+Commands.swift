@@ -64,6 +64,14 @@ extension ForwarderLoop {
             reply(counters, resources())
         case .barrier(let reply):
             reply()
+        case let .addOutboundPipe(index, ring):
+            addOutboundPipe(Int(index), ring)
+        case .addInboundPipe(let ring):
+            addInboundPipe(ring)
+        case let .addPipeTransport(h, router, link, peer):
+            addTransport(Int(h), router: Int(router), rtpFd: nil, rtcpFd: nil, comedia: false)
+            transports[Int(h)].pipeLink = Int32(link)
+            transports[Int(h)].pipePeer = peer
         case let .addAudioLevelObserver(h, router, interval):
             addObserver(Int(h), router: Int(router), intervalMs: interval)
         case .closeObserver(let h):

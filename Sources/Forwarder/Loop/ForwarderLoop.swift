@@ -55,6 +55,12 @@ struct ForwarderLoop: ~Copyable {
     let producers: UnsafeMutablePointer<ProducerState>
     let consumers: UnsafeMutablePointer<ConsumerState>
     let observers: UnsafeMutablePointer<ObserverState>
+    // In-process pipes.
+    let outboundPipes: UnsafeMutablePointer<PipeRing?>
+    let outboundPushed: UnsafeMutablePointer<Bool>
+    let inboundPipes: UnsafeMutablePointer<PipeRing?>
+    var inboundPipeCount = 0
+    var pipesPushed = false
     let sockets: UnsafeMutablePointer<SocketState>
     let socketCapacity: Int
     var freeSockets: FreeList
@@ -141,6 +147,12 @@ struct ForwarderLoop: ~Copyable {
         producers.initialize(repeating: ProducerState(), count: Int(settings.maxProducers))
         consumers = .allocate(capacity: Int(settings.maxConsumers))
         consumers.initialize(repeating: ConsumerState(), count: Int(settings.maxConsumers))
+        outboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
+        outboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
+        outboundPushed = .allocate(capacity: Int(settings.maxPipeLinks))
+        outboundPushed.initialize(repeating: false, count: Int(settings.maxPipeLinks))
+        inboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
+        inboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
         observers = .allocate(capacity: Int(settings.maxObservers))
         observers.initialize(repeating: ObserverState(), count: Int(settings.maxObservers))
         socketCapacity = Int(settings.maxTransports) * 2
@@ -163,6 +175,9 @@ struct ForwarderLoop: ~Copyable {
         producers.deallocate()
         consumers.deallocate()
         observers.deallocate()
+        outboundPipes.deallocate()
+        outboundPushed.deallocate()
+        inboundPipes.deallocate()
         sockets.deallocate()
     }
 
@@ -232,12 +247,15 @@ struct ForwarderLoop: ~Copyable {
             }
             returnBuffers()
             flushSends()
+            wakePipePeers()
             if wakePending {
                 wakePending = false
                 applyCommands()
+                drainPipes()
                 // Commands can produce packets too (DirectTransport): send
                 // them with this turn's submit rather than the next event's.
                 flushSends()
+                wakePipePeers()
                 if !wakeArmed { armWake() }
             }
             if timers.activeCount > 0 {
@@ -454,7 +472,7 @@ struct ForwarderLoop: ~Copyable {
     @inline(__always)
     mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8) {
         let t = Int(consumers[ci].transport)
-        guard transports[t].remoteRtp.isSet || transports[t].direct else { return }
+        guard transports[t].remoteRtp.isSet || transports[t].direct || transports[t].pipeLink >= 0 else { return }
         let outPt = consumers[ci].payloadTypes[routerPt]
         guard outPt != PayloadTypeMap.none else { return }
         let slot = freeSendSlots.pop()
@@ -481,6 +499,11 @@ struct ForwarderLoop: ~Copyable {
         consumers[ci].counters.bytesOut &+= UInt64(size)
         transports[t].counters.packetsOut &+= 1
         transports[t].counters.bytesOut &+= UInt64(size)
+        if transports[t].pipeLink >= 0 {
+            sendToPipe(t, out, size: size)
+            freeSendSlots.push(slot)
+            return
+        }
         if transports[t].direct {
             // The application's copy: an allocation, as on any path that
             // leaves the forwarder for the control plane (not the socket path).

@@ -26,6 +26,9 @@ package struct TransportState {
     var comedia = false
     /// No sockets: packets come from and go to the application.
     var direct = false
+    /// In-process pipe: outbound link index and the peer's transport handle.
+    var pipeLink: Int32 = -1
+    var pipePeer: UInt32 = 0
     var remoteRtp = SocketAddress()
     var remoteRtcp = SocketAddress()
     var counters = EntityCounters()

@@ -22,6 +22,8 @@ package struct ForwarderSettings: Sendable {
     package var maxProducers: UInt32 = 8192
     package var maxConsumers: UInt32 = 32768
     package var maxObservers: UInt32 = 256
+    /// Pipe rings to other workers (and from them).
+    package var maxPipeLinks: UInt32 = 64
     package var ssrcTableBits = 15
 
     package init() {}
@@ -44,6 +46,7 @@ package final class ForwarderWorker: @unchecked Sendable {
     package let producerHandles: HandleSpace
     package let consumerHandles: HandleSpace
     package let observerHandles: HandleSpace
+    package let pipeLinkHandles: HandleSpace
 
     struct CommandQueue {
         var items: [ForwarderCommand] = []
@@ -52,7 +55,7 @@ package final class ForwarderWorker: @unchecked Sendable {
     }
     let commands = Mutex<CommandQueue>(CommandQueue())
     let stopRequested = Atomic<Bool>(false)
-    let eventFd: Int32
+    package let eventFd: Int32
     let onEvent: @Sendable (ForwarderEvent) -> Void
     private let lifecycle = Mutex<Lifecycle>(Lifecycle())
     /// The pthread_t of the running thread (for CPU-time measurement).
@@ -65,6 +68,24 @@ package final class ForwarderWorker: @unchecked Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
+    /// Rings to and from other workers, and the workers whose eventfds we
+    /// write. Kept until this thread ends.
+    struct Pipes {
+        var owners: [PipeRingOwner] = []
+        var peers: [ForwarderWorker] = []
+    }
+    let pipes = Mutex<Pipes>(Pipes())
+
+    /// Keeps a ring and its peer alive for as long as this thread may use them.
+    package func retain(pipe owner: PipeRingOwner, peer: ForwarderWorker) {
+        pipes.withLock { p in
+            p.owners.append(owner)
+            if !p.peers.contains(where: { $0 === peer }) { p.peers.append(peer) }
+        }
+    }
+
+    deinit { close(eventFd) }
+
     package init(settings: ForwarderSettings, onEvent: @escaping @Sendable (ForwarderEvent) -> Void) throws(ForwarderStartError) {
         self.settings = settings
         self.onEvent = onEvent
@@ -73,6 +94,7 @@ package final class ForwarderWorker: @unchecked Sendable {
         producerHandles = HandleSpace(capacity: settings.maxProducers)
         consumerHandles = HandleSpace(capacity: settings.maxConsumers)
         observerHandles = HandleSpace(capacity: settings.maxObservers)
+        pipeLinkHandles = HandleSpace(capacity: settings.maxPipeLinks)
         let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard fd >= 0 else { throw .eventfd(rsfu_errno()) }
         eventFd = fd
@@ -165,7 +187,6 @@ package final class ForwarderWorker: @unchecked Sendable {
                 defer { s.startWaiter = nil }
                 return s.startWaiter
             }
-            close(eventFd)
             commands.withLock { $0.closed = true }
             waiter?.resume(throwing: error)
             return
@@ -177,7 +198,9 @@ package final class ForwarderWorker: @unchecked Sendable {
         waiter?.resume()
         let fatal = loop.run()
         loop.shutdown()
-        close(eventFd)
+        // Peers may still write our eventfd (it is closed in deinit, when no
+        // peer holds us any more); we stop using theirs and our rings now.
+        pipes.withLock { $0 = Pipes() }
         // Commands that arrive after the end still get their replies, so no
         // caller waits forever on a dead worker.
         let leftovers = commands.withLock { q -> [ForwarderCommand] in

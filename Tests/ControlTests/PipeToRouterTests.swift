@@ -1,0 +1,126 @@
+import Testing
+import RingSFUTestSupport
+@testable import RingSFU
+@testable import RingSFUForwarder
+
+/// pipeToRouter between routers of two workers (two forwarder threads):
+/// real packets from a PlainTransport producer in worker 1 reach a
+/// PlainTransport consumer in worker 2 through the in-memory ring.
+@Suite("pipeToRouter across workers") @RingSFUActor
+struct PipeToRouterTests {
+    struct Setup {
+        let w1: Worker, w2: Worker
+        let r1: Router, r2: Router
+        let ingest: PlainTransport
+        let producer: Producer
+        let pipe: Router.PipeToRouterResult
+        let consumer: Consumer
+        let sink: TestSocket
+        let sender: TestSocket
+    }
+
+    func setUp(sameWorker: Bool = false) async throws -> Setup {
+        let w1 = try await testWorker()
+        let w2 = sameWorker ? w1 : try await testWorker()
+        let r1 = try w1.createRouter(mediaCodecs: [opus, vp8])
+        let r2 = try w2.createRouter(mediaCodecs: [vp8, opus]) // other payload types
+        let ingest = try r1.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let producer = try ingest.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 777)))
+        let pipe = try r1.pipeToRouter(producerId: producer.id, router: r2)
+        let sink = TestSocket()
+        let egress = try r2.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: r2.rtpCapabilities))
+        await w1.sync()
+        await w2.sync()
+        return Setup(w1: w1, w2: w2, r1: r1, r2: r2, ingest: ingest, producer: producer, pipe: pipe, consumer: consumer, sink: sink, sender: TestSocket())
+    }
+
+    func send(_ s: Setup, from: UInt16, count: Int) {
+        for i in 0..<count {
+            s.sender.send(makeRtp(pt: 96, seq: from &+ UInt16(i), ssrc: 777, payload: vp8Payload(keyFrame: i == 0)), to: UInt16(s.ingest.tuple.localPort))
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func packetsCrossWorkers(sameWorker: Bool) async throws {
+        let s = try await setUp(sameWorker: sameWorker)
+        #expect(s.pipe.pipeProducer.id == s.producer.id)
+        #expect(s.pipe.pipeConsumer.type == "pipe")
+        #expect(s.pipe.pipeConsumer.rtpParameters.mid == nil)
+        send(s, from: 500, count: 30)
+        let got = s.sink.receiveAll(30)
+        #expect(got.count == 30)
+        let vp8Pt = s.r2.rtpCapabilities.codecs!.first { $0.mimeType == "video/VP8" }!.preferredPayloadType!
+        for (i, p) in got.enumerated() {
+            let h = try p.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+            #expect(h.ssrc == s.consumer.rtpParameters.encodings![0].ssrc!)
+            #expect(Int(h.payloadType) == vp8Pt)
+            #expect(h.sequenceNumber == 500 &+ UInt16(i))
+        }
+        let u1 = await s.w1.getResourceUsage()
+        #expect(u1.dropPipeFull == 0)
+        s.w1.close()
+        if !sameWorker { s.w2.close() }
+    }
+
+    @Test func producerCloseCrossesThePipe() async throws {
+        let s = try await setUp()
+        let pcev = s.pipe.pipeConsumer.events, ppob = s.pipe.pipeProducer.observer, cev = s.consumer.events
+        s.producer.close()
+        #expect(names(await collect(pcev)) == ["producerClose"])
+        #expect(names(await collect(ppob)) == ["close"])
+        #expect(names(await collect(cev)) == ["producerClose"])
+        #expect(s.r2.producers.isEmpty)
+        await s.w1.sync(); await s.w2.sync()
+        let (u1, u2) = (await s.w1.getResourceUsage(), await s.w2.getResourceUsage())
+        #expect(u1.producers == 0 && u1.consumers == 0)
+        #expect(u2.producers == 0 && u2.consumers == 0)
+        s.w1.close(); s.w2.close()
+    }
+
+    @Test func pauseAndResumeCrossThePipe() async throws {
+        let s = try await setUp()
+        let cev = s.consumer.events
+        try s.producer.pause()
+        #expect(s.pipe.pipeProducer.paused)
+        #expect(s.consumer.producerPaused)
+        try s.producer.resume()
+        #expect(!s.pipe.pipeProducer.paused)
+        s.consumer.close()
+        #expect(names(await collect(cev)) == ["producerPause", "producerResume"])
+        s.w1.close(); s.w2.close()
+    }
+
+    @Test func closingEitherEnd() async throws {
+        // Closing the pipe producer closes the pipe consumer.
+        var s = try await setUp()
+        var pcob = s.pipe.pipeConsumer.observer
+        s.pipe.pipeProducer.close()
+        #expect(names(await collect(pcob)) == ["close"])
+        #expect(s.producer.consumerCount == 0)
+        s.w1.close(); s.w2.close()
+
+        // Closing the far router closes the pipe pair and the pipe consumer.
+        s = try await setUp()
+        pcob = s.pipe.pipeConsumer.observer
+        let pev = s.pipe.pipeConsumer.events
+        s.r2.close()
+        #expect(names(await collect(pcob)) == ["close"])
+        _ = await collect(pev)
+        #expect(s.r1.transportCount == 1) // only the ingest transport is left
+        #expect(s.r1.pipePairs.isEmpty)
+        // Piping again builds a new pair.
+        let r3 = try s.w2.createRouter(mediaCodecs: [vp8])
+        let again = try s.r1.pipeToRouter(producerId: s.producer.id, router: r3)
+        #expect(again.pipeProducer.id == s.producer.id)
+        #expect(throws: SFUError.self) { _ = try s.r1.pipeToRouter(producerId: s.producer.id, router: r3) }
+        #expect(throws: SFUError.self) { _ = try s.r1.pipeToRouter(producerId: s.producer.id, router: s.r1) }
+
+        // Worker 2 dying closes its side; worker 1's pipe consumer follows.
+        let pc = again.pipeConsumer.observer
+        s.w2.simulateFatalError()
+        #expect(names(await collect(pc)) == ["close"])
+        s.w1.close()
+    }
+}
