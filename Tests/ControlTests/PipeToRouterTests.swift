@@ -124,3 +124,45 @@ struct PipeToRouterTests {
         s.w1.close()
     }
 }
+
+/// A PipeTransport over UDP between routers of two workers, as between
+/// processes or hosts: each end connects to the other.
+@Suite("PipeTransport over UDP") @RingSFUActor
+struct UdpPipeTransportTests {
+    @Test func mediaCrossesAUdpPipe() async throws {
+        let w1 = try await testWorker(), w2 = try await testWorker()
+        let r1 = try w1.createRouter(mediaCodecs: [opus, vp8])
+        let r2 = try w2.createRouter(mediaCodecs: [vp8, opus])
+        let p1 = try r1.createPipeTransport(PipeTransportOptions(listenInfo: loopback))
+        let p2 = try r2.createPipeTransport(PipeTransportOptions(listenInfo: loopback))
+        try p1.connect(ip: "127.0.0.1", port: p2.tuple!.localPort)
+        try p2.connect(ip: "127.0.0.1", port: p1.tuple!.localPort)
+        #expect(throws: SFUError.invalidState("connect() already called")) { try p1.connect(ip: "127.0.0.1", port: 1) }
+
+        let ingest = try r1.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let producer = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 31)))
+        // What pipeToRouter does in-process, done by hand across the wire.
+        let pipeConsumer = try p1.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: RtpCapabilities()))
+        #expect(pipeConsumer.type == "pipe")
+        let pipeProducer = try p2.produce(ProducerOptions(id: producer.id, kind: .audio, rtpParameters: pipeConsumer.rtpParameters))
+        let sink = TestSocket()
+        let egress = try r2.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let consumer = try egress.consume(ConsumerOptions(producerId: pipeProducer.id, rtpCapabilities: r2.rtpCapabilities))
+        await w1.sync(); await w2.sync()
+        let sender = TestSocket()
+        for i in 0..<10 { sender.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 31), to: UInt16(ingest.tuple.localPort)) }
+        let got = sink.receiveAll(10)
+        #expect(got.count == 10)
+        let opusPt = r2.rtpCapabilities.codecs!.first { $0.mimeType == "audio/opus" }!.preferredPayloadType!
+        if let first = got.first {
+            let h = try first.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+            #expect(h.ssrc == consumer.rtpParameters.encodings![0].ssrc!)
+            #expect(Int(h.payloadType) == opusPt)
+        }
+        let port = p1.tuple!.localPort
+        p1.close()
+        #expect(await portIsFree(port))
+        w1.close(); w2.close()
+    }
+}

@@ -1,12 +1,62 @@
 import Foundation
 import RingSFUForwarder
 
-/// One end of an in-process pipe created by `router.pipeToRouter`: packets
-/// cross to the peer router's worker through a ring in memory (no socket,
-/// no SRTP). Closing either end closes the other.
+/// Options of `router.createPipeTransport` (a pipe over UDP).
+public struct PipeTransportOptions: Codable, Sendable {
+    public var listenInfo: TransportListenInfo
+    /// Negotiate RTX on pipe consumers (default false).
+    public var enableRtx: Bool?
+    public var enableSrtp: Bool?
+    public var enableSctp: Bool?
+    public var appData: AppData?
+
+    public init(listenInfo: TransportListenInfo, enableRtx: Bool? = false, enableSrtp: Bool? = false, appData: AppData? = nil) {
+        self.listenInfo = listenInfo
+        self.enableRtx = enableRtx
+        self.enableSrtp = enableSrtp
+        self.appData = appData
+    }
+}
+
+/// A pipe between routers. Two kinds:
+/// - in-process, created in pairs by `router.pipeToRouter`: packets cross to
+///   the peer router's worker through a ring in memory (no socket, no SRTP);
+///   closing either end closes the other;
+/// - over UDP, created by `router.createPipeTransport` and `connect`ed to the
+///   other end, for routers in other processes or hosts.
+/// Consumers on a pipe transport are pipe consumers (every encoding, no MID).
 @RingSFUActor
 public final class PipeTransport: Transport {
     weak var peer: PipeTransport?
+    /// The UDP tuple (nil for an in-process pipe).
+    public private(set) var tuple: TransportTuple?
+    private var connected = false
+
+    static func make(router: Router, worker: Worker, options: PipeTransportOptions) throws(SFUError) -> PipeTransport {
+        if options.enableSrtp == true { throw .unsupported("enableSrtp is not supported yet") }
+        if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
+        if options.enableRtx == true { throw .unsupported("enableRtx is not supported yet") }
+        let plain = PlainTransportOptions(listenInfo: options.listenInfo, rtcpMux: true, comedia: false, appData: options.appData)
+        // Same socket set-up as a plain transport with RTCP multiplexed.
+        let (handle, tuple, _) = try PlainTransport.openSockets(router: router, worker: worker, options: plain)
+        let t = PipeTransport(router: router, worker: worker, handle: handle, appData: options.appData ?? [:])
+        t.tuple = tuple
+        return t
+    }
+
+    /// Sets the other end's address (UDP pipes only).
+    public func connect(ip: String, port: Int) throws(SFUError) {
+        try checkOpen()
+        guard tuple != nil else { throw .invalidState("an in-process pipe needs no connect()") }
+        if connected { throw .invalidState("connect() already called") }
+        guard (1...65535).contains(port), let address = SocketAddress(ip: ip, port: UInt16(port)) else {
+            throw .invalidArgument("invalid ip/port \(ip):\(port)")
+        }
+        connected = true
+        forwarder.send(.connectTransport(handle: handle, rtp: address, rtcp: nil))
+        tuple?.remoteIp = ip
+        tuple?.remotePort = port
+    }
 
     static func makePair(_ a: Router, _ b: Router) throws(SFUError) -> (PipeTransport, PipeTransport) {
         guard let wa = a.worker, let wb = b.worker else { throw .invalidState("Router closed") }

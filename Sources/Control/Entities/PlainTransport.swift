@@ -70,6 +70,13 @@ public final class PlainTransport: Transport {
     }
 
     static func make(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> PlainTransport {
+        let (handle, tuple, rtcpTuple) = try openSockets(router: router, worker: worker, options: options)
+        return PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: options.rtcpMux ?? true, comedia: options.comedia ?? false, appData: options.appData ?? [:])
+    }
+
+    /// Binds the transport's socket(s) and hands them to the forwarder as a
+    /// socket transport (shared with UDP pipe transports).
+    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
         let info = options.listenInfo
         if let p = info.protocol, p != "udp" { throw .invalidArgument("listenInfo.protocol must be \"udp\" for a PlainTransport") }
         if options.enableSrtp == true { throw .unsupported("enableSrtp is not supported yet") }
@@ -96,7 +103,7 @@ public final class PlainTransport: Transport {
         let tuple = TransportTuple(localAddress: announced, localPort: Int(rtp.local.port))
         let rtcpTuple = rtcp.map { TransportTuple(localAddress: options.rtcpListenInfo?.announcedAddress ?? announced, localPort: Int($0.local.port)) }
         worker.forwarder.send(.addPlainTransport(handle: handle, router: router.handle, rtpFd: rtp.fd, rtcpFd: rtcp?.fd, comedia: comedia))
-        return PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: rtcpMux, comedia: comedia, appData: options.appData ?? [:])
+        return (handle, tuple, rtcpTuple)
     }
 
     private static func bind(_ info: TransportListenInfo, worker: Worker, field: String) throws(SFUError) -> UdpSocket.Bound {

@@ -109,6 +109,16 @@ public final class Router {
         return transport
     }
 
+    /// Creates a pipe transport over UDP, to be `connect`ed to the other end
+    /// (a router in another process or host).
+    public func createPipeTransport(_ options: PipeTransportOptions) throws(SFUError) -> PipeTransport {
+        try checkOpen()
+        guard let worker else { throw .invalidState("Router closed") }
+        let transport = try PipeTransport.make(router: self, worker: worker, options: options)
+        register(transport)
+        return transport
+    }
+
     /// What `pipeToRouter` created: the consumer in this router and the
     /// producer (with the same id as the original) in the other.
     public struct PipeToRouterResult: Sendable {

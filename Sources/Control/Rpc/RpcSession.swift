@@ -206,6 +206,12 @@ public final class RpcSession {
             ownedTransports.append(t)
             return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
 
+        case "router.createPipeTransport":
+            let options = try p.decode(PipeTransportOptions.self)
+            let t = try router(p).createPipeTransport(options)
+            owned.insert(t.id)
+            ownedTransports.append(t)
+            return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": .null])
         case "router.pipeToRouter":
             let source = try router(p)
             let targetId = try string(p, "targetRouterId")
@@ -245,8 +251,12 @@ public final class RpcSession {
         case "transport.connect":
             struct Params: Decodable { var ip: String; var port: Int; var rtcpPort: Int? }
             let t = try transport(p)
-            guard let plain = t as? PlainTransport else { throw SFUError.unsupported("connect parameters of this transport type") }
             let params = try p.decode(Params.self)
+            if let pipe = t as? PipeTransport {
+                try pipe.connect(ip: params.ip, port: params.port)
+                return .object(["tuple": pipe.tuple.map { .encoding($0) } ?? .null])
+            }
+            guard let plain = t as? PlainTransport else { throw SFUError.unsupported("connect parameters of this transport type") }
             try plain.connect(ip: params.ip, port: params.port, rtcpPort: params.rtcpPort)
             return .object(["tuple": .encoding(plain.tuple)])
         case "transport.close":
