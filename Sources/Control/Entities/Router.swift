@@ -27,6 +27,7 @@ public final class Router {
     var transports = OrderedMap<Transport>()
     var producers: [String: Producer] = [:]
     var rtpObservers = OrderedMap<RtpObserver>()
+    var dataProducers: [String: DataProducer] = [:]
     /// In-process pipe pairs to other routers, by the other router's id.
     var pipePairs: [String: (local: PipeTransport, remote: PipeTransport)] = [:]
     private let eventChannel = EventChannel<RouterEvent>()
@@ -77,6 +78,7 @@ public final class Router {
         producers = [:]
         for o in rtpObservers.values { o.routerClosed() }
         rtpObservers.removeAll()
+        dataProducers = [:]
     }
 
     private func finishChannels() {

@@ -14,6 +14,8 @@ public enum TransportObserverEvent: Sendable {
     case close
     case newProducer(Producer)
     case newConsumer(Consumer)
+    case newDataProducer(DataProducer)
+    case newDataConsumer(DataConsumer)
     case tuple(TransportTuple)
     case rtcpTuple(TransportTuple)
 }
@@ -49,6 +51,8 @@ public class Transport {
     let handle: UInt32
     var producers = OrderedMap<Producer>()
     var consumers = OrderedMap<Consumer>()
+    var dataProducers = OrderedMap<DataProducer>()
+    var dataConsumers = OrderedMap<DataConsumer>()
     /// One CNAME for all producers of a transport, as mediasoup does.
     var cname: String?
     var nextMid = 0
@@ -90,12 +94,22 @@ public class Transport {
         producers.removeAll()
         for consumer in consumers.values { consumer.transportClosed() }
         consumers.removeAll()
+        var dataOrphans: [DataConsumer] = []
+        for dp in dataProducers.values {
+            dataOrphans += dp.dataConsumers.values
+            dp.transportClosed()
+            router?.dataProducers[dp.id] = nil
+        }
+        dataProducers.removeAll()
+        for dc in dataConsumers.values { dc.transportClosed() }
+        dataConsumers.removeAll()
         router?.transportClosed(self)
         forwarder.transportHandles.release(handle)
         observerChannel.emit(.close)
         finishChannels()
         // The forwarder freed these along with their producers.
         for consumer in orphans where !consumer.closed { consumer.producerClosed() }
+        for dc in dataOrphans where !dc.closed { dc.dataProducerClosed() }
         didClose()
     }
 
@@ -111,6 +125,10 @@ public class Transport {
         producers.removeAll()
         for consumer in consumers.values { consumer.transportClosed() }
         consumers.removeAll()
+        for dp in dataProducers.values { dp.transportClosed() }
+        dataProducers.removeAll()
+        for dc in dataConsumers.values { dc.transportClosed() }
+        dataConsumers.removeAll()
         router?.transportClosed(self)
         forwarder.transportHandles.release(handle)
         eventChannel.emit(.routerClose)
@@ -134,6 +152,53 @@ public class Transport {
         consumers[consumer.id] = nil
         worker?.consumersById[consumer.id] = nil
         if worker?.consumersByHandle[consumer.handle] === consumer { worker?.consumersByHandle[consumer.handle] = nil }
+    }
+
+    func dataProducerRemoved(_ dp: DataProducer) {
+        dataProducers[dp.id] = nil
+        router?.dataProducers[dp.id] = nil
+        worker?.dataProducersById[dp.id] = nil
+    }
+
+    func dataConsumerRemoved(_ dc: DataConsumer) {
+        dataConsumers[dc.id] = nil
+        worker?.dataConsumersById[dc.id] = nil
+    }
+
+    /// Whether data channels can run on this transport (SCTP, or direct).
+    var dataType: String? { self is DirectTransport ? "direct" : nil }
+
+    /// Starts receiving data messages (SCTP data channel or, on a
+    /// DirectTransport, messages the application sends).
+    public func produceData(_ options: DataProducerOptions = DataProducerOptions()) throws(SFUError) -> DataProducer {
+        try checkOpen()
+        guard let router, let worker else { throw .invalidState("Transport closed") }
+        guard let type = dataType else { throw .unsupported("SCTP not enabled on this transport") }
+        if let id = options.id, router.dataProducers[id] != nil { throw .invalidArgument("a DataProducer with same id \"\(id)\" already exists") }
+        let sctp = try options.sctpStreamParameters?.validated()
+        if type == "direct", sctp != nil { throw .invalidArgument("sctpStreamParameters are not used on a DirectTransport") }
+        let dp = DataProducer(transport: self, id: options.id, type: type, sctpStreamParameters: sctp, label: options.label ?? "", protocol: options.protocol ?? "", paused: options.paused ?? false, appData: options.appData ?? [:])
+        dataProducers[dp.id] = dp
+        router.dataProducers[dp.id] = dp
+        worker.dataProducersById[dp.id] = dp
+        observerChannel.emit(.newDataProducer(dp))
+        return dp
+    }
+
+    /// Starts delivering a data producer's messages to this transport.
+    public func consumeData(_ options: DataConsumerOptions) throws(SFUError) -> DataConsumer {
+        try checkOpen()
+        guard let router, let worker else { throw .invalidState("Transport closed") }
+        guard let type = dataType else { throw .unsupported("SCTP not enabled on this transport") }
+        guard let dp = router.dataProducers[options.dataProducerId] else {
+            throw .failure("DataProducer with id \"\(options.dataProducerId)\" not found")
+        }
+        let dc = DataConsumer(transport: self, dataProducer: dp, type: type, sctpStreamParameters: nil, paused: options.paused ?? false, appData: options.appData ?? [:])
+        dataConsumers[dc.id] = dc
+        dp.dataConsumers[dc.id] = dc
+        worker.dataConsumersById[dc.id] = dc
+        observerChannel.emit(.newDataConsumer(dc))
+        return dc
     }
 
     // MARK: - Produce / consume

@@ -69,6 +69,8 @@ public final class Worker {
     var consumersByHandle: [UInt32: Consumer] = [:]
     var observersByHandle: [UInt32: AudioLevelObserver] = [:]
     var rtpObserversById: [String: RtpObserver] = [:]
+    var dataProducersById: [String: DataProducer] = [:]
+    var dataConsumersById: [String: DataConsumer] = [:]
     /// Outbound pipe link index per peer worker id.
     var pipeLinks: [String: UInt32] = [:]
     private let eventChannel = EventChannel<WorkerEvent>()

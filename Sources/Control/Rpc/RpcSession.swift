@@ -140,6 +140,16 @@ public final class RpcSession {
         guard let x = pool.consumer(id: id) else { throw lookupFailure("Consumer", id) }
         return x
     }
+    private func dataProducer(_ p: JSONValue) throws(SFUError) -> DataProducer {
+        let id = try string(p, "dataProducerId")
+        guard let x = pool.dataProducer(id: id) else { throw lookupFailure("DataProducer", id) }
+        return x
+    }
+    private func dataConsumer(_ p: JSONValue) throws(SFUError) -> DataConsumer {
+        let id = try string(p, "dataConsumerId")
+        guard let x = pool.dataConsumer(id: id) else { throw lookupFailure("DataConsumer", id) }
+        return x
+    }
     private func rtpObserver(_ p: JSONValue) throws(SFUError) -> RtpObserver {
         let id = try string(p, "rtpObserverId")
         guard let x = pool.rtpObserver(id: id) else { throw lookupFailure("RtpObserver", id) }
@@ -283,6 +293,50 @@ public final class RpcSession {
                 "rtpParameters": .encoding(c.rtpParameters), "type": .string(c.type),
                 "paused": .bool(c.paused), "producerPaused": .bool(c.producerPaused),
             ])
+
+        case "transport.produceData":
+            let options = try p.decode(DataProducerOptions.self)
+            let dp = try transport(p).produceData(options)
+            owned.insert(dp.id)
+            return .object(["id": .string(dp.id), "type": .string(dp.type), "label": .string(dp.label), "protocol": .string(dp.protocol), "sctpStreamParameters": dp.sctpStreamParameters.map { .encoding($0) } ?? .null])
+        case "transport.consumeData":
+            let options = try p.decode(DataConsumerOptions.self)
+            let dc = try transport(p).consumeData(options)
+            owned.insert(dc.id)
+            return .object(["id": .string(dc.id), "dataProducerId": .string(dc.dataProducerId), "type": .string(dc.type), "label": .string(dc.label), "protocol": .string(dc.protocol), "paused": .bool(dc.paused), "dataProducerPaused": .bool(dc.dataProducerPaused), "sctpStreamParameters": .null])
+
+        // Data producers and consumers
+        case "dataProducer.send":
+            let dp = try dataProducer(p)
+            if let text = p["text"]?.stringValue {
+                try dp.send(text: text)
+            } else {
+                let ppid = p["ppid"]?.numberValue.flatMap { UInt32(exactly: $0) }
+                try dp.send(try base64(p, "message"), ppid: ppid)
+            }
+            return Self.ok
+        case "dataProducer.close":
+            try dataProducer(p).close()
+            return Self.ok
+        case "dataProducer.pause":
+            try dataProducer(p).pause()
+            return Self.ok
+        case "dataProducer.resume":
+            try dataProducer(p).resume()
+            return Self.ok
+        case "dataProducer.dump":
+            return .encoding(try dataProducer(p).dump())
+        case "dataConsumer.close":
+            try dataConsumer(p).close()
+            return Self.ok
+        case "dataConsumer.pause":
+            try dataConsumer(p).pause()
+            return Self.ok
+        case "dataConsumer.resume":
+            try dataConsumer(p).resume()
+            return Self.ok
+        case "dataConsumer.dump":
+            return .encoding(try dataConsumer(p).dump())
 
         // Producer
         case "producer.close":

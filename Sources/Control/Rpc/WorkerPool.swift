@@ -41,6 +41,14 @@ public final class WorkerPool {
         for w in workers { if let p = w.producersById[id] { return p } }
         return nil
     }
+    func dataProducer(id: String) -> DataProducer? {
+        for w in workers { if let x = w.dataProducersById[id] { return x } }
+        return nil
+    }
+    func dataConsumer(id: String) -> DataConsumer? {
+        for w in workers { if let x = w.dataConsumersById[id] { return x } }
+        return nil
+    }
     func rtpObserver(id: String) -> RtpObserver? {
         for w in workers { if let o = w.rtpObserversById[id] { return o } }
         return nil

@@ -1,0 +1,139 @@
+import Foundation
+
+public enum DataConsumerEvent: Sendable {
+    case transportClose
+    case dataProducerClose
+    case dataProducerPause
+    case dataProducerResume
+    /// A message for the application (DirectTransport data consumers).
+    case message([UInt8], ppid: UInt32)
+}
+
+public enum DataConsumerObserverEvent: Sendable {
+    case close, pause, resume
+}
+
+/// A data producer's messages delivered to one endpoint.
+@RingSFUActor
+public final class DataConsumer {
+    public nonisolated let id: String
+    public nonisolated let dataProducerId: String
+    public nonisolated let type: String
+    public nonisolated let sctpStreamParameters: SctpStreamParameters?
+    public nonisolated let label: String
+    public nonisolated let `protocol`: String
+    public private(set) var paused: Bool
+    public private(set) var dataProducerPaused: Bool
+    public private(set) var closed = false
+    public var appData: AppData
+
+    weak var transport: Transport?
+    weak var dataProducer: DataProducer?
+    weak var worker: Worker?
+    private let eventChannel = EventChannel<DataConsumerEvent>()
+    private let observerChannel = EventChannel<DataConsumerObserverEvent>()
+
+    init(transport: Transport, dataProducer: DataProducer, type: String, sctpStreamParameters: SctpStreamParameters?, paused: Bool, appData: AppData) {
+        id = UUID().uuidString.lowercased()
+        dataProducerId = dataProducer.id
+        self.transport = transport
+        self.dataProducer = dataProducer
+        self.worker = transport.worker
+        self.type = type
+        self.sctpStreamParameters = sctpStreamParameters
+        label = dataProducer.label
+        self.protocol = dataProducer.protocol
+        self.paused = paused
+        dataProducerPaused = dataProducer.paused
+        self.appData = appData
+    }
+
+    public var events: AsyncStream<DataConsumerEvent> { eventChannel.subscribe() }
+    public var observer: AsyncStream<DataConsumerObserverEvent> { observerChannel.subscribe() }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("DataConsumer closed") }
+    }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        detach()
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    func transportClosed() {
+        guard !closed else { return }
+        closed = true
+        dataProducer?.dataConsumerRemoved(self)
+        worker?.dataConsumersById[id] = nil
+        eventChannel.emit(.transportClose)
+        worker?.notify("dataconsumer.transportclose", id, idKey: "dataConsumerId")
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    func dataProducerClosed() {
+        guard !closed else { return }
+        closed = true
+        detach()
+        eventChannel.emit(.dataProducerClose)
+        worker?.notify("dataconsumer.dataproducerclose", id, idKey: "dataConsumerId")
+        observerChannel.emit(.close)
+        finishChannels()
+    }
+
+    private func detach() {
+        transport?.dataConsumerRemoved(self)
+        dataProducer?.dataConsumerRemoved(self)
+    }
+
+    private func finishChannels() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    func dataProducerPausedChanged(_ value: Bool) {
+        guard !closed, dataProducerPaused != value else { return }
+        dataProducerPaused = value
+        eventChannel.emit(value ? .dataProducerPause : .dataProducerResume)
+        worker?.notify(value ? "dataconsumer.dataproducerpause" : "dataconsumer.dataproducerresume", id, idKey: "dataConsumerId")
+        if !paused { observerChannel.emit(value ? .pause : .resume) }
+    }
+
+    public func pause() throws(SFUError) {
+        try checkOpen()
+        let was = paused
+        paused = true
+        if !was && !dataProducerPaused { observerChannel.emit(.pause) }
+    }
+
+    public func resume() throws(SFUError) {
+        try checkOpen()
+        let was = paused
+        paused = false
+        if was && !dataProducerPaused { observerChannel.emit(.resume) }
+    }
+
+    func deliver(_ message: [UInt8], ppid: UInt32) {
+        guard !closed, !paused, !dataProducerPaused else { return }
+        eventChannel.emit(.message(message, ppid: ppid))
+        worker?.notify("dataconsumer.message", id, ["message": .string(Data(message).base64EncodedString()), "ppid": .number(Double(ppid))], idKey: "dataConsumerId")
+    }
+
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var dataProducerId: String
+        public var type: String
+        public var label: String
+        public var `protocol`: String
+        public var paused: Bool
+        public var dataProducerPaused: Bool
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, dataProducerId: dataProducerId, type: type, label: label, protocol: `protocol`, paused: paused, dataProducerPaused: dataProducerPaused)
+    }
+}
