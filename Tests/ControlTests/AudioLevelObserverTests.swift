@@ -6,6 +6,7 @@ import RingSFUTestSupport
 /// Audio level observer fed with real RFC 6464 extensions over loopback.
 @Suite("AudioLevelObserver") @RingSFUActor
 struct AudioLevelObserverTests {
+    nonisolated init() {}
     static let audioLevelUri = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
     func audioProducer(_ t: PlainTransport, ssrc: UInt32) throws -> Producer {
@@ -76,6 +77,47 @@ struct AudioLevelObserverTests {
         let o = try router.createAudioLevelObserver()
         o.close()
         #expect(throws: SFUError.invalidState("RtpObserver closed")) { try o.pause() }
+        worker.close()
+    }
+}
+
+@Suite("ActiveSpeakerObserver") @RingSFUActor
+struct ActiveSpeakerObserverTests {
+    @Test func dominantSpeakerFollowsWhoTalks() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let helper = AudioLevelObserverTests()
+        let alice = try helper.audioProducer(t, ssrc: 11)
+        let bob = try helper.audioProducer(t, ssrc: 12)
+        let observer = try router.createActiveSpeakerObserver(ActiveSpeakerObserverOptions(interval: 100))
+        try observer.addProducer(producerId: alice.id)
+        try observer.addProducer(producerId: bob.id)
+        var events = observer.events.makeAsyncIterator()
+        await worker.sync()
+        let sender = TestSocket()
+        let port = t.tuple.localPort
+        // Alice talks (-20 dBov), Bob is quiet (-100 dBov).
+        func round(aliceLevel: UInt8, bobLevel: UInt8, seq: UInt16) async throws {
+            helper.talk(sender, port: port, ssrc: 11, level: aliceLevel, packets: 5, seq: seq)
+            helper.talk(sender, port: port, ssrc: 12, level: bobLevel, packets: 5, seq: seq)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        var seq: UInt16 = 0
+        for _ in 0..<4 { try await round(aliceLevel: 20, bobLevel: 100, seq: seq); seq &+= 5 }
+        var first: Producer?
+        while first == nil, let e = await events.next() { if case .dominantSpeaker(let p) = e { first = p } }
+        #expect(first?.id == alice.id)
+        // Bob takes over once Alice stops and he talks.
+        for _ in 0..<8 { try await round(aliceLevel: 127, bobLevel: 15, seq: seq); seq &+= 5 }
+        var second: Producer?
+        while second == nil, let e = await events.next() { if case .dominantSpeaker(let p) = e { second = p } }
+        #expect(second?.id == bob.id)
+        #expect(observer.dominantSpeaker === bob)
+        router.close()
+        var rest: [ActiveSpeakerObserverEvent] = []
+        while let e = await events.next() { rest.append(e) }
+        #expect(names(rest).last == "routerClose")
         worker.close()
     }
 }

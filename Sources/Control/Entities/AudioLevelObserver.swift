@@ -71,7 +71,7 @@ public final class AudioLevelObserver: RtpObserver {
     }
 
     /// The forwarder's sums for one interval.
-    func intervalEnded(_ samples: [AudioLevelSample]) {
+    override func intervalEnded(_ samples: [AudioLevelSample]) {
         guard !closed, !paused else { return }
         var entries: [(Producer, Int)] = []
         for s in samples where s.count > 0 {

@@ -175,11 +175,24 @@ public final class Router {
         try checkOpen()
         guard let worker else { throw .invalidState("Router closed") }
         let o = try AudioLevelObserver.make(router: self, worker: worker, options: options)
+        registerObserver(o, worker: worker)
+        return o
+    }
+
+    /// Creates an observer telling which audio producer is the dominant speaker.
+    public func createActiveSpeakerObserver(_ options: ActiveSpeakerObserverOptions = ActiveSpeakerObserverOptions()) throws(SFUError) -> ActiveSpeakerObserver {
+        try checkOpen()
+        guard let worker else { throw .invalidState("Router closed") }
+        let o = try ActiveSpeakerObserver.make(router: self, worker: worker, options: options)
+        registerObserver(o, worker: worker)
+        return o
+    }
+
+    private func registerObserver(_ o: RtpObserver, worker: Worker) {
         rtpObservers[o.id] = o
         worker.observersByHandle[o.handle] = o
         worker.rtpObserversById[o.id] = o
         observerChannel.emit(.newRtpObserver(o))
-        return o
     }
 
     func observerClosed(_ o: RtpObserver) {

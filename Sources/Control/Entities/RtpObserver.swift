@@ -110,4 +110,7 @@ public class RtpObserver {
     func producerClosed(_ producer: Producer) {
         producers[producer.id] = nil
     }
+
+    /// The forwarder's audio level sums for one interval.
+    func intervalEnded(_ samples: [AudioLevelSample]) {}
 }

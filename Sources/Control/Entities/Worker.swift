@@ -67,7 +67,7 @@ public final class Worker {
     var producersById: [String: Producer] = [:]
     var consumersById: [String: Consumer] = [:]
     var consumersByHandle: [UInt32: Consumer] = [:]
-    var observersByHandle: [UInt32: AudioLevelObserver] = [:]
+    var observersByHandle: [UInt32: RtpObserver] = [:]
     var rtpObserversById: [String: RtpObserver] = [:]
     var dataProducersById: [String: DataProducer] = [:]
     var dataConsumersById: [String: DataConsumer] = [:]

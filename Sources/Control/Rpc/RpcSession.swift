@@ -236,6 +236,12 @@ public final class RpcSession {
             owned.insert(o.id)
             return .object(["id": .string(o.id)])
 
+        case "router.createActiveSpeakerObserver":
+            let options = try p.decode(ActiveSpeakerObserverOptions.self)
+            let o = try router(p).createActiveSpeakerObserver(options)
+            owned.insert(o.id)
+            return .object(["id": .string(o.id)])
+
         // RTP observers
         case "rtpObserver.addProducer":
             try rtpObserver(p).addProducer(producerId: try string(p, "producerId"))
