@@ -161,4 +161,58 @@ struct RpcTests {
         }
         await pool.closeAll()
     }
+
+    /// The entity-graph methods: direct transports with data, pipeToRouter
+    /// across the two workers, observers, and their notifications.
+    @Test func graphMethods() async throws {
+        let pool = await WorkerPool()
+        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 256))
+        let port = freePort()
+        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning)
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer { server.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        let workers = await pool.workers.map(\.id)
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/rpc", logger: Logger(label: "test")) { inbound, outbound, _ in
+            let rpc = Conversation(inbound: inbound, outbound: outbound)
+            let codecs = json(#"[{"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2}]"#)
+            let r1 = try await rpc.call("worker.createRouter", .object(["workerId": .string(workers[0]), "mediaCodecs": codecs]))["result"]?["id"]?.stringValue ?? ""
+            let r2 = try await rpc.call("worker.createRouter", .object(["workerId": .string(workers[1]), "mediaCodecs": codecs]))["result"]?["id"]?.stringValue ?? ""
+            // Data between two direct transports.
+            let a = try await rpc.call("router.createDirectTransport", .object(["routerId": .string(r1)]))["result"]?["id"]?.stringValue ?? ""
+            let b = try await rpc.call("router.createDirectTransport", .object(["routerId": .string(r1)]))["result"]?["id"]?.stringValue ?? ""
+            let dp = try await rpc.call("transport.produceData", .object(["transportId": .string(a), "label": .string("chat")]))
+            let dpId = try #require(dp["result"]?["id"]?.stringValue)
+            #expect(dp["result"]?["type"]?.stringValue == "direct")
+            let dc = try await rpc.call("transport.consumeData", .object(["transportId": .string(b), "dataProducerId": .string(dpId)]))
+            let dcId = try #require(dc["result"]?["id"]?.stringValue)
+            _ = try await rpc.call("dataProducer.send", .object(["dataProducerId": .string(dpId), "text": .string("hi")]))
+            let msg = try await rpc.waitNotification("dataconsumer.message")
+            #expect(msg["params"]?["dataConsumerId"]?.stringValue == dcId)
+            #expect(msg["params"]?["message"]?.stringValue == "aGk=")
+            #expect(msg["params"]?["ppid"]?.numberValue == 51)
+            // pipeToRouter across the workers.
+            let t = try await rpc.call("router.createPlainTransport", json(#"{"routerId":"\#(r1)","listenInfo":{"protocol":"udp","ip":"127.0.0.1"},"comedia":true}"#))
+            let tId = t["result"]?["id"]?.stringValue ?? ""
+            let p = try await rpc.call("transport.produce", json(#"{"transportId":"\#(tId)","kind":"audio","rtpParameters":{"codecs":[{"mimeType":"audio/opus","payloadType":111,"clockRate":48000,"channels":2}],"encodings":[{"ssrc":5}]}}"#))
+            let pId = p["result"]?["id"]?.stringValue ?? ""
+            let piped = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(r1), "producerId": .string(pId), "targetRouterId": .string(r2)]))
+            #expect(piped["result"]?["pipeProducerId"]?.stringValue == pId)
+            let again = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(r1), "producerId": .string(pId), "targetRouterId": .string(r2)]))
+            #expect(again["error"]?["data"]?["type"]?.stringValue == "InvalidStateError")
+            // Observers.
+            let o = try await rpc.call("router.createAudioLevelObserver", .object(["routerId": .string(r1), "interval": .number(250)]))
+            let oId = try #require(o["result"]?["id"]?.stringValue)
+            let added = try await rpc.call("rtpObserver.addProducer", .object(["rtpObserverId": .string(oId), "producerId": .string(pId)]))
+            #expect(added["result"] != nil)
+            let bad = try await rpc.call("router.createAudioLevelObserver", .object(["routerId": .string(r1), "interval": .number(1)]))
+            #expect(bad["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            // Closing the original producer reaches the pipe consumer.
+            _ = try await rpc.call("producer.close", .object(["producerId": .string(pId)]))
+            let note = try await rpc.waitNotification("consumer.producerclose")
+            #expect(note["params"]?["consumerId"]?.stringValue == piped["result"]?["pipeConsumerId"]?.stringValue)
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        await pool.closeAll()
+    }
 }
