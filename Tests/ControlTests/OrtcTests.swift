@@ -205,3 +205,46 @@ struct OrtcTests {
         }
     }
 }
+
+@Suite("ORTC codecs")
+struct OrtcCodecTests {
+    @Test(arguments: [
+        ("audio/multiopus", 48000, 6, ["channel_mapping": "0,4,1,2,3,5", "num_streams": 4, "coupled_streams": 2] as [String: ParameterValue], true),
+        ("audio/multiopus", 48000, 6, ["channel_mapping": "0,4,1,2,3,5", "num_streams": 3, "coupled_streams": 2] as [String: ParameterValue], false),
+        ("video/H265", 90000, 0, [:] as [String: ParameterValue], true),
+        ("video/AV1", 90000, 0, [:] as [String: ParameterValue], true),
+        ("video/VP9", 90000, 0, ["profile-id": 2] as [String: ParameterValue], true),
+        ("audio/G722", 8000, 1, [:] as [String: ParameterValue], true),
+        ("audio/opus", 48000, 1, [:] as [String: ParameterValue], false),
+    ] as [(String, Int, Int, [String: ParameterValue], Bool)])
+    func supported(mime: String, rate: Int, channels: Int, params: [String: ParameterValue], ok: Bool) {
+        let codec = RtpCodecCapability(mimeType: mime, clockRate: rate, channels: channels == 0 ? nil : channels, parameters: params)
+        do {
+            let caps = try Ortc.generateRouterRtpCapabilities([codec])
+            #expect(ok)
+            let c = caps.codecs![0]
+            #expect(c.mimeType.lowercased() == mime.lowercased())
+            if mime == "audio/G722" { #expect(c.preferredPayloadType == 9) }
+            if mime.hasPrefix("video/") { #expect(caps.codecs![1].mimeType == "video/rtx") }
+            if mime == "video/VP9" { #expect(c.parameters?["profile-id"] == 2) }
+        } catch {
+            #expect(!ok)
+            #expect(error.typeName == "UnsupportedError")
+        }
+    }
+
+    @Test func pipeParametersKeepEveryEncoding() throws {
+        let caps = try Ortc.generateRouterRtpCapabilities([RtpCodecCapability(mimeType: "video/VP8", clockRate: 90000)])
+        var params = try Ortc.validate(RtpParameters(codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
+            headerExtensions: [RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:sdes:mid", id: 1)],
+            encodings: [RtpEncodingParameters(ssrc: 1), RtpEncodingParameters(ssrc: 2), RtpEncodingParameters(ssrc: 3)]))
+        let mapping = try Ortc.producerMapping(&params, kind: .video, router: caps)
+        let consumable = Ortc.consumableParameters(kind: .video, params: params, router: caps, mapping: mapping)
+        let pipe = Ortc.pipeConsumerParameters(consumable, enableRtx: false)
+        #expect(pipe.encodings?.count == 3)
+        #expect(Set(pipe.encodings!.map { $0.ssrc! }).count == 3)
+        #expect(pipe.codecs.allSatisfy { !$0.mimeType.isRtxMime })
+        #expect(pipe.headerExtensions?.contains { $0.uri.hasSuffix("sdes:mid") || $0.uri.contains("transport-wide") || $0.uri.contains("abs-send-time") } == false)
+        #expect(pipe.codecs[0].rtcpFeedback?.allSatisfy { ($0.type == "nack" && $0.parameter == "pli") || $0.type == "ccm" } == true)
+    }
+}
