@@ -66,15 +66,20 @@ struct RpcTests {
         return Int(b.local.port)
     }
 
-    @Test func fullSessionAndErrors() async throws {
+    /// A real server with two workers on a free port, listening when this returns.
+    func startServer() async throws -> (WorkerPool, Int, Task<Void, any Error>) {
         let pool = await WorkerPool()
         try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 256))
         let port = freePort()
         let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning)
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
-        defer { server.cancel() }
-        // Wait until it listens.
         try await Task.sleep(for: .milliseconds(300))
+        return (pool, port, server)
+    }
+
+    @Test func fullSessionAndErrors() async throws {
+        let (pool, port, server) = try await startServer()
+        defer { server.cancel() }
         let sink = TestSocket()
         let sender = TestSocket()
         try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/rpc", logger: Logger(label: "test")) { inbound, outbound, _ in
@@ -165,13 +170,8 @@ struct RpcTests {
     /// The entity-graph methods: direct transports with data, pipeToRouter
     /// across the two workers, observers, and their notifications.
     @Test func graphMethods() async throws {
-        let pool = await WorkerPool()
-        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 256))
-        let port = freePort()
-        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning)
-        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        let (pool, port, server) = try await startServer()
         defer { server.cancel() }
-        try await Task.sleep(for: .milliseconds(300))
         let workers = await pool.workers.map(\.id)
         try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/rpc", logger: Logger(label: "test")) { inbound, outbound, _ in
             let rpc = Conversation(inbound: inbound, outbound: outbound)
