@@ -61,6 +61,13 @@ int rsfu_enable_rxq_ovfl(int fd);
 /// or -1 when there is none.
 int64_t rsfu_rxq_ovfl(struct io_uring_recvmsg_out *out, struct msghdr *msgh);
 
+/// srtp_init() once per process (idempotent). Returns 0 or a libsrtp status.
+int rsfu_srtp_init(void);
+/// Installs (1) or removes (0) the OpenSSL-backed AES-ICM, AES-GCM and
+/// HMAC-SHA1 types; each passes libsrtp's self-test with the stock vectors
+/// first. Sessions keep the types they were created with. 0 on success.
+int rsfu_srtp_use_openssl(int on);
+
 /// The current thread's errno.
 int rsfu_errno(void);
 

@@ -1,0 +1,135 @@
+import RingSFUCShims
+import Synchronization
+
+/// SRTP crypto suites (RFC 3711, RFC 7714), with mediasoup's names.
+package enum SrtpCryptoSuite: String, Sendable, CaseIterable, Codable {
+    case aeadAes256Gcm = "AEAD_AES_256_GCM"
+    case aeadAes128Gcm = "AEAD_AES_128_GCM"
+    case aesCm128HmacSha1_80 = "AES_CM_128_HMAC_SHA1_80"
+    case aesCm128HmacSha1_32 = "AES_CM_128_HMAC_SHA1_32"
+
+    /// Master key plus master salt, in bytes.
+    package var keyLength: Int {
+        switch self {
+        case .aeadAes256Gcm: 44
+        case .aeadAes128Gcm: 28
+        case .aesCm128HmacSha1_80, .aesCm128HmacSha1_32: 30
+        }
+    }
+
+    fileprivate func apply(_ p: inout srtp_crypto_policy_t) {
+        switch self {
+        case .aeadAes256Gcm: srtp_crypto_policy_set_aes_gcm_256_16_auth(&p)
+        case .aeadAes128Gcm: srtp_crypto_policy_set_aes_gcm_128_16_auth(&p)
+        case .aesCm128HmacSha1_80: srtp_crypto_policy_set_rtp_default(&p)
+        case .aesCm128HmacSha1_32: srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&p)
+        }
+    }
+}
+
+package enum SrtpError: Error, Equatable, Sendable {
+    case library(Int32)
+    case badKeyLength(Int)
+    case authFailure
+    case replay
+    case noRoom
+    case other(Int32)
+}
+
+/// Process-wide libsrtp set-up: `srtp_init()` once, then the OpenSSL-backed
+/// cipher and auth types (or the stock ones again). Sessions keep the types
+/// that were installed when they were created.
+package enum SrtpLibrary {
+    private static let lock = Mutex<Bool?>(nil)
+
+    /// Initialises libsrtp and installs the OpenSSL types (idempotent).
+    package static func initialize(openssl: Bool = true) throws(SrtpError) {
+        try lock.withLock { (state: inout Bool?) throws(SrtpError) in
+            if state == openssl { return }
+            let rc = rsfu_srtp_init()
+            guard rc == 0 else { throw .library(rc) }
+            let r = rsfu_srtp_use_openssl(openssl ? 1 : 0)
+            guard r == 0 else { throw .library(r) }
+            state = openssl
+        }
+    }
+}
+
+/// One direction of SRTP for any SSRC: an outbound session protects what
+/// we send, an inbound one unprotects what we receive (replay protection
+/// on). Used from one thread; protect/unprotect work in place.
+package struct SrtpSession: ~Copyable {
+    package enum Direction: Sendable { case inbound, outbound }
+
+    private let session: srtp_t
+    package let suite: SrtpCryptoSuite
+    /// Bytes a protected packet may grow by (auth tag / GCM tag, MKI none).
+    package static let maxTrailer = 32 // a 16-byte tag plus the SRTCP index; no MKI is used
+
+    package init(suite: SrtpCryptoSuite, key: [UInt8], direction: Direction) throws(SrtpError) {
+        guard key.count == suite.keyLength else { throw .badKeyLength(key.count) }
+        var policy = srtp_policy_t()
+        suite.apply(&policy.rtp)
+        // SRTCP always carries an 80-bit tag with the _32 suite (RFC 5764 4.1.2).
+        (suite == .aesCm128HmacSha1_32 ? SrtpCryptoSuite.aesCm128HmacSha1_80 : suite).apply(&policy.rtcp)
+        policy.ssrc.type = direction == .inbound ? ssrc_any_inbound : ssrc_any_outbound
+        policy.ssrc.value = 0
+        policy.window_size = 1024
+        // Retransmissions (plain NACK answers) resend the same index.
+        policy.allow_repeat_tx = direction == .outbound ? 1 : 0
+        policy.next = nil
+        var created: srtp_t? = nil
+        var keyCopy = key
+        let rc = keyCopy.withUnsafeMutableBufferPointer { buf -> srtp_err_status_t in
+            policy.key = buf.baseAddress
+            return srtp_create(&created, &policy)
+        }
+        guard rc == srtp_err_status_ok, let created else { throw .library(Int32(rc.rawValue)) }
+        session = created
+        self.suite = suite
+    }
+
+    deinit { srtp_dealloc(session) }
+
+    private static func map(_ rc: srtp_err_status_t) -> SrtpError? {
+        switch rc {
+        case srtp_err_status_ok: nil
+        case srtp_err_status_auth_fail: .authFailure
+        case srtp_err_status_replay_fail, srtp_err_status_replay_old: .replay
+        default: .other(Int32(rc.rawValue))
+        }
+    }
+
+    /// Encrypts an RTP packet in place; `length` grows by the tag. The
+    /// buffer must have `maxTrailer` bytes of room after the packet.
+    @inline(__always)
+    package func protect(_ packet: UnsafeMutableRawPointer, length: inout Int, capacity: Int) throws(SrtpError) {
+        guard capacity - length >= Self.maxTrailer else { throw .noRoom }
+        var len = Int32(length)
+        if let e = Self.map(srtp_protect(session, packet, &len)) { throw e }
+        length = Int(len)
+    }
+
+    /// Authenticates and decrypts an SRTP packet in place; `length` shrinks.
+    @inline(__always)
+    package func unprotect(_ packet: UnsafeMutableRawPointer, length: inout Int) throws(SrtpError) {
+        var len = Int32(length)
+        if let e = Self.map(srtp_unprotect(session, packet, &len)) { throw e }
+        length = Int(len)
+    }
+
+    @inline(__always)
+    package func protectRtcp(_ packet: UnsafeMutableRawPointer, length: inout Int, capacity: Int) throws(SrtpError) {
+        guard capacity - length >= Self.maxTrailer + 4 else { throw .noRoom }
+        var len = Int32(length)
+        if let e = Self.map(srtp_protect_rtcp(session, packet, &len)) { throw e }
+        length = Int(len)
+    }
+
+    @inline(__always)
+    package func unprotectRtcp(_ packet: UnsafeMutableRawPointer, length: inout Int) throws(SrtpError) {
+        var len = Int32(length)
+        if let e = Self.map(srtp_unprotect_rtcp(session, packet, &len)) { throw e }
+        length = Int(len)
+    }
+}
