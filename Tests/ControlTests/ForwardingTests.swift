@@ -247,7 +247,7 @@ struct PlainTransportOptionTests {
         let worker = try await testWorker()
         let router = try worker.createRouter(mediaCodecs: [opus])
         let comedia = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
-        #expect(throws: SFUError.invalidState("cannot call connect() when comedia mode is enabled")) { try comedia.connect(ip: "127.0.0.1", port: 5000) }
+        #expect(throws: SFUError.invalidState("cannot call connect() with ip/port when comedia mode is enabled")) { try comedia.connect(ip: "127.0.0.1", port: 5000) }
         let split = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, rtcpMux: false))
         #expect(throws: SFUError.self) { try split.connect(ip: "127.0.0.1", port: 5000) } // rtcpPort missing
         #expect(throws: SFUError.self) { try split.connect(ip: "not-an-ip", port: 5000, rtcpPort: 5001) }

@@ -28,6 +28,33 @@ public struct TransportListenInfo: Codable, Sendable, Hashable {
     }
 }
 
+/// SRTP parameters with mediasoup's names: the suite and the master key
+/// plus salt, base64.
+public struct SrtpParameters: Codable, Sendable, Hashable {
+    public var cryptoSuite: String
+    public var keyBase64: String
+    public init(cryptoSuite: String, keyBase64: String) {
+        self.cryptoSuite = cryptoSuite
+        self.keyBase64 = keyBase64
+    }
+
+    func key(field: String) throws(SFUError) -> SrtpKey {
+        guard let suite = SrtpCryptoSuite(rawValue: cryptoSuite) else {
+            throw .unsupported("unsupported \(field).cryptoSuite \"\(cryptoSuite)\"")
+        }
+        guard let data = Data(base64Encoded: keyBase64), data.count == suite.keyLength else {
+            throw .invalidArgument("invalid \(field).keyBase64: expected \(suite.keyLength) bytes for \(cryptoSuite)")
+        }
+        return SrtpKey(suite: suite, key: Array(data))
+    }
+
+    static func random(_ suite: SrtpCryptoSuite) -> (SrtpParameters, SrtpKey) {
+        var rng = SystemRandomNumberGenerator()
+        let key = (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return (SrtpParameters(cryptoSuite: suite.rawValue, keyBase64: Data(key).base64EncodedString()), SrtpKey(suite: suite, key: key))
+    }
+}
+
 /// Options of `router.createPlainTransport`.
 public struct PlainTransportOptions: Codable, Sendable {
     public var listenInfo: TransportListenInfo
@@ -41,7 +68,8 @@ public struct PlainTransportOptions: Codable, Sendable {
     public var srtpCryptoSuite: String?
     public var appData: AppData?
 
-    public init(listenInfo: TransportListenInfo, rtcpListenInfo: TransportListenInfo? = nil, rtcpMux: Bool? = true, comedia: Bool? = false, enableSrtp: Bool? = nil, appData: AppData? = nil) {
+    public init(listenInfo: TransportListenInfo, rtcpListenInfo: TransportListenInfo? = nil, rtcpMux: Bool? = true, comedia: Bool? = false, enableSrtp: Bool? = nil, srtpCryptoSuite: String? = nil, appData: AppData? = nil) {
+        self.srtpCryptoSuite = srtpCryptoSuite
         self.listenInfo = listenInfo
         self.rtcpListenInfo = rtcpListenInfo
         self.rtcpMux = rtcpMux
@@ -57,11 +85,14 @@ public struct PlainTransportOptions: Codable, Sendable {
 public final class PlainTransport: Transport {
     public private(set) var tuple: TransportTuple
     public private(set) var rtcpTuple: TransportTuple?
+    /// With `enableSrtp`: the suite and key this transport sends with.
+    public nonisolated let srtpParameters: SrtpParameters?
     public nonisolated let rtcpMux: Bool
     public nonisolated let comedia: Bool
     private var connected = false
 
-    init(router: Router, worker: Worker, handle: UInt32, tuple: TransportTuple, rtcpTuple: TransportTuple?, rtcpMux: Bool, comedia: Bool, appData: AppData) {
+    init(router: Router, worker: Worker, handle: UInt32, tuple: TransportTuple, rtcpTuple: TransportTuple?, rtcpMux: Bool, comedia: Bool, srtpParameters: SrtpParameters?, appData: AppData) {
+        self.srtpParameters = srtpParameters
         self.tuple = tuple
         self.rtcpTuple = rtcpTuple
         self.rtcpMux = rtcpMux
@@ -70,8 +101,16 @@ public final class PlainTransport: Transport {
     }
 
     static func make(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> PlainTransport {
+        var srtp: (SrtpParameters, SrtpKey)? = nil
+        if options.enableSrtp == true {
+            let name = options.srtpCryptoSuite ?? SrtpCryptoSuite.aesCm128HmacSha1_80.rawValue
+            guard let suite = SrtpCryptoSuite(rawValue: name) else { throw .unsupported("unsupported srtpCryptoSuite \"\(name)\"") }
+            try worker.ensureSrtp()
+            srtp = SrtpParameters.random(suite)
+        }
         let (handle, tuple, rtcpTuple) = try openSockets(router: router, worker: worker, options: options)
-        return PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: options.rtcpMux ?? true, comedia: options.comedia ?? false, appData: options.appData ?? [:])
+        if let srtp { worker.forwarder.send(.setTransportSrtp(handle: handle, send: srtp.1, receive: nil)) }
+        return PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: options.rtcpMux ?? true, comedia: options.comedia ?? false, srtpParameters: srtp?.0, appData: options.appData ?? [:])
     }
 
     /// Binds the transport's socket(s) and hands them to the forwarder as a
@@ -79,7 +118,6 @@ public final class PlainTransport: Transport {
     static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
         let info = options.listenInfo
         if let p = info.protocol, p != "udp" { throw .invalidArgument("listenInfo.protocol must be \"udp\" for a PlainTransport") }
-        if options.enableSrtp == true { throw .unsupported("enableSrtp is not supported yet") }
         if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
         guard SocketAddress(ip: info.ip, port: 0) != nil else { throw .invalidArgument("invalid listenInfo.ip \"\(info.ip)\"") }
         let rtcpMux = options.rtcpMux ?? true
@@ -129,25 +167,45 @@ public final class PlainTransport: Transport {
         }
     }
 
-    /// Sets the remote address (not with comedia).
-    public func connect(ip: String, port: Int, rtcpPort: Int? = nil) throws(SFUError) {
+    /// Sets the remote address (not with comedia) and, with SRTP, the key
+    /// the remote sends with (`srtpParameters`, required then; with comedia
+    /// it is the only thing to give).
+    public func connect(ip: String? = nil, port: Int? = nil, rtcpPort: Int? = nil, srtpParameters: SrtpParameters? = nil) throws(SFUError) {
         try checkOpen()
-        if comedia { throw .invalidState("cannot call connect() when comedia mode is enabled") }
         if connected { throw .invalidState("connect() already called") }
-        guard (1...65535).contains(port), let rtp = SocketAddress(ip: ip, port: UInt16(port)) else {
-            throw .invalidArgument("invalid ip/port \(ip):\(port)")
+        var receiveKey: SrtpKey? = nil
+        if self.srtpParameters != nil {
+            guard let srtpParameters else { throw .invalidArgument("missing srtpParameters (SRTP enabled)") }
+            receiveKey = try srtpParameters.key(field: "srtpParameters")
+        } else if srtpParameters != nil {
+            throw .invalidArgument("srtpParameters given but SRTP not enabled")
         }
+        var rtp: SocketAddress? = nil
         var rtcp: SocketAddress? = nil
-        if !rtcpMux {
-            guard let rtcpPort else { throw .invalidArgument("missing rtcpPort (required with rtcpMux false)") }
-            guard (1...65535).contains(rtcpPort) else { throw .invalidArgument("invalid rtcpPort \(rtcpPort)") }
-            rtcp = SocketAddress(ip: ip, port: UInt16(rtcpPort))
+        if comedia {
+            if ip != nil || port != nil { throw .invalidState("cannot call connect() with ip/port when comedia mode is enabled") }
+            if receiveKey == nil { throw .invalidState("cannot call connect() when comedia mode is enabled") }
+        } else {
+            guard let ip else { throw .invalidArgument("missing ip") }
+            guard let port else { throw .invalidArgument("missing port") }
+            guard (1...65535).contains(port), let address = SocketAddress(ip: ip, port: UInt16(port)) else {
+                throw .invalidArgument("invalid ip/port \(ip):\(port)")
+            }
+            rtp = address
+            if !rtcpMux {
+                guard let rtcpPort else { throw .invalidArgument("missing rtcpPort (required with rtcpMux false)") }
+                guard (1...65535).contains(rtcpPort) else { throw .invalidArgument("invalid rtcpPort \(rtcpPort)") }
+                rtcp = SocketAddress(ip: ip, port: UInt16(rtcpPort))
+            }
         }
         connected = true
-        forwarder.send(.connectTransport(handle: handle, rtp: rtp, rtcp: rtcp))
-        tuple.remoteIp = ip
-        tuple.remotePort = port
-        if let rtcp { rtcpTuple?.remoteIp = ip; rtcpTuple?.remotePort = Int(rtcp.port) }
+        if let receiveKey { forwarder.send(.setTransportSrtp(handle: handle, send: nil, receive: receiveKey)) }
+        if let rtp, let ip, let port {
+            forwarder.send(.connectTransport(handle: handle, rtp: rtp, rtcp: rtcp))
+            tuple.remoteIp = ip
+            tuple.remotePort = port
+            if let rtcp { rtcpTuple?.remoteIp = ip; rtcpTuple?.remotePort = Int(rtcp.port) }
+        }
     }
 
     func tupleLearned(_ address: SocketAddress, rtcp: Bool) {
@@ -181,6 +239,7 @@ public final class PlainTransport: Transport {
 
     public struct Dump: Codable, Sendable {
         public var id: String
+        public var srtpParameters: SrtpParameters?
         public var tuple: TransportTuple
         public var rtcpTuple: TransportTuple?
         public var rtcpMux: Bool
@@ -191,7 +250,7 @@ public final class PlainTransport: Transport {
 
     public func dump() throws(SFUError) -> Dump {
         try checkOpen()
-        return Dump(id: id, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: rtcpMux, comedia: comedia, producerIds: producers.keys, consumerIds: consumers.keys)
+        return Dump(id: id, srtpParameters: srtpParameters, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: rtcpMux, comedia: comedia, producerIds: producers.keys, consumerIds: consumers.keys)
     }
 }
 

@@ -214,6 +214,11 @@ public final class Worker {
         return index
     }
 
+    /// libsrtp with the OpenSSL-backed types, set up once per process.
+    func ensureSrtp() throws(SFUError) {
+        do { try SrtpLibrary.initialize(openssl: true) } catch { throw .failure("SRTP library failed to initialise: \(error)") }
+    }
+
     func routerClosed(_ router: Router) {
         routers[router.id] = nil
     }
@@ -236,7 +241,7 @@ public final class Worker {
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
-            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropPipeFull: c.dropPipeFull,
+            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropSrtpAuth: c.dropSrtpAuth, dropSrtpReplay: c.dropSrtpReplay, dropSrtpOther: c.dropSrtpOther, dropPipeFull: c.dropPipeFull,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
             forwarderCpuSeconds: Double(max(0, cpuNs)) / 1e9)

@@ -265,15 +265,16 @@ public final class RpcSession {
             try direct.sendRtcp(try base64(p, "rtcpPacket"))
             return Self.ok
         case "transport.connect":
-            struct Params: Decodable { var ip: String; var port: Int; var rtcpPort: Int? }
+            struct Params: Decodable { var ip: String?; var port: Int?; var rtcpPort: Int?; var srtpParameters: SrtpParameters? }
             let t = try transport(p)
             let params = try p.decode(Params.self)
             if let pipe = t as? PipeTransport {
-                try pipe.connect(ip: params.ip, port: params.port)
+                guard let ip = params.ip, let port = params.port else { throw SFUError.invalidArgument("missing params.ip or params.port") }
+                try pipe.connect(ip: ip, port: port)
                 return .object(["tuple": pipe.tuple.map { .encoding($0) } ?? .null])
             }
             guard let plain = t as? PlainTransport else { throw SFUError.unsupported("connect parameters of this transport type") }
-            try plain.connect(ip: params.ip, port: params.port, rtcpPort: params.rtcpPort)
+            try plain.connect(ip: params.ip, port: params.port, rtcpPort: params.rtcpPort, srtpParameters: params.srtpParameters)
             return .object(["tuple": .encoding(plain.tuple)])
         case "transport.close":
             try transport(p).close()
@@ -391,7 +392,7 @@ public final class RpcSession {
     private func plainTransportJSON(_ t: PlainTransport) -> JSONValue {
         var o: [String: JSONValue] = [
             "id": .string(t.id), "tuple": .encoding(t.tuple), "rtcpMux": .bool(t.rtcpMux), "comedia": .bool(t.comedia),
-            "sctpParameters": .null, "srtpParameters": .null,
+            "sctpParameters": .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null,
         ]
         if let r = t.rtcpTuple { o["rtcpTuple"] = .encoding(r) }
         return .object(o)

@@ -44,6 +44,10 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64
+    /// SRTP/SRTCP packets that failed authentication, replays, other SRTP errors.
+    public var dropSrtpAuth: UInt64
+    public var dropSrtpReplay: UInt64
+    public var dropSrtpOther: UInt64
     /// Packets dropped because an in-process pipe ring was full.
     public var dropPipeFull: UInt64
     public var routers: Int

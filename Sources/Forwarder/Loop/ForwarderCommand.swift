@@ -72,6 +72,9 @@ package enum ForwarderCommand: Sendable {
     /// An RTP packet from the application, routed as if received on the transport.
     case injectRtp(transport: UInt32, [UInt8])
     case connectTransport(handle: UInt32, rtp: SocketAddress, rtcp: SocketAddress?)
+    /// SRTP for a socket transport: what it sends is protected with `sendKey`,
+    /// what it receives is unprotected with `receiveKey` (each when given).
+    case setTransportSrtp(handle: UInt32, send: SrtpKey?, receive: SrtpKey?)
     case closeTransport(UInt32)
     case addProducer(handle: UInt32, transport: UInt32, ProducerSpec)
     case closeProducer(UInt32)
@@ -120,4 +123,14 @@ package struct AudioLevelSample: Sendable, Equatable {
     package var producer: UInt32
     package var levelSum: UInt32
     package var count: UInt32
+}
+
+/// A suite and its master key plus salt.
+package struct SrtpKey: Sendable, Equatable {
+    package var suite: SrtpCryptoSuite
+    package var key: [UInt8]
+    package init(suite: SrtpCryptoSuite, key: [UInt8]) {
+        self.suite = suite
+        self.key = key
+    }
 }

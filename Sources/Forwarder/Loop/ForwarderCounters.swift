@@ -18,6 +18,10 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropSendPoolEmpty: UInt64 = 0
     package var dropSendError: UInt64 = 0
     package var dropTruncated: UInt64 = 0
+    /// SRTP/SRTCP packets that failed authentication, or were replays.
+    package var dropSrtpAuth: UInt64 = 0
+    package var dropSrtpReplay: UInt64 = 0
+    package var dropSrtpOther: UInt64 = 0
     /// Packets dropped because a pipe ring to another worker was full.
     package var dropPipeFull: UInt64 = 0
     package var loopTurns: UInt64 = 0

@@ -35,6 +35,16 @@ extension ForwarderLoop {
             transports[Int(h)].remoteRtcp = rtcp ?? (transports[Int(h)].rtcpSocket < 0 ? rtp : SocketAddress())
         case .closeTransport(let h):
             closeTransport(Int(h))
+        case let .setTransportSrtp(h, send, receive):
+            guard transports[Int(h)].inUse else { return }
+            if let send {
+                if let old = transports[Int(h)].srtpSend { srtp_dealloc(old) }
+                transports[Int(h)].srtpSend = SrtpRaw.create(send, outbound: true)
+            }
+            if let receive {
+                if let old = transports[Int(h)].srtpReceive { srtp_dealloc(old) }
+                transports[Int(h)].srtpReceive = SrtpRaw.create(receive, outbound: false)
+            }
         case let .addProducer(h, t, spec):
             addProducer(Int(h), transport: Int(t), spec)
         case .closeProducer(let h):
@@ -199,6 +209,8 @@ extension ForwarderLoop {
         while transports[h].firstConsumer >= 0 { closeConsumer(Int(transports[h].firstConsumer)) }
         beginSocketClose(transports[h].rtpSocket)
         beginSocketClose(transports[h].rtcpSocket)
+        if let s = transports[h].srtpSend { srtp_dealloc(s) }
+        if let s = transports[h].srtpReceive { srtp_dealloc(s) }
         let r = Int(transports[h].router)
         let prev = transports[h].prevInRouter, next = transports[h].nextInRouter
         if prev >= 0 { transports[Int(prev)].nextInRouter = next } else { routers[r].firstTransport = next }

@@ -352,9 +352,21 @@ struct ForwarderLoop: ~Copyable {
         switch PacketClass.classify(payload, count: size) {
         case .rtp:
             guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
-            forwardRtp(payload, size: size, transport: t)
+            var length = size
+            if let srtp = transports[t].srtpReceive {
+                var len = Int32(size)
+                let rc = srtp_unprotect(srtp, payload, &len)
+                guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
+                length = Int(len)
+            }
+            forwardRtp(payload, size: length, transport: t)
         case .rtcp:
             guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
+            if let srtp = transports[t].srtpReceive {
+                var len = Int32(size)
+                let rc = srtp_unprotect_rtcp(srtp, payload, &len)
+                guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
+            }
             counters.rtcpIn &+= 1
         default:
             counters.dropNotRtp &+= 1
@@ -513,7 +525,28 @@ struct ForwarderLoop: ~Copyable {
             freeSendSlots.push(slot)
             return
         }
-        enqueue(consumer: ci, slot: slot, data: out, length: size, transport: t)
+        var length = size
+        if let srtp = transports[t].srtpSend {
+            // Encrypted straight into the send slot (2 KiB: room for the tag).
+            var len = Int32(size)
+            let rc = srtp_protect(srtp, out, &len)
+            guard rc == srtp_err_status_ok else {
+                counters.dropSrtpOther &+= 1
+                freeSendSlots.push(slot)
+                return
+            }
+            length = Int(len)
+        }
+        enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
+    }
+
+    @inline(__always)
+    mutating func countSrtpFailure(_ rc: srtp_err_status_t) {
+        switch rc {
+        case srtp_err_status_auth_fail: counters.dropSrtpAuth &+= 1
+        case srtp_err_status_replay_fail, srtp_err_status_replay_old: counters.dropSrtpReplay &+= 1
+        default: counters.dropSrtpOther &+= 1
+        }
     }
 
     /// Adds a packet to the consumer's send of this loop turn, starting a

@@ -1,3 +1,5 @@
+import RingSFUCShims
+
 /// Per-entity data-plane state. These live in preallocated tables indexed
 /// by handle; lists between entities are intrusive (index links), so adding
 /// and removing never allocates.
@@ -26,6 +28,9 @@ package struct TransportState {
     var comedia = false
     /// No sockets: packets come from and go to the application.
     var direct = false
+    /// libsrtp sessions (nil: plain RTP).
+    var srtpSend: srtp_t? = nil
+    var srtpReceive: srtp_t? = nil
     /// In-process pipe: outbound link index and the peer's transport handle.
     var pipeLink: Int32 = -1
     var pipePeer: UInt32 = 0

@@ -133,3 +133,28 @@ package struct SrtpSession: ~Copyable {
         length = Int(len)
     }
 }
+
+/// Raw libsrtp sessions for the forwarder's tables (a plain pointer per
+/// transport and direction, no reference counting on the hot path).
+package enum SrtpRaw {
+    package static func create(_ key: SrtpKey, outbound: Bool) -> srtp_t? {
+        guard key.key.count == key.suite.keyLength else { return nil }
+        var policy = srtp_policy_t()
+        key.suite.applyPolicy(&policy.rtp)
+        (key.suite == .aesCm128HmacSha1_32 ? SrtpCryptoSuite.aesCm128HmacSha1_80 : key.suite).applyPolicy(&policy.rtcp)
+        policy.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound
+        policy.window_size = 1024
+        policy.allow_repeat_tx = outbound ? 1 : 0
+        var created: srtp_t? = nil
+        var copy = key.key
+        let rc = copy.withUnsafeMutableBufferPointer { buf -> srtp_err_status_t in
+            policy.key = buf.baseAddress
+            return srtp_create(&created, &policy)
+        }
+        return rc == srtp_err_status_ok ? created : nil
+    }
+}
+
+extension SrtpCryptoSuite {
+    package func applyPolicy(_ p: inout srtp_crypto_policy_t) { apply(&p) }
+}
