@@ -1,4 +1,5 @@
 import RingSFUCShims
+import RingSFUForwarder
 import Synchronization
 import Foundation
 #if canImport(Glibc)
@@ -33,7 +34,11 @@ final class LoadGenerator: @unchecked Sendable {
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
 
-    init(destination: (String, UInt16), videoSsrcs: [UInt32], audioSsrcs: [UInt32], videoPps: Double, mode: TrafficMode, cpu: Int?, sourcePort: UInt16? = nil) {
+    /// Protects every packet with this key before sending (SRTP runs).
+    let srtpKey: SrtpKey?
+
+    init(destination: (String, UInt16), videoSsrcs: [UInt32], audioSsrcs: [UInt32], videoPps: Double, mode: TrafficMode, cpu: Int?, sourcePort: UInt16? = nil, srtpKey: SrtpKey? = nil) {
+        self.srtpKey = srtpKey
         self.sourcePort = sourcePort
         self.destination = destination
         self.videoSsrcs = videoSsrcs
@@ -76,6 +81,8 @@ final class LoadGenerator: @unchecked Sendable {
         _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         defer { close(fd) }
 
+        let srtp: srtp_t? = srtpKey.flatMap { SrtpRaw.create($0, outbound: true) }
+        defer { if let srtp { srtp_dealloc(srtp) } }
         var ring = io_uring()
         guard io_uring_queue_init(1024, &ring, 0) == 0 else { return }
         defer { io_uring_queue_exit(&ring) }
@@ -112,8 +119,13 @@ final class LoadGenerator: @unchecked Sendable {
             p.storeBytes(of: 0x10, toByteOffset: 12, as: UInt8.self)
             p.storeBytes(of: key ? 0x00 : 0x01, toByteOffset: 13, as: UInt8.self)
             p.storeBytes(of: rsfu_monotonic_ns(), toByteOffset: Self.timestampOffset + 2, as: Int64.self)
+            var length = size
+            if let srtp {
+                var len = Int32(size)
+                if srtp_protect(srtp, p, &len) == srtp_err_status_ok { length = Int(len) }
+            }
             let sqe = io_uring_get_sqe(&ring)!
-            io_uring_prep_send(sqe, fd, p, size, 0)
+            io_uring_prep_send(sqe, fd, p, length, 0)
             inflight += 1
         }
 

@@ -4,6 +4,7 @@ import Histogram
 import HummingbirdWSClient
 import Logging
 import RingSFU
+import RingSFUForwarder
 import RingSFUCShims
 #if canImport(Glibc)
 import Glibc
@@ -83,6 +84,17 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "Runs per configuration, SFU and baseline alternating; the median run (by CPU per packet) is reported.")
     var repeatCount = 1
 
+    @Option(help: "SRTP on both legs: aes-cm (AES_CM_128_HMAC_SHA1_80) or gcm (AEAD_AES_128_GCM); the generator protects, the sink unprotects.")
+    var srtp: String?
+
+    var srtpSuite: SrtpCryptoSuite? {
+        switch srtp {
+        case "aes-cm": .aesCm128HmacSha1_80
+        case "gcm": .aeadAes128Gcm
+        default: nil
+        }
+    }
+
     @Option(help: "Drive a running `ringsfu serve` at this ws:// URL (its /rpc endpoint) instead of an in-process worker.")
     var target: String?
 
@@ -91,6 +103,9 @@ struct Fanout: AsyncParsableCommand {
 
     func run() async throws {
         guard let mode = TrafficMode(rawValue: traffic) else { throw ValidationError("--traffic must be synthetic or realistic") }
+        if srtp != nil && srtpSuite == nil { throw ValidationError("--srtp takes aes-cm or gcm") }
+        if srtp != nil && (baseline || target != nil) { throw ValidationError("--srtp runs the in-process worker only (no --baseline, no --target)") }
+        if srtpSuite != nil { try SrtpLibrary.initialize(openssl: true) }
         let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--consumers takes positive integers, e.g. 1,10,50") }
         var results: [RunResult] = []
@@ -148,10 +163,14 @@ struct Fanout: AsyncParsableCommand {
         let (video, audio) = Self.ssrcs(p, mode)
         let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8))
         let sink = Sink(cpu: loadCpu)
-        sink.start()
         let listen = TransportListenInfo(protocol: "udp", ip: "127.0.0.1")
-        let (ingestPort, threadId) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen)
-        let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: inputRate(n), mode: mode, cpu: loadCpu)
+        let publisherKey = srtpSuite.map { suite in
+            SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) })
+        }
+        let (ingestPort, threadId, sinkKeys) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey)
+        sink.srtpByPort = sinkKeys
+        sink.start()
+        let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: inputRate(n), mode: mode, cpu: loadCpu, srtpKey: publisherKey)
         generator.start()
         try await Task.sleep(for: .seconds(1))
         let u0 = await worker.getResourceUsage()
@@ -206,12 +225,16 @@ struct Fanout: AsyncParsableCommand {
     }
 
     @RingSFUActor
-    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo) async throws -> (UInt16, UInt) {
+    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil) async throws -> (UInt16, UInt, [UInt16: SrtpKey]) {
         let router = try worker.createRouter(mediaCodecs: [
             RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
             RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
         ])
-        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true))
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
+        if let srtp {
+            try ingest.connect(srtpParameters: SrtpParameters(cryptoSuite: srtp.suite.rawValue, keyBase64: Data(srtp.key).base64EncodedString()))
+        }
+        var sinkKeys: [UInt16: SrtpKey] = [:]
         var producers: [Producer] = []
         for ssrc in video {
             producers.append(try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
@@ -224,14 +247,20 @@ struct Fanout: AsyncParsableCommand {
                 encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
         }
         for _ in 0..<n {
-            let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen))
-            try t.connect(ip: "127.0.0.1", port: Int(sinkPort))
+            let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
+            if let srtp, let mine = t.srtpParameters, let key = Data(base64Encoded: mine.keyBase64) {
+                // The sink's own key is never used: it only receives.
+                try t.connect(ip: "127.0.0.1", port: Int(sinkPort), srtpParameters: SrtpParameters(cryptoSuite: srtp.suite.rawValue, keyBase64: Data(srtp.key).base64EncodedString()))
+                sinkKeys[UInt16(t.tuple.localPort)] = SrtpKey(suite: srtp.suite, key: Array(key))
+            } else {
+                try t.connect(ip: "127.0.0.1", port: Int(sinkPort))
+            }
             for p in producers {
                 _ = try t.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
             }
         }
         await worker.sync()
-        return (UInt16(ingest.tuple.localPort), worker.forwarderThread)
+        return (UInt16(ingest.tuple.localPort), worker.forwarderThread, sinkKeys)
     }
 
     func runBaseline(consumers n: Int, mode: TrafficMode) -> RunFigures {
@@ -262,7 +291,7 @@ struct Fanout: AsyncParsableCommand {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
         if baseline {

@@ -1,4 +1,5 @@
 import RingSFUCShims
+import RingSFUForwarder
 import Histogram
 import Synchronization
 import Foundation
@@ -15,6 +16,10 @@ final class Sink: @unchecked Sendable {
     let stopFlag = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     private let lock = Mutex<State>(State())
+
+    /// SRTP runs: one inbound session per sending port (each consumer
+    /// transport has its own key). Set before `start`.
+    var srtpByPort: [UInt16: SrtpKey] = [:]
 
     struct State {
         var received: UInt64 = 0
@@ -60,6 +65,11 @@ final class Sink: @unchecked Sendable {
         let batch = 64, size = 2048
         let mem = UnsafeMutableRawPointer.allocate(byteCount: batch * size, alignment: 4096)
         let iovs = UnsafeMutablePointer<iovec>.allocate(capacity: batch)
+        let names = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
+        defer { names.deallocate() }
+        var sessions: [UInt16: srtp_t] = [:]
+        for (port, key) in srtpByPort { if let s = SrtpRaw.create(key, outbound: false) { sessions[port] = s } }
+        defer { for s in sessions.values { srtp_dealloc(s) } }
         let msgs = UnsafeMutablePointer<rsfu_mmsghdr>.allocate(capacity: batch)
         defer { mem.deallocate(); iovs.deallocate(); msgs.deallocate() }
         for i in 0..<batch {
@@ -67,11 +77,20 @@ final class Sink: @unchecked Sendable {
             msgs[i] = rsfu_mmsghdr()
             msgs[i].msg_hdr.msg_iov = iovs + i
             msgs[i].msg_hdr.msg_iovlen = 1
+            msgs[i].msg_hdr.msg_name = UnsafeMutableRawPointer(names + i)
         }
         var latencies = [UInt64](repeating: 0, count: batch)
         while !stopFlag.load(ordering: .relaxed) {
+            for i in 0..<batch { msgs[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size) }
             let n = Int(rsfu_recvmmsg(fd, msgs, UInt32(batch), rsfu_msg_waitforone()))
             guard n > 0 else { continue }
+            if !sessions.isEmpty {
+                for i in 0..<n {
+                    guard let s = sessions[UInt16(bigEndian: names[i].sin_port)] else { continue }
+                    var len = Int32(msgs[i].msg_len)
+                    if srtp_unprotect(s, mem + i * size, &len) == srtp_err_status_ok { msgs[i].msg_len = UInt32(len) } else { msgs[i].msg_len = 0 }
+                }
+            }
             let now = rsfu_monotonic_ns()
             var count = 0
             for i in 0..<n where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset + 10) {
