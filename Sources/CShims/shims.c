@@ -79,3 +79,35 @@ int64_t rsfu_rxq_ovfl(struct io_uring_recvmsg_out *out, struct msghdr *msgh) {
     }
     return -1;
 }
+
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/sha.h>
+
+/* HMAC-SHA1 on the stack (no allocation), for STUN MESSAGE-INTEGRITY:
+ * over part1 then part2 (STUN checks hash a rewritten header, then the rest). */
+void rsfu_hmac_sha1_2(const uint8_t *key, size_t key_len, const uint8_t *part1, size_t len1,
+                      const uint8_t *part2, size_t len2, uint8_t out[20]) {
+    uint8_t k[64], pad[64], inner[20];
+    SHA_CTX ctx;
+    memset(k, 0, sizeof(k));
+    if (key_len > 64) {
+        SHA1(key, key_len, k);
+    } else {
+        memcpy(k, key, key_len);
+    }
+    for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, pad, 64);
+    SHA1_Update(&ctx, part1, len1);
+    if (len2) SHA1_Update(&ctx, part2, len2);
+    SHA1_Final(inner, &ctx);
+    for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, pad, 64);
+    SHA1_Update(&ctx, inner, 20);
+    SHA1_Final(out, &ctx);
+}
+
+void rsfu_hmac_sha1(const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t out[20]) {
+    rsfu_hmac_sha1_2(key, key_len, data, len, NULL, 0, out);
+}

@@ -68,6 +68,12 @@ int rsfu_srtp_init(void);
 /// first. Sessions keep the types they were created with. 0 on success.
 int rsfu_srtp_use_openssl(int on);
 
+/// HMAC-SHA1 computed on the stack (no allocation).
+void rsfu_hmac_sha1(const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t out[20]);
+/// The same over two consecutive parts.
+void rsfu_hmac_sha1_2(const uint8_t *key, size_t key_len, const uint8_t *part1, size_t len1,
+                      const uint8_t *part2, size_t len2, uint8_t out[20]);
+
 /// The current thread's errno.
 int rsfu_errno(void);
 
