@@ -74,6 +74,29 @@ void rsfu_hmac_sha1(const uint8_t *key, size_t key_len, const uint8_t *data, siz
 void rsfu_hmac_sha1_2(const uint8_t *key, size_t key_len, const uint8_t *part1, size_t len1,
                       const uint8_t *part2, size_t len2, uint8_t out[20]);
 
+/// DTLS 1.2 over memory BIOs (see dtls.c).
+typedef struct rsfu_dtls_ctx rsfu_dtls_ctx;
+typedef struct rsfu_dtls rsfu_dtls;
+/// A context with an ECDSA P-256 self-signed certificate, or the given PEM files.
+rsfu_dtls_ctx *rsfu_dtls_ctx_new(const char *cert_pem_path, const char *key_pem_path);
+void rsfu_dtls_ctx_free(rsfu_dtls_ctx *c);
+/// "AB:CD:..." fingerprint of our certificate for "sha-1".."sha-512"; 0 on success.
+int rsfu_dtls_ctx_fingerprint(rsfu_dtls_ctx *c, const char *alg, char *out, size_t cap);
+rsfu_dtls *rsfu_dtls_new(rsfu_dtls_ctx *c, int is_client, int mtu);
+void rsfu_dtls_free(rsfu_dtls *d);
+/// Starts (client: produces the first flight). 1 done, 0 in progress, -1 failed.
+int rsfu_dtls_start(rsfu_dtls *d);
+/// Feeds received records. 1 done, 0 in progress, -1 failed, -2 peer closed.
+int rsfu_dtls_feed(rsfu_dtls *d, const uint8_t *data, size_t len);
+/// Takes pending output (records to send), 0 when none.
+size_t rsfu_dtls_take_output(rsfu_dtls *d, uint8_t *buf, size_t cap);
+/// Milliseconds until the retransmission timer fires, -1 if none.
+long rsfu_dtls_timeout_ms(rsfu_dtls *d);
+int rsfu_dtls_handle_timeout(rsfu_dtls *d);
+int rsfu_dtls_peer_fingerprint(rsfu_dtls *d, const char *alg, char *out, size_t cap);
+/// Negotiated SRTP profile id and keys (key+salt each); -1 if none.
+int rsfu_dtls_srtp_keys(rsfu_dtls *d, int is_client, uint8_t *local, uint8_t *remote, size_t *key_salt_len);
+
 /// The current thread's errno.
 int rsfu_errno(void);
 
