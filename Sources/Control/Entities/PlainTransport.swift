@@ -115,7 +115,7 @@ public final class PlainTransport: Transport {
 
     /// Binds the transport's socket(s) and hands them to the forwarder as a
     /// socket transport (shared with UDP pipe transports).
-    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
+    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions, webrtc: IceCredentials? = nil) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
         let info = options.listenInfo
         if let p = info.protocol, p != "udp" { throw .invalidArgument("listenInfo.protocol must be \"udp\" for a PlainTransport") }
         if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
@@ -140,7 +140,11 @@ public final class PlainTransport: Transport {
         let announced = info.announcedAddress ?? info.announcedIp ?? info.ip
         let tuple = TransportTuple(localAddress: announced, localPort: Int(rtp.local.port))
         let rtcpTuple = rtcp.map { TransportTuple(localAddress: options.rtcpListenInfo?.announcedAddress ?? announced, localPort: Int($0.local.port)) }
-        worker.forwarder.send(.addPlainTransport(handle: handle, router: router.handle, rtpFd: rtp.fd, rtcpFd: rtcp?.fd, comedia: comedia))
+        if let webrtc {
+            worker.forwarder.send(.addWebRtcTransport(handle: handle, router: router.handle, fd: rtp.fd, webrtc))
+        } else {
+            worker.forwarder.send(.addPlainTransport(handle: handle, router: router.handle, rtpFd: rtp.fd, rtcpFd: rtcp?.fd, comedia: comedia))
+        }
         return (handle, tuple, rtcpTuple)
     }
 

@@ -111,6 +111,16 @@ public final class Router {
         return transport
     }
 
+    /// Creates a WebRTC transport (ICE-lite, DTLS, SRTP) for a browser or a
+    /// WebRTC client library.
+    public func createWebRtcTransport(_ options: WebRtcTransportOptions) throws(SFUError) -> WebRtcTransport {
+        try checkOpen()
+        guard let worker else { throw .invalidState("Router closed") }
+        let transport = try WebRtcTransport.make(router: self, worker: worker, options: options)
+        register(transport)
+        return transport
+    }
+
     /// Creates a pipe transport over UDP, to be `connect`ed to the other end
     /// (a router in another process or host).
     public func createPipeTransport(_ options: PipeTransportOptions) throws(SFUError) -> PipeTransport {

@@ -8,6 +8,9 @@ public enum TransportEvent: Sendable {
     case tuple(TransportTuple)
     /// A comedia PlainTransport learnt its remote RTCP tuple.
     case rtcpTuple(TransportTuple)
+    case iceStateChange(String)
+    case iceSelectedTupleChange(TransportTuple)
+    case dtlsStateChange(String)
 }
 
 public enum TransportObserverEvent: Sendable {

@@ -139,6 +139,12 @@ public final class Worker {
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, tag, bytes):
             if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
+        case let .iceSelectedTuple(handle, address):
+            (transportsByHandle[handle] as? WebRtcTransport)?.iceSelectedTupleChanged(address)
+        case let .iceState(handle, state):
+            (transportsByHandle[handle] as? WebRtcTransport)?.iceStateChanged(state)
+        case let .dtlsState(handle, state):
+            (transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
         case let .audioLevels(handle, samples):
             observersByHandle[handle]?.intervalEnded(samples)
         case .died(let reason):
@@ -241,7 +247,7 @@ public final class Worker {
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
-            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropSrtpAuth: c.dropSrtpAuth, dropSrtpReplay: c.dropSrtpReplay, dropSrtpOther: c.dropSrtpOther, dropPipeFull: c.dropPipeFull,
+            dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropStun: c.dropStun, dropNotReady: c.dropNotReady, dropSrtpAuth: c.dropSrtpAuth, dropSrtpReplay: c.dropSrtpReplay, dropSrtpOther: c.dropSrtpOther, dropPipeFull: c.dropPipeFull,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
             forwarderCpuSeconds: Double(max(0, cpuNs)) / 1e9)

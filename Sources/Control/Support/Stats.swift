@@ -44,6 +44,9 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64
+    /// STUN dropped (unknown ufrag, bad integrity); media/DTLS before ICE/DTLS allow it.
+    public var dropStun: UInt64
+    public var dropNotReady: UInt64
     /// SRTP/SRTCP packets that failed authentication, replays, other SRTP errors.
     public var dropSrtpAuth: UInt64
     public var dropSrtpReplay: UInt64

@@ -212,3 +212,33 @@ package enum StunWriter {
         return i + 8
     }
 }
+
+extension StunWriter {
+    /// A Binding request as an ICE agent sends it (used by tests and by
+    /// tools): USERNAME, PRIORITY, ICE-CONTROLLING, optional USE-CANDIDATE,
+    /// MESSAGE-INTEGRITY with the peer's password, FINGERPRINT.
+    package static func bindingRequest(transactionId: [UInt8], username: [UInt8], password: [UInt8], priority: UInt32, tieBreaker: UInt64, useCandidate: Bool) -> [UInt8] {
+        var m: [UInt8] = [0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42] + transactionId.prefix(12)
+        func attr(_ type: UInt16, _ value: [UInt8]) {
+            m += [UInt8(type >> 8), UInt8(type & 0xFF), UInt8(value.count >> 8), UInt8(value.count & 0xFF)] + value
+            while m.count % 4 != 0 { m.append(0) }
+        }
+        func setLength(_ extra: Int) {
+            let l = m.count - 20 + extra
+            m[2] = UInt8(l >> 8)
+            m[3] = UInt8(l & 0xFF)
+        }
+        attr(0x0006, username)
+        attr(0x0024, withUnsafeBytes(of: priority.bigEndian, Array.init))
+        attr(0x802A, withUnsafeBytes(of: tieBreaker.bigEndian, Array.init))
+        if useCandidate { attr(0x0025, []) }
+        setLength(24)
+        var mac = [UInt8](repeating: 0, count: 20)
+        rsfu_hmac_sha1(password, password.count, m, m.count, &mac)
+        attr(0x0008, mac)
+        setLength(8)
+        let crc = m.withUnsafeBytes { Crc32.checksum($0.baseAddress!, count: $0.count) } ^ 0x5354_554E
+        attr(0x8028, withUnsafeBytes(of: crc.bigEndian, Array.init))
+        return m
+    }
+}

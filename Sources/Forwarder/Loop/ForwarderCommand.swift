@@ -67,6 +67,11 @@ package enum ForwarderCommand: Sendable {
     case addRouter(UInt32)
     case closeRouter(UInt32)
     case addPlainTransport(handle: UInt32, router: UInt32, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
+    /// An ICE-lite + DTLS + SRTP transport on its own UDP socket.
+    case addWebRtcTransport(handle: UInt32, router: UInt32, fd: Int32, IceCredentials)
+    /// The remote DTLS parameters: our role and the fingerprint to expect.
+    case connectWebRtcTransport(handle: UInt32, client: Bool, fingerprintAlgorithm: String, fingerprint: String)
+    case restartIce(handle: UInt32, IceCredentials)
     /// A transport without sockets: the application injects and receives packets.
     case addDirectTransport(handle: UInt32, router: UInt32)
     /// An RTP packet from the application, routed as if received on the transport.
@@ -107,6 +112,12 @@ package enum ForwarderCommand: Sendable {
 package enum ForwarderEvent: Sendable {
     /// A comedia transport learnt its remote address from the first packet.
     case tupleLearned(transport: UInt32, rtcp: Bool, SocketAddress)
+    /// ICE selected (or switched) the transport's tuple.
+    case iceSelectedTuple(transport: UInt32, SocketAddress)
+    /// ICE state: "connected", "completed", "disconnected".
+    case iceState(transport: UInt32, String)
+    /// DTLS state: "connecting", "connected", "failed", "closed".
+    case dtlsState(transport: UInt32, String)
     /// A consumer on a direct transport produced an RTP packet.
     /// `tag` is the consumer's `ConsumerSpec.tag`, so that a packet still in
     /// flight for a closed consumer is not taken for its handle's next owner.
@@ -132,5 +143,15 @@ package struct SrtpKey: Sendable, Equatable {
     package init(suite: SrtpCryptoSuite, key: [UInt8]) {
         self.suite = suite
         self.key = key
+    }
+}
+
+/// Local ICE credentials of a WebRTC transport.
+package struct IceCredentials: Sendable, Equatable {
+    package var usernameFragment: [UInt8]
+    package var password: [UInt8]
+    package init(usernameFragment: [UInt8], password: [UInt8]) {
+        self.usernameFragment = usernameFragment
+        self.password = password
     }
 }

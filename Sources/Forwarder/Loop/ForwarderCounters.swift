@@ -18,6 +18,10 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropSendPoolEmpty: UInt64 = 0
     package var dropSendError: UInt64 = 0
     package var dropTruncated: UInt64 = 0
+    /// STUN messages dropped (unknown ufrag, bad integrity or fingerprint, not a request).
+    package var dropStun: UInt64 = 0
+    /// Media or DTLS before ICE/DTLS allow it, or from another tuple.
+    package var dropNotReady: UInt64 = 0
     /// SRTP/SRTCP packets that failed authentication, or were replays.
     package var dropSrtpAuth: UInt64 = 0
     package var dropSrtpReplay: UInt64 = 0

@@ -24,6 +24,12 @@ extension ForwarderLoop {
             closeRouter(Int(h))
         case let .addPlainTransport(h, router, rtpFd, rtcpFd, comedia):
             addTransport(Int(h), router: Int(router), rtpFd: Optional(rtpFd), rtcpFd: rtcpFd, comedia: comedia)
+        case let .addWebRtcTransport(h, router, fd, credentials):
+            addWebRtcTransport(Int(h), router: Int(router), fd: fd, credentials)
+        case let .connectWebRtcTransport(h, client, algorithm, fingerprint):
+            connectWebRtc(Int(h), client: client, algorithm: algorithm, fingerprint: fingerprint)
+        case let .restartIce(h, credentials):
+            restartIce(Int(h), credentials)
         case let .addDirectTransport(h, router):
             addTransport(Int(h), router: Int(router), rtpFd: nil, rtcpFd: nil, comedia: false)
             transports[Int(h)].direct = true
@@ -108,6 +114,8 @@ extension ForwarderLoop {
                 // The loop never took these sockets: release them here.
                 close(rtpFd)
                 if let rtcpFd { close(rtcpFd) }
+            case let .addWebRtcTransport(_, _, fd, _):
+                close(fd)
             default: break
             }
         }
@@ -209,6 +217,7 @@ extension ForwarderLoop {
         while transports[h].firstConsumer >= 0 { closeConsumer(Int(transports[h].firstConsumer)) }
         beginSocketClose(transports[h].rtpSocket)
         beginSocketClose(transports[h].rtcpSocket)
+        if transports[h].webrtc { closeWebRtc(h) }
         if let s = transports[h].srtpSend { srtp_dealloc(s) }
         if let s = transports[h].srtpReceive { srtp_dealloc(s) }
         let r = Int(transports[h].router)

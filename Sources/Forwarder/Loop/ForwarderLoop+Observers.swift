@@ -3,6 +3,7 @@ import RingSFUCShims
 /// Timer kinds of the wheel.
 enum TimerKind: UInt16 {
     case observerInterval = 1
+    case dtlsRetransmit = 2
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -28,13 +29,21 @@ extension ForwarderLoop {
         // Collected first: firing may reschedule into the wheel.
         var due = InlineArray<64, UInt32>(repeating: 0)
         var dueCount = 0
+        var kinds = InlineArray<64, UInt16>(repeating: 0)
         timers.advance(to: rsfu_monotonic_ns()) { timer in
-            if timer.kind == TimerKind.observerInterval.rawValue, dueCount < 64 {
+            if dueCount < 64 {
                 due[dueCount] = timer.argument
+                kinds[dueCount] = timer.kind
                 dueCount += 1
             }
         }
-        for i in 0..<dueCount { observerIntervalEnded(Int(due[i])) }
+        for i in 0..<dueCount {
+            switch TimerKind(rawValue: kinds[i]) {
+            case .observerInterval: observerIntervalEnded(Int(due[i]))
+            case .dtlsRetransmit: dtlsTimerFired(Int(due[i]))
+            case nil: break
+            }
+        }
     }
 
     mutating func observerIntervalEnded(_ o: Int) {

@@ -55,6 +55,7 @@ struct ForwarderLoop: ~Copyable {
     let producers: UnsafeMutablePointer<ProducerState>
     let consumers: UnsafeMutablePointer<ConsumerState>
     let observers: UnsafeMutablePointer<ObserverState>
+    let webrtc: UnsafeMutablePointer<WebRtcState>
     // In-process pipes.
     let outboundPipes: UnsafeMutablePointer<PipeRing?>
     let outboundPushed: UnsafeMutablePointer<Bool>
@@ -153,6 +154,8 @@ struct ForwarderLoop: ~Copyable {
         outboundPushed.initialize(repeating: false, count: Int(settings.maxPipeLinks))
         inboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
         inboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
+        webrtc = .allocate(capacity: Int(settings.maxTransports))
+        webrtc.initialize(repeating: WebRtcState(), count: Int(settings.maxTransports))
         observers = .allocate(capacity: Int(settings.maxObservers))
         observers.initialize(repeating: ObserverState(), count: Int(settings.maxObservers))
         socketCapacity = Int(settings.maxTransports) * 2
@@ -175,6 +178,7 @@ struct ForwarderLoop: ~Copyable {
         producers.deallocate()
         consumers.deallocate()
         observers.deallocate()
+        webrtc.deallocate()
         outboundPipes.deallocate()
         outboundPushed.deallocate()
         inboundPipes.deallocate()
@@ -348,6 +352,10 @@ struct ForwarderLoop: ~Copyable {
         let t = Int(sockets[socket].transport)
         transports[t].counters.packets &+= 1
         transports[t].counters.bytes &+= UInt64(size)
+        if transports[t].webrtc {
+            processWebRtc(payload, size: size, transport: t, socket: socket, name: name, nameLength: nameLength)
+            return
+        }
 
         switch PacketClass.classify(payload, count: size) {
         case .rtp:
@@ -485,6 +493,8 @@ struct ForwarderLoop: ~Copyable {
     mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8) {
         let t = Int(consumers[ci].transport)
         guard transports[t].remoteRtp.isSet || transports[t].direct || transports[t].pipeLink >= 0 else { return }
+        // Never plain RTP on a WebRTC transport: wait for DTLS to give keys.
+        if transports[t].webrtc && transports[t].srtpSend == nil { return }
         let outPt = consumers[ci].payloadTypes[routerPt]
         guard outPt != PayloadTypeMap.none else { return }
         let slot = freeSendSlots.pop()

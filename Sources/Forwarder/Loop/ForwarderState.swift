@@ -28,6 +28,8 @@ package struct TransportState {
     var comedia = false
     /// No sockets: packets come from and go to the application.
     var direct = false
+    /// ICE-lite + DTLS (state in the loop's WebRTC side table).
+    var webrtc = false
     /// libsrtp sessions (nil: plain RTP).
     var srtpSend: srtp_t? = nil
     var srtpReceive: srtp_t? = nil
@@ -103,4 +105,23 @@ package struct ConsumerState {
     var prevInTransport: Int32 = -1
 
     var active: Bool { !paused && !producerPaused }
+}
+
+/// ICE and DTLS state of a WebRTC transport, indexed by transport handle.
+package struct WebRtcState {
+    var ufrag = InlineArray<64, UInt8>(repeating: 0)
+    var ufragLength = 0
+    var password = InlineArray<64, UInt8>(repeating: 0)
+    var passwordLength = 0
+    /// 0 new, 1 connected, 2 completed.
+    var iceState: UInt8 = 0
+    var dtls: OpaquePointer? = nil
+    /// -1 unknown until connect(), 0 server, 1 client.
+    var dtlsRole: Int8 = -1
+    /// 0 new, 1 connecting, 2 connected, 3 failed, 4 closed.
+    var dtlsState: UInt8 = 0
+    var dtlsTimer: Int32 = -1
+    var fingerprintAlgorithm = InlineArray<16, UInt8>(repeating: 0)
+    var fingerprint = InlineArray<192, UInt8>(repeating: 0)
+    var fingerprintLength = 0
 }

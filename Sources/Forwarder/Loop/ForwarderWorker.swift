@@ -24,6 +24,9 @@ package struct ForwarderSettings: Sendable {
     package var maxObservers: UInt32 = 256
     /// Pipe rings to other workers (and from them).
     package var maxPipeLinks: UInt32 = 64
+    /// DTLS certificate and key (PEM); a self-signed ECDSA P-256 one when nil.
+    package var dtlsCertificateFile: String? = nil
+    package var dtlsPrivateKeyFile: String? = nil
     package var ssrcTableBits = 15
 
     package init() {}
@@ -34,6 +37,7 @@ package enum ForwarderStartError: Error, Sendable, Equatable {
     case bufferRing(Int32)
     case eventfd(Int32)
     case thread(Int32)
+    case dtls
 }
 
 /// The control plane's handle on one forwarder thread: the command queue,
@@ -47,6 +51,8 @@ package final class ForwarderWorker: @unchecked Sendable {
     package let consumerHandles: HandleSpace
     package let observerHandles: HandleSpace
     package let pipeLinkHandles: HandleSpace
+    /// This worker's DTLS identity.
+    package let dtls: DtlsContext
 
     struct CommandQueue {
         var items: [ForwarderCommand] = []
@@ -95,6 +101,11 @@ package final class ForwarderWorker: @unchecked Sendable {
         consumerHandles = HandleSpace(capacity: settings.maxConsumers)
         observerHandles = HandleSpace(capacity: settings.maxObservers)
         pipeLinkHandles = HandleSpace(capacity: settings.maxPipeLinks)
+        do {
+            dtls = try DtlsContext(certificateFile: settings.dtlsCertificateFile, privateKeyFile: settings.dtlsPrivateKeyFile)
+        } catch {
+            throw .dtls
+        }
         let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard fd >= 0 else { throw .eventfd(rsfu_errno()) }
         eventFd = fd

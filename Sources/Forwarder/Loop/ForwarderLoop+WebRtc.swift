@@ -1,0 +1,218 @@
+import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// WebRTC transports in the loop: ICE-lite (answer connectivity checks,
+/// select the tuple), DTLS (handshake over the selected tuple, fingerprint
+/// check, SRTP keys) and SRTP, all on the worker thread.
+extension ForwarderLoop {
+    mutating func addWebRtcTransport(_ h: Int, router: Int, fd: Int32, _ credentials: IceCredentials) {
+        addTransport(h, router: router, rtpFd: fd, rtcpFd: nil, comedia: false)
+        transports[h].webrtc = true
+        var w = WebRtcState()
+        setCredentials(&w, credentials)
+        webrtc[h] = w
+    }
+
+    func setCredentials(_ w: inout WebRtcState, _ c: IceCredentials) {
+        w.ufragLength = min(c.usernameFragment.count, 64)
+        for i in 0..<w.ufragLength { w.ufrag[i] = c.usernameFragment[i] }
+        w.passwordLength = min(c.password.count, 64)
+        for i in 0..<w.passwordLength { w.password[i] = c.password[i] }
+    }
+
+    mutating func restartIce(_ h: Int, _ c: IceCredentials) {
+        guard transports[h].inUse, transports[h].webrtc else { return }
+        setCredentials(&webrtc[h], c)
+    }
+
+    mutating func connectWebRtc(_ h: Int, client: Bool, algorithm: String, fingerprint: String) {
+        guard transports[h].inUse, transports[h].webrtc, webrtc[h].dtlsRole < 0 else { return }
+        webrtc[h].dtlsRole = client ? 1 : 0
+        let alg = Array(algorithm.utf8.prefix(15))
+        for (i, b) in alg.enumerated() { webrtc[h].fingerprintAlgorithm[i] = b }
+        let fp = Array(fingerprint.uppercased().utf8.prefix(191))
+        for (i, b) in fp.enumerated() { webrtc[h].fingerprint[i] = b }
+        webrtc[h].fingerprintLength = fp.count
+        maybeStartDtls(h)
+    }
+
+    mutating func closeWebRtc(_ h: Int) {
+        if let d = webrtc[h].dtls { rsfu_dtls_free(d) }
+        timers.cancel(webrtc[h].dtlsTimer)
+        webrtc[h] = WebRtcState()
+    }
+
+    // MARK: - Receive
+
+    @inline(__always)
+    mutating func processWebRtc(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int, socket: Int, name: UnsafeMutableRawPointer, nameLength: Int) {
+        let fromSelected = transports[t].remoteRtp.isSet && transports[t].remoteRtp.sameEndpoint(raw: name, length: nameLength)
+        switch PacketClass.classify(packet, count: size) {
+        case .stun:
+            handleStun(packet, size: size, transport: t, socket: socket, source: SocketAddress(raw: name, length: nameLength))
+        case .dtls:
+            guard fromSelected, let d = webrtc[t].dtls else { counters.dropNotReady &+= 1; return }
+            let r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
+            afterDtls(t, result: r)
+        case .rtp:
+            guard fromSelected, let srtp = transports[t].srtpReceive else { counters.dropNotReady &+= 1; return }
+            var len = Int32(size)
+            let rc = srtp_unprotect(srtp, packet, &len)
+            guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
+            forwardRtp(packet, size: Int(len), transport: t)
+        case .rtcp:
+            guard fromSelected, let srtp = transports[t].srtpReceive else { counters.dropNotReady &+= 1; return }
+            var len = Int32(size)
+            let rc = srtp_unprotect_rtcp(srtp, packet, &len)
+            guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
+            counters.rtcpIn &+= 1
+        case .unknown:
+            counters.dropNotRtp &+= 1
+        }
+    }
+
+    /// RFC 8445 lite: a Binding request for our ufrag with valid integrity
+    /// (and fingerprint, when present) gets a success response; anything
+    /// else is dropped without an answer. USE-CANDIDATE, or the first valid
+    /// check, selects the tuple.
+    mutating func handleStun(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int, socket: Int, source: SocketAddress) {
+        guard let m = try? StunMessage.parse(packet, count: size), m.messageClass == .request, m.method == StunMessage.binding else {
+            counters.dropStun &+= 1
+            return
+        }
+        var valid = false
+        withUnsafeBytes(of: webrtc[t].ufrag) { ufrag in
+            withUnsafeBytes(of: webrtc[t].password) { password in
+                let u = UnsafeRawBufferPointer(rebasing: ufrag[0..<webrtc[t].ufragLength])
+                let p = UnsafeRawBufferPointer(rebasing: password[0..<webrtc[t].passwordLength])
+                valid = m.usernameStarts(with: u, in: packet) && m.checkIntegrity(packet, key: p)
+                    && (m.fingerprintOffset == nil || m.checkFingerprint(packet))
+            }
+        }
+        guard valid else { counters.dropStun &+= 1; return }
+        // The response goes back to where the request came from.
+        let slot = freeSendSlots.pop()
+        if slot >= 0 {
+            let out = sendSlab.slot(Int(slot))
+            let n = withUnsafeBytes(of: webrtc[t].password) { password in
+                StunWriter.bindingSuccess(to: packet, mapped: source, password: UnsafeRawBufferPointer(rebasing: password[0..<webrtc[t].passwordLength]), into: out, capacity: settings.bufferSize)
+            }
+            if n > 0 { sendRaw(slot: slot, length: n, socket: Int32(socket), to: source) } else { freeSendSlots.push(slot) }
+        } else {
+            counters.dropSendPoolEmpty &+= 1
+        }
+        // Nomination: USE-CANDIDATE, or the first valid check selects.
+        if m.useCandidate || !transports[t].remoteRtp.isSet {
+            if !(transports[t].remoteRtp == source) {
+                transports[t].remoteRtp = source
+                transports[t].remoteRtcp = source
+                worker.onEvent(.iceSelectedTuple(transport: UInt32(t), source))
+            }
+            let newState: UInt8 = m.useCandidate ? 2 : max(webrtc[t].iceState, 1)
+            if newState != webrtc[t].iceState {
+                webrtc[t].iceState = newState
+                worker.onEvent(.iceState(transport: UInt32(t), newState == 2 ? "completed" : "connected"))
+            }
+            maybeStartDtls(t)
+        }
+    }
+
+    // MARK: - DTLS
+
+    mutating func maybeStartDtls(_ t: Int) {
+        guard webrtc[t].dtls == nil, webrtc[t].dtlsRole >= 0, transports[t].remoteRtp.isSet else { return }
+        guard let d = rsfu_dtls_new(worker.dtls.raw, Int32(webrtc[t].dtlsRole), 1200) else {
+            webrtc[t].dtlsState = 3
+            worker.onEvent(.dtlsState(transport: UInt32(t), "failed"))
+            return
+        }
+        webrtc[t].dtls = d
+        webrtc[t].dtlsState = 1
+        worker.onEvent(.dtlsState(transport: UInt32(t), "connecting"))
+        afterDtls(t, result: rsfu_dtls_start(d))
+    }
+
+    /// Sends what DTLS produced, handles completion, re-arms its timer.
+    mutating func afterDtls(_ t: Int, result: Int32) {
+        guard let d = webrtc[t].dtls else { return }
+        while true {
+            let slot = freeSendSlots.pop()
+            guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; break }
+            let out = sendSlab.slot(Int(slot))
+            let n = Int(rsfu_dtls_take_output(d, out.assumingMemoryBound(to: UInt8.self), settings.bufferSize))
+            if n == 0 { freeSendSlots.push(slot); break }
+            sendRaw(slot: slot, length: n, socket: transports[t].rtpSocket, to: transports[t].remoteRtp)
+        }
+        switch result {
+        case 1 where webrtc[t].dtlsState == 1:
+            dtlsConnected(t, d)
+        case -1 where webrtc[t].dtlsState < 2, -2:
+            webrtc[t].dtlsState = result == -2 ? 4 : 3
+            worker.onEvent(.dtlsState(transport: UInt32(t), result == -2 ? "closed" : "failed"))
+        default:
+            break
+        }
+        timers.cancel(webrtc[t].dtlsTimer)
+        webrtc[t].dtlsTimer = -1
+        let ms = rsfu_dtls_timeout_ms(d)
+        if ms >= 0, webrtc[t].dtlsState == 1 {
+            webrtc[t].dtlsTimer = timers.schedule(.init(kind: TimerKind.dtlsRetransmit.rawValue, argument: UInt32(t)), at: rsfu_monotonic_ns() + Int64(ms) * 1_000_000)
+        }
+    }
+
+    /// The handshake finished: the peer's certificate must match the
+    /// signalled fingerprint before any media flows.
+    mutating func dtlsConnected(_ t: Int, _ d: OpaquePointer) {
+        var algorithm = [CChar](repeating: 0, count: 16)
+        for i in 0..<15 { algorithm[i] = CChar(bitPattern: webrtc[t].fingerprintAlgorithm[i]) }
+        var actual = [CChar](repeating: 0, count: 200)
+        var matches = rsfu_dtls_peer_fingerprint(d, algorithm, &actual, actual.count) == 0
+        if matches {
+            for i in 0..<webrtc[t].fingerprintLength where UInt8(bitPattern: actual[i]) != webrtc[t].fingerprint[i] { matches = false }
+            if actual[webrtc[t].fingerprintLength] != 0 { matches = false }
+        }
+        var local = [UInt8](repeating: 0, count: 64), remote = [UInt8](repeating: 0, count: 64)
+        var length = 0
+        let profile = rsfu_dtls_srtp_keys(d, Int32(webrtc[t].dtlsRole), &local, &remote, &length)
+        let suite: SrtpCryptoSuite? = switch profile {
+        case 1: .aesCm128HmacSha1_80
+        case 2: .aesCm128HmacSha1_32
+        case 7: .aeadAes128Gcm
+        case 8: .aeadAes256Gcm
+        default: nil
+        }
+        guard matches, let suite else {
+            webrtc[t].dtlsState = 3
+            worker.onEvent(.dtlsState(transport: UInt32(t), "failed"))
+            return
+        }
+        transports[t].srtpSend = SrtpRaw.create(SrtpKey(suite: suite, key: Array(local[0..<length])), outbound: true)
+        transports[t].srtpReceive = SrtpRaw.create(SrtpKey(suite: suite, key: Array(remote[0..<length])), outbound: false)
+        webrtc[t].dtlsState = 2
+        worker.onEvent(.dtlsState(transport: UInt32(t), "connected"))
+    }
+
+    mutating func dtlsTimerFired(_ t: Int) {
+        guard transports[t].inUse, transports[t].webrtc, let d = webrtc[t].dtls else { return }
+        webrtc[t].dtlsTimer = -1
+        let r = rsfu_dtls_handle_timeout(d)
+        afterDtls(t, result: r < 0 ? -1 : 0)
+    }
+
+    /// A single datagram (STUN response, DTLS flight) not tied to a consumer.
+    mutating func sendRaw(slot: Int32, length: Int, socket: Int32, to destination: SocketAddress) {
+        let m = freeMessages.pop()
+        guard m >= 0, socket >= 0 else {
+            freeSendSlots.push(slot)
+            counters.dropSendPoolEmpty &+= 1
+            return
+        }
+        let message = SendMessage(messageSlab.slot(Int(m)))
+        message.begin(destination: destination, socket: socket, consumer: -1)
+        message.append(slot: slot, data: sendSlab.slot(Int(slot)), length: length)
+        openMessages[openMessageCount] = m
+        openMessageCount += 1
+    }
+}

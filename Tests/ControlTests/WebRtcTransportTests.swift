@@ -1,0 +1,173 @@
+import Testing
+import Foundation
+import RingSFUTestSupport
+@testable import RingSFU
+@testable import RingSFUForwarder
+
+/// WebRtcTransport against a client built from the same primitives a
+/// browser uses: ICE connectivity checks, a DTLS client, SRTP.
+@Suite("WebRtcTransport") @RingSFUActor
+struct WebRtcTransportTests {
+    @RingSFUActor final class Client {
+        let socket = TestSocket()
+        let context: DtlsContext
+        var dtls: DtlsTransport
+
+        init() throws {
+            context = try DtlsContext()
+            dtls = try DtlsTransport(context: context, role: .client)
+        }
+
+        var dtlsParameters: DtlsParameters {
+            DtlsParameters(role: "client", fingerprints: [DtlsFingerprint(algorithm: "sha-256", value: context.fingerprint("sha-256")!)])
+        }
+
+        /// A connectivity check; returns the response if one came back.
+        func check(_ t: WebRtcTransport, password: String? = nil, ufrag: String? = nil) -> [UInt8]? {
+            let req = StunWriter.bindingRequest(transactionId: (0..<12).map { _ in UInt8.random(in: 0...255) },
+                                                username: Array("\(ufrag ?? t.iceParameters.usernameFragment):peer".utf8),
+                                                password: Array((password ?? t.iceParameters.password).utf8),
+                                                priority: 100, tieBreaker: 42, useCandidate: true)
+            socket.send(req, to: UInt16(t.iceCandidates[0].port))
+            return socket.receive(timeoutMs: 300)
+        }
+
+        /// Runs the DTLS handshake over the socket.
+        func handshake(_ t: WebRtcTransport) -> DtlsTransport.State {
+            dtls.start()
+            let port = UInt16(t.iceCandidates[0].port)
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let deadline = Date().addingTimeInterval(3)
+            while dtls.state == .connecting && Date() < deadline {
+                while true {
+                    let n = buf.withUnsafeMutableBytes { dtls.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
+                    if n == 0 { break }
+                    socket.send(Array(buf[0..<n]), to: port)
+                }
+                if let reply = socket.receive(timeoutMs: 200) {
+                    reply.withUnsafeBytes { _ = dtls.receive($0.baseAddress!, count: $0.count) }
+                } else if let ms = dtls.timeoutMs, ms == 0 {
+                    dtls.handleTimeout()
+                }
+            }
+            // Flush the final flight.
+            while true {
+                let n = buf.withUnsafeMutableBytes { dtls.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
+                if n == 0 { break }
+                socket.send(Array(buf[0..<n]), to: port)
+            }
+            return dtls.state
+        }
+    }
+
+    func waitFor(_ t: WebRtcTransport, dtlsState: String) async -> Bool {
+        for _ in 0..<100 {
+            if t.dtlsState == dtlsState { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    @Test func publishThroughIceDtlsSrtp() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
+        #expect(t.iceParameters.iceLite == true && t.iceParameters.password.count == 32)
+        #expect(t.iceCandidates.first?.type == "host" && t.iceCandidates.first?.protocol == "udp")
+        #expect(t.dtlsParameters.fingerprints.map(\.algorithm) == ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"])
+        let events = t.events
+        let client = try Client()
+        try t.connect(dtlsParameters: client.dtlsParameters)
+        // Wrong password: no answer. Unknown ufrag: no answer.
+        #expect(client.check(t, password: "wrong-password-wrong-password-00") == nil)
+        #expect(client.check(t, ufrag: "nobody") == nil)
+        let response = try #require(client.check(t))
+        let m = try response.withUnsafeBytes { try StunMessage.parse($0.baseAddress!, count: $0.count) }
+        #expect(m.messageClass == .success)
+        response.withUnsafeBytes { raw in
+            Array(t.iceParameters.password.utf8).withUnsafeBytes { pw in #expect(m.checkIntegrity(raw.baseAddress!, key: pw)) }
+        }
+        let handshakeState = client.handshake(t)
+        #expect(handshakeState == .connected)
+        #expect(await waitFor(t, dtlsState: "connected"))
+        #expect(t.iceState == "completed")
+        #expect(t.iceSelectedTuple?.remotePort == Int(client.socket.port))
+
+        // Media: SRTP from the client, plain RTP out of a PlainTransport.
+        let producer = try t.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1234)))
+        let sink = TestSocket()
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        _ = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        await worker.sync()
+        let exported = client.dtls.srtpKeys()
+        let keys = try #require(exported)
+        let srtp = try SrtpSession(suite: keys.suite, key: keys.send.key, direction: .outbound)
+        for i in 0..<5 {
+            var buf = makeRtp(pt: 111, seq: UInt16(i), ssrc: 1234) + Array(repeating: 0, count: 64)
+            var len = buf.count - 64
+            try buf.withUnsafeMutableBytes { raw in try srtp.protect(raw.baseAddress!, length: &len, capacity: raw.count) }
+            client.socket.send(Array(buf[0..<len]), to: UInt16(t.iceCandidates[0].port))
+        }
+        #expect(sink.receiveAll(5).count == 5)
+        // A STUN flood from an unknown ufrag is dropped and counted.
+        for _ in 0..<100 { _ = client.socket.send(StunWriter.bindingRequest(transactionId: Array(repeating: 1, count: 12), username: Array("intruder:x".utf8), password: Array("p".utf8), priority: 1, tieBreaker: 1, useCandidate: true), to: UInt16(t.iceCandidates[0].port)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let usage = await worker.getResourceUsage()
+        #expect(usage.dropStun >= 100)
+        t.close()
+        let seen = names(await collect(events))
+        #expect(seen.contains("iceSelectedTupleChange") && seen.contains("iceStateChange") && seen.contains("dtlsStateChange"))
+        worker.close()
+    }
+
+    @Test func wrongFingerprintFailsAndForwardsNothing() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
+        let client = try Client()
+        let other = try DtlsContext()
+        try t.connect(dtlsParameters: DtlsParameters(role: "client", fingerprints: [DtlsFingerprint(algorithm: "sha-256", value: other.fingerprint("sha-256")!)]))
+        #expect(client.check(t) != nil)
+        _ = client.handshake(t)
+        #expect(await waitFor(t, dtlsState: "failed"))
+        _ = try t.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1234)))
+        await worker.sync()
+        client.socket.send(makeRtp(pt: 111, seq: 1, ssrc: 1234), to: UInt16(t.iceCandidates[0].port))
+        try await Task.sleep(for: .milliseconds(50))
+        let usage = await worker.getResourceUsage()
+        #expect(usage.dropNotReady >= 1)
+        #expect(usage.packetsOut == 0 || usage.dropNotReady >= 1)
+        worker.close()
+    }
+
+    @Test func sfuAsDtlsClient() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
+        let serverCtx = try DtlsContext()
+        var server = try DtlsTransport(context: serverCtx, role: .server)
+        let peer = TestSocket()
+        try t.connect(dtlsParameters: DtlsParameters(role: "server", fingerprints: [DtlsFingerprint(algorithm: "sha-256", value: serverCtx.fingerprint("sha-256")!)]))
+        let req = StunWriter.bindingRequest(transactionId: Array(repeating: 7, count: 12), username: Array("\(t.iceParameters.usernameFragment):p".utf8), password: Array(t.iceParameters.password.utf8), priority: 1, tieBreaker: 1, useCandidate: true)
+        peer.send(req, to: UInt16(t.iceCandidates[0].port))
+        // The STUN response, then the SFU's ClientHello (in either order).
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(3)
+        server.start()
+        while server.state == .connecting && Date() < deadline {
+            if let d = peer.receive(timeoutMs: 200), let first = d.first, (20...63).contains(first) {
+                d.withUnsafeBytes { _ = server.receive($0.baseAddress!, count: $0.count) }
+            }
+            while true {
+                let n = buf.withUnsafeMutableBytes { server.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
+                if n == 0 { break }
+                peer.send(Array(buf[0..<n]), to: UInt16(t.iceCandidates[0].port))
+            }
+        }
+        let serverState = server.state
+        #expect(serverState == .connected)
+        #expect(await waitFor(t, dtlsState: "connected"))
+        worker.close()
+    }
+}
