@@ -207,6 +207,22 @@ struct RpcTests {
             #expect(added["result"] != nil)
             let bad = try await rpc.call("router.createAudioLevelObserver", .object(["routerId": .string(r1), "interval": .number(1)]))
             #expect(bad["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            // A WebRTC transport with mediasoup's field names.
+            let w = try await rpc.call("router.createWebRtcTransport", json(#"{"routerId":"\#(r1)","listenInfos":[{"protocol":"udp","ip":"127.0.0.1"}]}"#))
+            let wr = try #require(w["result"])
+            #expect(wr["iceParameters"]?["usernameFragment"]?.stringValue?.count == 16)
+            #expect(wr["iceParameters"]?["iceLite"]?.boolValue == true)
+            #expect(wr["dtlsParameters"]?["role"]?.stringValue == "auto")
+            if case .array(let candidates) = wr["iceCandidates"] ?? .null {
+                #expect(candidates.first?["protocol"]?.stringValue == "udp" && candidates.first?["type"]?.stringValue == "host")
+            } else { Issue.record("no iceCandidates") }
+            let wId = wr["id"]?.stringValue ?? ""
+            let badConnect = try await rpc.call("transport.connect", .object(["transportId": .string(wId)]))
+            #expect(badConnect["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            let okConnect = try await rpc.call("transport.connect", json(#"{"transportId":"\#(wId)","dtlsParameters":{"role":"client","fingerprints":[{"algorithm":"sha-256","value":"AA:BB"}]}}"#))
+            #expect(okConnect["result"] != nil)
+            let restarted = try await rpc.call("transport.restartIce", .object(["transportId": .string(wId)]))
+            #expect(restarted["result"]?["iceParameters"]?["password"]?.stringValue?.count == 32)
             // Closing the original producer reaches the pipe consumer.
             _ = try await rpc.call("producer.close", .object(["producerId": .string(pId)]))
             let note = try await rpc.waitNotification("consumer.producerclose")

@@ -209,6 +209,19 @@ public final class RpcSession {
             ownedTransports.append(t)
             return plainTransportJSON(t)
 
+        case "router.createWebRtcTransport":
+            let options = try p.decode(WebRtcTransportOptions.self)
+            let t = try router(p).createWebRtcTransport(options)
+            owned.insert(t.id)
+            ownedTransports.append(t)
+            return .object([
+                "id": .string(t.id), "iceParameters": .encoding(t.iceParameters), "iceCandidates": .encoding(t.iceCandidates),
+                "dtlsParameters": .encoding(t.dtlsParameters), "sctpParameters": .null,
+                "iceState": .string(t.iceState), "dtlsState": .string(t.dtlsState),
+            ])
+        case "transport.restartIce":
+            guard let w = try transport(p) as? WebRtcTransport else { throw SFUError.invalidState("restartIce() is only for a WebRtcTransport") }
+            return .object(["iceParameters": .encoding(try w.restartIce())])
         case "router.createDirectTransport":
             let options = try p.decode(DirectTransportOptions.self)
             let t = try router(p).createDirectTransport(options)
@@ -265,9 +278,14 @@ public final class RpcSession {
             try direct.sendRtcp(try base64(p, "rtcpPacket"))
             return Self.ok
         case "transport.connect":
-            struct Params: Decodable { var ip: String?; var port: Int?; var rtcpPort: Int?; var srtpParameters: SrtpParameters? }
+            struct Params: Decodable { var ip: String?; var port: Int?; var rtcpPort: Int?; var srtpParameters: SrtpParameters?; var dtlsParameters: DtlsParameters? }
             let t = try transport(p)
             let params = try p.decode(Params.self)
+            if let w = t as? WebRtcTransport {
+                guard let dtls = params.dtlsParameters else { throw SFUError.invalidArgument("missing params.dtlsParameters") }
+                try w.connect(dtlsParameters: dtls)
+                return Self.ok
+            }
             if let pipe = t as? PipeTransport {
                 guard let ip = params.ip, let port = params.port else { throw SFUError.invalidArgument("missing params.ip or params.port") }
                 try pipe.connect(ip: ip, port: port)
