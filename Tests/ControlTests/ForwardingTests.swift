@@ -316,3 +316,44 @@ struct HostileInputTests {
         #expect(!worker.died)
     }
 }
+
+@Suite("Stream identification") @RingSFUActor
+struct StreamIdentificationTests {
+    /// Producers signalled without SSRCs are found by MID, then by RID; the
+    /// SSRC is learnt from the first packet (mediasoup's RtpListener order).
+    @Test(arguments: ["mid", "rid"])
+    func learnsSsrcFromMidOrRid(by: String) async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        var params = RtpParameters(codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2)],
+                                   headerExtensions: [RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:sdes:mid", id: 4),
+                                                      RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", id: 5)],
+                                   encodings: [RtpEncodingParameters()], rtcp: RtcpParameters(cname: "x"))
+        if by == "mid" { params.mid = "a0" } else { params.encodings = [RtpEncodingParameters(rid: "hi")] }
+        let producer = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: params))
+        let sink = TestSocket()
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        _ = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        await worker.sync()
+        let sender = TestSocket()
+        let ext: (UInt8, [UInt8]) = by == "mid" ? (4, Array("a0".utf8)) : (5, Array("hi".utf8))
+        // A stranger's value is not learnt.
+        sender.send(makeRtp(pt: 111, seq: 1, ssrc: 999, extensions: [by == "mid" ? (4, Array("zz".utf8)) : (5, Array("lo".utf8))]), to: UInt16(ingest.tuple.localPort))
+        sender.send(makeRtp(pt: 111, seq: 2, ssrc: 4242, extensions: [ext]), to: UInt16(ingest.tuple.localPort))
+        // Later packets match by the learnt SSRC, without the extension.
+        sender.send(makeRtp(pt: 111, seq: 3, ssrc: 4242), to: UInt16(ingest.tuple.localPort))
+        #expect(sink.receiveAll(2).count == 2)
+        let usage = await worker.getResourceUsage()
+        #expect(usage.dropUnknownSsrc == 1)
+        producer.close()
+        await worker.sync()
+        let after = await worker.getResourceUsage()
+        #expect(after.ssrcEntries == 0)
+        #expect(throws: SFUError.self) {
+            _ = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: RtpParameters(codecs: params.codecs, encodings: [RtpEncodingParameters()])))
+        }
+        worker.close()
+    }
+}

@@ -108,8 +108,18 @@ public final class Producer {
         }
         let audioLevel = (caps.headerExtensions ?? []).first { $0.kind == .audio && $0.uri == SupportedRtpCapabilities.Uri.audioLevel }
         let producerSendsLevels = (rtpParameters.headerExtensions ?? []).contains { $0.uri == SupportedRtpCapabilities.Uri.audioLevel }
-        return ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused,
-                            audioLevelId: kind == .audio && producerSendsLevels ? UInt8(audioLevel?.preferredId ?? 0) : 0)
+        var spec = ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused,
+                                audioLevelId: kind == .audio && producerSendsLevels ? UInt8(audioLevel?.preferredId ?? 0) : 0)
+        let own = rtpParameters.headerExtensions ?? []
+        if let mid = rtpParameters.mid, let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.mid }) {
+            spec.mid = Array(mid.utf8)
+            spec.midExtensionId = UInt8(e.id)
+        }
+        if let rid = rtpParameters.encodings?.first?.rid, let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.rid }) {
+            spec.rid = Array(rid.utf8)
+            spec.ridExtensionId = UInt8(e.id)
+        }
+        return spec
     }
 
     func checkOpen() throws(SFUError) {

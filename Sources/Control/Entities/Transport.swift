@@ -218,9 +218,13 @@ public class Transport {
         let mapping = try Ortc.producerMapping(&params, kind: options.kind, router: router.rtpCapabilities)
         let type = try Producer.type(of: params)
         let consumable = Ortc.consumableParameters(kind: options.kind, params: params, router: router.rtpCapabilities, mapping: mapping)
-        // Receiving needs the SSRCs (MID/RID routing comes with WebRTC transports).
-        let ssrcs = (params.encodings ?? []).compactMap(\.ssrc)
-        guard !ssrcs.isEmpty else { throw .unsupported("encodings without ssrc are not supported on this transport yet") }
+        // Streams are found by SSRC, then MID, then RID (mediasoup's RtpListener).
+        let encodings = params.encodings ?? []
+        guard encodings.count == 1 else { throw .unsupported("simulcast producers (several encodings) are not supported yet") }
+        let ssrcs = encodings.compactMap(\.ssrc)
+        guard !ssrcs.isEmpty || params.mid != nil || encodings[0].rid != nil else {
+            throw .invalidArgument("rtpParameters need encodings[].ssrc, a mid or a rid to find the stream by")
+        }
         guard let handle = forwarder.producerHandles.allocate() else { throw .failure("too many producers in this worker") }
         let producer = Producer(transport: self, handle: handle, id: options.id, kind: options.kind, rtpParameters: params, type: type, consumableRtpParameters: consumable, paused: options.paused ?? false, appData: options.appData ?? [:])
         forwarder.send(.addProducer(handle: handle, transport: self.handle, producer.forwarderSpec(mapping: mapping, router: router.rtpCapabilities, ssrcs: ssrcs)))

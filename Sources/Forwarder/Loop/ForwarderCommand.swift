@@ -18,6 +18,13 @@ package struct ProducerSpec: Sendable {
     package var paused: Bool
     /// The router's id of the ssrc-audio-level extension, 0 if not sent.
     package var audioLevelId: UInt8 = 0
+    /// For streams signalled without SSRCs (RtpListener order: SSRC, then
+    /// MID, then RID): the MID and RID values and the extension ids the
+    /// endpoint uses for them on this transport (0: none).
+    package var mid: [UInt8] = []
+    package var rid: [UInt8] = []
+    package var midExtensionId: UInt8 = 0
+    package var ridExtensionId: UInt8 = 0
 
     package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool, audioLevelId: UInt8 = 0) {
         self.audioLevelId = audioLevelId

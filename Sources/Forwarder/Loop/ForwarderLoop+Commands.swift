@@ -246,6 +246,16 @@ extension ForwarderLoop {
                 p.ssrcCount += 1
             }
         }
+        if spec.midExtensionId != 0 { transports[t].midExtensionId = spec.midExtensionId }
+        if spec.ridExtensionId != 0 { transports[t].ridExtensionId = spec.ridExtensionId }
+        if !spec.mid.isEmpty {
+            p.midKey = spec.mid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
+            midTable.insert(transport: UInt32(t), ssrc: p.midKey, value: UInt32(h))
+        }
+        if !spec.rid.isEmpty {
+            p.ridKey = spec.rid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
+            ridTable.insert(transport: UInt32(t), ssrc: p.ridKey, value: UInt32(h))
+        }
         p.nextInTransport = transports[t].firstProducer
         if p.nextInTransport >= 0 { producers[Int(p.nextInTransport)].prevInTransport = Int32(h) }
         transports[t].firstProducer = Int32(h)
@@ -261,6 +271,8 @@ extension ForwarderLoop {
         for i in 0..<producers[h].ssrcCount {
             ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])
         }
+        if producers[h].midKey != 0 { midTable.remove(transport: UInt32(t), ssrc: producers[h].midKey) }
+        if producers[h].ridKey != 0 { ridTable.remove(transport: UInt32(t), ssrc: producers[h].ridKey) }
         let prev = producers[h].prevInTransport, next = producers[h].nextInTransport
         if prev >= 0 { producers[Int(prev)].nextInTransport = next } else { transports[t].firstProducer = next }
         if next >= 0 { producers[Int(next)].prevInTransport = prev }

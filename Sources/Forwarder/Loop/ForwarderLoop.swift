@@ -66,6 +66,9 @@ struct ForwarderLoop: ~Copyable {
     let socketCapacity: Int
     var freeSockets: FreeList
     var ssrcTable: SsrcTable
+    /// (transport, hash of MID) and (transport, hash of RID) -> producer.
+    var midTable: SsrcTable
+    var ridTable: SsrcTable
     var timers: TimerWheel
 
     var counters = ForwarderCounters()
@@ -163,6 +166,8 @@ struct ForwarderLoop: ~Copyable {
         sockets.initialize(repeating: SocketState(), count: socketCapacity)
         freeSockets = FreeList(capacity: socketCapacity)
         ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
+        midTable = SsrcTable(capacityPowerOfTwo: 12)
+        ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
     }
 
@@ -418,7 +423,7 @@ struct ForwarderLoop: ~Copyable {
             counters.dropMalformed &+= 1
             return
         }
-        guard let handle = ssrcTable.lookup(transport: UInt32(t), ssrc: header.ssrc) else {
+        guard let handle = ssrcTable.lookup(transport: UInt32(t), ssrc: header.ssrc) ?? learnSsrc(packet, header, transport: t) else {
             counters.dropUnknownSsrc &+= 1
             return
         }
@@ -473,6 +478,38 @@ struct ForwarderLoop: ~Copyable {
             }
             c = next
         }
+    }
+
+    /// An unknown SSRC carrying a known MID (or RID) becomes the producer's
+    /// (mediasoup's RtpListener order), so later packets match by SSRC.
+    mutating func learnSsrc(_ packet: UnsafeMutableRawPointer, _ header: RtpHeader, transport t: Int) -> UInt32? {
+        let midId = transports[t].midExtensionId, ridId = transports[t].ridExtensionId
+        guard midId != 0 || ridId != 0, header.extensionOffset != nil else { return nil }
+        var midKey: UInt32 = 0, ridKey: UInt32 = 0
+        try? RtpHeaderExtensions.forEach(packet, header) { id, offset, length in
+            if id == midId { midKey = Self.valueKey(packet + offset, length) }
+            if id == ridId { ridKey = Self.valueKey(packet + offset, length) }
+        }
+        var found: UInt32? = nil
+        if midKey != 0 { found = midTable.lookup(transport: UInt32(t), ssrc: midKey) }
+        if found == nil, ridKey != 0 { found = ridTable.lookup(transport: UInt32(t), ssrc: ridKey) }
+        guard let p = found, producers[Int(p)].inUse, producers[Int(p)].ssrcCount < 8 else { return nil }
+        guard ssrcTable.insert(transport: UInt32(t), ssrc: header.ssrc, value: p) else { return nil }
+        producers[Int(p)].ssrcs[producers[Int(p)].ssrcCount] = header.ssrc
+        producers[Int(p)].ssrcCount += 1
+        return p
+    }
+
+    /// FNV-1a of a MID/RID value (never 0, which means "none").
+    @inline(__always)
+    static func valueKey(_ p: UnsafeRawPointer, _ length: Int) -> UInt32 {
+        var h: UInt32 = 0x811C_9DC5
+        for i in 0..<length {
+            let b = p.load(fromByteOffset: i, as: UInt8.self)
+            if b == 0 { break } // padding inside a value is not part of it
+            h = (h ^ UInt32(b)) &* 0x0100_0193
+        }
+        return h == 0 ? 1 : h
     }
 
     @inline(__always)

@@ -28,6 +28,9 @@ package struct TransportState {
     var comedia = false
     /// No sockets: packets come from and go to the application.
     var direct = false
+    /// Header extension ids this transport's endpoint uses for MID and RID.
+    var midExtensionId: UInt8 = 0
+    var ridExtensionId: UInt8 = 0
     /// ICE-lite + DTLS (state in the loop's WebRTC side table).
     var webrtc = false
     /// libsrtp sessions (nil: plain RTP).
@@ -55,6 +58,9 @@ package struct ProducerState {
     var extensionIds = ExtensionIdMap()
     var ssrcs = InlineArray<8, UInt32>(repeating: 0)
     var ssrcCount = 0
+    /// Hashes of the MID/RID this producer is found by (0: none).
+    var midKey: UInt32 = 0
+    var ridKey: UInt32 = 0
     var counters = EntityCounters()
     var firstConsumer: Int32 = -1
     var nextInTransport: Int32 = -1
