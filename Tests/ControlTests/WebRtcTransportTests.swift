@@ -170,4 +170,27 @@ struct WebRtcTransportTests {
         #expect(await waitFor(t, dtlsState: "connected"))
         worker.close()
     }
+
+    /// RFC 7675: no checks for the consent timeout -> "disconnected"; checks
+    /// again -> "completed". (A 1 s timeout here; 30 s by default.)
+    @Test func consentFreshness() async throws {
+        var settings = WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 32, maxProducers: 32, maxConsumers: 64)
+        settings.iceConsentTimeoutMs = 1000
+        let worker = try await Worker.create(settings)
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let t = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
+        let client = try Client()
+        #expect(client.check(t) != nil)
+        var sawCompleted = false
+        for _ in 0..<50 where !sawCompleted { try await Task.sleep(for: .milliseconds(20)); sawCompleted = t.iceState == "completed" }
+        #expect(sawCompleted)
+        var sawDisconnected = false
+        for _ in 0..<150 where !sawDisconnected { try await Task.sleep(for: .milliseconds(20)); sawDisconnected = t.iceState == "disconnected" }
+        #expect(sawDisconnected)
+        #expect(client.check(t) != nil)
+        var back = false
+        for _ in 0..<50 where !back { try await Task.sleep(for: .milliseconds(20)); back = t.iceState == "completed" }
+        #expect(back)
+        worker.close()
+    }
 }

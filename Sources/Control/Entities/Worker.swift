@@ -21,6 +21,8 @@ public struct WorkerSettings: Codable, Sendable, Hashable {
     /// to a power of two; default 4096).
     public var receiveBuffers: Int?
     public var appData: AppData?
+    /// ICE consent timeout in milliseconds (RFC 7675: 30000; lower only for tests).
+    public var iceConsentTimeoutMs: Int?
 
     public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, receiveBuffers: Int? = nil, appData: AppData? = nil) {
         self.receiveBuffers = receiveBuffers
@@ -92,6 +94,7 @@ public final class Worker {
         if let n = settings.maxTransports { fs.maxTransports = UInt32(max(1, n)) }
         if let n = settings.maxProducers { fs.maxProducers = UInt32(max(1, n)) }
         if let n = settings.maxConsumers { fs.maxConsumers = UInt32(max(1, n)) }
+        if let ms = settings.iceConsentTimeoutMs { fs.iceConsentTimeoutMs = max(100, ms) }
         if let n = settings.receiveBuffers {
             guard (1...32768).contains(n) else { throw .invalidArgument("invalid receiveBuffers \(n) (1-32768)") }
             var size = 1

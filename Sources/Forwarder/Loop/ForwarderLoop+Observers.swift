@@ -4,6 +4,7 @@ import RingSFUCShims
 enum TimerKind: UInt16 {
     case observerInterval = 1
     case dtlsRetransmit = 2
+    case iceConsent = 3
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -41,6 +42,7 @@ extension ForwarderLoop {
             switch TimerKind(rawValue: kinds[i]) {
             case .observerInterval: observerIntervalEnded(Int(due[i]))
             case .dtlsRetransmit: dtlsTimerFired(Int(due[i]))
+            case .iceConsent: consentTimerFired()
             case nil: break
             }
         }

@@ -92,6 +92,8 @@ extension ForwarderLoop {
             }
         }
         guard valid else { counters.dropStun &+= 1; return }
+        webrtc[t].lastCheckNs = rsfu_monotonic_ns()
+        ensureConsentTimer()
         // The response goes back to where the request came from.
         let slot = freeSendSlots.pop()
         if slot >= 0 {
@@ -104,6 +106,11 @@ extension ForwarderLoop {
             counters.dropSendPoolEmpty &+= 1
         }
         // Nomination: USE-CANDIDATE, or the first valid check selects.
+        if webrtc[t].iceState == 3 && transports[t].remoteRtp == source {
+            // Checks resumed on the selected tuple: consent is back.
+            webrtc[t].iceState = 2
+            worker.onEvent(.iceState(transport: UInt32(t), "completed"))
+        }
         if m.useCandidate || !transports[t].remoteRtp.isSet {
             if !(transports[t].remoteRtp == source) {
                 transports[t].remoteRtp = source
@@ -199,6 +206,30 @@ extension ForwarderLoop {
         webrtc[t].dtlsTimer = -1
         let r = rsfu_dtls_handle_timeout(d)
         afterDtls(t, result: r < 0 ? -1 : 0)
+    }
+
+    /// RFC 7675: a peer that stops checking for 30 s loses consent; the
+    /// transport goes to "disconnected" (as mediasoup does) until checks
+    /// resume. One worker-wide timer scans the WebRTC transports each second
+    /// while any exist.
+    mutating func ensureConsentTimer() {
+        guard !consentTimerArmed else { return }
+        consentTimerArmed = true
+        timers.schedule(.init(kind: TimerKind.iceConsent.rawValue, argument: 0), at: rsfu_monotonic_ns() + 1_000_000_000)
+    }
+
+    mutating func consentTimerFired() {
+        consentTimerArmed = false
+        let now = rsfu_monotonic_ns()
+        var any = false
+        for t in 0..<Int(settings.maxTransports) where transports[t].inUse && transports[t].webrtc {
+            any = true
+            if (webrtc[t].iceState == 1 || webrtc[t].iceState == 2), now - webrtc[t].lastCheckNs > consentTimeoutNs {
+                webrtc[t].iceState = 3
+                worker.onEvent(.iceState(transport: UInt32(t), "disconnected"))
+            }
+        }
+        if any { ensureConsentTimer() }
     }
 
     /// A single datagram (STUN response, DTLS flight) not tied to a consumer.

@@ -72,6 +72,9 @@ struct ForwarderLoop: ~Copyable {
     var timers: TimerWheel
 
     var counters = ForwarderCounters()
+    var consentTimerArmed = false
+    /// RFC 7675 consent freshness timeout (30 s; settable for tests).
+    let consentTimeoutNs: Int64
     var fatalReason: String? = nil
 
     /// Creates the ring (SINGLE_ISSUER + DEFER_TASKRUN where the kernel has
@@ -169,6 +172,7 @@ struct ForwarderLoop: ~Copyable {
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
+        consentTimeoutNs = Int64(settings.iceConsentTimeoutMs) * 1_000_000
     }
 
     deinit {

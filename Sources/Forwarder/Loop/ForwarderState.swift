@@ -119,8 +119,10 @@ package struct WebRtcState {
     var ufragLength = 0
     var password = InlineArray<64, UInt8>(repeating: 0)
     var passwordLength = 0
-    /// 0 new, 1 connected, 2 completed.
+    /// 0 new, 1 connected, 2 completed, 3 disconnected.
     var iceState: UInt8 = 0
+    /// When the last valid connectivity check arrived (RFC 7675 consent).
+    var lastCheckNs: Int64 = 0
     var dtls: OpaquePointer? = nil
     /// -1 unknown until connect(), 0 server, 1 client.
     var dtlsRole: Int8 = -1

@@ -24,6 +24,8 @@ package struct ForwarderSettings: Sendable {
     package var maxObservers: UInt32 = 256
     /// Pipe rings to other workers (and from them).
     package var maxPipeLinks: UInt32 = 64
+    /// ICE consent freshness timeout (RFC 7675: 30 s).
+    package var iceConsentTimeoutMs = 30_000
     /// DTLS certificate and key (PEM); a self-signed ECDSA P-256 one when nil.
     package var dtlsCertificateFile: String? = nil
     package var dtlsPrivateKeyFile: String? = nil
