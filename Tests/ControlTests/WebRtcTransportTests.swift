@@ -193,4 +193,55 @@ struct WebRtcTransportTests {
         #expect(back)
         worker.close()
     }
+
+    /// Two transports on one WebRtcServer port, each with its own ICE and
+    /// DTLS; closing the server closes them with listenServerClose.
+    @Test func webRtcServerSharesOnePort() async throws {
+        let worker = try await testWorker()
+        let server = try worker.createWebRtcServer(WebRtcServerOptions(listenInfos: [loopback]))
+        let sob = server.observer
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let a = try router.createWebRtcTransport(WebRtcTransportOptions(), webRtcServer: server)
+        let b = try router.createWebRtcTransport(WebRtcTransportOptions(webRtcServerId: server.id))
+        #expect(a.iceCandidates[0].port == server.tuple.localPort && b.iceCandidates[0].port == server.tuple.localPort)
+        let ca = try Client(), cb = try Client()
+        try a.connect(dtlsParameters: ca.dtlsParameters)
+        try b.connect(dtlsParameters: cb.dtlsParameters)
+        #expect(ca.check(a) != nil && cb.check(b) != nil)
+        #expect(ca.check(a, ufrag: "unknown") == nil)
+        let sa = ca.handshake(a), sb = cb.handshake(b)
+        #expect(sa == .connected && sb == .connected)
+        #expect(await waitFor(a, dtlsState: "connected"))
+        #expect(await waitFor(b, dtlsState: "connected"))
+        // Media from each client reaches its own consumer.
+        let pa = try a.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1)))
+        let pb = try b.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 2)))
+        let sinkA = TestSocket(), sinkB = TestSocket()
+        for (p, sink) in [(pa, sinkA), (pb, sinkB)] {
+            let e = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+            try e.connect(ip: "127.0.0.1", port: Int(sink.port))
+            _ = try e.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
+        }
+        await worker.sync()
+        for (client, ssrc) in [(ca, UInt32(1)), (cb, UInt32(2))] {
+            let exported = client.dtls.srtpKeys()
+            let keys = try #require(exported)
+            let srtp = try SrtpSession(suite: keys.suite, key: keys.send.key, direction: .outbound)
+            for i in 0..<3 {
+                var buf = makeRtp(pt: 111, seq: UInt16(i), ssrc: ssrc) + Array(repeating: 0, count: 64)
+                var len = buf.count - 64
+                try buf.withUnsafeMutableBytes { raw in try srtp.protect(raw.baseAddress!, length: &len, capacity: raw.count) }
+                client.socket.send(Array(buf[0..<len]), to: UInt16(server.tuple.localPort))
+            }
+        }
+        #expect(sinkA.receiveAll(3).count == 3)
+        #expect(sinkB.receiveAll(3).count == 3)
+        let ae = a.events
+        server.close()
+        #expect(names(await collect(ae)) == ["listenServerClose"])
+        #expect(a.closed && b.closed)
+        #expect(names(await collect(sob)) == ["webRtcTransportHandled", "webRtcTransportHandled", "webRtcTransportUnhandled", "webRtcTransportUnhandled", "close"])
+        #expect(await portIsFree(server.tuple.localPort))
+        worker.close()
+    }
 }

@@ -113,10 +113,15 @@ public final class Router {
 
     /// Creates a WebRTC transport (ICE-lite, DTLS, SRTP) for a browser or a
     /// WebRTC client library.
-    public func createWebRtcTransport(_ options: WebRtcTransportOptions) throws(SFUError) -> WebRtcTransport {
+    public func createWebRtcTransport(_ options: WebRtcTransportOptions, webRtcServer: WebRtcServer? = nil) throws(SFUError) -> WebRtcTransport {
         try checkOpen()
         guard let worker else { throw .invalidState("Router closed") }
-        let transport = try WebRtcTransport.make(router: self, worker: worker, options: options)
+        var server = webRtcServer
+        if server == nil, let id = options.webRtcServerId {
+            guard let s = worker.webRtcServers[id] else { throw .invalidArgument("unknown webRtcServerId \"\(id)\"") }
+            server = s
+        }
+        let transport = try WebRtcTransport.make(router: self, worker: worker, options: options, server: server)
         register(transport)
         return transport
     }

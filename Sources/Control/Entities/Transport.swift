@@ -8,6 +8,8 @@ public enum TransportEvent: Sendable {
     case tuple(TransportTuple)
     /// A comedia PlainTransport learnt its remote RTCP tuple.
     case rtcpTuple(TransportTuple)
+    /// The WebRtcServer this transport listened on closed.
+    case listenServerClose
     case iceStateChange(String)
     case iceSelectedTupleChange(TransportTuple)
     case dtlsStateChange(String)
@@ -122,6 +124,16 @@ public class Transport {
     /// The router closed: emits `routerClose`. Nothing is sent to the
     /// forwarder, which tears the router down as a whole.
     func routerClosed() {
+        closedFromAbove(event: .routerClose, notification: "transport.routerclose")
+    }
+
+    /// The WebRtcServer closed: emits `listenServerClose` (the forwarder
+    /// closed the server's transports with it).
+    func listenServerClosed() {
+        closedFromAbove(event: .listenServerClose, notification: "transport.listenserverclose")
+    }
+
+    private func closedFromAbove(event: TransportEvent, notification: String) {
         guard !closed else { return }
         closed = true
         for producer in producers.values { producer.transportClosed() }
@@ -134,8 +146,8 @@ public class Transport {
         dataConsumers.removeAll()
         router?.transportClosed(self)
         forwarder.transportHandles.release(handle)
-        eventChannel.emit(.routerClose)
-        worker?.notify("transport.routerclose", id)
+        eventChannel.emit(event)
+        worker?.notify(notification, id)
         observerChannel.emit(.close)
         finishChannels()
         didClose()

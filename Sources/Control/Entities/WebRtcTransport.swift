@@ -46,9 +46,12 @@ public struct WebRtcTransportOptions: Codable, Sendable {
     public var enableUdp: Bool?
     public var enableTcp: Bool?
     public var preferUdp: Bool?
+    /// Listen on this WebRtcServer's port instead of a port of its own.
+    public var webRtcServerId: String?
     public var appData: AppData?
 
-    public init(listenInfos: [TransportListenInfo], enableUdp: Bool? = true, enableTcp: Bool? = false, preferUdp: Bool? = nil, appData: AppData? = nil) {
+    public init(listenInfos: [TransportListenInfo] = [], enableUdp: Bool? = true, enableTcp: Bool? = false, preferUdp: Bool? = nil, webRtcServerId: String? = nil, appData: AppData? = nil) {
+        self.webRtcServerId = webRtcServerId
         self.listenInfos = listenInfos
         self.enableUdp = enableUdp
         self.enableTcp = enableTcp
@@ -88,7 +91,22 @@ public final class WebRtcTransport: Transport {
         return String((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
     }
 
-    static func make(router: Router, worker: Worker, options: WebRtcTransportOptions) throws(SFUError) -> WebRtcTransport {
+    weak var server: WebRtcServer?
+
+    static func make(router: Router, worker: Worker, options: WebRtcTransportOptions, server: WebRtcServer?) throws(SFUError) -> WebRtcTransport {
+        if let server {
+            try server.checkOpen()
+            guard server.worker === worker else { throw .invalidArgument("the WebRtcServer belongs to another worker") }
+            try worker.ensureSrtp()
+            let ice = IceParameters(usernameFragment: randomString(16), password: randomString(32), iceLite: true)
+            guard let handle = worker.forwarder.transportHandles.allocate() else { throw .failure("too many transports in this worker") }
+            worker.forwarder.send(.addServerWebRtcTransport(handle: handle, router: router.handle, server: server.handle, IceCredentials(usernameFragment: Array(ice.usernameFragment.utf8), password: Array(ice.password.utf8))))
+            let candidate = IceCandidate(foundation: "udpcandidate", priority: 1_076_302_079, address: server.tuple.localAddress, ip: server.tuple.localAddress, protocol: "udp", port: server.tuple.localPort, type: "host", tcpType: nil)
+            let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localAddress: server.tuple.localAddress, localPort: server.tuple.localPort, appData: options.appData ?? [:])
+            t.server = server
+            server.handle(t)
+            return t
+        }
         guard let info = options.listenInfos.first else { throw .invalidArgument("missing listenInfos") }
         if options.enableTcp == true || info.protocol == "tcp" { throw .unsupported("TCP candidates are not supported yet") }
         if options.enableUdp == false { throw .invalidArgument("enableUdp false leaves no candidate") }
@@ -96,8 +114,11 @@ public final class WebRtcTransport: Transport {
         let ice = IceParameters(usernameFragment: randomString(16), password: randomString(32), iceLite: true)
         let (handle, tuple, _) = try PlainTransport.openSockets(router: router, worker: worker, options: PlainTransportOptions(listenInfo: info), webrtc: IceCredentials(usernameFragment: Array(ice.usernameFragment.utf8), password: Array(ice.password.utf8)))
         let candidate = IceCandidate(foundation: "udpcandidate", priority: 1_076_302_079, address: tuple.localAddress, ip: tuple.localAddress, protocol: "udp", port: tuple.localPort, type: "host", tcpType: nil)
-        let fingerprints = DtlsContext.algorithms.compactMap { alg in worker.forwarder.dtls.fingerprint(alg).map { DtlsFingerprint(algorithm: alg, value: $0) } }
-        return WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints), localAddress: tuple.localAddress, localPort: tuple.localPort, appData: options.appData ?? [:])
+        return WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localAddress: tuple.localAddress, localPort: tuple.localPort, appData: options.appData ?? [:])
+    }
+
+    static func fingerprints(_ worker: Worker) -> [DtlsFingerprint] {
+        DtlsContext.algorithms.compactMap { alg in worker.forwarder.dtls.fingerprint(alg).map { DtlsFingerprint(algorithm: alg, value: $0) } }
     }
 
     /// Gives the remote DTLS parameters: its role decides ours (remote
@@ -147,6 +168,7 @@ public final class WebRtcTransport: Transport {
     }
 
     override func didClose() {
+        server?.transportClosed(self)
         // States go to closed without events, as in mediasoup.
         iceState = "closed"
         dtlsState = "closed"

@@ -47,6 +47,7 @@ public enum WorkerEvent: Sendable {
 public enum WorkerObserverEvent: Sendable {
     case close
     case newRouter(Router)
+    case newWebRtcServer(WebRtcServer)
 }
 
 /// A worker: one forwarder thread (thread-per-core) and the routers it
@@ -63,6 +64,7 @@ public final class Worker {
     let portRange: ClosedRange<UInt16>
     let logger: Logger
     var routers = OrderedMap<Router>()
+    var webRtcServers = OrderedMap<WebRtcServer>()
     // Indexes for lookups by id and by forwarder handle.
     var transportsByHandle: [UInt32: Transport] = [:]
     var transportsById: [String: Transport] = [:]
@@ -176,6 +178,17 @@ public final class Worker {
         return router
     }
 
+    /// Creates a server that lets many WebRtcTransports share one UDP port.
+    public func createWebRtcServer(_ options: WebRtcServerOptions) throws(SFUError) -> WebRtcServer {
+        try checkOpen()
+        let server = try WebRtcServer.make(worker: self, options: options)
+        webRtcServers[server.id] = server
+        observerChannel.emit(.newWebRtcServer(server))
+        return server
+    }
+
+    func webRtcServerClosed(_ s: WebRtcServer) { webRtcServers[s.id] = nil }
+
     /// Stops the forwarder thread and closes everything below the worker.
     public func close() {
         guard !closed else { return }
@@ -183,6 +196,8 @@ public final class Worker {
         Task { await forwarder.stop() }
         for router in routers.values { router.workerClosed() }
         routers.removeAll()
+        for s in webRtcServers.values { s.workerClosed() }
+        webRtcServers.removeAll()
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -194,6 +209,8 @@ public final class Worker {
         logger.debug("worker died", metadata: ["reason": .string(reason)])
         for router in routers.values { router.workerClosed() }
         routers.removeAll()
+        for s in webRtcServers.values { s.workerClosed() }
+        webRtcServers.removeAll()
         eventChannel.emit(.died(reason))
         notify("worker.died", id, ["error": .string(reason)])
         observerChannel.emit(.close)

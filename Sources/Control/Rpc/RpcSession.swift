@@ -185,6 +185,16 @@ public final class RpcSession {
             owned.insert(r.id)
             ownedRouters.append(r)
             return .object(["id": .string(r.id), "workerId": .string(w.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
+        case "worker.createWebRtcServer":
+            let options = try p.decode(WebRtcServerOptions.self)
+            let s = try worker(p).createWebRtcServer(options)
+            owned.insert(s.id)
+            return .object(["id": .string(s.id), "tuple": .encoding(s.tuple)])
+        case "webRtcServer.close":
+            let id = try string(p, "webRtcServerId")
+            guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
+            s.close()
+            return Self.ok
         case "worker.getResourceUsage":
             return .encoding(await try worker(p).getResourceUsage())
         case "worker.dump":

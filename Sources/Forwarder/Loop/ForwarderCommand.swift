@@ -76,6 +76,12 @@ package enum ForwarderCommand: Sendable {
     case addPlainTransport(handle: UInt32, router: UInt32, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
     /// An ICE-lite + DTLS + SRTP transport on its own UDP socket.
     case addWebRtcTransport(handle: UInt32, router: UInt32, fd: Int32, IceCredentials)
+    /// A WebRTC server: one UDP socket shared by many WebRTC transports.
+    case addWebRtcServer(handle: UInt32, fd: Int32)
+    /// Closes the server's socket and every transport on it.
+    case closeWebRtcServer(UInt32)
+    /// A WebRTC transport on a server's socket, found by ufrag, then tuple.
+    case addServerWebRtcTransport(handle: UInt32, router: UInt32, server: UInt32, IceCredentials)
     /// The remote DTLS parameters: our role and the fingerprint to expect.
     case connectWebRtcTransport(handle: UInt32, client: Bool, fingerprintAlgorithm: String, fingerprint: String)
     case restartIce(handle: UInt32, IceCredentials)

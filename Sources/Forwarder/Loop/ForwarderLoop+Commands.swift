@@ -30,6 +30,13 @@ extension ForwarderLoop {
             connectWebRtc(Int(h), client: client, algorithm: algorithm, fingerprint: fingerprint)
         case let .restartIce(h, credentials):
             restartIce(Int(h), credentials)
+            if transports[Int(h)].server >= 0 { registerUfrag(Int(h), credentials.usernameFragment) }
+        case let .addWebRtcServer(h, fd):
+            addWebRtcServer(Int(h), fd: fd)
+        case .closeWebRtcServer(let h):
+            closeWebRtcServer(Int(h))
+        case let .addServerWebRtcTransport(h, router, server, credentials):
+            addServerWebRtcTransport(Int(h), router: Int(router), server: Int(server), credentials)
         case let .addDirectTransport(h, router):
             addTransport(Int(h), router: Int(router), rtpFd: nil, rtcpFd: nil, comedia: false)
             transports[Int(h)].direct = true
@@ -115,6 +122,8 @@ extension ForwarderLoop {
                 close(rtpFd)
                 if let rtcpFd { close(rtcpFd) }
             case let .addWebRtcTransport(_, _, fd, _):
+                close(fd)
+            case let .addWebRtcServer(_, fd):
                 close(fd)
             default: break
             }
@@ -215,6 +224,8 @@ extension ForwarderLoop {
         guard transports[h].inUse else { return }
         while transports[h].firstProducer >= 0 { closeProducer(Int(transports[h].firstProducer)) }
         while transports[h].firstConsumer >= 0 { closeConsumer(Int(transports[h].firstConsumer)) }
+        // A server transport shares the server's socket: never close that here.
+        if transports[h].server >= 0 { unregisterServerTransport(h) }
         beginSocketClose(transports[h].rtpSocket)
         beginSocketClose(transports[h].rtcpSocket)
         if transports[h].webrtc { closeWebRtc(h) }

@@ -115,6 +115,7 @@ extension ForwarderLoop {
             if !(transports[t].remoteRtp == source) {
                 transports[t].remoteRtp = source
                 transports[t].remoteRtcp = source
+                registerTuple(t, source)
                 worker.onEvent(.iceSelectedTuple(transport: UInt32(t), source))
             }
             let newState: UInt8 = m.useCandidate ? 2 : max(webrtc[t].iceState, 1)

@@ -56,6 +56,10 @@ struct ForwarderLoop: ~Copyable {
     let consumers: UnsafeMutablePointer<ConsumerState>
     let observers: UnsafeMutablePointer<ObserverState>
     let webrtc: UnsafeMutablePointer<WebRtcState>
+    let servers: UnsafeMutablePointer<WebRtcServerState>
+    /// (server, hash of ufrag) and (server, hash of remote tuple) -> transport.
+    var ufragTable: SsrcTable
+    var tupleTable: SsrcTable
     // In-process pipes.
     let outboundPipes: UnsafeMutablePointer<PipeRing?>
     let outboundPushed: UnsafeMutablePointer<Bool>
@@ -160,6 +164,10 @@ struct ForwarderLoop: ~Copyable {
         outboundPushed.initialize(repeating: false, count: Int(settings.maxPipeLinks))
         inboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
         inboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
+        servers = .allocate(capacity: Int(settings.maxWebRtcServers))
+        servers.initialize(repeating: WebRtcServerState(), count: Int(settings.maxWebRtcServers))
+        ufragTable = SsrcTable(capacityPowerOfTwo: 14)
+        tupleTable = SsrcTable(capacityPowerOfTwo: 14)
         webrtc = .allocate(capacity: Int(settings.maxTransports))
         webrtc.initialize(repeating: WebRtcState(), count: Int(settings.maxTransports))
         observers = .allocate(capacity: Int(settings.maxObservers))
@@ -188,6 +196,7 @@ struct ForwarderLoop: ~Copyable {
         consumers.deallocate()
         observers.deallocate()
         webrtc.deallocate()
+        servers.deallocate()
         outboundPipes.deallocate()
         outboundPushed.deallocate()
         inboundPipes.deallocate()
@@ -358,6 +367,10 @@ struct ForwarderLoop: ~Copyable {
         counters.packetsIn &+= 1
         counters.bytesIn &+= UInt64(size)
 
+        if sockets[socket].server >= 0 {
+            receiveOnServer(payload, size: size, socket: socket, name: name, nameLength: nameLength)
+            return
+        }
         let t = Int(sockets[socket].transport)
         transports[t].counters.packets &+= 1
         transports[t].counters.bytes &+= UInt64(size)

@@ -16,6 +16,8 @@ package struct SocketState {
     var isRtcp = false
     var closing = false
     var armed = false
+    /// A WebRTC server's socket (datagrams demultiplexed by ufrag, then tuple).
+    var server: Int32 = -1
     /// Last cumulative kernel drop count seen on this socket.
     var kernelDrops: UInt32 = 0
 }
@@ -28,6 +30,10 @@ package struct TransportState {
     var comedia = false
     /// No sockets: packets come from and go to the application.
     var direct = false
+    /// The WebRTC server whose socket this transport shares (-1: its own).
+    var server: Int32 = -1
+    var ufragKey: UInt32 = 0
+    var tupleKey: UInt32 = 0
     /// Header extension ids this transport's endpoint uses for MID and RID.
     var midExtensionId: UInt8 = 0
     var ridExtensionId: UInt8 = 0
@@ -132,4 +138,9 @@ package struct WebRtcState {
     var fingerprintAlgorithm = InlineArray<16, UInt8>(repeating: 0)
     var fingerprint = InlineArray<192, UInt8>(repeating: 0)
     var fingerprintLength = 0
+}
+
+package struct WebRtcServerState {
+    var inUse = false
+    var socket: Int32 = -1
 }

@@ -24,6 +24,7 @@ package struct ForwarderSettings: Sendable {
     package var maxObservers: UInt32 = 256
     /// Pipe rings to other workers (and from them).
     package var maxPipeLinks: UInt32 = 64
+    package var maxWebRtcServers: UInt32 = 16
     /// ICE consent freshness timeout (RFC 7675: 30 s).
     package var iceConsentTimeoutMs = 30_000
     /// DTLS certificate and key (PEM); a self-signed ECDSA P-256 one when nil.
@@ -53,6 +54,7 @@ package final class ForwarderWorker: @unchecked Sendable {
     package let consumerHandles: HandleSpace
     package let observerHandles: HandleSpace
     package let pipeLinkHandles: HandleSpace
+    package let serverHandles: HandleSpace
     /// This worker's DTLS identity.
     package let dtls: DtlsContext
 
@@ -103,6 +105,7 @@ package final class ForwarderWorker: @unchecked Sendable {
         consumerHandles = HandleSpace(capacity: settings.maxConsumers)
         observerHandles = HandleSpace(capacity: settings.maxObservers)
         pipeLinkHandles = HandleSpace(capacity: settings.maxPipeLinks)
+        serverHandles = HandleSpace(capacity: settings.maxWebRtcServers)
         do {
             dtls = try DtlsContext(certificateFile: settings.dtlsCertificateFile, privateKeyFile: settings.dtlsPrivateKeyFile)
         } catch {

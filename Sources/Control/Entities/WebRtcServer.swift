@@ -1,0 +1,116 @@
+import Foundation
+import RingSFUForwarder
+
+/// Options of `worker.createWebRtcServer`.
+public struct WebRtcServerOptions: Codable, Sendable {
+    public var listenInfos: [TransportListenInfo]
+    public var appData: AppData?
+    public init(listenInfos: [TransportListenInfo], appData: AppData? = nil) {
+        self.listenInfos = listenInfos
+        self.appData = appData
+    }
+}
+
+public enum WebRtcServerEvent: Sendable {
+    case workerClose
+}
+
+public enum WebRtcServerObserverEvent: Sendable {
+    case close
+    case webRtcTransportHandled(WebRtcTransport)
+    case webRtcTransportUnhandled(WebRtcTransport)
+}
+
+/// Many WebRtcTransports on one UDP port: datagrams are demultiplexed by
+/// the ICE ufrag, then by the tuple ICE selected.
+@RingSFUActor
+public final class WebRtcServer {
+    public nonisolated let id: String
+    public nonisolated let tuple: TransportTuple
+    public private(set) var closed = false
+    public var appData: AppData
+
+    weak var worker: Worker?
+    let forwarder: ForwarderWorker
+    let handle: UInt32
+    var transports = OrderedMap<WebRtcTransport>()
+    private let eventChannel = EventChannel<WebRtcServerEvent>()
+    private let observerChannel = EventChannel<WebRtcServerObserverEvent>()
+
+    init(worker: Worker, handle: UInt32, tuple: TransportTuple, appData: AppData) {
+        id = UUID().uuidString.lowercased()
+        self.worker = worker
+        self.forwarder = worker.forwarder
+        self.handle = handle
+        self.tuple = tuple
+        self.appData = appData
+    }
+
+    static func make(worker: Worker, options: WebRtcServerOptions) throws(SFUError) -> WebRtcServer {
+        guard let info = options.listenInfos.first(where: { ($0.protocol ?? "udp") == "udp" }) else {
+            throw .invalidArgument("listenInfos needs a udp entry (TCP is not supported yet)")
+        }
+        guard let handle = worker.forwarder.serverHandles.allocate() else { throw .failure("too many WebRTC servers in this worker") }
+        let bound: UdpSocket.Bound
+        do {
+            bound = try UdpSocket.bind(ip: info.ip, port: info.port.flatMap { $0 == 0 ? nil : UInt16($0) }, range: worker.portRange)
+        } catch {
+            worker.forwarder.serverHandles.release(handle)
+            throw .failure("cannot listen on \(info.ip):\(info.port ?? 0): \(error)")
+        }
+        worker.forwarder.send(.addWebRtcServer(handle: handle, fd: bound.fd))
+        let tuple = TransportTuple(localAddress: info.announcedAddress ?? info.announcedIp ?? info.ip, localPort: Int(bound.local.port))
+        return WebRtcServer(worker: worker, handle: handle, tuple: tuple, appData: options.appData ?? [:])
+    }
+
+    public var events: AsyncStream<WebRtcServerEvent> { eventChannel.subscribe() }
+    public var observer: AsyncStream<WebRtcServerObserverEvent> { observerChannel.subscribe() }
+
+    func checkOpen() throws(SFUError) {
+        if closed { throw .invalidState("WebRtcServer closed") }
+    }
+
+    /// Closes the server: its transports emit `listenServerClose`.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        forwarder.send(.closeWebRtcServer(handle))
+        closeTransports()
+        worker?.webRtcServerClosed(self)
+        forwarder.serverHandles.release(handle)
+        observerChannel.emit(.close)
+        finish()
+    }
+
+    func workerClosed() {
+        guard !closed else { return }
+        closed = true
+        closeTransports()
+        forwarder.serverHandles.release(handle)
+        eventChannel.emit(.workerClose)
+        observerChannel.emit(.close)
+        finish()
+    }
+
+    private func closeTransports() {
+        // Each transport reports itself unhandled as it closes (didClose).
+        for t in transports.values { t.listenServerClosed() }
+        transports.removeAll()
+    }
+
+    private func finish() {
+        eventChannel.finish()
+        observerChannel.finish()
+    }
+
+    func handle(_ t: WebRtcTransport) {
+        transports[t.id] = t
+        observerChannel.emit(.webRtcTransportHandled(t))
+    }
+
+    func transportClosed(_ t: WebRtcTransport) {
+        guard transports[t.id] != nil else { return }
+        transports[t.id] = nil
+        observerChannel.emit(.webRtcTransportUnhandled(t))
+    }
+}
