@@ -3,7 +3,7 @@
 # Idempotent and non-interactive: only missing packages are installed.
 set -euo pipefail
 
-packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg)
+packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +15,15 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Python peers for the end-to-end tests (aiortc from PyPI), in .venv.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -x "$root/.venv/bin/python" ]; then
+    python3 -m venv "$root/.venv"
+fi
+if ! "$root/.venv/bin/python" -c "import aiortc, websockets, pytest, pytest_asyncio" 2>/dev/null; then
+    echo "setup: installing the Python test peers (aiortc)"
+    "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$root/Tests/peers/requirements.txt"
 fi
 if ! command -v swift >/dev/null; then
     echo "setup: a Swift 6.2+ toolchain is required (swift not found on PATH)" >&2

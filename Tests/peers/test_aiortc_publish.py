@@ -1,0 +1,145 @@
+"""aiortc (a real WebRTC stack) publishes VP8 through a RingSFU WebRtcTransport.
+
+The test drives `ringsfu serve` over its JSON-RPC WebSocket API the way a
+client library does: it turns aiortc's SDP offer into mediasoup-style
+parameters, answers with the transport's ICE/DTLS parameters, and checks that
+the media comes out of a PlainTransport consumer as RTP.
+"""
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+import aioice.ice
+import pytest
+import websockets
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+# aioice never gathers loopback addresses; the tests only use loopback.
+aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=False: ["127.0.0.1"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    binary = os.environ.get("RINGSFU_BIN") or subprocess.check_output(
+        ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
+    port = free_port()
+    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--workers", "1",
+                             "--rtc-min-port", "41000", "--rtc-max-port", "41999", "--log-level", "warning"])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"ws://127.0.0.1:{port}/rpc"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+class Rpc:
+    def __init__(self, ws):
+        self.ws, self.next_id, self.notifications = ws, 1, []
+
+    async def call(self, method, **params):
+        rid = self.next_id
+        self.next_id += 1
+        await self.ws.send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
+        while True:
+            msg = json.loads(await self.ws.recv())
+            if msg.get("id") == rid:
+                assert "error" not in msg, msg
+                return msg["result"]
+            self.notifications.append(msg)
+
+
+def offer_parameters(sdp):
+    """The bits of aiortc's offer a mediasoup-style client would send."""
+    fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", sdp).group(1)
+    video = sdp[sdp.index("m=video"):]
+    mid = re.search(r"a=mid:(\S+)", video).group(1)
+    vp8 = int(re.search(r"a=rtpmap:(\d+) VP8/90000", video).group(1))
+    ssrc = int(re.search(r"a=ssrc:(\d+) cname", video).group(1))
+    cname = re.search(r"a=ssrc:\d+ cname:(\S+)", video).group(1)
+    mid_ext = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:sdes:mid", video)
+    rtp = {
+        "mid": mid,
+        "codecs": [{"mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000}],
+        "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": int(mid_ext.group(1))}] if mid_ext else [],
+        "encodings": [{"ssrc": ssrc}],
+        "rtcp": {"cname": cname, "reducedSize": True},
+    }
+    return fingerprint, mid, vp8, rtp
+
+
+def answer_sdp(transport, mid, vp8):
+    ice, dtls = transport["iceParameters"], transport["dtlsParameters"]
+    fp = next(f["value"] for f in dtls["fingerprints"] if f["algorithm"] == "sha-256")
+    c = transport["iceCandidates"][0]
+    return "\r\n".join([
+        "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", f"a=group:BUNDLE {mid}",
+        f"m=video 9 UDP/TLS/RTP/SAVPF {vp8}", "c=IN IP4 127.0.0.1", f"a=mid:{mid}", "a=recvonly", "a=rtcp-mux",
+        f"a=ice-ufrag:{ice['usernameFragment']}", f"a=ice-pwd:{ice['password']}",
+        f"a=fingerprint:sha-256 {fp}", "a=setup:passive", f"a=rtpmap:{vp8} VP8/90000",
+        f"a=candidate:{c['foundation']} 1 udp {c['priority']} {c['address']} {c['port']} typ host",
+        "a=end-of-candidates", "",
+    ])
+
+
+@pytest.mark.asyncio
+async def test_aiortc_publishes_vp8(server):
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setblocking(False)
+    async with websockets.connect(server) as ws:
+        rpc = Rpc(ws)
+        router = await rpc.call("worker.createRouter", mediaCodecs=[
+            {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
+            {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
+        transport = await rpc.call("router.createWebRtcTransport", routerId=router["id"],
+                                   listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
+
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        fingerprint, mid, vp8, rtp = offer_parameters(pc.localDescription.sdp)
+        # Our answer says setup:passive, so aiortc is the DTLS client.
+        await rpc.call("transport.connect", transportId=transport["id"],
+                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
+        producer = await rpc.call("transport.produce", transportId=transport["id"], kind="video", rtpParameters=rtp)
+        egress = await rpc.call("router.createPlainTransport", routerId=router["id"],
+                                listenInfo={"protocol": "udp", "ip": "127.0.0.1"}, comedia=False)
+        await rpc.call("transport.connect", transportId=egress["id"], ip="127.0.0.1", port=sink.getsockname()[1])
+        await rpc.call("transport.consume", transportId=egress["id"], producerId=producer["id"],
+                       rtpCapabilities=router["rtpCapabilities"])
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp(transport, mid, vp8), type="answer"))
+
+        received = 0
+        deadline = time.time() + 15
+        while received < 30 and time.time() < deadline:
+            await asyncio.sleep(0.05)
+            while True:
+                try:
+                    data = sink.recv(2048)
+                except BlockingIOError:
+                    break
+                if len(data) >= 12 and data[0] >> 6 == 2:
+                    received += 1
+        await rpc.call("worker.list")  # collects the notifications sent meanwhile
+        states = [n["params"].get("dtlsState") for n in rpc.notifications if n["method"] == "transport.dtlsstatechange"]
+        usage = await rpc.call("worker.getResourceUsage")
+        await pc.close()
+        assert received >= 30, (received, usage, rpc.notifications)
+        assert "connected" in states, rpc.notifications
