@@ -129,14 +129,16 @@ struct PipeToRouterTests {
 /// processes or hosts: each end connects to the other.
 @Suite("PipeTransport over UDP") @RingSFUActor
 struct UdpPipeTransportTests {
-    @Test func mediaCrossesAUdpPipe() async throws {
+    @Test(arguments: [false, true])
+    func mediaCrossesAUdpPipe(srtp: Bool) async throws {
         let w1 = try await testWorker(), w2 = try await testWorker()
         let r1 = try w1.createRouter(mediaCodecs: [opus, vp8])
         let r2 = try w2.createRouter(mediaCodecs: [vp8, opus])
-        let p1 = try r1.createPipeTransport(PipeTransportOptions(listenInfo: loopback))
-        let p2 = try r2.createPipeTransport(PipeTransportOptions(listenInfo: loopback))
-        try p1.connect(ip: "127.0.0.1", port: p2.tuple!.localPort)
-        try p2.connect(ip: "127.0.0.1", port: p1.tuple!.localPort)
+        let p1 = try r1.createPipeTransport(PipeTransportOptions(listenInfo: loopback, enableSrtp: srtp))
+        let p2 = try r2.createPipeTransport(PipeTransportOptions(listenInfo: loopback, enableSrtp: srtp))
+        #expect((p1.srtpParameters != nil) == srtp)
+        try p1.connect(ip: "127.0.0.1", port: p2.tuple!.localPort, srtpParameters: p2.srtpParameters)
+        try p2.connect(ip: "127.0.0.1", port: p1.tuple!.localPort, srtpParameters: p1.srtpParameters)
         #expect(throws: SFUError.invalidState("connect() already called")) { try p1.connect(ip: "127.0.0.1", port: 1) }
 
         let ingest = try r1.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))

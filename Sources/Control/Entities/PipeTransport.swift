@@ -30,25 +30,41 @@ public final class PipeTransport: Transport {
     weak var peer: PipeTransport?
     /// The UDP tuple (nil for an in-process pipe).
     public private(set) var tuple: TransportTuple?
+    /// With `enableSrtp` (AES_CM_128_HMAC_SHA1_80, as mediasoup's pipes): the
+    /// key this end sends with; give it to the other end's `connect`.
+    public private(set) var srtpParameters: SrtpParameters?
     private var connected = false
 
     static func make(router: Router, worker: Worker, options: PipeTransportOptions) throws(SFUError) -> PipeTransport {
-        if options.enableSrtp == true { throw .unsupported("enableSrtp is not supported yet") }
         if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
         if options.enableRtx == true { throw .unsupported("enableRtx is not supported yet") }
         let plain = PlainTransportOptions(listenInfo: options.listenInfo, rtcpMux: true, comedia: false, appData: options.appData)
         // Same socket set-up as a plain transport with RTCP multiplexed.
+        var srtp: (SrtpParameters, SrtpKey)? = nil
+        if options.enableSrtp == true {
+            try worker.ensureSrtp()
+            srtp = SrtpParameters.random(.aesCm128HmacSha1_80)
+        }
         let (handle, tuple, _) = try PlainTransport.openSockets(router: router, worker: worker, options: plain)
+        if let srtp { worker.forwarder.send(.setTransportSrtp(handle: handle, send: srtp.1, receive: nil)) }
         let t = PipeTransport(router: router, worker: worker, handle: handle, appData: options.appData ?? [:])
         t.tuple = tuple
+        t.srtpParameters = srtp?.0
         return t
     }
 
-    /// Sets the other end's address (UDP pipes only).
-    public func connect(ip: String, port: Int) throws(SFUError) {
+    /// Sets the other end's address (UDP pipes only) and, with SRTP, the key
+    /// the other end sends with.
+    public func connect(ip: String, port: Int, srtpParameters remote: SrtpParameters? = nil) throws(SFUError) {
         try checkOpen()
         guard tuple != nil else { throw .invalidState("an in-process pipe needs no connect()") }
         if connected { throw .invalidState("connect() already called") }
+        if srtpParameters != nil {
+            guard let remote else { throw .invalidArgument("missing srtpParameters (SRTP enabled)") }
+            forwarder.send(.setTransportSrtp(handle: handle, send: nil, receive: try remote.key(field: "srtpParameters")))
+        } else if remote != nil {
+            throw .invalidArgument("srtpParameters given but SRTP not enabled")
+        }
         guard (1...65535).contains(port), let address = SocketAddress(ip: ip, port: UInt16(port)) else {
             throw .invalidArgument("invalid ip/port \(ip):\(port)")
         }

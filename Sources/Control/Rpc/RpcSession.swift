@@ -244,7 +244,7 @@ public final class RpcSession {
             let t = try router(p).createPipeTransport(options)
             owned.insert(t.id)
             ownedTransports.append(t)
-            return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": .null])
+            return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null])
         case "router.pipeToRouter":
             let source = try router(p)
             let targetId = try string(p, "targetRouterId")
@@ -298,7 +298,7 @@ public final class RpcSession {
             }
             if let pipe = t as? PipeTransport {
                 guard let ip = params.ip, let port = params.port else { throw SFUError.invalidArgument("missing params.ip or params.port") }
-                try pipe.connect(ip: ip, port: port)
+                try pipe.connect(ip: ip, port: port, srtpParameters: params.srtpParameters)
                 return .object(["tuple": pipe.tuple.map { .encoding($0) } ?? .null])
             }
             guard let plain = t as? PlainTransport else { throw SFUError.unsupported("connect parameters of this transport type") }

@@ -68,23 +68,9 @@ package struct SrtpSession: ~Copyable {
 
     package init(suite: SrtpCryptoSuite, key: [UInt8], direction: Direction) throws(SrtpError) {
         guard key.count == suite.keyLength else { throw .badKeyLength(key.count) }
-        var policy = srtp_policy_t()
-        suite.apply(&policy.rtp)
-        // SRTCP always carries an 80-bit tag with the _32 suite (RFC 5764 4.1.2).
-        (suite == .aesCm128HmacSha1_32 ? SrtpCryptoSuite.aesCm128HmacSha1_80 : suite).apply(&policy.rtcp)
-        policy.ssrc.type = direction == .inbound ? ssrc_any_inbound : ssrc_any_outbound
-        policy.ssrc.value = 0
-        policy.window_size = 1024
-        // Retransmissions (plain NACK answers) resend the same index.
-        policy.allow_repeat_tx = direction == .outbound ? 1 : 0
-        policy.next = nil
-        var created: srtp_t? = nil
-        var keyCopy = key
-        let rc = keyCopy.withUnsafeMutableBufferPointer { buf -> srtp_err_status_t in
-            policy.key = buf.baseAddress
-            return srtp_create(&created, &policy)
+        guard let created = SrtpRaw.create(SrtpKey(suite: suite, key: key), outbound: direction == .outbound) else {
+            throw .library(-1)
         }
-        guard rc == srtp_err_status_ok, let created else { throw .library(Int32(rc.rawValue)) }
         session = created
         self.suite = suite
     }
