@@ -1,4 +1,4 @@
-"""aiortc publishes VP8 and two aiortc consumers decode it, all through
+"""aiortc publishes Opus + VP8 and two aiortc consumers decode both, all through
 RingSFU WebRtcTransports driven over JSON-RPC (the flow of mediasoup-client:
 for receiving, the SFU side is the SDP offerer)."""
 import asyncio
@@ -6,53 +6,45 @@ import re
 
 import pytest
 import websockets
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
-from test_aiortc_publish import Rpc, answer_sdp, offer_parameters, server  # noqa: F401  (fixture)
-
-
-def consumer_offer(transport, consumer):
-    """An SDP offer describing one consumer (sendonly from the SFU)."""
-    ice, dtls = transport["iceParameters"], transport["dtlsParameters"]
-    fp = next(f["value"] for f in dtls["fingerprints"] if f["algorithm"] == "sha-256")
-    c = transport["iceCandidates"][0]
-    rtp = consumer["rtpParameters"]
-    codec = next(x for x in rtp["codecs"] if x["mimeType"].lower() == "video/vp8")
-    pt, ssrc, mid = codec["payloadType"], rtp["encodings"][0]["ssrc"], rtp["mid"]
-    return "\r\n".join([
-        "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", f"a=group:BUNDLE {mid}",
-        f"m=video 9 UDP/TLS/RTP/SAVPF {pt}", "c=IN IP4 127.0.0.1", f"a=mid:{mid}", "a=sendonly", "a=rtcp-mux",
-        f"a=ice-ufrag:{ice['usernameFragment']}", f"a=ice-pwd:{ice['password']}",
-        f"a=fingerprint:sha-256 {fp}", "a=setup:actpass", f"a=rtpmap:{pt} VP8/90000",
-        f"a=ssrc:{ssrc} cname:{rtp['rtcp']['cname']}",
-        f"a=candidate:{c['foundation']} 1 udp {c['priority']} {c['address']} {c['port']} typ host",
-        "a=end-of-candidates", "",
-    ])
+from test_aiortc_publish import CODECS, Rpc, media_sections, section_parameters, server, session_sdp  # noqa: F401
 
 
-async def subscribe(rpc, router, producer_id):
+async def subscribe(rpc, router, producer_ids, first_mid):
+    """A receiving aiortc endpoint with one consumer per producer on one transport."""
     transport = await rpc.call("router.createWebRtcTransport", routerId=router["id"],
                                listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
-    # The receiving endpoint's capabilities: VP8 only, no extensions.
-    caps = {"codecs": [{"kind": "video", "mimeType": "video/VP8", "clockRate": 90000,
-                        "preferredPayloadType": next(c["preferredPayloadType"] for c in router["rtpCapabilities"]["codecs"]
-                                                     if c["mimeType"] == "video/VP8")}],
-            "headerExtensions": []}
-    consumer = await rpc.call("transport.consume", transportId=transport["id"], producerId=producer_id,
-                              rtpCapabilities=caps, paused=False)
+    # The receiving endpoint's capabilities: Opus and VP8 with the MID extension
+    # (BUNDLE demultiplexing, as mediasoup-client negotiates it).
+    caps = {"codecs": [dict(c) for c in router["rtpCapabilities"]["codecs"] if c["mimeType"] in ("audio/opus", "video/VP8")],
+            "headerExtensions": [{"kind": k, "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "preferredId": 1,
+                                  "preferredEncrypt": False, "direction": "sendrecv"} for k in ("audio", "video")]}
+    sections, consumers = [], []
+    for producer_id in producer_ids:
+        # MIDs unlike the publisher's, so the SFU must rewrite them per consumer.
+        consumer = await rpc.call("transport.consume", transportId=transport["id"], producerId=producer_id,
+                                  rtpCapabilities=caps, paused=False, mid=str(first_mid + len(consumers)))
+        rtp = consumer["rtpParameters"]
+        kind = consumer["kind"]
+        pt = rtp["codecs"][0]["payloadType"]
+        sections.append((kind, rtp["mid"], pt, "sendonly", ["a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid",
+                                                            f"a=ssrc:{rtp['encodings'][0]['ssrc']} cname:{rtp['rtcp']['cname']}"]))
+        consumers.append(consumer)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    frames = []
+    frames = {"audio": [], "video": []}
     done = asyncio.Event()
 
     @pc.on("track")
     def on_track(track):
         async def read():
-            while len(frames) < 10:
-                frames.append(await track.recv())
-            done.set()
+            while len(frames[track.kind]) < 10:
+                frames[track.kind].append(await track.recv())
+            if all(len(f) >= 10 for f in frames.values()):
+                done.set()
         asyncio.ensure_future(read())
 
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=consumer_offer(transport, consumer), type="offer"))
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=session_sdp(transport, sections, "actpass"), type="offer"))
     await pc.setLocalDescription(await pc.createAnswer())
     answer = pc.localDescription.sdp
     fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", answer).group(1)
@@ -60,7 +52,7 @@ async def subscribe(rpc, router, producer_id):
     role = "client" if setup == "active" else "server"
     await rpc.call("transport.connect", transportId=transport["id"],
                    dtlsParameters={"role": role, "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
-    return pc, frames, done, consumer
+    return pc, frames, done, consumers
 
 
 @pytest.mark.asyncio
@@ -73,25 +65,32 @@ async def test_two_aiortc_consumers_decode(server):  # noqa: F811
         send_transport = await rpc.call("router.createWebRtcTransport", routerId=router["id"],
                                         listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
         publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        publisher.addTransceiver(AudioStreamTrack(), direction="sendonly")
         publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
         await publisher.setLocalDescription(await publisher.createOffer())
-        fingerprint, mid, vp8, rtp = offer_parameters(publisher.localDescription.sdp)
+        offer = publisher.localDescription.sdp
+        fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
         await rpc.call("transport.connect", transportId=send_transport["id"],
                        dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
-        producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind="video", rtpParameters=rtp)
-        await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp(send_transport, mid, vp8), type="answer"))
+        producers, answer = [], []
+        for section in media_sections(offer):
+            kind, mid, pt, rtp = section_parameters(section)
+            producers.append(await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp))
+            answer.append((kind, mid, pt, "recvonly", []))
+        await publisher.setRemoteDescription(RTCSessionDescription(sdp=session_sdp(send_transport, answer, "passive"), type="answer"))
 
-        subscribers = [await subscribe(rpc, router, producer["id"]) for _ in range(2)]
+        subscribers = [await subscribe(rpc, router, [p["id"] for p in producers], first_mid=5 + 2 * n) for n in range(2)]
         await asyncio.wait_for(asyncio.gather(*(s[2].wait() for s in subscribers)), timeout=20)
         for _, frames, _, _ in subscribers:
-            assert len(frames) >= 10
-            assert frames[-1].width == 640 and frames[-1].height == 480
+            assert len(frames["video"]) >= 10 and len(frames["audio"]) >= 10
+            assert frames["video"][-1].width == 640 and frames["video"][-1].height == 480
+            assert frames["audio"][-1].sample_rate == 48000
 
         # Closing the producer's transport mid-call: consumers get producerclose.
         await rpc.call("transport.close", transportId=send_transport["id"])
         await rpc.call("worker.list")
         closed = {n["params"]["consumerId"] for n in rpc.notifications if n["method"] == "consumer.producerclose"}
-        assert closed == {s[3]["id"] for s in subscribers}
+        assert closed == {c["id"] for s in subscribers for c in s[3]}
         for pc, _, _, _ in subscribers:
             await pc.close()
         await publisher.close()

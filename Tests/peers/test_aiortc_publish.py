@@ -65,37 +65,62 @@ class Rpc:
             self.notifications.append(msg)
 
 
-def offer_parameters(sdp):
-    """The bits of aiortc's offer a mediasoup-style client would send."""
-    fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", sdp).group(1)
-    video = sdp[sdp.index("m=video"):]
-    mid = re.search(r"a=mid:(\S+)", video).group(1)
-    vp8 = int(re.search(r"a=rtpmap:(\d+) VP8/90000", video).group(1))
-    ssrc = int(re.search(r"a=ssrc:(\d+) cname", video).group(1))
-    cname = re.search(r"a=ssrc:\d+ cname:(\S+)", video).group(1)
-    mid_ext = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:sdes:mid", video)
+CODECS = {"video": ("VP8", 90000, None), "audio": ("opus", 48000, 2)}
+
+
+def media_sections(sdp):
+    parts = re.split(r"(?=^m=)", sdp, flags=re.M)
+    return [p for p in parts if p.startswith("m=")]
+
+
+def section_parameters(section):
+    """One m-line of aiortc's offer as mediasoup-style rtpParameters."""
+    kind = section[2:7].strip()
+    name, rate, channels = CODECS[kind]
+    pt = int(re.search(rf"a=rtpmap:(\d+) {name}/{rate}", section, re.I).group(1))
+    mid = re.search(r"a=mid:(\S+)", section).group(1)
+    ssrc = int(re.search(r"a=ssrc:(\d+) cname", section).group(1))
+    cname = re.search(r"a=ssrc:\d+ cname:(\S+)", section).group(1)
+    mid_ext = re.search(r"a=extmap:(\d+) urn:ietf:params:rtp-hdrext:sdes:mid", section)
+    codec = {"mimeType": f"{kind}/{name}", "payloadType": pt, "clockRate": rate}
+    if channels:
+        codec["channels"] = channels
     rtp = {
-        "mid": mid,
-        "codecs": [{"mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000}],
+        "mid": mid, "codecs": [codec],
         "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": int(mid_ext.group(1))}] if mid_ext else [],
-        "encodings": [{"ssrc": ssrc}],
-        "rtcp": {"cname": cname, "reducedSize": True},
+        "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": cname, "reducedSize": True},
     }
-    return fingerprint, mid, vp8, rtp
+    return kind, mid, pt, rtp
 
 
-def answer_sdp(transport, mid, vp8):
+def offer_parameters(sdp):
+    """Video-only form used by the publish test: fingerprint, mid, VP8 PT, rtpParameters."""
+    fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", sdp).group(1)
+    kind, mid, pt, rtp = next(section_parameters(s) for s in media_sections(sdp) if s.startswith("m=video"))
+    return fingerprint, mid, pt, rtp
+
+
+def session_sdp(transport, sections, setup):
+    """An SDP (offer or answer) for one transport; `sections` are
+    (kind, mid, pt, direction, ssrc-lines) tuples, BUNDLEd."""
     ice, dtls = transport["iceParameters"], transport["dtlsParameters"]
     fp = next(f["value"] for f in dtls["fingerprints"] if f["algorithm"] == "sha-256")
     c = transport["iceCandidates"][0]
-    return "\r\n".join([
-        "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", f"a=group:BUNDLE {mid}",
-        f"m=video 9 UDP/TLS/RTP/SAVPF {vp8}", "c=IN IP4 127.0.0.1", f"a=mid:{mid}", "a=recvonly", "a=rtcp-mux",
-        f"a=ice-ufrag:{ice['usernameFragment']}", f"a=ice-pwd:{ice['password']}",
-        f"a=fingerprint:sha-256 {fp}", "a=setup:passive", f"a=rtpmap:{vp8} VP8/90000",
-        f"a=candidate:{c['foundation']} 1 udp {c['priority']} {c['address']} {c['port']} typ host",
-        "a=end-of-candidates", "",
-    ])
+    lines = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
+             "a=group:BUNDLE " + " ".join(s[1] for s in sections)]
+    for kind, mid, pt, direction, extra in sections:
+        name, rate, channels = CODECS[kind]
+        lines += [f"m={kind} 9 UDP/TLS/RTP/SAVPF {pt}", "c=IN IP4 127.0.0.1", f"a=mid:{mid}", f"a={direction}", "a=rtcp-mux",
+                  f"a=ice-ufrag:{ice['usernameFragment']}", f"a=ice-pwd:{ice['password']}",
+                  f"a=fingerprint:sha-256 {fp}", f"a=setup:{setup}",
+                  f"a=rtpmap:{pt} {name}/{rate}" + (f"/{channels}" if channels else "")] + extra
+        lines += [f"a=candidate:{c['foundation']} 1 udp {c['priority']} {c['address']} {c['port']} typ host",
+                  "a=end-of-candidates"]
+    return "\r\n".join(lines + [""])
+
+
+def answer_sdp(transport, mid, vp8):
+    return session_sdp(transport, [("video", mid, vp8, "recvonly", [])], "passive")
 
 
 @pytest.mark.asyncio

@@ -64,7 +64,12 @@ public final class Consumer {
     func forwarderSpec() -> ConsumerSpec {
         let pts = rtpParameters.codecs.map { (UInt8($0.payloadType), UInt8($0.payloadType)) }
         let exts = (rtpParameters.headerExtensions ?? []).map { (UInt8($0.id), UInt8($0.id)) }
-        return ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video, tag: tag)
+        var spec = ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video, tag: tag)
+        if let mid = rtpParameters.mid, let ext = rtpParameters.headerExtensions?.first(where: { $0.uri == SupportedRtpCapabilities.Uri.mid }) {
+            spec.mid = Array(mid.utf8)
+            spec.midExtensionId = UInt8(ext.id)
+        }
+        return spec
     }
 
     func checkOpen() throws(SFUError) {

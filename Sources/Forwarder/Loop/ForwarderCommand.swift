@@ -50,6 +50,10 @@ package struct ConsumerSpec: Sendable {
     package var waitsForKeyFrame: Bool
     /// Echoed in events about this consumer.
     package var tag: UInt32 = 0
+    /// The consumer's MID and the extension id it goes in: a packet's MID
+    /// (the producer's) is replaced with it, so BUNDLEd endpoints demux.
+    package var mid: [UInt8] = []
+    package var midExtensionId: UInt8 = 0
 
     package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool, tag: UInt32 = 0) {
         self.tag = tag

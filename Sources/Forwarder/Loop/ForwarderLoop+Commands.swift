@@ -298,6 +298,11 @@ extension ForwarderLoop {
         c.producer = UInt32(p)
         c.ssrc = spec.ssrc
         c.tag = spec.tag
+        if spec.midExtensionId != 0, !spec.mid.isEmpty, spec.mid.count <= 16 {
+            c.midExtensionId = spec.midExtensionId
+            c.midLength = spec.mid.count
+            for (i, b) in spec.mid.enumerated() { c.mid[i] = b }
+        }
         c.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         c.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
         c.paused = spec.paused

@@ -568,6 +568,7 @@ struct ForwarderLoop: ~Copyable {
         }
         // The producer stage already validated the extension block.
         try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
+        if consumers[ci].midExtensionId != 0 { rewriteMid(out, header, ci) }
         // Track the highest sequence number sent (wrap-aware).
         let diff = seq &- consumers[ci].lastSeqOut
         if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
@@ -602,6 +603,32 @@ struct ForwarderLoop: ~Copyable {
             length = Int(len)
         }
         enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
+    }
+
+    /// Puts the consumer's MID in the packet's MID element, in place: a
+    /// shorter value shrinks the element (the freed bytes become padding);
+    /// a longer one than the element holds removes the element.
+    @inline(__always)
+    func rewriteMid(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, _ ci: Int) {
+        let id = consumers[ci].midExtensionId
+        let mid = consumers[ci].mid, midLength = consumers[ci].midLength
+        let oneByte = header.hasOneByteExtensions
+        try? RtpHeaderExtensions.walk(out, header) { elementId, offset, headerSize, length in
+            guard elementId == id else { return }
+            if midLength <= length && (oneByte ? midLength >= 1 && midLength <= 16 : midLength <= 255) {
+                if oneByte {
+                    out.storeBytes(of: (id << 4) | UInt8(midLength - 1), toByteOffset: offset, as: UInt8.self)
+                } else {
+                    out.storeBytes(of: UInt8(midLength), toByteOffset: offset + 1, as: UInt8.self)
+                }
+                for i in 0..<midLength { out.storeBytes(of: mid[i], toByteOffset: offset + headerSize + i, as: UInt8.self) }
+                if length > midLength {
+                    (out + offset + headerSize + midLength).initializeMemory(as: UInt8.self, repeating: 0, count: length - midLength)
+                }
+            } else {
+                (out + offset).initializeMemory(as: UInt8.self, repeating: 0, count: headerSize + length)
+            }
+        }
     }
 
     @inline(__always)

@@ -97,6 +97,9 @@ package struct ConsumerState {
     var producer: UInt32 = 0
     var ssrc: UInt32 = 0
     var tag: UInt32 = 0
+    var mid = InlineArray<16, UInt8>(repeating: 0)
+    var midLength = 0
+    var midExtensionId: UInt8 = 0
     var payloadTypes = PayloadTypeMap()
     var extensionIds = ExtensionIdMap()
     var paused = false
