@@ -1,4 +1,5 @@
-"""aiortc publishes Opus + VP8 and two aiortc consumers decode both, all through
+"""aiortc publishes Opus + VP8 and two aiortc consumers decode both (on
+their own ports, and all on one WebRtcServer port), all through
 RingSFU WebRtcTransports driven over JSON-RPC (the flow of mediasoup-client:
 for receiving, the SFU side is the SDP offerer)."""
 import asyncio
@@ -11,10 +12,16 @@ from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from test_aiortc_publish import CODECS, Rpc, media_sections, section_parameters, server, session_sdp  # noqa: F401
 
 
-async def subscribe(rpc, router, producer_ids, first_mid):
+async def create_transport(rpc, router, server_id):
+    if server_id:
+        return await rpc.call("router.createWebRtcTransport", routerId=router["id"], webRtcServerId=server_id)
+    return await rpc.call("router.createWebRtcTransport", routerId=router["id"],
+                          listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
+
+
+async def subscribe(rpc, router, producer_ids, first_mid, server_id=None):
     """A receiving aiortc endpoint with one consumer per producer on one transport."""
-    transport = await rpc.call("router.createWebRtcTransport", routerId=router["id"],
-                               listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
+    transport = await create_transport(rpc, router, server_id)
     # The receiving endpoint's capabilities: Opus and VP8 with the MID extension
     # (BUNDLE demultiplexing, as mediasoup-client negotiates it).
     caps = {"codecs": [dict(c) for c in router["rtpCapabilities"]["codecs"] if c["mimeType"] in ("audio/opus", "video/VP8")],
@@ -56,14 +63,19 @@ async def subscribe(rpc, router, producer_ids, first_mid):
 
 
 @pytest.mark.asyncio
-async def test_two_aiortc_consumers_decode(server):  # noqa: F811
+@pytest.mark.parametrize("use_server", [False, True], ids=["own-ports", "webrtc-server"])
+async def test_two_aiortc_consumers_decode(server, use_server):  # noqa: F811
     async with websockets.connect(server) as ws:
         rpc = Rpc(ws)
         router = await rpc.call("worker.createRouter", mediaCodecs=[
             {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
             {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
-        send_transport = await rpc.call("router.createWebRtcTransport", routerId=router["id"],
-                                        listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
+        server_id = None
+        if use_server:
+            # Every transport of this test on one UDP port.
+            server_id = (await rpc.call("worker.createWebRtcServer",
+                                        listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}]))["id"]
+        send_transport = await create_transport(rpc, router, server_id)
         publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         publisher.addTransceiver(AudioStreamTrack(), direction="sendonly")
         publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
@@ -77,9 +89,14 @@ async def test_two_aiortc_consumers_decode(server):  # noqa: F811
             kind, mid, pt, rtp = section_parameters(section)
             producers.append(await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp))
             answer.append((kind, mid, pt, "recvonly", []))
+        # Subscribers first: key frame requests (PLI) are not forwarded yet, so
+        # the publisher's first key frame must find the consumers in place.
+        subscribers = [await subscribe(rpc, router, [p["id"] for p in producers], first_mid=5 + 2 * n, server_id=server_id)
+                       for n in range(2)]
         await publisher.setRemoteDescription(RTCSessionDescription(sdp=session_sdp(send_transport, answer, "passive"), type="answer"))
-
-        subscribers = [await subscribe(rpc, router, [p["id"] for p in producers], first_mid=5 + 2 * n) for n in range(2)]
+        if use_server:
+            ports = {send_transport["iceCandidates"][0]["port"]}
+            assert len(ports) == 1
         await asyncio.wait_for(asyncio.gather(*(s[2].wait() for s in subscribers)), timeout=20)
         for _, frames, _, _ in subscribers:
             assert len(frames["video"]) >= 10 and len(frames["audio"]) >= 10

@@ -42,7 +42,8 @@ public struct DtlsParameters: Codable, Sendable, Hashable {
 
 /// Options of `router.createWebRtcTransport`.
 public struct WebRtcTransportOptions: Codable, Sendable {
-    public var listenInfos: [TransportListenInfo]
+    /// Where to listen (not needed with `webRtcServerId`).
+    public var listenInfos: [TransportListenInfo]?
     public var enableUdp: Bool?
     public var enableTcp: Bool?
     public var preferUdp: Bool?
@@ -50,7 +51,7 @@ public struct WebRtcTransportOptions: Codable, Sendable {
     public var webRtcServerId: String?
     public var appData: AppData?
 
-    public init(listenInfos: [TransportListenInfo] = [], enableUdp: Bool? = true, enableTcp: Bool? = false, preferUdp: Bool? = nil, webRtcServerId: String? = nil, appData: AppData? = nil) {
+    public init(listenInfos: [TransportListenInfo]? = nil, enableUdp: Bool? = true, enableTcp: Bool? = false, preferUdp: Bool? = nil, webRtcServerId: String? = nil, appData: AppData? = nil) {
         self.webRtcServerId = webRtcServerId
         self.listenInfos = listenInfos
         self.enableUdp = enableUdp
@@ -107,7 +108,7 @@ public final class WebRtcTransport: Transport {
             server.handle(t)
             return t
         }
-        guard let info = options.listenInfos.first else { throw .invalidArgument("missing listenInfos") }
+        guard let info = options.listenInfos?.first else { throw .invalidArgument("missing listenInfos (or webRtcServerId)") }
         if options.enableTcp == true || info.protocol == "tcp" { throw .unsupported("TCP candidates are not supported yet") }
         if options.enableUdp == false { throw .invalidArgument("enableUdp false leaves no candidate") }
         try worker.ensureSrtp()
