@@ -51,6 +51,7 @@ struct AudioLevelObserverTests {
             if case .silence = e { sawSilence = true }
         }
         #expect(sawSilence)
+        #expect(try observer.dump().producerIds.count == 3)
         // A closed producer leaves the observer.
         loud.close()
         #expect(observer.producers.count == 2)

@@ -25,6 +25,10 @@ struct DataTests {
         try dp.resume()
         try dp.send(text: "back")
         #expect(throws: SFUError.self) { try dp.send([1], ppid: 99) }
+        let producerStats = try dp.getStats(), consumerStats = try dc.getStats()
+        #expect(producerStats.first?.messagesReceived == 6) // also the ones sent while paused
+        #expect(consumerStats.first?.messagesSent == 4)
+        #expect(consumerStats.first?.type == "data-consumer")
         dp.close()
         let got = await collect(events)
         var messages: [(String, UInt32)] = []

@@ -30,6 +30,8 @@ public final class DataConsumer {
     weak var transport: Transport?
     weak var dataProducer: DataProducer?
     weak var worker: Worker?
+    var messagesSent: UInt64 = 0
+    var bytesSent: UInt64 = 0
     private let eventChannel = EventChannel<DataConsumerEvent>()
     private let observerChannel = EventChannel<DataConsumerObserverEvent>()
 
@@ -118,8 +120,16 @@ public final class DataConsumer {
 
     func deliver(_ message: [UInt8], ppid: UInt32) {
         guard !closed, !paused, !dataProducerPaused else { return }
+        messagesSent += 1
+        bytesSent += UInt64(message.count)
         eventChannel.emit(.message(message, ppid: ppid))
         worker?.notify("dataconsumer.message", id, ["message": .string(Data(message).base64EncodedString()), "ppid": .number(Double(ppid))], idKey: "dataConsumerId")
+    }
+
+    /// mediasoup's "data-consumer" stats entry.
+    public func getStats() throws(SFUError) -> [DataStats] {
+        try checkOpen()
+        return [DataStats(type: "data-consumer", timestamp: nowMillis(), label: label, protocol: `protocol`, messagesSent: messagesSent, bytesSent: bytesSent)]
     }
 
     public struct Dump: Codable, Sendable {

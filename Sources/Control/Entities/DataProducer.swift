@@ -32,6 +32,18 @@ public struct SctpStreamParameters: Codable, Sendable, Hashable {
     }
 }
 
+/// A data producer's or consumer's figures, in mediasoup's shape.
+public struct DataStats: Codable, Sendable, Hashable {
+    public var type: String
+    public var timestamp: Double
+    public var label: String
+    public var `protocol`: String
+    public var messagesReceived: UInt64?
+    public var bytesReceived: UInt64?
+    public var messagesSent: UInt64?
+    public var bytesSent: UInt64?
+}
+
 /// Options of `transport.produceData`.
 public struct DataProducerOptions: Codable, Sendable {
     public var id: String?
@@ -100,6 +112,8 @@ public final class DataProducer {
     weak var transport: Transport?
     weak var worker: Worker?
     var dataConsumers = OrderedMap<DataConsumer>()
+    var messagesReceived: UInt64 = 0
+    var bytesReceived: UInt64 = 0
     private let eventChannel = EventChannel<DataProducerEvent>()
     private let observerChannel = EventChannel<DataProducerObserverEvent>()
 
@@ -178,6 +192,8 @@ public final class DataProducer {
         guard [DataPpid.string, DataPpid.binary, DataPpid.emptyString, DataPpid.emptyBinary].contains(id) else {
             throw .invalidArgument("invalid ppid \(id)")
         }
+        messagesReceived += 1
+        bytesReceived += UInt64(message.count)
         guard !paused else { return }
         for c in dataConsumers.values { c.deliver(message, ppid: id) }
     }
@@ -188,6 +204,12 @@ public final class DataProducer {
     }
 
     func dataConsumerRemoved(_ c: DataConsumer) { dataConsumers[c.id] = nil }
+
+    /// mediasoup's "data-producer" stats entry.
+    public func getStats() throws(SFUError) -> [DataStats] {
+        try checkOpen()
+        return [DataStats(type: "data-producer", timestamp: nowMillis(), label: label, protocol: `protocol`, messagesReceived: messagesReceived, bytesReceived: bytesReceived)]
+    }
 
     public struct Dump: Codable, Sendable {
         public var id: String

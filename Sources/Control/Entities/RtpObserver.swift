@@ -106,6 +106,17 @@ public class RtpObserver {
         observerChannel.emit(.removeProducer(producer))
     }
 
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var paused: Bool
+        public var producerIds: [String]
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, paused: paused, producerIds: producers.keys)
+    }
+
     /// A watched producer closed; the forwarder already dropped it.
     func producerClosed(_ producer: Producer) {
         producers[producer.id] = nil

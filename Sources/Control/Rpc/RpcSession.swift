@@ -359,6 +359,12 @@ public final class RpcSession {
         case "dataProducer.resume":
             try dataProducer(p).resume()
             return Self.ok
+        case "dataProducer.getStats":
+            return .encoding(try dataProducer(p).getStats())
+        case "dataConsumer.getStats":
+            return .encoding(try dataConsumer(p).getStats())
+        case "rtpObserver.dump":
+            return .encoding(try rtpObserver(p).dump())
         case "dataProducer.dump":
             return .encoding(try dataProducer(p).dump())
         case "dataConsumer.close":
