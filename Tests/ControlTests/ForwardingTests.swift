@@ -357,3 +357,38 @@ struct StreamIdentificationTests {
         worker.close()
     }
 }
+
+@Suite("MID rewriting") @RingSFUActor
+struct MidRewriteTests {
+    /// A consumer's MID replaces the producer's, whether it is shorter,
+    /// the same length or longer than the element in the packet.
+    @Test(arguments: ["7", "ab", "12345", "consumer-mid-16c"])
+    func consumerMidReplacesProducerMid(mid: String) async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        var params = audioParams(ssrc: 31)
+        params.mid = "xy"
+        params.headerExtensions = [RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:sdes:mid", id: 3),
+                                   RtpHeaderExtensionParameters(uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level", id: 4)]
+        let producer = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: params))
+        let sink = TestSocket()
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities, mid: mid))
+        #expect(consumer.rtpParameters.mid == mid)
+        await worker.sync()
+        let payload = Array(0..<UInt8(100))
+        TestSocket().send(makeRtp(pt: 111, seq: 9, ssrc: 31, payload: payload, extensions: [(3, Array("xy".utf8)), (4, [0x90])]), to: UInt16(ingest.tuple.localPort))
+        let got = try #require(sink.receiveAll(1).first)
+        let h = try got.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+        var values: [UInt8: [UInt8]] = [:]
+        try got.withUnsafeBytes { raw in
+            try RtpHeaderExtensions.forEach(raw.baseAddress!, h) { id, off, len in values[id] = Array(raw[off..<off + len]) }
+        }
+        #expect(values[1] == Array(mid.utf8), "MID (router id 1)")
+        #expect(values[10] == [0x90], "audio level kept (router id 10)")
+        #expect(Array(got[h.payloadOffset..<(h.payloadOffset + h.payloadLength)]) == payload)
+        worker.close()
+    }
+}

@@ -568,7 +568,8 @@ struct ForwarderLoop: ~Copyable {
         }
         // The producer stage already validated the extension block.
         try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
-        if consumers[ci].midExtensionId != 0 { rewriteMid(out, header, ci) }
+        var size = size
+        if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
         // Track the highest sequence number sent (wrap-aware).
         let diff = seq &- consumers[ci].lastSeqOut
         if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
@@ -605,14 +606,16 @@ struct ForwarderLoop: ~Copyable {
         enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
     }
 
-    /// Puts the consumer's MID in the packet's MID element, in place: a
-    /// shorter value shrinks the element (the freed bytes become padding);
-    /// a longer one than the element holds removes the element.
+    /// Puts the consumer's MID in the packet's MID element. A value that
+    /// fits is written in place (a shorter one shrinks the element, the freed
+    /// bytes becoming padding); a longer one rebuilds the one-byte extension
+    /// block with room for it and moves the payload back. Returns the size.
     @inline(__always)
-    func rewriteMid(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, _ ci: Int) {
+    func rewriteMid(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, _ ci: Int, size: Int) -> Int {
         let id = consumers[ci].midExtensionId
         let mid = consumers[ci].mid, midLength = consumers[ci].midLength
         let oneByte = header.hasOneByteExtensions
+        var tooSmall = false
         try? RtpHeaderExtensions.walk(out, header) { elementId, offset, headerSize, length in
             guard elementId == id else { return }
             if midLength <= length && (oneByte ? midLength >= 1 && midLength <= 16 : midLength <= 255) {
@@ -626,9 +629,43 @@ struct ForwarderLoop: ~Copyable {
                     (out + offset + headerSize + midLength).initializeMemory(as: UInt8.self, repeating: 0, count: length - midLength)
                 }
             } else {
-                (out + offset).initializeMemory(as: UInt8.self, repeating: 0, count: headerSize + length)
+                tooSmall = true
             }
         }
+        guard tooSmall else { return size }
+        guard oneByte, let ext = header.extensionOffset, midLength <= 16 else { return dropElement(out, header, id, size: size) }
+        // Rebuild the block: every element as it is, the MID with our value.
+        var block = InlineArray<512, UInt8>(repeating: 0)
+        var n = 0
+        var fits = true
+        try? RtpHeaderExtensions.walk(out, header) { elementId, offset, _, length in
+            let valueLength = elementId == id ? midLength : length
+            guard n + 1 + valueLength <= 508 else { fits = false; return }
+            block[n] = (elementId << 4) | UInt8(valueLength - 1)
+            for i in 0..<valueLength {
+                block[n + 1 + i] = elementId == id ? mid[i] : out.load(fromByteOffset: offset + 1 + i, as: UInt8.self)
+            }
+            n += 1 + valueLength
+        }
+        while n % 4 != 0 { block[n] = 0; n += 1 }
+        let oldLength = header.extensionLength
+        let delta = n - oldLength
+        let payloadStart = ext + 4 + oldLength
+        guard fits, delta >= 0, size + delta + SrtpSession.maxTrailer <= settings.bufferSize else {
+            return dropElement(out, header, id, size: size)
+        }
+        if delta > 0 { memmove(out + payloadStart + delta, out + payloadStart, size - payloadStart) }
+        for i in 0..<n { out.storeBytes(of: block[i], toByteOffset: ext + 4 + i, as: UInt8.self) }
+        writeUInt16(out, ext + 2, UInt16(n / 4))
+        return size + delta
+    }
+
+    /// Removes one extension element by zeroing it (valid padding).
+    func dropElement(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, _ id: UInt8, size: Int) -> Int {
+        try? RtpHeaderExtensions.walk(out, header) { elementId, offset, headerSize, length in
+            if elementId == id { (out + offset).initializeMemory(as: UInt8.self, repeating: 0, count: headerSize + length) }
+        }
+        return size
     }
 
     @inline(__always)
