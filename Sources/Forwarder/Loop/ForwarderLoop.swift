@@ -715,12 +715,9 @@ struct ForwarderLoop: ~Copyable {
             io_uring_sqe_set_data64(s, userData(.send, m))
             inflightSends += 1
             counters.sendCalls &+= 1
-        }
-        // Consumers' pending messages are all sealed now.
-        for i in 0..<openMessageCount {
-            let msg = SendMessage(messageSlab.slot(Int(openMessages[i])))
-            let c = msg.consumer
-            if c >= 0, consumers[Int(c)].pendingMessage == openMessages[i] { consumers[Int(c)].pendingMessage = -1 }
+            // Sealed: the consumer's next packet starts a new message.
+            let c = Int(msg.consumer)
+            if c >= 0, consumers[c].pendingMessage == Int32(m) { consumers[c].pendingMessage = -1 }
         }
         openMessageCount = 0
     }

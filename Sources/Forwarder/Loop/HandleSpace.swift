@@ -30,8 +30,4 @@ package final class HandleSpace: Sendable {
     package func release(_ handle: UInt32) {
         state.withLock { $0.free.append(handle) }
     }
-
-    package var inUse: Int {
-        state.withLock { Int($0.next) - $0.free.count }
-    }
 }

@@ -17,7 +17,7 @@ package enum SrtpCryptoSuite: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    fileprivate func apply(_ p: inout srtp_crypto_policy_t) {
+    package func applyPolicy(_ p: inout srtp_crypto_policy_t) {
         switch self {
         case .aeadAes256Gcm: srtp_crypto_policy_set_aes_gcm_256_16_auth(&p)
         case .aeadAes128Gcm: srtp_crypto_policy_set_aes_gcm_128_16_auth(&p)
@@ -139,8 +139,4 @@ package enum SrtpRaw {
         }
         return rc == srtp_err_status_ok ? created : nil
     }
-}
-
-extension SrtpCryptoSuite {
-    package func applyPolicy(_ p: inout srtp_crypto_policy_t) { apply(&p) }
 }
