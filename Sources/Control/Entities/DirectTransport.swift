@@ -49,6 +49,7 @@ public final class DirectTransport: Transport {
     }
 
     override var statsType: String { "direct-transport" }
+    override var dataType: String? { "direct" }
 
     public struct Dump: Codable, Sendable {
         public var id: String

@@ -94,6 +94,11 @@ public final class PipeTransport: Transport {
 
     override var statsType: String { "pipe-transport" }
 
+    /// Every consumer here is a pipe consumer: all encodings, no MID.
+    override func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
+        (Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: false), true)
+    }
+
     /// Either end closing closes the other, and the routers forget the pair.
     override func didClose() {
         router?.pipePairClosed(self)

@@ -180,8 +180,23 @@ public class Transport {
         worker?.dataConsumersById[dc.id] = nil
     }
 
-    /// Whether data channels can run on this transport (SCTP, or direct).
-    var dataType: String? { self is DirectTransport ? "direct" : nil }
+    /// The data producer/consumer type this transport supports (nil: none,
+    /// until SCTP exists; DirectTransport says "direct").
+    var dataType: String? { nil }
+
+    /// Consumer parameters for this transport; pipe transports override it.
+    func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
+        let enableRtx = options.enableRtx ?? (producer.kind == .video)
+        let pipe = options.pipe ?? false
+        var params = try Ortc.consumerParameters(producer.consumableRtpParameters, caps: options.rtpCapabilities, enableRtx: enableRtx, pipe: pipe)
+        if !pipe {
+            if let mid = options.mid { params.mid = mid } else {
+                params.mid = String(nextMid)
+                nextMid = nextMid >= 100_000_000 ? 0 : nextMid + 1
+            }
+        }
+        return (params, pipe)
+    }
 
     /// Starts receiving data messages (SCTP data channel or, on a
     /// DirectTransport, messages the application sends).
@@ -255,17 +270,7 @@ public class Transport {
         guard let producer = router.producers[options.producerId] else {
             throw .failure("Producer with id \"\(options.producerId)\" not found")
         }
-        let enableRtx = options.enableRtx ?? (producer.kind == .video)
-        let pipe = options.pipe ?? false || self is PipeTransport
-        var params = self is PipeTransport
-            ? Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: false)
-            : try Ortc.consumerParameters(producer.consumableRtpParameters, caps: options.rtpCapabilities, enableRtx: enableRtx, pipe: pipe)
-        if !pipe {
-            if let mid = options.mid { params.mid = mid } else {
-                params.mid = String(nextMid)
-                nextMid = nextMid >= 100_000_000 ? 0 : nextMid + 1
-            }
-        }
+        let (params, pipe) = try consumerParameters(for: producer, options)
         guard let handle = forwarder.consumerHandles.allocate() else { throw .failure("too many consumers in this worker") }
         let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? "pipe" : producer.type, paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
         forwarder.send(.addConsumer(handle: handle, transport: self.handle, producer: producer.handle, consumer.forwarderSpec()))

@@ -8,6 +8,17 @@ public struct IceParameters: Codable, Sendable, Hashable {
     public var iceLite: Bool?
 }
 
+extension IceParameters {
+    /// New ICE-lite credentials (16-character ufrag, 32-character password).
+    static func random() -> IceParameters {
+        IceParameters(usernameFragment: WebRtcTransport.randomString(16), password: WebRtcTransport.randomString(32), iceLite: true)
+    }
+
+    var credentials: IceCredentials {
+        IceCredentials(usernameFragment: Array(usernameFragment.utf8), password: Array(password.utf8))
+    }
+}
+
 /// An ICE candidate as mediasoup signals it.
 public struct IceCandidate: Codable, Sendable, Hashable {
     public var foundation: String
@@ -86,7 +97,7 @@ public final class WebRtcTransport: Transport {
     }
 
     /// ICE credentials from the system's cryptographic random source.
-    static func randomString(_ length: Int) -> String {
+    nonisolated static func randomString(_ length: Int) -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         var rng = SystemRandomNumberGenerator()
         return String((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
@@ -95,27 +106,31 @@ public final class WebRtcTransport: Transport {
     weak var server: WebRtcServer?
 
     static func make(router: Router, worker: Worker, options: WebRtcTransportOptions, server: WebRtcServer?) throws(SFUError) -> WebRtcTransport {
+        let handle: UInt32
+        let local: TransportTuple
+        let ice = IceParameters.random()
         if let server {
             try server.checkOpen()
             guard server.worker === worker else { throw .invalidArgument("the WebRtcServer belongs to another worker") }
             try worker.ensureSrtp()
-            let ice = IceParameters(usernameFragment: randomString(16), password: randomString(32), iceLite: true)
-            guard let handle = worker.forwarder.transportHandles.allocate() else { throw .failure("too many transports in this worker") }
-            worker.forwarder.send(.addServerWebRtcTransport(handle: handle, router: router.handle, server: server.handle, IceCredentials(usernameFragment: Array(ice.usernameFragment.utf8), password: Array(ice.password.utf8))))
-            let candidate = IceCandidate(foundation: "udpcandidate", priority: 1_076_302_079, address: server.tuple.localAddress, ip: server.tuple.localAddress, protocol: "udp", port: server.tuple.localPort, type: "host", tcpType: nil)
-            let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localAddress: server.tuple.localAddress, localPort: server.tuple.localPort, appData: options.appData ?? [:])
+            guard let h = worker.forwarder.transportHandles.allocate() else { throw .failure("too many transports in this worker") }
+            worker.forwarder.send(.addServerWebRtcTransport(handle: h, router: router.handle, server: server.handle, ice.credentials))
+            handle = h
+            local = server.tuple
+        } else {
+            guard let info = options.listenInfos?.first else { throw .invalidArgument("missing listenInfos (or webRtcServerId)") }
+            if options.enableTcp == true || info.protocol == "tcp" { throw .unsupported("TCP candidates are not supported yet") }
+            if options.enableUdp == false { throw .invalidArgument("enableUdp false leaves no candidate") }
+            try worker.ensureSrtp()
+            (handle, local, _) = try PlainTransport.openSockets(router: router, worker: worker, options: PlainTransportOptions(listenInfo: info), webrtc: ice.credentials)
+        }
+        let candidate = IceCandidate(foundation: "udpcandidate", priority: 1_076_302_079, address: local.localAddress, ip: local.localAddress, protocol: "udp", port: local.localPort, type: "host", tcpType: nil)
+        let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localAddress: local.localAddress, localPort: local.localPort, appData: options.appData ?? [:])
+        if let server {
             t.server = server
             server.handle(t)
-            return t
         }
-        guard let info = options.listenInfos?.first else { throw .invalidArgument("missing listenInfos (or webRtcServerId)") }
-        if options.enableTcp == true || info.protocol == "tcp" { throw .unsupported("TCP candidates are not supported yet") }
-        if options.enableUdp == false { throw .invalidArgument("enableUdp false leaves no candidate") }
-        try worker.ensureSrtp()
-        let ice = IceParameters(usernameFragment: randomString(16), password: randomString(32), iceLite: true)
-        let (handle, tuple, _) = try PlainTransport.openSockets(router: router, worker: worker, options: PlainTransportOptions(listenInfo: info), webrtc: IceCredentials(usernameFragment: Array(ice.usernameFragment.utf8), password: Array(ice.password.utf8)))
-        let candidate = IceCandidate(foundation: "udpcandidate", priority: 1_076_302_079, address: tuple.localAddress, ip: tuple.localAddress, protocol: "udp", port: tuple.localPort, type: "host", tcpType: nil)
-        return WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localAddress: tuple.localAddress, localPort: tuple.localPort, appData: options.appData ?? [:])
+        return t
     }
 
     static func fingerprints(_ worker: Worker) -> [DtlsFingerprint] {
@@ -141,8 +156,8 @@ public final class WebRtcTransport: Transport {
     /// New ICE credentials (the remote must restart ICE with them).
     public func restartIce() throws(SFUError) -> IceParameters {
         try checkOpen()
-        iceParameters = IceParameters(usernameFragment: Self.randomString(16), password: Self.randomString(32), iceLite: true)
-        forwarder.send(.restartIce(handle: handle, IceCredentials(usernameFragment: Array(iceParameters.usernameFragment.utf8), password: Array(iceParameters.password.utf8))))
+        iceParameters = IceParameters.random()
+        forwarder.send(.restartIce(handle: handle, iceParameters.credentials))
         return iceParameters
     }
 

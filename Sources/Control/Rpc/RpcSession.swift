@@ -39,9 +39,7 @@ public final class RpcSession {
 
     private func forward(_ n: EntityNotification) {
         guard owned.contains(n.entityId) || n.method.hasPrefix("worker.") else { return }
-        var params = n.params
-        params.removeValue(forKey: "")
-        send(.object(["jsonrpc": .string("2.0"), "method": .string(n.method), "params": .object(params)]))
+        send(.object(["jsonrpc": .string("2.0"), "method": .string(n.method), "params": .object(n.params)]))
     }
 
     private func send(_ value: JSONValue) {
