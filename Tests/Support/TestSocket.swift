@@ -81,3 +81,75 @@ public func vp8Payload(keyFrame: Bool, start: Bool = true, size: Int = 100) -> [
     p += Array(repeating: 0x55, count: max(0, size - 2))
     return p
 }
+
+/// A blocking loopback TCP connection speaking RFC 4571 framing (each
+/// packet behind a 2-byte big-endian length), as an ICE-TCP peer does.
+public final class TestTcpConnection: @unchecked Sendable {
+    public let fd: Int32
+    public let localPort: UInt16
+    private var pending: [UInt8] = []
+
+    public init?(port: UInt16) {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = SocketAddress(ip: "127.0.0.1", port: port)!
+        let rc = withUnsafePointer(to: &addr.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, addr.length) }
+        }
+        guard rc == 0 else { close(s); return nil }
+        var local = SocketAddress()
+        var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        _ = withUnsafeMutablePointer(to: &local.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
+        }
+        fd = s
+        local.length = len
+        localPort = local.port
+    }
+
+    deinit { close(fd) }
+
+    /// Sends raw bytes (a test can send broken framing this way).
+    public func sendRaw(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    public func sendFrame(_ bytes: [UInt8]) {
+        sendRaw([UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes)
+    }
+
+    /// The next whole frame, or nil after the timeout (or at end of stream).
+    public func receiveFrame(timeoutMs: Int = 300) -> [UInt8]? {
+        let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
+        while true {
+            if pending.count >= 2 {
+                let length = Int(pending[0]) << 8 | Int(pending[1])
+                if pending.count >= 2 + length {
+                    let frame = Array(pending[2..<(2 + length)])
+                    pending.removeFirst(2 + length)
+                    return frame
+                }
+            }
+            let left = deadline - rsfu_monotonic_ns()
+            guard left > 0 else { return nil }
+            var tv = timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1000) + 1)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buf = [UInt8](repeating: 0, count: 8192)
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 { return nil }
+            if n > 0 { pending += buf[0..<n] }
+        }
+    }
+
+    /// True once the peer closed the connection (polls up to `timeoutMs`).
+    public func peerClosed(timeoutMs: Int = 2000) -> Bool {
+        let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
+        while rsfu_monotonic_ns() < deadline {
+            var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buf = [UInt8](repeating: 0, count: 8192)
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+        }
+        return false
+    }
+}

@@ -115,7 +115,7 @@ public final class PlainTransport: Transport {
 
     /// Binds the transport's socket(s) and hands them to the forwarder as a
     /// socket transport (shared with UDP pipe transports).
-    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions, webrtc: IceCredentials? = nil) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
+    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
         let info = options.listenInfo
         if let p = info.protocol, p != "udp" { throw .invalidArgument("listenInfo.protocol must be \"udp\" for a PlainTransport") }
         if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
@@ -140,15 +140,12 @@ public final class PlainTransport: Transport {
         let announced = info.announcedAddress ?? info.announcedIp ?? info.ip
         let tuple = TransportTuple(localAddress: announced, localPort: Int(rtp.local.port))
         let rtcpTuple = rtcp.map { TransportTuple(localAddress: options.rtcpListenInfo?.announcedAddress ?? announced, localPort: Int($0.local.port)) }
-        if let webrtc {
-            worker.forwarder.send(.addWebRtcTransport(handle: handle, router: router.handle, fd: rtp.fd, webrtc))
-        } else {
-            worker.forwarder.send(.addPlainTransport(handle: handle, router: router.handle, rtpFd: rtp.fd, rtcpFd: rtcp?.fd, comedia: comedia))
-        }
+        worker.forwarder.send(.addPlainTransport(handle: handle, router: router.handle, rtpFd: rtp.fd, rtcpFd: rtcp?.fd, comedia: comedia))
         return (handle, tuple, rtcpTuple)
     }
 
-    private static func bind(_ info: TransportListenInfo, worker: Worker, field: String) throws(SFUError) -> UdpSocket.Bound {
+    /// Binds a listen info's socket: UDP, or a listening TCP socket.
+    static func bind(_ info: TransportListenInfo, worker: Worker, field: String, tcp: Bool = false) throws(SFUError) -> UdpSocket.Bound {
         var range = worker.portRange
         if let r = info.portRange {
             guard (1...65535).contains(r.min), (1...65535).contains(r.max), r.min <= r.max else {
@@ -159,13 +156,14 @@ public final class PlainTransport: Transport {
         if let p = info.port, !(0...65535).contains(p) { throw .invalidArgument("invalid \(field).port \(p)") }
         let port = info.port.flatMap { $0 == 0 ? nil : UInt16($0) }
         do {
+            if tcp { return try UdpSocket.listenTcp(ip: info.ip, port: port, range: range) }
             return try UdpSocket.bind(ip: info.ip, port: port, range: range,
                                       receiveBuffer: Int32(info.recvBufferSize ?? 4 << 20),
                                       sendBuffer: Int32(info.sendBufferSize ?? 4 << 20))
         } catch {
             switch error {
             case .badAddress(let ip): throw .invalidArgument("invalid \(field).ip \"\(ip)\"")
-            case .noFreePort(let lo, let hi): throw .failure("no free UDP port in \(lo)-\(hi)")
+            case .noFreePort(let lo, let hi): throw .failure("no free \(tcp ? "TCP" : "UDP") port in \(lo)-\(hi)")
             case .system(let what, let errno): throw .failure("\(what) failed: \(String(cString: strerror(errno)))")
             }
         }

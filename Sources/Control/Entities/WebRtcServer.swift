@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import RingSFUForwarder
 
 /// Options of `worker.createWebRtcServer`.
@@ -21,12 +24,16 @@ public enum WebRtcServerObserverEvent: Sendable {
     case webRtcTransportUnhandled(WebRtcTransport)
 }
 
-/// Many WebRtcTransports on one UDP port: datagrams are demultiplexed by
-/// the ICE ufrag, then by the tuple ICE selected.
+/// Many WebRtcTransports on one UDP port and one TCP port: packets are
+/// demultiplexed by the ICE ufrag, then by the tuple (or TCP connection)
+/// ICE selected.
 @RingSFUActor
 public final class WebRtcServer {
     public nonisolated let id: String
-    public nonisolated let tuple: TransportTuple
+    /// The first listening address (kept for callers that expect one).
+    public nonisolated var tuple: TransportTuple { tuples[0] }
+    /// Every listening address, UDP and TCP, in `listenInfos` order.
+    public nonisolated let tuples: [TransportTuple]
     public private(set) var closed = false
     public var appData: AppData
 
@@ -37,30 +44,49 @@ public final class WebRtcServer {
     private let eventChannel = EventChannel<WebRtcServerEvent>()
     private let observerChannel = EventChannel<WebRtcServerObserverEvent>()
 
-    init(worker: Worker, handle: UInt32, tuple: TransportTuple, appData: AppData) {
+    init(worker: Worker, handle: UInt32, tuples: [TransportTuple], appData: AppData) {
         id = UUID().uuidString.lowercased()
         self.worker = worker
         self.forwarder = worker.forwarder
         self.handle = handle
-        self.tuple = tuple
+        self.tuples = tuples
         self.appData = appData
     }
 
     static func make(worker: Worker, options: WebRtcServerOptions) throws(SFUError) -> WebRtcServer {
-        guard let info = options.listenInfos.first(where: { ($0.protocol ?? "udp") == "udp" }) else {
-            throw .invalidArgument("listenInfos needs a udp entry (TCP is not supported yet)")
+        guard !options.listenInfos.isEmpty else { throw .invalidArgument("listenInfos is empty") }
+        var entries: [(info: TransportListenInfo, tcp: Bool)] = []
+        for (i, info) in options.listenInfos.enumerated() {
+            switch info.protocol ?? "udp" {
+            case "udp": entries.append((info, false))
+            case "tcp": entries.append((info, true))
+            case let p: throw .invalidArgument("invalid listenInfos[\(i)].protocol \"\(p)\" (udp or tcp)")
+            }
         }
-        guard let handle = worker.forwarder.serverHandles.allocate() else { throw .failure("too many WebRTC servers in this worker") }
-        let bound: UdpSocket.Bound
-        do {
-            bound = try UdpSocket.bind(ip: info.ip, port: info.port.flatMap { $0 == 0 ? nil : UInt16($0) }, range: worker.portRange)
-        } catch {
-            worker.forwarder.serverHandles.release(handle)
-            throw .failure("cannot listen on \(info.ip):\(info.port ?? 0): \(error)")
+        guard entries.count(where: { !$0.tcp }) <= 1, entries.count(where: { $0.tcp }) <= 1 else {
+            throw .unsupported("a WebRtcServer listens on at most one UDP and one TCP address")
         }
-        worker.forwarder.send(.addWebRtcServer(handle: handle, fd: bound.fd))
-        let tuple = TransportTuple(localAddress: info.announcedAddress ?? info.announcedIp ?? info.ip, localPort: Int(bound.local.port))
-        return WebRtcServer(worker: worker, handle: handle, tuple: tuple, appData: options.appData ?? [:])
+        var bound: [UdpSocket.Bound] = []
+        var tuples: [TransportTuple] = []
+        func closeAll() { for b in bound { Glibc.close(b.fd) } }
+        for (i, entry) in entries.enumerated() {
+            do {
+                let b = try PlainTransport.bind(entry.info, worker: worker, field: "listenInfos[\(i)]", tcp: entry.tcp)
+                bound.append(b)
+                tuples.append(TransportTuple(localAddress: entry.info.announcedAddress ?? entry.info.announcedIp ?? entry.info.ip, localPort: Int(b.local.port), protocol: entry.tcp ? "tcp" : "udp"))
+            } catch {
+                closeAll()
+                throw error
+            }
+        }
+        guard let handle = worker.forwarder.serverHandles.allocate() else {
+            closeAll()
+            throw .failure("too many WebRTC servers in this worker")
+        }
+        let udp = zip(entries, bound).first { !$0.0.tcp }?.1.fd
+        let tcp = zip(entries, bound).first { $0.0.tcp }?.1.fd
+        worker.forwarder.send(.addWebRtcServer(handle: handle, fd: udp, tcpFd: tcp))
+        return WebRtcServer(worker: worker, handle: handle, tuples: tuples, appData: options.appData ?? [:])
     }
 
     public var events: AsyncStream<WebRtcServerEvent> { eventChannel.subscribe() }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import RingSFUForwarder
 
 /// ICE parameters, with mediasoup's names.
@@ -58,11 +61,13 @@ public struct WebRtcTransportOptions: Codable, Sendable {
     public var enableUdp: Bool?
     public var enableTcp: Bool?
     public var preferUdp: Bool?
+    public var preferTcp: Bool?
     /// Listen on this WebRtcServer's port instead of a port of its own.
     public var webRtcServerId: String?
     public var appData: AppData?
 
-    public init(listenInfos: [TransportListenInfo]? = nil, enableUdp: Bool? = true, enableTcp: Bool? = false, preferUdp: Bool? = nil, webRtcServerId: String? = nil, appData: AppData? = nil) {
+    public init(listenInfos: [TransportListenInfo]? = nil, enableUdp: Bool? = nil, enableTcp: Bool? = nil, preferUdp: Bool? = nil, preferTcp: Bool? = nil, webRtcServerId: String? = nil, appData: AppData? = nil) {
+        self.preferTcp = preferTcp
         self.webRtcServerId = webRtcServerId
         self.listenInfos = listenInfos
         self.enableUdp = enableUdp
@@ -84,15 +89,14 @@ public final class WebRtcTransport: Transport {
     /// "new", "connecting", "connected", "failed", "closed".
     public private(set) var dtlsState = "new"
     private var connected = false
-    private let localAddress: String
-    private let localPort: Int
+    /// Where we listen (one entry per candidate, with its protocol).
+    private let localTuples: [TransportTuple]
 
-    init(router: Router, worker: Worker, handle: UInt32, ice: IceParameters, candidates: [IceCandidate], dtls: DtlsParameters, localAddress: String, localPort: Int, appData: AppData) {
+    init(router: Router, worker: Worker, handle: UInt32, ice: IceParameters, candidates: [IceCandidate], dtls: DtlsParameters, localTuples: [TransportTuple], appData: AppData) {
         iceParameters = ice
         iceCandidates = candidates
         dtlsParameters = dtls
-        self.localAddress = localAddress
-        self.localPort = localPort
+        self.localTuples = localTuples
         super.init(router: router, worker: worker, handle: handle, appData: appData)
     }
 
@@ -107,30 +111,90 @@ public final class WebRtcTransport: Transport {
 
     static func make(router: Router, worker: Worker, options: WebRtcTransportOptions, server: WebRtcServer?) throws(SFUError) -> WebRtcTransport {
         let handle: UInt32
-        let local: TransportTuple
+        var tuples: [TransportTuple]
         let ice = IceParameters.random()
         if let server {
             try server.checkOpen()
             guard server.worker === worker else { throw .invalidArgument("the WebRtcServer belongs to another worker") }
+            // As mediasoup: on a server both protocols are on unless disabled.
+            tuples = server.tuples.filter { $0.protocol == "tcp" ? options.enableTcp ?? true : options.enableUdp ?? true }
+            guard !tuples.isEmpty else { throw .invalidArgument("enableUdp and enableTcp leave no candidate on this WebRtcServer") }
             try worker.ensureSrtp()
             guard let h = worker.forwarder.transportHandles.allocate() else { throw .failure("too many transports in this worker") }
             worker.forwarder.send(.addServerWebRtcTransport(handle: h, router: router.handle, server: server.handle, ice.credentials))
             handle = h
-            local = server.tuple
         } else {
-            guard let info = options.listenInfos?.first else { throw .invalidArgument("missing listenInfos (or webRtcServerId)") }
-            if options.enableTcp == true || info.protocol == "tcp" { throw .unsupported("TCP candidates are not supported yet") }
-            if options.enableUdp == false { throw .invalidArgument("enableUdp false leaves no candidate") }
+            let entries = try listenEntries(options)
             try worker.ensureSrtp()
-            (handle, local, _) = try PlainTransport.openSockets(router: router, worker: worker, options: PlainTransportOptions(listenInfo: info), webrtc: ice.credentials)
+            (handle, tuples) = try openSockets(entries, router: router, worker: worker, ice: ice)
         }
-        let candidate = IceCandidate(foundation: "udpcandidate", priority: 1_076_302_079, address: local.localAddress, ip: local.localAddress, protocol: "udp", port: local.localPort, type: "host", tcpType: nil)
-        let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: [candidate], dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localAddress: local.localAddress, localPort: local.localPort, appData: options.appData ?? [:])
+        let candidates = candidates(for: tuples, preferUdp: options.preferUdp ?? false, preferTcp: options.preferTcp ?? false)
+        let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: candidates, dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localTuples: tuples, appData: options.appData ?? [:])
         if let server {
             t.server = server
             server.handle(t)
         }
         return t
+    }
+
+    /// Resolves `listenInfos` to one protocol each: an entry without a
+    /// protocol gives UDP unless `enableUdp` is false, and TCP if `enableTcp`.
+    static func listenEntries(_ options: WebRtcTransportOptions) throws(SFUError) -> [(info: TransportListenInfo, tcp: Bool)] {
+        guard let infos = options.listenInfos, !infos.isEmpty else { throw .invalidArgument("missing listenInfos (or webRtcServerId)") }
+        var entries: [(info: TransportListenInfo, tcp: Bool)] = []
+        for (i, info) in infos.enumerated() {
+            switch info.protocol {
+            case "udp": entries.append((info, false))
+            case "tcp": entries.append((info, true))
+            case nil:
+                if options.enableUdp ?? true { entries.append((info, false)) }
+                if options.enableTcp ?? false { entries.append((info, true)) }
+            case let p?: throw .invalidArgument("invalid listenInfos[\(i)].protocol \"\(p)\" (udp or tcp)")
+            }
+        }
+        guard !entries.isEmpty else { throw .invalidArgument("enableUdp and enableTcp leave no candidate") }
+        guard entries.count(where: { !$0.tcp }) <= 1, entries.count(where: { $0.tcp }) <= 1 else {
+            throw .unsupported("a WebRtcTransport listens on at most one UDP and one TCP address (a WebRtcServer shares ports among transports)")
+        }
+        return entries
+    }
+
+    private static func openSockets(_ entries: [(info: TransportListenInfo, tcp: Bool)], router: Router, worker: Worker, ice: IceParameters) throws(SFUError) -> (UInt32, [TransportTuple]) {
+        var bound: [UdpSocket.Bound] = []
+        var tuples: [TransportTuple] = []
+        func closeAll() { for b in bound { Glibc.close(b.fd) } }
+        for (i, entry) in entries.enumerated() {
+            do {
+                let b = try PlainTransport.bind(entry.info, worker: worker, field: "listenInfos[\(i)]", tcp: entry.tcp)
+                bound.append(b)
+                tuples.append(TransportTuple(localAddress: entry.info.announcedAddress ?? entry.info.announcedIp ?? entry.info.ip, localPort: Int(b.local.port), protocol: entry.tcp ? "tcp" : "udp"))
+            } catch {
+                closeAll()
+                throw error
+            }
+        }
+        guard let handle = worker.forwarder.transportHandles.allocate() else {
+            closeAll()
+            throw .failure("too many transports in this worker")
+        }
+        let udp = zip(entries, bound).first { !$0.0.tcp }?.1.fd
+        let tcp = zip(entries, bound).first { $0.0.tcp }?.1.fd
+        worker.forwarder.send(.addWebRtcTransport(handle: handle, router: router.handle, fd: udp, tcpFd: tcp, ice.credentials))
+        return (handle, tuples)
+    }
+
+    /// Host candidates in listen order, as mediasoup ranks them: type
+    /// preference 64, local preference 10000 lowered by 100 per entry
+    /// (+1000 for the preferred protocol), component 1.
+    static func candidates(for tuples: [TransportTuple], preferUdp: Bool, preferTcp: Bool) -> [IceCandidate] {
+        tuples.enumerated().map { i, tuple in
+            let tcp = tuple.protocol == "tcp"
+            var local = 10_000 - 100 * min(i, 99)
+            if (tcp && preferTcp) || (!tcp && preferUdp) { local += 1_000 }
+            let priority = UInt32(64) << 24 + UInt32(local) << 8 + 255
+            return IceCandidate(foundation: tcp ? "tcpcandidate" : "udpcandidate", priority: priority, address: tuple.localAddress, ip: tuple.localAddress,
+                                protocol: tuple.protocol, port: tuple.localPort, type: "host", tcpType: tcp ? "passive" : nil)
+        }
     }
 
     static func fingerprints(_ worker: Worker) -> [DtlsFingerprint] {
@@ -161,9 +225,11 @@ public final class WebRtcTransport: Transport {
         return iceParameters
     }
 
-    func iceSelectedTupleChanged(_ address: SocketAddress) {
+    func iceSelectedTupleChanged(_ address: SocketAddress, tcp: Bool) {
         guard !closed else { return }
-        let tuple = TransportTuple(localAddress: localAddress, localPort: localPort, remoteIp: address.ip, remotePort: Int(address.port))
+        let proto = tcp ? "tcp" : "udp"
+        guard let local = localTuples.first(where: { $0.protocol == proto }) else { return }
+        let tuple = TransportTuple(localAddress: local.localAddress, localPort: local.localPort, remoteIp: address.ip, remotePort: Int(address.port), protocol: proto)
         iceSelectedTuple = tuple
         eventChannel.emit(.iceSelectedTupleChange(tuple))
         worker?.notify("transport.iceselectedtuplechange", id, ["iceSelectedTuple": .encoding(tuple)])

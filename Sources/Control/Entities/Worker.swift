@@ -144,8 +144,8 @@ public final class Worker {
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, tag, bytes):
             if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
-        case let .iceSelectedTuple(handle, address):
-            (transportsByHandle[handle] as? WebRtcTransport)?.iceSelectedTupleChanged(address)
+        case let .iceSelectedTuple(handle, address, tcp):
+            (transportsByHandle[handle] as? WebRtcTransport)?.iceSelectedTupleChanged(address, tcp: tcp)
         case let .iceState(handle, state):
             (transportsByHandle[handle] as? WebRtcTransport)?.iceStateChanged(state)
         case let .dtlsState(handle, state):
@@ -268,8 +268,9 @@ public final class Worker {
             rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
             dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropStun: c.dropStun, dropNotReady: c.dropNotReady, dropSrtpAuth: c.dropSrtpAuth, dropSrtpReplay: c.dropSrtpReplay, dropSrtpOther: c.dropSrtpOther, dropPipeFull: c.dropPipeFull,
+            tcpAccepted: c.tcpAccepted, tcpClosed: c.tcpClosed, tcpRefused: c.tcpRefused, dropTcpFrame: c.dropTcpFrame, dropTcpBackpressure: c.dropTcpBackpressure,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
-            sockets: r.sockets, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
+            sockets: r.sockets, tcpConnections: r.tcpConnections, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
             forwarderCpuSeconds: Double(max(0, cpuNs)) / 1e9)
     }
 

@@ -187,7 +187,7 @@ public final class RpcSession {
             let options = try p.decode(WebRtcServerOptions.self)
             let s = try worker(p).createWebRtcServer(options)
             owned.insert(s.id)
-            return .object(["id": .string(s.id), "tuple": .encoding(s.tuple)])
+            return .object(["id": .string(s.id), "tuple": .encoding(s.tuple), "tuples": .encoding(s.tuples)])
         case "webRtcServer.close":
             let id = try string(p, "webRtcServerId")
             guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }

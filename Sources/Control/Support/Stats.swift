@@ -53,11 +53,19 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropSrtpOther: UInt64
     /// Packets dropped because an in-process pipe ring was full.
     public var dropPipeFull: UInt64
+    /// ICE-TCP connections accepted, closed and refused (table full);
+    /// oversized frames; packets dropped on a full connection send ring.
+    public var tcpAccepted: UInt64
+    public var tcpClosed: UInt64
+    public var tcpRefused: UInt64
+    public var dropTcpFrame: UInt64
+    public var dropTcpBackpressure: UInt64
     public var routers: Int
     public var transports: Int
     public var producers: Int
     public var consumers: Int
     public var sockets: Int
+    public var tcpConnections: Int
     public var ssrcEntries: Int
     public var freeSendSlots: Int
     public var sendSlots: Int

@@ -78,10 +78,12 @@ package enum ForwarderCommand: Sendable {
     case addRouter(UInt32)
     case closeRouter(UInt32)
     case addPlainTransport(handle: UInt32, router: UInt32, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
-    /// An ICE-lite + DTLS + SRTP transport on its own UDP socket.
-    case addWebRtcTransport(handle: UInt32, router: UInt32, fd: Int32, IceCredentials)
-    /// A WebRTC server: one UDP socket shared by many WebRTC transports.
-    case addWebRtcServer(handle: UInt32, fd: Int32)
+    /// An ICE-lite + DTLS + SRTP transport on its own UDP socket and/or
+    /// TCP listener.
+    case addWebRtcTransport(handle: UInt32, router: UInt32, fd: Int32?, tcpFd: Int32?, IceCredentials)
+    /// A WebRTC server: one UDP socket and/or one TCP listener shared by
+    /// many WebRTC transports.
+    case addWebRtcServer(handle: UInt32, fd: Int32?, tcpFd: Int32?)
     /// Closes the server's socket and every transport on it.
     case closeWebRtcServer(UInt32)
     /// A WebRTC transport on a server's socket, found by ufrag, then tuple.
@@ -130,7 +132,7 @@ package enum ForwarderEvent: Sendable {
     /// A comedia transport learnt its remote address from the first packet.
     case tupleLearned(transport: UInt32, rtcp: Bool, SocketAddress)
     /// ICE selected (or switched) the transport's tuple.
-    case iceSelectedTuple(transport: UInt32, SocketAddress)
+    case iceSelectedTuple(transport: UInt32, SocketAddress, tcp: Bool)
     /// ICE state: "connected", "completed", "disconnected".
     case iceState(transport: UInt32, String)
     /// DTLS state: "connecting", "connected", "failed", "closed".

@@ -28,6 +28,14 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropSrtpOther: UInt64 = 0
     /// Packets dropped because a pipe ring to another worker was full.
     package var dropPipeFull: UInt64 = 0
+    /// ICE-TCP connections accepted, closed, and refused (table full).
+    package var tcpAccepted: UInt64 = 0
+    package var tcpClosed: UInt64 = 0
+    package var tcpRefused: UInt64 = 0
+    /// Frames larger than a packet buffer (the connection is closed).
+    package var dropTcpFrame: UInt64 = 0
+    /// Packets dropped because a connection's send ring was full.
+    package var dropTcpBackpressure: UInt64 = 0
     package var loopTurns: UInt64 = 0
     package var recvRearms: UInt64 = 0
 
@@ -51,6 +59,7 @@ package struct ForwarderResources: Sendable, Equatable {
     package var producers = 0
     package var consumers = 0
     package var sockets = 0
+    package var tcpConnections = 0
     package var ssrcEntries = 0
     package var freeSendSlots = 0
     package var sendSlots = 0

@@ -24,15 +24,15 @@ extension ForwarderLoop {
             closeRouter(Int(h))
         case let .addPlainTransport(h, router, rtpFd, rtcpFd, comedia):
             addTransport(Int(h), router: Int(router), rtpFd: Optional(rtpFd), rtcpFd: rtcpFd, comedia: comedia)
-        case let .addWebRtcTransport(h, router, fd, credentials):
-            addWebRtcTransport(Int(h), router: Int(router), fd: fd, credentials)
+        case let .addWebRtcTransport(h, router, fd, tcpFd, credentials):
+            addWebRtcTransport(Int(h), router: Int(router), fd: fd, tcpFd: tcpFd, credentials)
         case let .connectWebRtcTransport(h, client, algorithm, fingerprint):
             connectWebRtc(Int(h), client: client, algorithm: algorithm, fingerprint: fingerprint)
         case let .restartIce(h, credentials):
             restartIce(Int(h), credentials)
             if transports[Int(h)].server >= 0 { registerUfrag(Int(h), credentials.usernameFragment) }
-        case let .addWebRtcServer(h, fd):
-            addWebRtcServer(Int(h), fd: fd)
+        case let .addWebRtcServer(h, fd, tcpFd):
+            addWebRtcServer(Int(h), fd: fd, tcpFd: tcpFd)
         case .closeWebRtcServer(let h):
             closeWebRtcServer(Int(h))
         case let .addServerWebRtcTransport(h, router, server, credentials):
@@ -121,10 +121,9 @@ extension ForwarderLoop {
                 // The loop never took these sockets: release them here.
                 close(rtpFd)
                 if let rtcpFd { close(rtcpFd) }
-            case let .addWebRtcTransport(_, _, fd, _):
-                close(fd)
-            case let .addWebRtcServer(_, fd):
-                close(fd)
+            case let .addWebRtcTransport(_, _, fd, tcpFd, _), let .addWebRtcServer(_, fd, tcpFd):
+                if let fd { close(fd) }
+                if let tcpFd { close(tcpFd) }
             default: break
             }
         }
@@ -137,6 +136,7 @@ extension ForwarderLoop {
         for i in 0..<Int(settings.maxProducers) where producers[i].inUse { r.producers += 1 }
         for i in 0..<Int(settings.maxConsumers) where consumers[i].inUse { r.consumers += 1 }
         r.sockets = socketCapacity - freeSockets.available
+        r.tcpConnections = freeTcpConns.capacity - freeTcpConns.available
         r.ssrcEntries = ssrcTable.count
         r.freeSendSlots = freeSendSlots.available
         r.sendSlots = freeSendSlots.capacity
@@ -154,6 +154,7 @@ extension ForwarderLoop {
         t.router = UInt32(r)
         t.comedia = comedia
         if let rtpFd { t.rtpSocket = adoptSocket(rtpFd, transport: h, rtcp: false) }
+        t.sendSocket = t.rtpSocket
         if let rtcpFd { t.rtcpSocket = adoptSocket(rtcpFd, transport: h, rtcp: true) }
         t.nextInRouter = routers[r].firstTransport
         if t.nextInRouter >= 0 { transports[Int(t.nextInRouter)].prevInRouter = Int32(h) }
@@ -197,10 +198,11 @@ extension ForwarderLoop {
     /// port released) when the final completion for it arrives.
     mutating func beginSocketClose(_ s: Int32) {
         guard s >= 0, sockets[Int(s)].inUse, !sockets[Int(s)].closing else { return }
+        if sockets[Int(s)].kind == .tcpConnection { closeTcpConnection(Int(s)); return }
         sockets[Int(s)].closing = true
         if sockets[Int(s)].armed {
             let e = sqe()
-            io_uring_prep_cancel64(e, userData(.receive, Int(s)), 0)
+            io_uring_prep_cancel64(e, userData(sockets[Int(s)].kind == .tcpListener ? .accept : .receive, Int(s)), 0)
             io_uring_sqe_set_data64(e, userData(.cancel, Int(s)))
         } else {
             finishSocketClose(Int(s))
@@ -228,6 +230,8 @@ extension ForwarderLoop {
         if transports[h].server >= 0 { unregisterServerTransport(h) }
         beginSocketClose(transports[h].rtpSocket)
         beginSocketClose(transports[h].rtcpSocket)
+        beginSocketClose(transports[h].tcpListener)
+        closeTcpConnections(transport: h)
         if transports[h].webrtc { closeWebRtc(h) }
         if let s = transports[h].srtpSend { srtp_dealloc(s) }
         if let s = transports[h].srtpReceive { srtp_dealloc(s) }

@@ -5,6 +5,7 @@ enum TimerKind: UInt16 {
     case observerInterval = 1
     case dtlsRetransmit = 2
     case iceConsent = 3
+    case tcpIdle = 4
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -27,24 +28,27 @@ extension ForwarderLoop {
     }
 
     mutating func fireTimers() {
-        // Collected first: firing may reschedule into the wheel.
+        // Collected first (firing may reschedule into the wheel), in rounds
+        // of 64 so that any number of due timers fire without allocating.
         var due = InlineArray<64, UInt32>(repeating: 0)
-        var dueCount = 0
         var kinds = InlineArray<64, UInt16>(repeating: 0)
-        timers.advance(to: rsfu_monotonic_ns()) { timer in
-            if dueCount < 64 {
+        while true {
+            var dueCount = 0
+            let fired = timers.advance(to: rsfu_monotonic_ns(), limit: 64) { timer in
                 due[dueCount] = timer.argument
                 kinds[dueCount] = timer.kind
                 dueCount += 1
             }
-        }
-        for i in 0..<dueCount {
-            switch TimerKind(rawValue: kinds[i]) {
-            case .observerInterval: observerIntervalEnded(Int(due[i]))
-            case .dtlsRetransmit: dtlsTimerFired(Int(due[i]))
-            case .iceConsent: consentTimerFired()
-            case nil: break
+            for i in 0..<dueCount {
+                switch TimerKind(rawValue: kinds[i]) {
+                case .observerInterval: observerIntervalEnded(Int(due[i]))
+                case .dtlsRetransmit: dtlsTimerFired(Int(due[i]))
+                case .iceConsent: consentTimerFired()
+                case .tcpIdle: tcpIdleTimerFired(Int(due[i]))
+                case nil: break
+                }
             }
+            if fired < 64 { break }
         }
     }
 

@@ -7,9 +7,12 @@ import Glibc
 /// select the tuple), DTLS (handshake over the selected tuple, fingerprint
 /// check, SRTP keys) and SRTP, all on the worker thread.
 extension ForwarderLoop {
-    mutating func addWebRtcTransport(_ h: Int, router: Int, fd: Int32, _ credentials: IceCredentials) {
+    mutating func addWebRtcTransport(_ h: Int, router: Int, fd: Int32?, tcpFd: Int32?, _ credentials: IceCredentials) {
         addTransport(h, router: router, rtpFd: fd, rtcpFd: nil, comedia: false)
         transports[h].webrtc = true
+        // Media goes out on the socket of the tuple ICE selects.
+        transports[h].sendSocket = -1
+        if let tcpFd { transports[h].tcpListener = addTcpListener(fd: tcpFd, transport: h, server: -1) }
         var w = WebRtcState()
         setCredentials(&w, credentials)
         webrtc[h] = w
@@ -48,7 +51,8 @@ extension ForwarderLoop {
 
     @inline(__always)
     mutating func processWebRtc(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int, socket: Int, name: UnsafeMutableRawPointer, nameLength: Int) {
-        let fromSelected = transports[t].remoteRtp.isSet && transports[t].remoteRtp.sameEndpoint(raw: name, length: nameLength)
+        let fromSelected = transports[t].sendSocket == Int32(socket) && transports[t].remoteRtp.isSet
+            && transports[t].remoteRtp.sameEndpoint(raw: name, length: nameLength)
         switch PacketClass.classify(packet, count: size) {
         case .stun:
             handleStun(packet, size: size, transport: t, socket: socket, source: SocketAddress(raw: name, length: nameLength))
@@ -92,6 +96,11 @@ extension ForwarderLoop {
             }
         }
         guard valid else { counters.dropStun &+= 1; return }
+        if sockets[socket].kind == .tcpConnection && !sockets[socket].bound {
+            // A server's connection proved which transport it belongs to.
+            sockets[socket].transport = UInt32(t)
+            sockets[socket].bound = true
+        }
         webrtc[t].lastCheckNs = rsfu_monotonic_ns()
         ensureConsentTimer()
         // The response goes back to where the request came from.
@@ -106,17 +115,20 @@ extension ForwarderLoop {
             counters.dropSendPoolEmpty &+= 1
         }
         // Nomination: USE-CANDIDATE, or the first valid check selects.
-        if webrtc[t].iceState == 3 && transports[t].remoteRtp == source {
+        let selected = transports[t].sendSocket == Int32(socket) && transports[t].remoteRtp == source
+        if webrtc[t].iceState == 3 && selected {
             // Checks resumed on the selected tuple: consent is back.
             webrtc[t].iceState = 2
             worker.onEvent(.iceState(transport: UInt32(t), "completed"))
         }
         if m.useCandidate || !transports[t].remoteRtp.isSet {
-            if !(transports[t].remoteRtp == source) {
+            if !selected {
                 transports[t].remoteRtp = source
                 transports[t].remoteRtcp = source
-                registerTuple(t, source)
-                worker.onEvent(.iceSelectedTuple(transport: UInt32(t), source))
+                transports[t].sendSocket = Int32(socket)
+                let tcp = sockets[socket].kind == .tcpConnection
+                registerTuple(t, source, tcp: tcp)
+                worker.onEvent(.iceSelectedTuple(transport: UInt32(t), source, tcp: tcp))
             }
             let newState: UInt8 = m.useCandidate ? 2 : max(webrtc[t].iceState, 1)
             if newState != webrtc[t].iceState {
@@ -151,7 +163,7 @@ extension ForwarderLoop {
             let out = sendSlab.slot(Int(slot))
             let n = Int(rsfu_dtls_take_output(d, out.assumingMemoryBound(to: UInt8.self), settings.bufferSize))
             if n == 0 { freeSendSlots.push(slot); break }
-            sendRaw(slot: slot, length: n, socket: transports[t].rtpSocket, to: transports[t].remoteRtp)
+            sendRaw(slot: slot, length: n, socket: transports[t].sendSocket, to: transports[t].remoteRtp)
         }
         switch result {
         case 1 where webrtc[t].dtlsState == 1:
@@ -235,6 +247,11 @@ extension ForwarderLoop {
 
     /// A single datagram (STUN response, DTLS flight) not tied to a consumer.
     mutating func sendRaw(slot: Int32, length: Int, socket: Int32, to destination: SocketAddress) {
+        if socket >= 0, sockets[Int(socket)].kind == .tcpConnection {
+            tcpWrite(socket: Int(socket), sendSlab.slot(Int(slot)), length: length)
+            freeSendSlots.push(slot)
+            return
+        }
         let m = freeMessages.pop()
         guard m >= 0, socket >= 0 else {
             freeSendSlots.push(slot)

@@ -7,14 +7,26 @@ import Glibc
 /// routed by the ufrag in USERNAME; everything else by the source tuple a
 /// transport's ICE selected.
 extension ForwarderLoop {
-    mutating func addWebRtcServer(_ h: Int, fd: Int32) {
-        guard h < Int(settings.maxWebRtcServers) else { close(fd); return }
-        let s = freeSockets.pop()
-        guard s >= 0 else { close(fd); return }
-        sockets[Int(s)] = SocketState(inUse: true, fd: fd, transport: 0, isRtcp: false, closing: false, armed: false, server: Int32(h), kernelDrops: 0)
-        _ = rsfu_enable_rxq_ovfl(fd)
-        armReceive(socket: Int(s))
-        servers[h] = WebRtcServerState(inUse: true, socket: s)
+    mutating func addWebRtcServer(_ h: Int, fd: Int32?, tcpFd: Int32?) {
+        guard h < Int(settings.maxWebRtcServers) else {
+            if let fd { close(fd) }
+            if let tcpFd { close(tcpFd) }
+            return
+        }
+        var state = WebRtcServerState(inUse: true)
+        if let fd {
+            let s = freeSockets.pop()
+            if s >= 0 {
+                sockets[Int(s)] = SocketState(inUse: true, fd: fd, transport: 0, isRtcp: false, closing: false, armed: false, server: Int32(h), kernelDrops: 0)
+                _ = rsfu_enable_rxq_ovfl(fd)
+                armReceive(socket: Int(s))
+                state.socket = s
+            } else {
+                close(fd)
+            }
+        }
+        if let tcpFd { state.tcpListener = addTcpListener(fd: tcpFd, transport: -1, server: h) }
+        servers[h] = state
     }
 
     mutating func closeWebRtcServer(_ h: Int) {
@@ -23,6 +35,8 @@ extension ForwarderLoop {
             closeTransport(t)
         }
         beginSocketClose(servers[h].socket)
+        beginSocketClose(servers[h].tcpListener)
+        closeTcpConnections(server: h)
         servers[h] = WebRtcServerState()
     }
 
@@ -31,7 +45,6 @@ extension ForwarderLoop {
         addTransport(h, router: router, rtpFd: nil, rtcpFd: nil, comedia: false)
         transports[h].webrtc = true
         transports[h].server = Int32(server)
-        transports[h].rtpSocket = servers[server].socket
         var w = WebRtcState()
         setCredentials(&w, credentials)
         webrtc[h] = w
@@ -45,11 +58,14 @@ extension ForwarderLoop {
         ufragTable.insert(transport: server, ssrc: transports[t].ufragKey, value: UInt32(t))
     }
 
-    /// Called when ICE selects a tuple of a server transport.
-    mutating func registerTuple(_ t: Int, _ address: SocketAddress) {
+    /// Called when ICE selects a tuple of a server transport. TCP tuples
+    /// need no entry: their connection is bound to the transport.
+    mutating func registerTuple(_ t: Int, _ address: SocketAddress, tcp: Bool) {
         guard transports[t].server >= 0 else { return }
         let server = UInt32(transports[t].server)
         if transports[t].tupleKey != 0 { tupleTable.remove(transport: server, ssrc: transports[t].tupleKey) }
+        transports[t].tupleKey = 0
+        guard !tcp else { return }
         transports[t].tupleKey = Self.tupleKey(address)
         tupleTable.insert(transport: server, ssrc: transports[t].tupleKey, value: UInt32(t))
     }
@@ -59,8 +75,6 @@ extension ForwarderLoop {
         let server = UInt32(transports[t].server)
         if transports[t].ufragKey != 0 { ufragTable.remove(transport: server, ssrc: transports[t].ufragKey) }
         if transports[t].tupleKey != 0 { tupleTable.remove(transport: server, ssrc: transports[t].tupleKey) }
-        // The socket belongs to the server: do not close it with the transport.
-        transports[t].rtpSocket = -1
     }
 
     static func tupleKey(_ a: SocketAddress) -> UInt32 {
@@ -86,6 +100,8 @@ extension ForwarderLoop {
                 let key = ForwarderLoop.valueKey(packet + offset, colon)
                 transport = ufragTable.lookup(transport: server, ssrc: key)
             }
+        } else if sockets[socket].kind == .tcpConnection {
+            transport = sockets[socket].bound ? sockets[socket].transport : nil
         } else {
             let key = ForwarderLoop.valueKeyBytes(name, nameLength)
             transport = tupleTable.lookup(transport: server, ssrc: key)

@@ -6,7 +6,7 @@ import Glibc
 
 /// Tags in the top byte of a request's user_data.
 enum OpTag: UInt64 {
-    case receive = 1, send = 2, wake = 3, cancel = 4
+    case receive = 1, send = 2, wake = 3, cancel = 4, accept = 5, tcpReceive = 6, tcpSend = 7
 }
 
 @inline(__always) func userData(_ tag: OpTag, _ index: Int) -> UInt64 { tag.rawValue << 56 | UInt64(index) }
@@ -69,6 +69,14 @@ struct ForwarderLoop: ~Copyable {
     let sockets: UnsafeMutablePointer<SocketState>
     let socketCapacity: Int
     var freeSockets: FreeList
+    // ICE-TCP connections.
+    let tcpConns: UnsafeMutablePointer<TcpConnState>
+    var freeTcpConns: FreeList
+    let tcpReceiveSlab: Slab
+    let tcpSendSlab: Slab
+    /// Connections with bytes queued this turn, sent at its end.
+    let tcpDirty: UnsafeMutablePointer<Int32>
+    var tcpDirtyCount = 0
     var ssrcTable: SsrcTable
     /// (transport, hash of MID) and (transport, hash of RID) -> producer.
     var midTable: SsrcTable
@@ -172,7 +180,14 @@ struct ForwarderLoop: ~Copyable {
         webrtc.initialize(repeating: WebRtcState(), count: Int(settings.maxTransports))
         observers = .allocate(capacity: Int(settings.maxObservers))
         observers.initialize(repeating: ObserverState(), count: Int(settings.maxObservers))
-        socketCapacity = Int(settings.maxTransports) * 2
+        let tcpCount = max(1, settings.maxTcpConnections)
+        tcpConns = .allocate(capacity: tcpCount)
+        tcpConns.initialize(repeating: TcpConnState(), count: tcpCount)
+        freeTcpConns = FreeList(capacity: settings.maxTcpConnections)
+        tcpReceiveSlab = Slab(slotSize: Self.tcpReceiveSize(settings), count: tcpCount)
+        tcpSendSlab = Slab(slotSize: settings.tcpSendBufferSize, count: tcpCount)
+        tcpDirty = .allocate(capacity: tcpCount)
+        socketCapacity = Int(settings.maxTransports) * 2 + settings.maxTcpConnections + Int(settings.maxWebRtcServers) * 2
         sockets = .allocate(capacity: socketCapacity)
         sockets.initialize(repeating: SocketState(), count: socketCapacity)
         freeSockets = FreeList(capacity: socketCapacity)
@@ -201,6 +216,8 @@ struct ForwarderLoop: ~Copyable {
         outboundPushed.deallocate()
         inboundPipes.deallocate()
         sockets.deallocate()
+        tcpConns.deallocate()
+        tcpDirty.deallocate()
     }
 
     // MARK: - Submission helpers
@@ -297,6 +314,9 @@ struct ForwarderLoop: ~Copyable {
         case OpTag.wake.rawValue:
             wakeArmed = false
             wakePending = true
+        case OpTag.accept.rawValue: handleAccept(cqe, socket: index)
+        case OpTag.tcpReceive.rawValue: handleTcpReceive(result: cqe.pointee.res, socket: index)
+        case OpTag.tcpSend.rawValue: handleTcpSend(result: cqe.pointee.res, connection: index)
         default: break
         }
     }
@@ -681,6 +701,13 @@ struct ForwarderLoop: ~Copyable {
     /// new one when it cannot join the current GSO batch.
     @inline(__always)
     mutating func enqueue(consumer ci: Int, slot: Int32, data: UnsafeMutableRawPointer, length: Int, transport t: Int) {
+        let socket = Int(transports[t].sendSocket)
+        guard socket >= 0 else { freeSendSlots.push(slot); return }
+        if sockets[socket].kind == .tcpConnection {
+            tcpWrite(socket: socket, data, length: length)
+            freeSendSlots.push(slot)
+            return
+        }
         var m = consumers[ci].pendingMessage
         if m >= 0, !SendMessage(messageSlab.slot(Int(m))).accepts(length: length, maxSegments: maxSegments) {
             m = -1
@@ -693,7 +720,7 @@ struct ForwarderLoop: ~Copyable {
                 consumers[ci].pendingMessage = -1
                 return
             }
-            SendMessage(messageSlab.slot(Int(m))).begin(destination: transports[t].remoteRtp, socket: transports[t].rtpSocket, consumer: Int32(ci))
+            SendMessage(messageSlab.slot(Int(m))).begin(destination: transports[t].remoteRtp, socket: Int32(socket), consumer: Int32(ci))
             openMessages[openMessageCount] = m
             openMessageCount += 1
             consumers[ci].pendingMessage = m
@@ -705,6 +732,7 @@ struct ForwarderLoop: ~Copyable {
     /// its next io_uring_enter.
     @inline(__always)
     mutating func flushSends() {
+        if tcpDirtyCount > 0 { flushTcp() }
         guard openMessageCount > 0 else { return }
         for i in 0..<openMessageCount {
             let m = Int(openMessages[i])

@@ -20,6 +20,35 @@ package struct SocketState {
     var server: Int32 = -1
     /// Last cumulative kernel drop count seen on this socket.
     var kernelDrops: UInt32 = 0
+    var kind = SocketKind.udp
+    /// A TCP connection's slot in the loop's connection table.
+    var conn: Int32 = -1
+    /// A TCP connection known to belong to `transport` (always for a
+    /// transport's own listener; after a valid STUN check on a server's).
+    var bound = false
+}
+
+package enum SocketKind: UInt8 {
+    case udp, tcpListener, tcpConnection
+}
+
+/// One ICE-TCP connection (RFC 6544 passive, RFC 4571 framing). Its
+/// receive buffer (frame reassembly) and send ring live in preallocated
+/// slabs at the connection's index.
+package struct TcpConnState {
+    var inUse = false
+    var socket: Int32 = -1
+    var peer = SocketAddress()
+    /// Bytes waiting in the receive buffer (an incomplete frame).
+    var received = 0
+    /// Send ring positions (monotonic byte counts) and the bytes of the one
+    /// send in flight (0: none). One send at a time keeps the stream ordered.
+    var head = 0
+    var tail = 0
+    var sending = 0
+    var queued = false
+    /// Accepted but not yet bound to a transport: closed when idle too long.
+    var acceptedNs: Int64 = 0
 }
 
 package struct TransportState {
@@ -32,6 +61,11 @@ package struct TransportState {
     var direct = false
     /// The WebRTC server whose socket this transport shares (-1: its own).
     var server: Int32 = -1
+    /// The socket media goes out on: the RTP socket, or for WebRTC the
+    /// socket (UDP or TCP connection) of the tuple ICE selected.
+    var sendSocket: Int32 = -1
+    /// A WebRTC transport's own TCP listener.
+    var tcpListener: Int32 = -1
     var ufragKey: UInt32 = 0
     var tupleKey: UInt32 = 0
     /// Header extension ids this transport's endpoint uses for MID and RID.
@@ -146,4 +180,5 @@ package struct WebRtcState {
 package struct WebRtcServerState {
     var inUse = false
     var socket: Int32 = -1
+    var tcpListener: Int32 = -1
 }

@@ -25,6 +25,11 @@ package struct ForwarderSettings: Sendable {
     /// Pipe rings to other workers (and from them).
     package var maxPipeLinks: UInt32 = 64
     package var maxWebRtcServers: UInt32 = 16
+    /// ICE-TCP connections, each with a receive buffer and a send ring.
+    package var maxTcpConnections = 128
+    package var tcpSendBufferSize = 64 * 1024
+    /// An accepted TCP connection must pass a STUN check within this time.
+    package var tcpIdleTimeoutMs = 10_000
     /// ICE consent freshness timeout (RFC 7675: 30 s).
     package var iceConsentTimeoutMs = 30_000
     /// DTLS certificate and key (PEM); a self-signed ECDSA P-256 one when nil.

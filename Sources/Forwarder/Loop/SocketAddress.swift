@@ -110,18 +110,34 @@ package enum UdpSocket {
     /// Binds a UDP socket to `ip`, on `port` or, when nil, on the first free
     /// port in `range`.
     package static func bind(ip: String, port: UInt16?, range: ClosedRange<UInt16>, receiveBuffer: Int32 = 4 << 20, sendBuffer: Int32 = 4 << 20) throws(Failure) -> Bound {
+        try open(stream: false, ip: ip, port: port, range: range, receiveBuffer: receiveBuffer, sendBuffer: sendBuffer)
+    }
+
+    /// A listening TCP socket (ICE-TCP passive candidates), bound like a
+    /// UDP one. Buffer sizes are left to the kernel's autotuning.
+    package static func listenTcp(ip: String, port: UInt16?, range: ClosedRange<UInt16>) throws(Failure) -> Bound {
+        try open(stream: true, ip: ip, port: port, range: range, receiveBuffer: 0, sendBuffer: 0)
+    }
+
+    private static func open(stream: Bool, ip: String, port: UInt16?, range: ClosedRange<UInt16>, receiveBuffer: Int32, sendBuffer: Int32) throws(Failure) -> Bound {
         guard let probe = SocketAddress(ip: ip, port: 0) else { throw .badAddress(ip) }
         let candidates: [UInt16] = port.map { [$0] } ?? Self.shuffled(range)
+        let type = stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
         for p in candidates {
-            let fd = socket(probe.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(probe.family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw .system("socket", rsfu_errno()) }
             var rb = receiveBuffer, sb = sendBuffer
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, socklen_t(MemoryLayout<Int32>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, socklen_t(MemoryLayout<Int32>.size))
+            if rb > 0 { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, socklen_t(MemoryLayout<Int32>.size)) }
+            if sb > 0 { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, socklen_t(MemoryLayout<Int32>.size)) }
+            if stream {
+                var one: Int32 = 1
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
             var addr = SocketAddress(ip: ip, port: p)!
-            let rc = withUnsafePointer(to: &addr.storage) {
+            var rc = withUnsafePointer(to: &addr.storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, addr.length) }
             }
+            if rc == 0 && stream { rc = listen(fd, 256) }
             if rc == 0 {
                 var local = SocketAddress()
                 var len = socklen_t(MemoryLayout<sockaddr_in6>.size)

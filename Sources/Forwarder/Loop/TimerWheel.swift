@@ -69,30 +69,41 @@ package struct TimerWheel: ~Copyable {
         activeCount -= 1
     }
 
-    /// Fires, in no particular order within a tick, every timer due by `nowNs`.
-    package mutating func advance(to nowNs: Int64, _ fire: (Timer) -> Void) {
+    /// Fires, in no particular order within a tick, the timers due by
+    /// `nowNs`, at most `limit` of them; returns how many fired. A caller
+    /// that got `limit` calls again for the rest.
+    @discardableResult
+    package mutating func advance(to nowNs: Int64, limit: Int = .max, _ fire: (Timer) -> Void) -> Int {
         let target = nowNs / tickNs
-        guard activeCount > 0 else { currentTick = max(currentTick, target); return }
+        guard activeCount > 0 else { currentTick = max(currentTick, target); return 0 }
         // Never walk more than one full revolution: later ticks share slots.
         let start = currentTick
         let end = min(target, start + Int64(slotCount))
         var tick = start
+        var fired = 0
         while tick <= end {
             let slot = Int(tick % Int64(slotCount))
             var id = heads[slot]
             while id >= 0 {
+                if fired == limit {
+                    // Stopped early: resume from this tick next time.
+                    currentTick = tick
+                    return fired
+                }
                 let node = nodes[Int(id)]
                 let next = node.next
                 if node.deadlineNs <= nowNs {
                     unlink(id)
                     free.push(id)
                     fire(node.timer)
+                    fired += 1
                 }
                 id = next
             }
             tick += 1
         }
         currentTick = max(currentTick, target)
+        return fired
     }
 
     /// The earliest pending deadline, or nil with no timers. Scans one
