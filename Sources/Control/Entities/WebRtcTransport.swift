@@ -257,4 +257,25 @@ public final class WebRtcTransport: Transport {
     }
 
     override var statsType: String { "webrtc-transport" }
+
+    /// mediasoup's WebRtcTransport dump fields.
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var iceRole: String
+        public var iceParameters: IceParameters
+        public var iceCandidates: [IceCandidate]
+        public var iceState: String
+        public var iceSelectedTuple: TransportTuple?
+        public var dtlsParameters: DtlsParameters
+        public var dtlsState: String
+        public var producerIds: [String]
+        public var consumerIds: [String]
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, iceRole: "controlled", iceParameters: iceParameters, iceCandidates: iceCandidates, iceState: iceState,
+                    iceSelectedTuple: iceSelectedTuple, dtlsParameters: dtlsParameters, dtlsState: dtlsState,
+                    producerIds: producers.keys, consumerIds: consumers.keys)
+    }
 }

@@ -309,6 +309,7 @@ public final class RpcSession {
             let t = try transport(p)
             if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }
             if let direct = t as? DirectTransport { return .encoding(try direct.dump()) }
+            if let webrtc = t as? WebRtcTransport { return .encoding(try webrtc.dump()) }
             return .object(["id": .string(t.id)])
         case "transport.getStats":
             return .encoding(try await transport(p).getStats())
