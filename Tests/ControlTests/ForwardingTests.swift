@@ -361,9 +361,10 @@ struct StreamIdentificationTests {
 @Suite("MID rewriting") @RingSFUActor
 struct MidRewriteTests {
     /// A consumer's MID replaces the producer's, whether it is shorter,
-    /// the same length or longer than the element in the packet.
-    @Test(arguments: ["7", "ab", "12345", "consumer-mid-16c"])
-    func consumerMidReplacesProducerMid(mid: String) async throws {
+    /// the same length or longer than the element in the packet, in the
+    /// one-byte and the two-byte extension forms.
+    @Test(arguments: ["7", "ab", "12345", "consumer-mid-16c"], [false, true])
+    func consumerMidReplacesProducerMid(mid: String, twoByte: Bool) async throws {
         let worker = try await testWorker()
         let router = try worker.createRouter(mediaCodecs: [opus])
         let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
@@ -379,7 +380,13 @@ struct MidRewriteTests {
         #expect(consumer.rtpParameters.mid == mid)
         await worker.sync()
         let payload = Array(0..<UInt8(100))
-        TestSocket().send(makeRtp(pt: 111, seq: 9, ssrc: 31, payload: payload, extensions: [(3, Array("xy".utf8)), (4, [0x90])]), to: UInt16(ingest.tuple.localPort))
+        var packet = makeRtp(pt: 111, seq: 9, ssrc: 31, payload: payload, extensions: [(3, Array("xy".utf8)), (4, [0x90])])
+        if twoByte {
+            // Same elements, two-byte headers (RFC 8285 profile 0x100x).
+            let body: [UInt8] = [3, 2] + Array("xy".utf8) + [4, 1, 0x90] + [0]
+            packet = Array(packet[0..<12]) + [0x10, 0x00, 0x00, UInt8(body.count / 4)] + body + payload
+        }
+        TestSocket().send(packet, to: UInt16(ingest.tuple.localPort))
         let got = try #require(sink.receiveAll(1).first)
         let h = try got.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
         var values: [UInt8: [UInt8]] = [:]

@@ -628,8 +628,9 @@ struct ForwarderLoop: ~Copyable {
 
     /// Puts the consumer's MID in the packet's MID element. A value that
     /// fits is written in place (a shorter one shrinks the element, the freed
-    /// bytes becoming padding); a longer one rebuilds the one-byte extension
-    /// block with room for it and moves the payload back. Returns the size.
+    /// bytes becoming padding); a longer one rebuilds the extension block
+    /// (one- or two-byte form) with room for it and moves the payload back.
+    /// Returns the size.
     @inline(__always)
     func rewriteMid(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, _ ci: Int, size: Int) -> Int {
         let id = consumers[ci].midExtensionId
@@ -653,19 +654,25 @@ struct ForwarderLoop: ~Copyable {
             }
         }
         guard tooSmall else { return size }
-        guard oneByte, let ext = header.extensionOffset, midLength <= 16 else { return dropElement(out, header, id, size: size) }
-        // Rebuild the block: every element as it is, the MID with our value.
+        guard let ext = header.extensionOffset, oneByte ? midLength <= 16 : midLength <= 255 else { return dropElement(out, header, id, size: size) }
+        // Rebuild the block in the same form: every element as it is, the
+        // MID with our value.
         var block = InlineArray<512, UInt8>(repeating: 0)
         var n = 0
         var fits = true
-        try? RtpHeaderExtensions.walk(out, header) { elementId, offset, _, length in
+        try? RtpHeaderExtensions.walk(out, header) { elementId, offset, headerSize, length in
             let valueLength = elementId == id ? midLength : length
-            guard n + 1 + valueLength <= 508 else { fits = false; return }
-            block[n] = (elementId << 4) | UInt8(valueLength - 1)
-            for i in 0..<valueLength {
-                block[n + 1 + i] = elementId == id ? mid[i] : out.load(fromByteOffset: offset + 1 + i, as: UInt8.self)
+            guard n + headerSize + valueLength <= 508 else { fits = false; return }
+            if oneByte {
+                block[n] = (elementId << 4) | UInt8(valueLength - 1)
+            } else {
+                block[n] = elementId
+                block[n + 1] = UInt8(valueLength)
             }
-            n += 1 + valueLength
+            for i in 0..<valueLength {
+                block[n + headerSize + i] = elementId == id ? mid[i] : out.load(fromByteOffset: offset + headerSize + i, as: UInt8.self)
+            }
+            n += headerSize + valueLength
         }
         while n % 4 != 0 { block[n] = 0; n += 1 }
         let oldLength = header.extensionLength
