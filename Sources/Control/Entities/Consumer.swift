@@ -155,6 +155,14 @@ public final class Consumer {
         if was && !producerPaused { observerChannel.emit(.resume) }
     }
 
+    /// Asks the producer's endpoint for a key frame (PLI, or FIR where only
+    /// that was negotiated). Requests from many consumers are coalesced.
+    public func requestKeyFrame() throws(SFUError) {
+        try checkOpen()
+        guard kind == .video else { return }
+        forwarder.send(.requestKeyFrame(consumer: handle))
+    }
+
     public func setPriority(_ value: Int) throws(SFUError) {
         try checkOpen()
         guard value >= 0 else { throw .invalidArgument("priority must be a positive number") }
@@ -165,7 +173,7 @@ public final class Consumer {
         try checkOpen()
         let c = await forwarder.stats(.consumer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
-        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: 10)]
+        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: 10, nackCount: c.nack, pliCount: c.pli, firCount: c.fir)]
     }
 
     public struct Dump: Codable, Sendable {

@@ -41,6 +41,12 @@ public final class DirectTransport: Transport {
         forwarder.send(.injectRtp(transport: handle, packet))
     }
 
+    func directRtcp(_ packet: [UInt8]) {
+        guard !closed else { return }
+        eventChannel.emit(.rtcp(packet))
+        worker?.notify("transport.rtcp", id, ["rtcpPacket": .string(Data(packet).base64EncodedString())])
+    }
+
     func check(_ packet: [UInt8], what: String) throws(SFUError) {
         guard !packet.isEmpty else { throw .invalidArgument("empty \(what)") }
         guard packet.count <= min(maxMessageSize, forwarder.settings.bufferSize) else {

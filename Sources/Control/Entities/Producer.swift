@@ -110,6 +110,11 @@ public final class Producer {
         let producerSendsLevels = (rtpParameters.headerExtensions ?? []).contains { $0.uri == SupportedRtpCapabilities.Uri.audioLevel }
         var spec = ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused,
                                 audioLevelId: kind == .audio && producerSendsLevels ? UInt8(audioLevel?.preferredId ?? 0) : 0)
+        // Key frames are asked for with PLI, or with FIR where only that was negotiated.
+        let feedback = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }?.rtcpFeedback ?? []
+        let pli = feedback.contains { $0.type == "nack" && $0.parameter == "pli" }
+        let fir = feedback.contains { $0.type == "ccm" && $0.parameter == "fir" }
+        spec.useFir = fir && !pli
         let own = rtpParameters.headerExtensions ?? []
         if let mid = rtpParameters.mid, let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.mid }) {
             spec.mid = Array(mid.utf8)
@@ -209,7 +214,7 @@ public final class Producer {
         try checkOpen()
         let c = await forwarder.stats(.producer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
-        return [RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: 10)]
+        return [RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: 10, nackCount: c.nack, pliCount: c.pli, firCount: c.fir)]
     }
 
     public struct Dump: Codable, Sendable {

@@ -13,6 +13,9 @@ public enum TransportEvent: Sendable {
     case iceStateChange(String)
     case iceSelectedTupleChange(TransportTuple)
     case dtlsStateChange(String)
+    /// RTCP the router sends to a DirectTransport's application (e.g. a key
+    /// frame request for one of its producers).
+    case rtcp([UInt8])
 }
 
 public enum TransportObserverEvent: Sendable {

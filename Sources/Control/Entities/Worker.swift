@@ -144,6 +144,8 @@ public final class Worker {
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, tag, bytes):
             if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
+        case let .directRtcp(handle, bytes):
+            (transportsByHandle[handle] as? DirectTransport)?.directRtcp(bytes)
         case let .iceSelectedTuple(handle, address, tcp):
             (transportsByHandle[handle] as? WebRtcTransport)?.iceSelectedTupleChanged(address, tcp: tcp)
         case let .iceState(handle, state):

@@ -406,6 +406,9 @@ public final class RpcSession {
         case "consumer.resume":
             try consumer(p).resume()
             return Self.ok
+        case "consumer.requestKeyFrame":
+            try consumer(p).requestKeyFrame()
+            return Self.ok
         case "consumer.setPriority":
             guard let priority = p["priority"]?.numberValue, let value = Int(exactly: priority) else {
                 throw SFUError.invalidArgument("missing or invalid params.priority")

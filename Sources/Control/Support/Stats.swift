@@ -10,6 +10,11 @@ public struct RtpStreamStats: Codable, Sendable, Hashable {
     public var byteCount: UInt64
     public var packetsDiscarded: UInt64
     public var score: Int
+    /// Feedback counts, as mediasoup names them: for an inbound stream the
+    /// requests sent to the endpoint, for an outbound one those received.
+    public var nackCount: UInt64 = 0
+    public var pliCount: UInt64 = 0
+    public var firCount: UInt64 = 0
 }
 
 public struct TransportStats: Codable, Sendable, Hashable {

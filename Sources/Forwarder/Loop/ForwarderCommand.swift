@@ -25,6 +25,8 @@ package struct ProducerSpec: Sendable {
     package var rid: [UInt8] = []
     package var midExtensionId: UInt8 = 0
     package var ridExtensionId: UInt8 = 0
+    /// Ask the endpoint for key frames with FIR (only "ccm fir" negotiated).
+    package var useFir = false
 
     package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool, audioLevelId: UInt8 = 0) {
         self.audioLevelId = audioLevelId
@@ -106,6 +108,8 @@ package enum ForwarderCommand: Sendable {
     case addConsumer(handle: UInt32, transport: UInt32, producer: UInt32, ConsumerSpec)
     case closeConsumer(UInt32)
     case setConsumerPaused(UInt32, Bool)
+    /// Asks the consumer's producer for a key frame (PLI or FIR).
+    case requestKeyFrame(consumer: UInt32)
     case stats(StatsTarget, @Sendable (EntityCounters) -> Void)
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
     /// Runs the reply once every earlier command has been applied.
@@ -141,6 +145,8 @@ package enum ForwarderEvent: Sendable {
     /// `tag` is the consumer's `ConsumerSpec.tag`, so that a packet still in
     /// flight for a closed consumer is not taken for its handle's next owner.
     case directRtp(consumer: UInt32, tag: UInt32, [UInt8])
+    /// RTCP the forwarder sends to a DirectTransport's application.
+    case directRtcp(transport: UInt32, [UInt8])
     /// An audio level observer's interval ended: per producer, the sum of
     /// the audio levels (-dBov, 0-127) seen and how many packets had one.
     case audioLevels(observer: UInt32, [AudioLevelSample])

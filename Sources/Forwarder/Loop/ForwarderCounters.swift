@@ -6,6 +6,7 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var packetsOut: UInt64 = 0
     package var bytesOut: UInt64 = 0
     package var rtcpIn: UInt64 = 0
+    package var rtcpOut: UInt64 = 0
     package var sendCalls: UInt64 = 0
     package var dropMalformed: UInt64 = 0
     package var dropUnknownSsrc: UInt64 = 0
@@ -36,6 +37,8 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropTcpFrame: UInt64 = 0
     /// Packets dropped because a connection's send ring was full.
     package var dropTcpBackpressure: UInt64 = 0
+    /// RTCP compound packets that failed to parse.
+    package var dropRtcpMalformed: UInt64 = 0
     package var loopTurns: UInt64 = 0
     package var recvRearms: UInt64 = 0
 
@@ -49,6 +52,13 @@ package struct EntityCounters: Sendable, Equatable {
     package var packetsOut: UInt64 = 0
     package var bytesOut: UInt64 = 0
     package var dropped: UInt64 = 0
+    /// RTCP feedback: received from a consumer's endpoint, or sent to a
+    /// producer's endpoint (PLI, FIR, NACK).
+    package var pli: UInt64 = 0
+    package var fir: UInt64 = 0
+    package var nack: UInt64 = 0
+    package var keyFrames: UInt64 = 0
+    package var rtcpPackets: UInt64 = 0
     package init() {}
 }
 

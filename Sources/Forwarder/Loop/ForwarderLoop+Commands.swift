@@ -77,6 +77,8 @@ extension ForwarderLoop {
             closeConsumer(Int(h))
         case let .setConsumerPaused(h, paused):
             setConsumer(Int(h)) { $0.paused = paused }
+        case .requestKeyFrame(let h):
+            if consumers[Int(h)].inUse { requestKeyFrame(producer: Int(consumers[Int(h)].producer)) }
         case let .stats(target, reply):
             switch target {
             case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())
@@ -180,7 +182,7 @@ extension ForwarderLoop {
         }
         switch PacketClass.classify(scratch, count: bytes.count) {
         case .rtp: forwardRtp(scratch, size: bytes.count, transport: t)
-        case .rtcp: counters.rtcpIn &+= 1
+        case .rtcp: receiveRtcp(scratch, size: bytes.count, transport: t)
         default: counters.dropNotRtp &+= 1
         }
     }
@@ -255,6 +257,7 @@ extension ForwarderLoop {
         for (pt, codec) in spec.codecs where pt < 128 { p.codecs[Int(pt)] = codec.rawValue }
         p.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
         p.audioLevelId = spec.audioLevelId
+        p.useFir = spec.useFir
         for ssrc in spec.ssrcs.prefix(8) {
             if ssrcTable.insert(transport: UInt32(t), ssrc: ssrc, value: UInt32(h)) {
                 p.ssrcs[p.ssrcCount] = ssrc
@@ -320,6 +323,9 @@ extension ForwarderLoop {
         if c.nextInTransport >= 0 { consumers[Int(c.nextInTransport)].prevInTransport = Int32(h) }
         transports[t].firstConsumer = Int32(h)
         consumers[h] = c
+        _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: spec.ssrc, value: UInt32(h))
+        // A consumer joining a running stream asks for a key frame at once.
+        if c.waitsForKeyFrame && c.active { requestKeyFrame(producer: p) }
     }
 
     mutating func setConsumer(_ h: Int, _ change: (inout ConsumerState) -> Void) {
@@ -328,7 +334,11 @@ extension ForwarderLoop {
         change(&consumers[h])
         // Becoming active again restarts on a key frame and re-bases the
         // sequence numbers right after the last one sent.
-        if !wasActive && consumers[h].active { consumers[h].syncRequired = true }
+        if !wasActive && consumers[h].active {
+            consumers[h].syncRequired = true
+            // The endpoint needs a key frame to start decoding again.
+            if consumers[h].waitsForKeyFrame { requestKeyFrame(producer: Int(consumers[h].producer)) }
+        }
     }
 
     mutating func closeConsumer(_ h: Int) {
@@ -341,6 +351,9 @@ extension ForwarderLoop {
         next = consumers[h].nextInTransport
         if prev >= 0 { consumers[Int(prev)].nextInTransport = next } else { transports[t].firstConsumer = next }
         if next >= 0 { consumers[Int(next)].prevInTransport = prev }
+        if consumerSsrcTable.lookup(transport: UInt32(t), ssrc: consumers[h].ssrc) == UInt32(h) {
+            _ = consumerSsrcTable.remove(transport: UInt32(t), ssrc: consumers[h].ssrc)
+        }
         consumers[h] = ConsumerState()
     }
 

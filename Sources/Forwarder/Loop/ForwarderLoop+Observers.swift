@@ -6,6 +6,7 @@ enum TimerKind: UInt16 {
     case dtlsRetransmit = 2
     case iceConsent = 3
     case tcpIdle = 4
+    case keyFrameRetry = 5
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -45,6 +46,7 @@ extension ForwarderLoop {
                 case .dtlsRetransmit: dtlsTimerFired(Int(due[i]))
                 case .iceConsent: consentTimerFired()
                 case .tcpIdle: tcpIdleTimerFired(Int(due[i]))
+                case .keyFrameRetry: keyFrameRetryFired(Int(due[i]))
                 case nil: break
                 }
             }

@@ -57,7 +57,7 @@ extension ForwarderLoop {
         transports[t].counters.bytes &+= UInt64(length)
         switch PacketClass.classify(packet, count: length) {
         case .rtp: forwardRtp(packet, size: length, transport: t)
-        case .rtcp: counters.rtcpIn &+= 1
+        case .rtcp: receiveRtcp(packet, size: length, transport: t)
         default: counters.dropNotRtp &+= 1
         }
     }

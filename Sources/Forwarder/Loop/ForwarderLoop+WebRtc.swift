@@ -71,7 +71,7 @@ extension ForwarderLoop {
             var len = Int32(size)
             let rc = srtp_unprotect_rtcp(srtp, packet, &len)
             guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
-            counters.rtcpIn &+= 1
+            receiveRtcp(packet, size: Int(len), transport: t)
         case .unknown:
             counters.dropNotRtp &+= 1
         }

@@ -78,6 +78,8 @@ struct ForwarderLoop: ~Copyable {
     let tcpDirty: UnsafeMutablePointer<Int32>
     var tcpDirtyCount = 0
     var ssrcTable: SsrcTable
+    /// (transport, consumer SSRC) -> consumer: where feedback is addressed.
+    var consumerSsrcTable: SsrcTable
     /// (transport, hash of MID) and (transport, hash of RID) -> producer.
     var midTable: SsrcTable
     var ridTable: SsrcTable
@@ -192,6 +194,7 @@ struct ForwarderLoop: ~Copyable {
         sockets.initialize(repeating: SocketState(), count: socketCapacity)
         freeSockets = FreeList(capacity: socketCapacity)
         ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
+        consumerSsrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
@@ -299,6 +302,8 @@ struct ForwarderLoop: ~Copyable {
             }
             if timers.activeCount > 0 {
                 fireTimers()
+                // Timers send too (DTLS retransmissions, RTCP): before the wait.
+                flushSends()
             }
         }
         return fatalReason
@@ -412,12 +417,14 @@ struct ForwarderLoop: ~Copyable {
             forwardRtp(payload, size: length, transport: t)
         case .rtcp:
             guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
+            var length = size
             if let srtp = transports[t].srtpReceive {
                 var len = Int32(size)
                 let rc = srtp_unprotect_rtcp(srtp, payload, &len)
                 guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
+                length = Int(len)
             }
-            counters.rtcpIn &+= 1
+            receiveRtcp(payload, size: length, transport: t)
         default:
             counters.dropNotRtp &+= 1
         }
@@ -485,8 +492,15 @@ struct ForwarderLoop: ~Copyable {
         if producers[p].observerCount > 0 { recordAudioLevel(p, packet, header) }
 
         // Key frame detection is done at most once per packet, and only if
-        // some consumer is waiting for one.
+        // some consumer is waiting for one or a request is pending.
         var keyFrame: Int8 = -1
+        if producers[p].keyFramePendingNs != 0 {
+            keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0
+            if keyFrame == 1 {
+                producers[p].keyFramePendingNs = 0
+                producers[p].counters.keyFrames &+= 1
+            }
+        }
         var c = producers[p].firstConsumer
         while c >= 0 {
             let ci = Int(c)
@@ -551,16 +565,7 @@ struct ForwarderLoop: ~Copyable {
 
     @inline(__always)
     func isKeyFrame(_ packet: UnsafeMutableRawPointer, _ header: RtpHeader, codec: UInt8) -> Bool {
-        switch KeyFrameCodec(rawValue: codec) ?? .none {
-        case .vp8:
-            return Vp8PayloadDescriptor.isKeyFrame(packet + header.payloadOffset, count: header.payloadLength)
-        case .none:
-            return true
-        default:
-            // Other codecs get their detectors with RTCP/key frame support;
-            // until then they start on any packet.
-            return true
-        }
+        KeyFrameDetector.isKeyFrame(KeyFrameCodec(rawValue: codec) ?? .none, packet + header.payloadOffset, count: header.payloadLength)
     }
 
     @inline(__always)

@@ -112,6 +112,13 @@ package struct ProducerState {
     var levelSums = InlineArray<4, UInt32>(repeating: 0)
     var levelCounts = InlineArray<4, UInt32>(repeating: 0)
     var observerCount = 0
+    /// Key frame requests towards the producer's endpoint: FIR instead of
+    /// PLI (when only "ccm fir" was negotiated), its request number, and
+    /// the pending request (coalesced; retried once after 1 s).
+    var useFir = false
+    var firSequence: UInt8 = 0
+    var keyFramePendingNs: Int64 = 0
+    var keyFrameRetried = false
 }
 
 /// An audio level observer: producers it watches and its interval timer.
@@ -146,6 +153,9 @@ package struct ConsumerState {
     var seqOffset: UInt16 = 0
     var lastSeqOut: UInt16 = 0
     var tsOffset: UInt32 = 0
+    /// The last FIR request number from this consumer's endpoint (-1:
+    /// none): a repeat of the same number is the same request.
+    var lastFirSequence: Int16 = -1
     var counters = EntityCounters()
     var pendingMessage: Int32 = -1
     var nextInProducer: Int32 = -1

@@ -1,0 +1,142 @@
+import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// RTCP on the worker thread: feedback from consumers' endpoints (PLI,
+/// FIR, NACK) is routed by the consumer SSRC it names; key frame requests
+/// go to the producer's endpoint through a per-producer request state that
+/// coalesces them and retries once after a second without a key frame.
+extension ForwarderLoop {
+    /// The SSRC RingSFU signs its own feedback with.
+    static let feedbackSenderSsrc: UInt32 = 1
+    static let keyFrameRetryNs: Int64 = 1_000_000_000
+
+    mutating func receiveRtcp(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int) {
+        counters.rtcpIn &+= 1
+        transports[t].counters.rtcpPackets &+= 1
+        do {
+            try Rtcp.forEach(packet, count: size) { (v) throws(RtcpError) in
+                switch v.type {
+                case RtcpType.psfb where v.count == RtcpFormat.pli:
+                    let (_, media) = try Rtcp.feedbackSsrcs(v)
+                    if let c = consumer(transport: t, ssrc: media) {
+                        consumers[c].counters.pli &+= 1
+                        requestKeyFrame(producer: Int(consumers[c].producer))
+                    }
+                case RtcpType.psfb where v.count == RtcpFormat.fir:
+                    try Rtcp.forEachFirEntry(v) { ssrc, sequence in
+                        guard let c = consumer(transport: t, ssrc: ssrc) else { return }
+                        // A repeated request number is a retransmitted FIR.
+                        guard consumers[c].lastFirSequence != Int16(sequence) else { return }
+                        consumers[c].lastFirSequence = Int16(sequence)
+                        consumers[c].counters.fir &+= 1
+                        requestKeyFrame(producer: Int(consumers[c].producer))
+                    }
+                case RtcpType.rtpfb where v.count == RtcpFormat.nack:
+                    let (_, media) = try Rtcp.feedbackSsrcs(v)
+                    if let c = consumer(transport: t, ssrc: media) { consumers[c].counters.nack &+= 1 }
+                default:
+                    break
+                }
+            }
+        } catch {
+            counters.dropRtcpMalformed &+= 1
+        }
+    }
+
+    @inline(__always)
+    func consumer(transport t: Int, ssrc: UInt32) -> Int? {
+        guard let c = consumerSsrcTable.lookup(transport: UInt32(t), ssrc: ssrc), consumers[Int(c)].inUse else { return nil }
+        return Int(c)
+    }
+
+    // MARK: - Key frame requests
+
+    /// Asks the producer's endpoint for a key frame, unless a request is
+    /// already outstanding (the retry timer covers it).
+    mutating func requestKeyFrame(producer p: Int) {
+        guard producers[p].inUse, producers[p].isVideo, !producers[p].paused else { return }
+        let now = rsfu_monotonic_ns()
+        // An old pending request (e.g. the timer could not be scheduled) expires.
+        if producers[p].keyFramePendingNs != 0 && now - producers[p].keyFramePendingNs < 3 * Self.keyFrameRetryNs { return }
+        producers[p].keyFramePendingNs = now
+        producers[p].keyFrameRetried = false
+        sendKeyFrameRequest(p)
+        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p)), at: now + Self.keyFrameRetryNs)
+    }
+
+    mutating func keyFrameRetryFired(_ p: Int) {
+        guard producers[p].inUse, producers[p].keyFramePendingNs != 0 else { return }
+        let now = rsfu_monotonic_ns()
+        // A timer of an earlier request (or of a closed producer's handle).
+        guard now - producers[p].keyFramePendingNs >= Self.keyFrameRetryNs - 10_000_000 else { return }
+        if producers[p].keyFrameRetried {
+            producers[p].keyFramePendingNs = 0
+            return
+        }
+        producers[p].keyFrameRetried = true
+        producers[p].keyFramePendingNs = now
+        sendKeyFrameRequest(p)
+        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p)), at: now + Self.keyFrameRetryNs)
+    }
+
+    mutating func sendKeyFrameRequest(_ p: Int) {
+        guard producers[p].ssrcCount > 0 else { return } // SSRC not learnt yet
+        let slot = freeSendSlots.pop()
+        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
+        let out = sendSlab.slot(Int(slot))
+        let n: Int
+        if producers[p].useFir {
+            producers[p].firSequence &+= 1
+            n = RtcpWriter.fir(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, target: producers[p].ssrcs[0], sequence: producers[p].firSequence)
+            producers[p].counters.fir &+= 1
+        } else {
+            n = RtcpWriter.pli(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[0])
+            producers[p].counters.pli &+= 1
+        }
+        sendRtcp(transport: Int(producers[p].transport), slot: slot, length: n)
+    }
+
+    // MARK: - Sending
+
+    /// Sends an RTCP packet built in a send slot to the transport's remote
+    /// endpoint (SRTCP-protected where the transport has keys).
+    mutating func sendRtcp(transport t: Int, slot: Int32, length: Int) {
+        let out = sendSlab.slot(Int(slot))
+        guard transports[t].inUse, length > 0 else { freeSendSlots.push(slot); return }
+        if transports[t].direct {
+            worker.onEvent(.directRtcp(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: out, count: length))))
+            freeSendSlots.push(slot)
+            return
+        }
+        // Pipes carry media one way; feedback does not cross them yet.
+        guard transports[t].pipeLink < 0 else { freeSendSlots.push(slot); return }
+        var size = length
+        if let srtp = transports[t].srtpSend {
+            var len = Int32(length)
+            let rc = srtp_protect_rtcp(srtp, out, &len)
+            guard rc == srtp_err_status_ok else {
+                counters.dropSrtpOther &+= 1
+                freeSendSlots.push(slot)
+                return
+            }
+            size = Int(len)
+        } else if transports[t].webrtc {
+            freeSendSlots.push(slot) // no keys yet
+            return
+        }
+        let socket: Int32
+        let destination: SocketAddress
+        if transports[t].webrtc {
+            socket = transports[t].sendSocket
+            destination = transports[t].remoteRtp
+        } else {
+            socket = transports[t].rtcpSocket >= 0 ? transports[t].rtcpSocket : transports[t].rtpSocket
+            destination = transports[t].remoteRtcp.isSet ? transports[t].remoteRtcp : transports[t].remoteRtp
+        }
+        guard socket >= 0, destination.isSet else { freeSendSlots.push(slot); return }
+        counters.rtcpOut &+= 1
+        sendRaw(slot: slot, length: size, socket: socket, to: destination)
+    }
+}

@@ -1,0 +1,415 @@
+/// RTCP (RFC 3550, RFC 4585, RFC 5104, RFC 5506, draft-alvestrand-rmcat-remb,
+/// draft-holmer-rmcat-transport-wide-cc-extensions): bounds-checked views
+/// over received bytes and builders into caller-provided memory. Nothing here
+/// allocates; the forwarder thread parses and builds RTCP with these.
+
+package enum RtcpError: Error, Sendable, Equatable {
+    case tooShort
+    case badVersion
+    /// A length field points past the end of the buffer (or below a minimum).
+    case badLength
+    /// A packet's body is shorter than its type requires.
+    case truncated
+    case badPadding
+}
+
+package enum RtcpType {
+    package static let sr: UInt8 = 200
+    package static let rr: UInt8 = 201
+    package static let sdes: UInt8 = 202
+    package static let bye: UInt8 = 203
+    package static let app: UInt8 = 204
+    package static let rtpfb: UInt8 = 205
+    package static let psfb: UInt8 = 206
+}
+
+package enum RtcpFormat {
+    /// RTPFB
+    package static let nack: UInt8 = 1
+    package static let transportCc: UInt8 = 15
+    /// PSFB
+    package static let pli: UInt8 = 1
+    package static let fir: UInt8 = 4
+    package static let afb: UInt8 = 15
+}
+
+/// One packet of a (possibly compound, possibly reduced-size) RTCP packet.
+package struct RtcpView {
+    package let base: UnsafeRawPointer
+    /// Offset of this packet's header in `base`, and its length in bytes
+    /// (header included, padding excluded).
+    package let offset: Int
+    package let length: Int
+    package let type: UInt8
+    /// Reception report count, SDES chunk count, BYE SSRC count, APP
+    /// subtype or feedback message type (FMT), by packet type.
+    package let count: UInt8
+
+    @inline(__always) package func u8(_ at: Int) -> UInt8 { base.load(fromByteOffset: offset + at, as: UInt8.self) }
+    @inline(__always) package func u16(_ at: Int) -> UInt16 { readUInt16(base, offset + at) }
+    @inline(__always) package func u32(_ at: Int) -> UInt32 { readUInt32(base, offset + at) }
+
+    /// The first SSRC after the header (sender of SR/RR/feedback, APP, first SDES chunk / BYE).
+    package var senderSsrc: UInt32? { length >= 8 ? u32(4) : nil }
+}
+
+package enum Rtcp {
+    /// Walks every packet of a compound packet. Throws on the first
+    /// malformed header; `body` sees only packets whose bounds are valid.
+    package static func forEach(_ p: UnsafeRawPointer, count: Int, _ body: (RtcpView) throws(RtcpError) -> Void) throws(RtcpError) {
+        guard count >= 4 else { throw .tooShort }
+        var offset = 0
+        while offset < count {
+            guard count - offset >= 4 else { throw .tooShort }
+            let b0 = p.load(fromByteOffset: offset, as: UInt8.self)
+            guard b0 >> 6 == 2 else { throw .badVersion }
+            let type = p.load(fromByteOffset: offset + 1, as: UInt8.self)
+            let total = (Int(readUInt16(p, offset + 2)) + 1) * 4
+            guard total <= count - offset else { throw .badLength }
+            var length = total
+            if b0 & 0x20 != 0 {
+                // Padding only on the last packet; its last byte counts it.
+                guard offset + total == count else { throw .badPadding }
+                let pad = Int(p.load(fromByteOffset: offset + total - 1, as: UInt8.self))
+                guard pad >= 1, pad <= total - 4 else { throw .badPadding }
+                length = total - pad
+            }
+            try body(RtcpView(base: p, offset: offset, length: length, type: type, count: b0 & 0x1F))
+            offset += total
+        }
+    }
+
+    // MARK: - Typed reads
+
+    package struct ReportBlock: Sendable, Equatable, Codable {
+        package var ssrc: UInt32
+        package var fractionLost: UInt8
+        /// Cumulative number of packets lost (24-bit signed).
+        package var totalLost: Int32
+        package var highestSequence: UInt32
+        package var jitter: UInt32
+        package var lastSenderReport: UInt32
+        package var delaySinceLastSenderReport: UInt32
+        package init(ssrc: UInt32, fractionLost: UInt8 = 0, totalLost: Int32 = 0, highestSequence: UInt32 = 0, jitter: UInt32 = 0, lastSenderReport: UInt32 = 0, delaySinceLastSenderReport: UInt32 = 0) {
+            self.ssrc = ssrc
+            self.fractionLost = fractionLost
+            self.totalLost = totalLost
+            self.highestSequence = highestSequence
+            self.jitter = jitter
+            self.lastSenderReport = lastSenderReport
+            self.delaySinceLastSenderReport = delaySinceLastSenderReport
+        }
+    }
+
+    package struct SenderInfo: Sendable, Equatable, Codable {
+        package var ssrc: UInt32
+        package var ntpSeconds: UInt32
+        package var ntpFraction: UInt32
+        package var rtpTimestamp: UInt32
+        package var packetCount: UInt32
+        package var octetCount: UInt32
+        package init(ssrc: UInt32, ntpSeconds: UInt32, ntpFraction: UInt32, rtpTimestamp: UInt32, packetCount: UInt32, octetCount: UInt32) {
+            self.ssrc = ssrc
+            self.ntpSeconds = ntpSeconds
+            self.ntpFraction = ntpFraction
+            self.rtpTimestamp = rtpTimestamp
+            self.packetCount = packetCount
+            self.octetCount = octetCount
+        }
+    }
+
+    /// The sender info of an SR.
+    package static func senderInfo(_ v: RtcpView) throws(RtcpError) -> SenderInfo {
+        guard v.type == RtcpType.sr, v.length >= 28 else { throw .truncated }
+        return SenderInfo(ssrc: v.u32(4), ntpSeconds: v.u32(8), ntpFraction: v.u32(12), rtpTimestamp: v.u32(16), packetCount: v.u32(20), octetCount: v.u32(24))
+    }
+
+    /// The report blocks of an SR or RR, checked against the length.
+    package static func forEachReportBlock(_ v: RtcpView, _ body: (ReportBlock) -> Void) throws(RtcpError) {
+        let first = v.type == RtcpType.sr ? 28 : 8
+        guard v.type == RtcpType.sr || v.type == RtcpType.rr else { throw .truncated }
+        guard v.length >= first + Int(v.count) * 24 else { throw .truncated }
+        for i in 0..<Int(v.count) {
+            let o = first + i * 24
+            let lost24 = v.u32(o + 4) & 0x00FF_FFFF
+            let total = lost24 & 0x80_0000 != 0 ? Int32(bitPattern: lost24 | 0xFF00_0000) : Int32(lost24)
+            body(ReportBlock(ssrc: v.u32(o), fractionLost: v.u8(o + 4), totalLost: total, highestSequence: v.u32(o + 8),
+                             jitter: v.u32(o + 12), lastSenderReport: v.u32(o + 16), delaySinceLastSenderReport: v.u32(o + 20)))
+        }
+    }
+
+    /// The items of every SDES chunk: (ssrc, item type, value offset in
+    /// `v.base`, value length).
+    package static func forEachSdesItem(_ v: RtcpView, _ body: (UInt32, UInt8, Int, Int) -> Void) throws(RtcpError) {
+        guard v.type == RtcpType.sdes else { throw .truncated }
+        var o = 4
+        for _ in 0..<Int(v.count) {
+            guard o + 4 <= v.length else { throw .truncated }
+            let ssrc = v.u32(o)
+            o += 4
+            while true {
+                guard o < v.length else { throw .truncated }
+                let itemType = v.u8(o)
+                if itemType == 0 {
+                    // End of chunk: skip to the next 32-bit boundary.
+                    o = (o + 4) & ~3
+                    break
+                }
+                guard o + 2 <= v.length else { throw .truncated }
+                let len = Int(v.u8(o + 1))
+                guard o + 2 + len <= v.length else { throw .truncated }
+                body(ssrc, itemType, v.offset + o + 2, len)
+                o += 2 + len
+            }
+        }
+    }
+
+    /// The SSRCs a BYE names.
+    package static func forEachByeSsrc(_ v: RtcpView, _ body: (UInt32) -> Void) throws(RtcpError) {
+        guard v.type == RtcpType.bye, v.length >= 4 + Int(v.count) * 4 else { throw .truncated }
+        for i in 0..<Int(v.count) { body(v.u32(4 + i * 4)) }
+    }
+
+    /// Feedback header: sender SSRC and media SSRC (RFC 4585).
+    package static func feedbackSsrcs(_ v: RtcpView) throws(RtcpError) -> (sender: UInt32, media: UInt32) {
+        guard v.type == RtcpType.rtpfb || v.type == RtcpType.psfb, v.length >= 12 else { throw .truncated }
+        return (v.u32(4), v.u32(8))
+    }
+
+    /// Every sequence number a generic NACK asks for (PID + BLP bitmask).
+    package static func forEachNackedSequence(_ v: RtcpView, _ body: (UInt16) -> Void) throws(RtcpError) {
+        guard v.type == RtcpType.rtpfb, v.count == RtcpFormat.nack, v.length >= 16, (v.length - 12) % 4 == 0 else { throw .truncated }
+        var o = 12
+        while o + 4 <= v.length {
+            let pid = v.u16(o)
+            let blp = v.u16(o + 2)
+            body(pid)
+            for bit in 0..<16 where blp & (1 << bit) != 0 { body(pid &+ UInt16(bit + 1)) }
+            o += 4
+        }
+    }
+
+    /// FIR entries (RFC 5104 4.3.1): the SSRC asked for a key frame and the
+    /// request's sequence number (a repeat of the same number is the same request).
+    package static func forEachFirEntry(_ v: RtcpView, _ body: (UInt32, UInt8) -> Void) throws(RtcpError) {
+        guard v.type == RtcpType.psfb, v.count == RtcpFormat.fir, v.length >= 20, (v.length - 12) % 8 == 0 else { throw .truncated }
+        var o = 12
+        while o + 8 <= v.length {
+            body(v.u32(o), v.u8(o + 4))
+            o += 8
+        }
+    }
+
+    /// REMB: the estimated bitrate (bps) and the SSRCs it applies to.
+    package static func remb(_ v: RtcpView, _ ssrcs: (UInt32) -> Void) throws(RtcpError) -> UInt64? {
+        guard v.type == RtcpType.psfb, v.count == RtcpFormat.afb, v.length >= 20 else { throw .truncated }
+        guard v.u32(12) == 0x5245_4D42 else { return nil } // "REMB"
+        let n = Int(v.u8(16))
+        guard v.length >= 20 + n * 4 else { throw .truncated }
+        let exp = UInt64(v.u8(17) >> 2)
+        let mantissa = UInt64(v.u32(16) & 0x3_FFFF)
+        guard exp < 46 else { throw .truncated }
+        for i in 0..<n { ssrcs(v.u32(20 + i * 4)) }
+        return mantissa << exp
+    }
+
+    package struct TransportCcHeader: Sendable, Equatable {
+        package var baseSequence: UInt16
+        package var statusCount: UInt16
+        /// Reference time in multiples of 64 ms (24-bit signed).
+        package var referenceTime: Int32
+        package var feedbackCount: UInt8
+        /// Packets reported received (each has a receive delta).
+        package var receivedCount: Int
+    }
+
+    /// Transport-wide CC feedback: header, with every status chunk and
+    /// receive delta checked against the length.
+    package static func transportCc(_ v: RtcpView) throws(RtcpError) -> TransportCcHeader {
+        guard v.type == RtcpType.rtpfb, v.count == RtcpFormat.transportCc, v.length >= 20 else { throw .truncated }
+        let base = v.u16(12)
+        let statusCount = Int(v.u16(14))
+        let ref24 = v.u32(16) >> 8
+        let reference = ref24 & 0x80_0000 != 0 ? Int32(bitPattern: ref24 | 0xFF00_0000) : Int32(ref24)
+        var o = 20
+        var described = 0
+        var deltaBytes = 0
+        var received = 0
+        while described < statusCount {
+            guard o + 2 <= v.length else { throw .truncated }
+            let chunk = v.u16(o)
+            o += 2
+            if chunk & 0x8000 == 0 {
+                // Run length: 2-bit symbol, 13-bit length.
+                let symbol = Int((chunk >> 13) & 0x3)
+                let run = min(Int(chunk & 0x1FFF), statusCount - described)
+                if symbol == 1 { deltaBytes += run; received += run } else if symbol == 2 { deltaBytes += 2 * run; received += run }
+                described += run
+                if chunk & 0x1FFF == 0 { throw .truncated }
+            } else if chunk & 0x4000 == 0 {
+                // Status vector of 14 one-bit symbols.
+                for i in 0..<14 where described < statusCount {
+                    if chunk & (1 << (13 - i)) != 0 { deltaBytes += 1; received += 1 }
+                    described += 1
+                }
+            } else {
+                // Status vector of 7 two-bit symbols.
+                for i in 0..<7 where described < statusCount {
+                    let symbol = Int((chunk >> (12 - 2 * i)) & 0x3)
+                    if symbol == 1 { deltaBytes += 1; received += 1 } else if symbol == 2 { deltaBytes += 2; received += 1 }
+                    described += 1
+                }
+            }
+        }
+        guard o + deltaBytes <= v.length else { throw .truncated }
+        return TransportCcHeader(baseSequence: base, statusCount: UInt16(statusCount), referenceTime: reference, feedbackCount: v.u8(19), receivedCount: received)
+    }
+}
+
+/// Builds RTCP packets into caller-provided memory. Each function returns the
+/// bytes written, or 0 if they did not fit in `capacity`.
+package enum RtcpWriter {
+    @inline(__always)
+    static func put32(_ p: UnsafeMutableRawPointer, _ at: Int, _ v: UInt32) { p.storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt32.self) }
+    @inline(__always)
+    static func put16(_ p: UnsafeMutableRawPointer, _ at: Int, _ v: UInt16) { p.storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt16.self) }
+
+    @inline(__always)
+    static func header(_ p: UnsafeMutableRawPointer, count: UInt8, type: UInt8, length: Int) {
+        p.storeBytes(of: 0x80 | (count & 0x1F), as: UInt8.self)
+        p.storeBytes(of: type, toByteOffset: 1, as: UInt8.self)
+        put16(p, 2, UInt16(length / 4 - 1))
+    }
+
+    static func reportBlock(_ p: UnsafeMutableRawPointer, _ at: Int, _ b: Rtcp.ReportBlock) {
+        put32(p, at, b.ssrc)
+        let lost = UInt32(bitPattern: max(-0x80_0000, min(0x7F_FFFF, b.totalLost))) & 0x00FF_FFFF
+        put32(p, at + 4, UInt32(b.fractionLost) << 24 | lost)
+        put32(p, at + 8, b.highestSequence)
+        put32(p, at + 12, b.jitter)
+        put32(p, at + 16, b.lastSenderReport)
+        put32(p, at + 20, b.delaySinceLastSenderReport)
+    }
+
+    /// A sender report with up to 31 report blocks (`blocks(i)` gives block i).
+    package static func senderReport(_ p: UnsafeMutableRawPointer, capacity: Int, _ info: Rtcp.SenderInfo, blockCount: Int = 0, blocks: (Int) -> Rtcp.ReportBlock = { _ in Rtcp.ReportBlock(ssrc: 0) }) -> Int {
+        let n = min(blockCount, 31)
+        let length = 28 + 24 * n
+        guard length <= capacity else { return 0 }
+        header(p, count: UInt8(n), type: RtcpType.sr, length: length)
+        put32(p, 4, info.ssrc)
+        put32(p, 8, info.ntpSeconds)
+        put32(p, 12, info.ntpFraction)
+        put32(p, 16, info.rtpTimestamp)
+        put32(p, 20, info.packetCount)
+        put32(p, 24, info.octetCount)
+        for i in 0..<n { reportBlock(p, 28 + 24 * i, blocks(i)) }
+        return length
+    }
+
+    package static func receiverReport(_ p: UnsafeMutableRawPointer, capacity: Int, ssrc: UInt32, blockCount: Int, blocks: (Int) -> Rtcp.ReportBlock) -> Int {
+        let n = min(blockCount, 31)
+        let length = 8 + 24 * n
+        guard length <= capacity else { return 0 }
+        header(p, count: UInt8(n), type: RtcpType.rr, length: length)
+        put32(p, 4, ssrc)
+        for i in 0..<n { reportBlock(p, 8 + 24 * i, blocks(i)) }
+        return length
+    }
+
+    /// An SDES packet with one chunk holding a CNAME item.
+    package static func sdesCname(_ p: UnsafeMutableRawPointer, capacity: Int, ssrc: UInt32, cname: UnsafeRawBufferPointer) -> Int {
+        let valueLength = min(cname.count, 255)
+        // ssrc + type + len + value + at least one zero byte, to 32 bits.
+        let length = (4 + 4 + 2 + valueLength + 1 + 3) & ~3
+        guard length <= capacity else { return 0 }
+        header(p, count: 1, type: RtcpType.sdes, length: length)
+        put32(p, 4, ssrc)
+        p.storeBytes(of: 1, toByteOffset: 8, as: UInt8.self)
+        p.storeBytes(of: UInt8(valueLength), toByteOffset: 9, as: UInt8.self)
+        if valueLength > 0 { (p + 10).copyMemory(from: cname.baseAddress!, byteCount: valueLength) }
+        (p + 10 + valueLength).initializeMemory(as: UInt8.self, repeating: 0, count: length - 10 - valueLength)
+        return length
+    }
+
+    package static func bye(_ p: UnsafeMutableRawPointer, capacity: Int, ssrc: UInt32) -> Int {
+        guard capacity >= 8 else { return 0 }
+        header(p, count: 1, type: RtcpType.bye, length: 8)
+        put32(p, 4, ssrc)
+        return 8
+    }
+
+    package static func app(_ p: UnsafeMutableRawPointer, capacity: Int, subtype: UInt8, ssrc: UInt32, name: UInt32, data: UnsafeRawBufferPointer) -> Int {
+        guard data.count % 4 == 0 else { return 0 }
+        let length = 12 + data.count
+        guard length <= capacity else { return 0 }
+        header(p, count: subtype, type: RtcpType.app, length: length)
+        put32(p, 4, ssrc)
+        put32(p, 8, name)
+        if !data.isEmpty { (p + 12).copyMemory(from: data.baseAddress!, byteCount: data.count) }
+        return length
+    }
+
+    package static func pli(_ p: UnsafeMutableRawPointer, capacity: Int, sender: UInt32, media: UInt32) -> Int {
+        guard capacity >= 12 else { return 0 }
+        header(p, count: RtcpFormat.pli, type: RtcpType.psfb, length: 12)
+        put32(p, 4, sender)
+        put32(p, 8, media)
+        return 12
+    }
+
+    /// A FIR asking `target` for a key frame with request number `sequence`.
+    package static func fir(_ p: UnsafeMutableRawPointer, capacity: Int, sender: UInt32, target: UInt32, sequence: UInt8) -> Int {
+        guard capacity >= 20 else { return 0 }
+        header(p, count: RtcpFormat.fir, type: RtcpType.psfb, length: 20)
+        put32(p, 4, sender)
+        put32(p, 8, 0)
+        put32(p, 12, target)
+        put32(p, 16, UInt32(sequence) << 24)
+        return 20
+    }
+
+    /// A generic NACK for `count` sequence numbers (`sequence(i)`), packed
+    /// into PID/BLP pairs; the numbers must be in ascending order (mod 2^16).
+    package static func nack(_ p: UnsafeMutableRawPointer, capacity: Int, sender: UInt32, media: UInt32, count: Int, sequence: (Int) -> UInt16) -> Int {
+        guard count > 0, capacity >= 16 else { return 0 }
+        header(p, count: RtcpFormat.nack, type: RtcpType.rtpfb, length: 12)
+        put32(p, 4, sender)
+        put32(p, 8, media)
+        var o = 12
+        var i = 0
+        while i < count {
+            guard o + 4 <= capacity else { break }
+            let pid = sequence(i)
+            var blp: UInt16 = 0
+            i += 1
+            while i < count {
+                let d = sequence(i) &- pid
+                guard d >= 1, d <= 16 else { break }
+                blp |= 1 << (d - 1)
+                i += 1
+            }
+            put16(p, o, pid)
+            put16(p, o + 2, blp)
+            o += 4
+        }
+        put16(p, 2, UInt16(o / 4 - 1))
+        return o
+    }
+
+    package static func remb(_ p: UnsafeMutableRawPointer, capacity: Int, sender: UInt32, bitrate: UInt64, ssrcCount: Int, ssrc: (Int) -> UInt32) -> Int {
+        let n = min(ssrcCount, 255)
+        let length = 20 + 4 * n
+        guard length <= capacity else { return 0 }
+        header(p, count: RtcpFormat.afb, type: RtcpType.psfb, length: length)
+        put32(p, 4, sender)
+        put32(p, 8, 0)
+        put32(p, 12, 0x5245_4D42)
+        var exp: UInt32 = 0
+        var mantissa = bitrate
+        while mantissa > 0x3_FFFF { mantissa >>= 1; exp += 1 }
+        put32(p, 16, UInt32(n) << 24 | exp << 18 | UInt32(mantissa))
+        for i in 0..<n { put32(p, 20 + 4 * i, ssrc(i)) }
+        return length
+    }
+}
