@@ -89,8 +89,7 @@ async def test_two_aiortc_consumers_decode(server, use_server):  # noqa: F811
             kind, mid, pt, rtp = section_parameters(section)
             producers.append(await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp))
             answer.append((kind, mid, pt, "recvonly", []))
-        # Subscribers first: key frame requests (PLI) are not forwarded yet, so
-        # the publisher's first key frame must find the consumers in place.
+        # Subscribers first here; the late-joiner test covers the other order.
         subscribers = [await subscribe(rpc, router, [p["id"] for p in producers], first_mid=5 + 2 * n, server_id=server_id)
                        for n in range(2)]
         await publisher.setRemoteDescription(RTCSessionDescription(sdp=session_sdp(send_transport, answer, "passive"), type="answer"))
@@ -111,3 +110,47 @@ async def test_two_aiortc_consumers_decode(server, use_server):  # noqa: F811
         for pc, _, _, _ in subscribers:
             await pc.close()
         await publisher.close()
+
+
+@pytest.mark.asyncio
+async def test_late_joiner_gets_a_key_frame(server):  # noqa: F811
+    """A subscriber joining seconds into a call decodes video promptly: its
+    consumer's key frame request (PLI) reaches the aiortc publisher, whose
+    encoder would otherwise not send another key frame for minutes."""
+    async with websockets.connect(server) as ws:
+        rpc = Rpc(ws)
+        router = await rpc.call("worker.createRouter", mediaCodecs=[
+            {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
+            {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
+        send_transport = await create_transport(rpc, router, None)
+        publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await publisher.setLocalDescription(await publisher.createOffer())
+        offer = publisher.localDescription.sdp
+        fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
+        await rpc.call("transport.connect", transportId=send_transport["id"],
+                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
+        kind, mid, pt, rtp = section_parameters(media_sections(offer)[0])
+        producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp)
+        await publisher.setRemoteDescription(RTCSessionDescription(
+            sdp=session_sdp(send_transport, [(kind, mid, pt, "recvonly", [])], "passive"), type="answer"))
+        # Let the call run well past the publisher's first key frame.
+        deadline = asyncio.get_event_loop().time() + 15
+        while asyncio.get_event_loop().time() < deadline:
+            stats = await rpc.call("producer.getStats", producerId=producer["id"])
+            if stats and stats[0]["packetCount"] > 100:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)
+        joined = asyncio.get_event_loop().time()
+        pc, frames, _, consumers = await subscribe(rpc, router, [producer["id"]], first_mid=3)
+        while len(frames["video"]) < 10 and asyncio.get_event_loop().time() - joined < 10:
+            await asyncio.sleep(0.1)
+        waited = asyncio.get_event_loop().time() - joined
+        pstats = await rpc.call("producer.getStats", producerId=producer["id"])
+        await pc.close()
+        await publisher.close()
+        assert len(frames["video"]) >= 10, (len(frames["video"]), pstats)
+        assert frames["video"][-1].width == 640
+        assert pstats[0]["pliCount"] >= 1, pstats
+        assert waited < 10
