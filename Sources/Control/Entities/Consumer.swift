@@ -69,6 +69,15 @@ public final class Consumer {
             spec.mid = Array(mid.utf8)
             spec.midExtensionId = UInt8(ext.id)
         }
+        let media = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
+        spec.nack = (media?.rtcpFeedback ?? []).contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty }
+        if let rtx = rtpParameters.encodings?.first?.rtx?.ssrc {
+            spec.rtxSsrc = rtx
+            spec.rtxPayloadTypes = rtpParameters.codecs.compactMap { c in
+                guard c.mimeType.isRtxMime, let apt = c.parameters?["apt"]?.intValue else { return nil }
+                return (UInt8(apt), UInt8(c.payloadType))
+            }
+        }
         return spec
     }
 
@@ -173,7 +182,7 @@ public final class Consumer {
         try checkOpen()
         let c = await forwarder.stats(.consumer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
-        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: 10, nackCount: c.nack, pliCount: c.pli, firCount: c.fir)]
+        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: 10, nackCount: c.nack, pliCount: c.pli, firCount: c.fir, packetsRetransmitted: c.retransmitted)]
     }
 
     public struct Dump: Codable, Sendable {

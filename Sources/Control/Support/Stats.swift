@@ -15,6 +15,8 @@ public struct RtpStreamStats: Codable, Sendable, Hashable {
     public var nackCount: UInt64 = 0
     public var pliCount: UInt64 = 0
     public var firCount: UInt64 = 0
+    /// Outbound: packets resent in answer to NACKs.
+    public var packetsRetransmitted: UInt64 = 0
 }
 
 public struct TransportStats: Codable, Sendable, Hashable {

@@ -56,6 +56,12 @@ package struct ConsumerSpec: Sendable {
     /// (the producer's) is replaced with it, so BUNDLEd endpoints demux.
     package var mid: [UInt8] = []
     package var midExtensionId: UInt8 = 0
+    /// Generic NACK negotiated: lost packets are resent, as RTX on
+    /// `rtxSsrc` with the RTX payload type of each codec (router PT -> RTX
+    /// PT), or as plain retransmissions without RTX.
+    package var nack = false
+    package var rtxSsrc: UInt32 = 0
+    package var rtxPayloadTypes: [(UInt8, UInt8)] = []
 
     package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool, tag: UInt32 = 0) {
         self.tag = tag

@@ -285,6 +285,7 @@ extension ForwarderLoop {
         // Its consumers die with it (mediasoup: Consumer::ProducerClosed).
         while producers[h].firstConsumer >= 0 { closeConsumer(Int(producers[h].firstConsumer)) }
         detachFromObservers(h)
+        if producers[h].isVideo { retransmissions.forget(producer: h) }
         let t = Int(producers[h].transport)
         for i in 0..<producers[h].ssrcCount {
             ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])
@@ -315,6 +316,10 @@ extension ForwarderLoop {
         c.paused = spec.paused
         c.producerPaused = spec.producerPaused
         c.waitsForKeyFrame = spec.waitsForKeyFrame
+        c.nack = spec.nack
+        c.rtxSsrc = spec.rtxSsrc
+        c.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
+        c.rtxSequence = UInt16.random(in: 0...0x7FFF)
         c.syncRequired = true
         c.nextInProducer = producers[p].firstConsumer
         if c.nextInProducer >= 0 { consumers[Int(c.nextInProducer)].prevInProducer = Int32(h) }

@@ -35,7 +35,10 @@ extension ForwarderLoop {
                     }
                 case RtcpType.rtpfb where v.count == RtcpFormat.nack:
                     let (_, media) = try Rtcp.feedbackSsrcs(v)
-                    if let c = consumer(transport: t, ssrc: media) { consumers[c].counters.nack &+= 1 }
+                    if let c = consumer(transport: t, ssrc: media), consumers[c].nack {
+                        consumers[c].counters.nack &+= 1
+                        try Rtcp.forEachNackedSequence(v) { seq in retransmit(consumer: c, sequence: seq) }
+                    }
                 default:
                     break
                 }
@@ -49,6 +52,46 @@ extension ForwarderLoop {
     func consumer(transport t: Int, ssrc: UInt32) -> Int? {
         guard let c = consumerSsrcTable.lookup(transport: UInt32(t), ssrc: ssrc), consumers[Int(c)].inUse else { return nil }
         return Int(c)
+    }
+
+    // MARK: - Retransmission
+
+    /// Longest a packet is resent after it arrived (mediasoup's limit for
+    /// video; audio is not kept).
+    static let maxRetransmissionAgeNs: Int64 = 2_000_000_000
+
+    /// Resends one packet a consumer's endpoint reported lost, from the
+    /// store, if it is still held and was sent under the consumer's current
+    /// numbering.
+    mutating func retransmit(consumer c: Int, sequence: UInt16) {
+        let p = Int(consumers[c].producer)
+        let producerSequence = sequence &- consumers[c].seqOffset
+        // Sent under the current numbering: at or after its start, not after the last packet sent.
+        guard consumers[c].started, consumers[c].active,
+              producerSequence &- consumers[c].syncSequence < 0x8000, consumers[c].lastSeqOut &- sequence < 0x8000,
+              let stored = retransmissions.lookup(producer: p, sequence: producerSequence),
+              turnNs - stored.arrivalNs <= Self.maxRetransmissionAgeNs,
+              let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {
+            consumers[c].counters.retransmissionMisses &+= 1
+            return
+        }
+        sendToConsumer(c, stored.packet, size: stored.length, header: header, routerPt: header.payloadType, retransmission: true)
+    }
+
+    /// Turns a consumer's packet into its RTX form (RFC 4588): the original
+    /// sequence number leads the payload; RTX SSRC, payload type and
+    /// sequence. Returns the new size (0: cannot).
+    func wrapRtx(_ out: UnsafeMutableRawPointer, size: Int, _ c: Int, routerPt: UInt8) -> Int {
+        let rtxPt = consumers[c].rtxPayloadTypes[routerPt]
+        guard rtxPt != PayloadTypeMap.none, size + 2 + SrtpSession.maxTrailer <= settings.bufferSize,
+              let header = try? RtpHeader.parse(out, count: size) else { return 0 }
+        let start = header.payloadOffset
+        memmove(out + start + 2, out + start, size - start)
+        out.storeBytes(of: header.sequenceNumber.bigEndian, toByteOffset: start, as: UInt16.self)
+        RtpRewrite.setSsrc(out, consumers[c].rtxSsrc)
+        RtpRewrite.setPayloadType(out, rtxPt)
+        RtpRewrite.setSequenceNumber(out, consumers[c].rtxSequence)
+        return size + 2
     }
 
     // MARK: - Key frame requests

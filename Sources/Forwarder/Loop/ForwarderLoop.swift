@@ -86,6 +86,9 @@ struct ForwarderLoop: ~Copyable {
     var timers: TimerWheel
 
     var counters = ForwarderCounters()
+    /// Monotonic time at the start of this loop turn (packet arrival times).
+    var turnNs: Int64 = 0
+    var retransmissions: RetransmissionStore
     var consentTimerArmed = false
     /// RFC 7675 consent freshness timeout (30 s; settable for tests).
     let consentTimeoutNs: Int64
@@ -195,6 +198,7 @@ struct ForwarderLoop: ~Copyable {
         freeSockets = FreeList(capacity: socketCapacity)
         ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         consumerSsrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
+        retransmissions = RetransmissionStore(slots: settings.retransmissionSlots, slotSize: settings.bufferSize)
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
@@ -279,6 +283,7 @@ struct ForwarderLoop: ~Copyable {
                 break
             }
             counters.loopTurns &+= 1
+            turnNs = rsfu_monotonic_ns()
             // Drain every completion available, in batches.
             while true {
                 let n = Int(io_uring_peek_batch_cqe(ring, cqes, 256))
@@ -491,6 +496,10 @@ struct ForwarderLoop: ~Copyable {
         if producers[p].paused { return }
         if producers[p].observerCount > 0 { recordAudioLevel(p, packet, header) }
 
+        // Video is kept for NACKs while anyone consumes it.
+        if producers[p].isVideo && producers[p].firstConsumer >= 0 {
+            retransmissions.store(producer: p, sequence: header.sequenceNumber, packet, length: size, nowNs: turnNs)
+        }
         // Key frame detection is done at most once per packet, and only if
         // some consumer is waiting for one or a request is pending.
         var keyFrame: Int8 = -1
@@ -521,6 +530,7 @@ struct ForwarderLoop: ~Copyable {
                         consumers[ci].seqOffset = base &- header.sequenceNumber
                         consumers[ci].syncRequired = false
                         consumers[ci].started = true
+                        consumers[ci].syncSequence = header.sequenceNumber
                         sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                     }
                 } else {
@@ -569,7 +579,7 @@ struct ForwarderLoop: ~Copyable {
     }
 
     @inline(__always)
-    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8) {
+    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8, retransmission: Bool = false) {
         let t = Int(consumers[ci].transport)
         guard transports[t].remoteRtp.isSet || transports[t].direct || transports[t].pipeLink >= 0 else { return }
         // Never plain RTP on a WebRTC transport: wait for DTLS to give keys.
@@ -595,9 +605,18 @@ struct ForwarderLoop: ~Copyable {
         try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
         var size = size
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
-        // Track the highest sequence number sent (wrap-aware).
-        let diff = seq &- consumers[ci].lastSeqOut
-        if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
+        if retransmission {
+            if consumers[ci].rtxSsrc != 0 {
+                size = wrapRtx(out, size: size, ci, routerPt: routerPt)
+                guard size > 0 else { freeSendSlots.push(slot); return }
+                consumers[ci].rtxSequence &+= 1
+            }
+            consumers[ci].counters.retransmitted &+= 1
+        } else {
+            // Track the highest sequence number sent (wrap-aware).
+            let diff = seq &- consumers[ci].lastSeqOut
+            if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
+        }
         consumers[ci].counters.packetsOut &+= 1
         consumers[ci].counters.bytesOut &+= UInt64(size)
         transports[t].counters.packetsOut &+= 1

@@ -156,6 +156,13 @@ package struct ConsumerState {
     /// The last FIR request number from this consumer's endpoint (-1:
     /// none): a repeat of the same number is the same request.
     var lastFirSequence: Int16 = -1
+    var nack = false
+    var rtxSsrc: UInt32 = 0
+    var rtxPayloadTypes = PayloadTypeMap()
+    var rtxSequence: UInt16 = 0
+    /// The producer sequence number the current offset took effect at:
+    /// only packets sent since then map back to the producer's numbering.
+    var syncSequence: UInt16 = 0
     var counters = EntityCounters()
     var pendingMessage: Int32 = -1
     var nextInProducer: Int32 = -1
