@@ -104,3 +104,104 @@ struct RetransmissionTests {
         worker.close()
     }
 }
+
+/// The producer leg: RingSFU notices gaps in a publisher's stream, NACKs
+/// them (after a short reorder tolerance, retried, bounded) and restores
+/// the publisher's RTX packets into the original stream.
+@Suite("NACK generator") @RingSFUActor
+struct NackGeneratorTests {
+    @RingSFUActor struct Setup {
+        let worker: Worker
+        let ingress: PlainTransport
+        let producer: Producer
+        let feeder = TestSocket()
+        let sink = TestSocket()
+        func send(_ p: [UInt8]) { feeder.send(p, to: UInt16(ingress.tuple.localPort)) }
+        func media(_ seq: UInt16, key: Bool = false) -> [UInt8] {
+            makeRtp(pt: 96, seq: seq, ts: UInt32(seq) * 3000, ssrc: 7000, payload: vp8Payload(keyFrame: key) + [UInt8(truncatingIfNeeded: seq)])
+        }
+        func rtx(_ seq: UInt16, rtxSeq: UInt16) -> [UInt8] {
+            let original = media(seq)
+            return makeRtp(pt: 97, seq: rtxSeq, ts: UInt32(seq) * 3000, ssrc: 7001, payload: [UInt8(seq >> 8), UInt8(seq & 0xFF)] + Array(original[12...]))
+        }
+    }
+
+    func setup() async throws -> Setup {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [vp8])
+        let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let params = RtpParameters(codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000, rtcpFeedback: [RtcpFeedback(type: "nack"), RtcpFeedback(type: "nack", parameter: "pli")]),
+                                            RtpCodecParameters(mimeType: "video/rtx", payloadType: 97, clockRate: 90000, parameters: ["apt": .number(96)])],
+                                   encodings: [RtpEncodingParameters(ssrc: 7000, rtx: RtxParameters(ssrc: 7001))], rtcp: RtcpParameters(cname: "n"))
+        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: params))
+        let s = Setup(worker: worker, ingress: ingress, producer: producer)
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(s.sink.port))
+        _ = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        await worker.sync()
+        return s
+    }
+
+    /// Sequence numbers NACKed in the RTCP the feeder receives within `ms`.
+    func nacked(_ s: TestSocket, ms: Int) -> [UInt16] {
+        var out: [UInt16] = []
+        let deadline = Date().addingTimeInterval(Double(ms) / 1000)
+        while Date() < deadline {
+            guard let d = s.receive(timeoutMs: 20) else { continue }
+            d.withUnsafeBytes { raw in
+                try? Rtcp.forEach(raw.baseAddress!, count: raw.count) { v in
+                    if v.type == RtcpType.rtpfb, v.count == RtcpFormat.nack, (try? Rtcp.feedbackSsrcs(v))?.media == 7000 {
+                        try? Rtcp.forEachNackedSequence(v) { out.append($0) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test func gapsAreNackedAndRtxRepairsThem() async throws {
+        let s = try await setup()
+        for seq: UInt16 in [10, 11, 12, 14, 15] { s.send(s.media(seq, key: seq == 10)) }
+        #expect(s.sink.receiveAll(5).count == 5)
+        #expect(nacked(s.feeder, ms: 150) == [13])
+        // The repair is forwarded as the original packet.
+        s.send(s.rtx(13, rtxSeq: 500))
+        let repaired = try #require(s.sink.receiveAll(1).first)
+        let original = s.media(13)
+        #expect(Array(repaired[12...]) == Array(original[12...]))
+        // A second copy is not forwarded; nothing is NACKed any more.
+        s.send(s.rtx(13, rtxSeq: 501))
+        #expect(s.sink.receive(timeoutMs: 150) == nil)
+        #expect(nacked(s.feeder, ms: 250).isEmpty)
+        s.worker.close()
+    }
+
+    @Test func unrepairedLossIsRetriedThenGivenUp() async throws {
+        let s = try await setup()
+        for seq: UInt16 in [1, 2, 4] { s.send(s.media(seq, key: seq == 1)) }
+        _ = s.sink.receiveAll(3)
+        // Retried about every 100 ms, at most 10 times.
+        let asked = nacked(s.feeder, ms: 1600)
+        #expect(asked.allSatisfy { $0 == 3 })
+        #expect(asked.count >= 5 && asked.count <= 10, "\(asked.count) NACKs")
+        let stats = try await s.producer.getStats()
+        #expect(stats[0].nackCount == UInt64(asked.count))
+        s.worker.close()
+    }
+
+    @Test func aBurstTooLargeToRepairAsksForAKeyFrame() async throws {
+        let s = try await setup()
+        s.send(s.media(1, key: true))
+        s.send(s.media(200))
+        var sawPli = false
+        let deadline = Date().addingTimeInterval(0.5)
+        while Date() < deadline && !sawPli {
+            if let d = s.feeder.receive(timeoutMs: 20) {
+                sawPli = KeyFrameRequestTests.keyFrameRequests(d).contains { $0.ssrc == 7000 }
+            }
+        }
+        #expect(sawPli)
+        #expect(nacked(s.feeder, ms: 200).isEmpty)
+        s.worker.close()
+    }
+}

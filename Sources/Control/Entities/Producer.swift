@@ -115,6 +115,16 @@ public final class Producer {
         let pli = feedback.contains { $0.type == "nack" && $0.parameter == "pli" }
         let fir = feedback.contains { $0.type == "ccm" && $0.parameter == "fir" }
         spec.useFir = fir && !pli
+        let mediaCodec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
+        spec.clockRate = UInt32(mediaCodec?.clockRate ?? 90_000)
+        spec.nack = feedback.contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty }
+        if let rtx = rtpParameters.encodings?.first?.rtx?.ssrc {
+            spec.rtxSsrc = rtx
+            spec.rtxPayloadTypes = rtpParameters.codecs.compactMap { c in
+                guard c.mimeType.isRtxMime, let apt = c.parameters?["apt"]?.intValue else { return nil }
+                return (UInt8(c.payloadType), UInt8(apt))
+            }
+        }
         let own = rtpParameters.headerExtensions ?? []
         if let mid = rtpParameters.mid, let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.mid }) {
             spec.mid = Array(mid.utf8)

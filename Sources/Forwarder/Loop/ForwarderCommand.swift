@@ -27,6 +27,13 @@ package struct ProducerSpec: Sendable {
     package var ridExtensionId: UInt8 = 0
     /// Ask the endpoint for key frames with FIR (only "ccm fir" negotiated).
     package var useFir = false
+    /// The media codec's clock rate (statistics), generic NACK negotiated
+    /// (lost packets are asked for), and the RTX stream: its SSRC and
+    /// producer RTX payload type -> producer media payload type.
+    package var clockRate: UInt32 = 90_000
+    package var nack = false
+    package var rtxSsrc: UInt32 = 0
+    package var rtxPayloadTypes: [(UInt8, UInt8)] = []
 
     package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool, audioLevelId: UInt8 = 0) {
         self.audioLevelId = audioLevelId

@@ -58,6 +58,8 @@ package struct EntityCounters: Sendable, Equatable {
     package var fir: UInt64 = 0
     package var nack: UInt64 = 0
     package var keyFrames: UInt64 = 0
+    /// Packets asked for in NACKs sent to a producer's endpoint.
+    package var nackedPackets: UInt64 = 0
     /// Packets resent in answer to NACKs, and NACKed packets no longer held.
     package var retransmitted: UInt64 = 0
     package var retransmissionMisses: UInt64 = 0

@@ -258,6 +258,14 @@ extension ForwarderLoop {
         p.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
         p.audioLevelId = spec.audioLevelId
         p.useFir = spec.useFir
+        p.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
+        if spec.rtxSsrc != 0, ssrcTable.insert(transport: UInt32(t), ssrc: spec.rtxSsrc, value: UInt32(h) | Self.rtxFlag) {
+            p.rtxSsrc = spec.rtxSsrc
+        }
+        var receive = ReceiveStreamState()
+        receive.clockRate = Int64(max(1, spec.clockRate))
+        receive.nackEnabled = spec.nack && spec.isVideo
+        receiveStreams[h] = receive
         for ssrc in spec.ssrcs.prefix(8) {
             if ssrcTable.insert(transport: UInt32(t), ssrc: ssrc, value: UInt32(h)) {
                 p.ssrcs[p.ssrcCount] = ssrc
@@ -290,6 +298,8 @@ extension ForwarderLoop {
         for i in 0..<producers[h].ssrcCount {
             ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])
         }
+        if producers[h].rtxSsrc != 0 { ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].rtxSsrc) }
+        receiveStreams[h].missingCount = 0
         if producers[h].midKey != 0 { midTable.remove(transport: UInt32(t), ssrc: producers[h].midKey) }
         if producers[h].ridKey != 0 { ridTable.remove(transport: UInt32(t), ssrc: producers[h].ridKey) }
         let prev = producers[h].prevInTransport, next = producers[h].nextInTransport

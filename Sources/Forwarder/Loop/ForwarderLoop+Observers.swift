@@ -7,6 +7,7 @@ enum TimerKind: UInt16 {
     case iceConsent = 3
     case tcpIdle = 4
     case keyFrameRetry = 5
+    case nack = 6
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -47,6 +48,7 @@ extension ForwarderLoop {
                 case .iceConsent: consentTimerFired()
                 case .tcpIdle: tcpIdleTimerFired(Int(due[i]))
                 case .keyFrameRetry: keyFrameRetryFired(Int(due[i]))
+                case .nack: nackTimerFired()
                 case nil: break
                 }
             }

@@ -54,6 +54,108 @@ extension ForwarderLoop {
         return Int(c)
     }
 
+    // MARK: - Receive side: RTX and the NACK generator
+
+    /// RFC 4588: restores the original packet from a producer's RTX packet
+    /// in place (sequence number from the payload's first two bytes, media
+    /// SSRC and payload type). Padding-only probes and unknown payload
+    /// types are dropped.
+    mutating func unwrapRtx(_ packet: UnsafeMutableRawPointer, size: Int, _ header: RtpHeader, producer p: Int) -> (RtpHeader, Int)? {
+        let media = producers[p].rtxPayloadTypes[header.payloadType]
+        guard media != PayloadTypeMap.none, header.payloadLength >= 2, producers[p].ssrcCount > 0 else {
+            counters.dropNotRtp &+= 1
+            return nil
+        }
+        let start = header.payloadOffset
+        let original = readUInt16(packet, start)
+        memmove(packet + start, packet + start + 2, size - start - 2)
+        let newSize = size - 2
+        RtpRewrite.setSequenceNumber(packet, original)
+        RtpRewrite.setSsrc(packet, producers[p].ssrcs[0])
+        RtpRewrite.setPayloadType(packet, media)
+        guard let restored = try? RtpHeader.parse(packet, count: newSize) else {
+            counters.dropMalformed &+= 1
+            return nil
+        }
+        return (restored, newSize)
+    }
+
+    /// A gap in a producer's sequence: NACK it (the timer sends after a
+    /// short reorder tolerance), or, for a burst too large, ask for a key frame.
+    mutating func lossDetected(producer p: Int, gap: Int) {
+        if gap < 0 {
+            requestKeyFrame(producer: p)
+            return
+        }
+        guard receiveStreams[p].missingCount > 0 else { return }
+        if !producers[p].inNackList {
+            producers[p].inNackList = true
+            nackProducers[nackProducerCount] = Int32(p)
+            nackProducerCount += 1
+        }
+        if !nackTimerArmed {
+            nackTimerArmed = true
+            timers.schedule(.init(kind: TimerKind.nack.rawValue, argument: 0), at: rsfu_monotonic_ns() + Self.nackIntervalNs)
+        }
+    }
+
+    /// mediasoup's NACK generator timing: a 40 ms timer, the first request
+    /// after 10 ms of reorder tolerance, up to 10 requests per packet.
+    static let nackIntervalNs: Int64 = 40_000_000
+    static let nackReorderNs: Int64 = 10_000_000
+    static let nackRetryNs: Int64 = 100_000_000
+    static let nackMaxRetries: UInt8 = 10
+
+    mutating func nackTimerFired() {
+        nackTimerArmed = false
+        var i = 0
+        while i < nackProducerCount {
+            let p = Int(nackProducers[i])
+            if !producers[p].inUse || receiveStreams[p].missingCount == 0 {
+                producers[p].inNackList = false
+                nackProducerCount -= 1
+                nackProducers[i] = nackProducers[nackProducerCount]
+                continue
+            }
+            sendNack(producer: p)
+            i += 1
+        }
+        if nackProducerCount > 0 {
+            nackTimerArmed = true
+            timers.schedule(.init(kind: TimerKind.nack.rawValue, argument: 0), at: rsfu_monotonic_ns() + Self.nackIntervalNs)
+        }
+    }
+
+    mutating func sendNack(producer p: Int) {
+        let now = rsfu_monotonic_ns()
+        var due = InlineArray<64, UInt16>(repeating: 0)
+        var dueCount = 0
+        var i = 0
+        while i < receiveStreams[p].missingCount {
+            let m = receiveStreams[p].missing[i]
+            if m.retries >= Self.nackMaxRetries {
+                // Given up on: forget it.
+                _ = receiveStreams[p].removeMissing(m.sequence)
+                continue
+            }
+            let isDue = m.retries == 0 ? now - m.detectedNs >= Self.nackReorderNs : now - m.sentNs >= Self.nackRetryNs
+            if isDue {
+                due[dueCount] = m.sequence
+                dueCount += 1
+                receiveStreams[p].missing[i].retries += 1
+                receiveStreams[p].missing[i].sentNs = now
+            }
+            i += 1
+        }
+        guard dueCount > 0, producers[p].ssrcCount > 0 else { return }
+        let slot = freeSendSlots.pop()
+        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
+        let n = RtcpWriter.nack(sendSlab.slot(Int(slot)), capacity: 1200, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[0], count: dueCount) { due[$0] }
+        producers[p].counters.nack &+= 1
+        producers[p].counters.nackedPackets &+= UInt64(dueCount)
+        sendRtcp(transport: Int(producers[p].transport), slot: slot, length: n)
+    }
+
     // MARK: - Retransmission
 
     /// Longest a packet is resent after it arrived (mediasoup's limit for

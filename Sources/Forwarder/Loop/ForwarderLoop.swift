@@ -89,6 +89,13 @@ struct ForwarderLoop: ~Copyable {
     /// Monotonic time at the start of this loop turn (packet arrival times).
     var turnNs: Int64 = 0
     var retransmissions: RetransmissionStore
+    /// Receive statistics and NACK lists, by producer handle; producers
+    /// with packets missing (visited by the NACK timer).
+    let receiveStreams: UnsafeMutablePointer<ReceiveStreamState>
+    let nackProducers: UnsafeMutablePointer<Int32>
+    var nackProducerCount = 0
+    var nackTimerArmed = false
+    static let rtxFlag: UInt32 = 0x8000_0000
     var consentTimerArmed = false
     /// RFC 7675 consent freshness timeout (30 s; settable for tests).
     let consentTimeoutNs: Int64
@@ -199,6 +206,9 @@ struct ForwarderLoop: ~Copyable {
         ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         consumerSsrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         retransmissions = RetransmissionStore(slots: settings.retransmissionSlots, slotSize: settings.bufferSize)
+        receiveStreams = .allocate(capacity: Int(settings.maxProducers))
+        receiveStreams.initialize(repeating: ReceiveStreamState(), count: Int(settings.maxProducers))
+        nackProducers = .allocate(capacity: Int(settings.maxProducers))
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
@@ -225,6 +235,8 @@ struct ForwarderLoop: ~Copyable {
         sockets.deallocate()
         tcpConns.deallocate()
         tcpDirty.deallocate()
+        receiveStreams.deallocate()
+        nackProducers.deallocate()
     }
 
     // MARK: - Submission helpers
@@ -465,7 +477,8 @@ struct ForwarderLoop: ~Copyable {
 
     @inline(__always)
     mutating func forwardRtp(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int) {
-        let header: RtpHeader
+        var header: RtpHeader
+        var size = size
         do {
             header = try RtpHeader.parse(packet, count: size)
         } catch {
@@ -476,7 +489,17 @@ struct ForwarderLoop: ~Copyable {
             counters.dropUnknownSsrc &+= 1
             return
         }
-        let p = Int(handle)
+        let p = Int(handle & ~Self.rtxFlag)
+        let repair = handle & Self.rtxFlag != 0
+        if repair {
+            guard let unwrapped = unwrapRtx(packet, size: size, header, producer: p) else { return }
+            (header, size) = unwrapped
+        }
+        var gap = 0
+        guard receiveStreams[p].record(sequence: header.sequenceNumber, timestamp: header.timestamp, arrivalNs: turnNs, repair: repair, gap: &gap) else {
+            return // a repair of nothing missing
+        }
+        if gap != 0 { lossDetected(producer: p, gap: gap) }
         // Map the producer's numbering to the router's, in place.
         let routerPt = producers[p].payloadTypes[header.payloadType]
         guard routerPt != PayloadTypeMap.none else {

@@ -116,6 +116,9 @@ package struct ProducerState {
     /// PLI (when only "ccm fir" was negotiated), its request number, and
     /// the pending request (coalesced; retried once after 1 s).
     var useFir = false
+    var rtxSsrc: UInt32 = 0
+    var rtxPayloadTypes = PayloadTypeMap()
+    var inNackList = false
     var firSequence: UInt8 = 0
     var keyFramePendingNs: Int64 = 0
     var keyFrameRetried = false

@@ -1,0 +1,130 @@
+/// Receive-side state of a producer's stream (RFC 3550 appendix A.1/A.8
+/// statistics, the last sender report, and the NACK generator's list of
+/// missing packets). Kept in a table beside the producers so the per-packet
+/// producer state stays small.
+package struct ReceiveStreamState {
+    package struct Missing {
+        var sequence: UInt16 = 0
+        var retries: UInt8 = 0
+        /// When it was found missing, and when last asked for.
+        var detectedNs: Int64 = 0
+        var sentNs: Int64 = 0
+    }
+
+    /// Packets a NACK generator tracks at most; a larger burst is given up
+    /// (a key frame is asked for instead), as mediasoup does.
+    package static let maxMissing = 64
+
+    var clockRate: Int64 = 90_000
+    var nackEnabled = false
+    var started = false
+    var baseSequence: UInt16 = 0
+    var maxSequence: UInt16 = 0
+    var cycles: UInt32 = 0
+    var received: UInt64 = 0
+    var expectedPrior: UInt64 = 0
+    var receivedPrior: UInt64 = 0
+    /// Interarrival jitter in timestamp units, times 16 (RFC 3550 A.8).
+    var jitterQ4: Int64 = 0
+    var lastTransit: Int64 = 0
+    var haveTransit = false
+    /// The last SR: NTP time, RTP time, and when it arrived.
+    var srNtp: UInt64 = 0
+    var srRtp: UInt32 = 0
+    var srArrivalNs: Int64 = 0
+    /// The newest packet's timestamp and arrival (for SRs without a producer SR).
+    var lastTimestamp: UInt32 = 0
+    var lastArrivalNs: Int64 = 0
+    /// Packets recovered by RTX or late arrival, and dropped duplicates.
+    var recovered: UInt64 = 0
+    var duplicates: UInt64 = 0
+    var missing = InlineArray<64, Missing>(repeating: Missing())
+    var missingCount = 0
+
+    var extendedMax: UInt64 { UInt64(cycles) << 16 | UInt64(maxSequence) }
+    var expected: UInt64 { started ? extendedMax - UInt64(baseSequence) + 1 : 0 }
+    var lost: Int64 { Int64(expected) - Int64(received) }
+
+    /// Records an arriving packet. Returns false for a duplicate RTX
+    /// repair (nothing was missing there), which is then not forwarded.
+    mutating func record(sequence: UInt16, timestamp: UInt32, arrivalNs: Int64, repair: Bool, gap: inout Int) -> Bool {
+        gap = 0
+        if !started {
+            started = true
+            baseSequence = sequence
+            maxSequence = sequence
+            received = 1
+            updateJitter(timestamp, arrivalNs)
+            return true
+        }
+        let delta = sequence &- maxSequence
+        if delta != 0 && delta < 0x8000 {
+            // Newer: anything skipped is missing.
+            if sequence < maxSequence { cycles &+= 1 }
+            gap = Int(delta) - 1
+            // A burst too large to repair: the caller asks for a key frame.
+            if nackEnabled && gap > 0 && !addMissing(from: maxSequence &+ 1, count: gap, nowNs: arrivalNs) { gap = -1 }
+            maxSequence = sequence
+            received &+= 1
+            updateJitter(timestamp, arrivalNs)
+            return true
+        }
+        // Older or equal: a repair, a late packet, or a duplicate.
+        if removeMissing(sequence) {
+            recovered &+= 1
+            received &+= 1
+            return true
+        }
+        if repair || delta == 0 { duplicates &+= 1; return false }
+        received &+= 1
+        return true
+    }
+
+    mutating func updateJitter(_ timestamp: UInt32, _ arrivalNs: Int64) {
+        let arrival = arrivalNs / 1000 * clockRate / 1_000_000
+        let transit = arrival &- Int64(timestamp)
+        if haveTransit {
+            var d = transit - lastTransit
+            if d < 0 { d = -d }
+            if d < clockRate * 10 { jitterQ4 += d - ((jitterQ4 + 8) >> 4) }
+        }
+        lastTransit = transit
+        haveTransit = true
+        lastTimestamp = timestamp
+        lastArrivalNs = arrivalNs
+    }
+
+    /// Adds `count` missing packets; returns false (and forgets them all)
+    /// when the list would overflow.
+    @discardableResult
+    mutating func addMissing(from first: UInt16, count: Int, nowNs: Int64) -> Bool {
+        guard missingCount + count <= Self.maxMissing else {
+            missingCount = 0
+            return false
+        }
+        for i in 0..<count {
+            missing[missingCount] = Missing(sequence: first &+ UInt16(i), retries: 0, detectedNs: nowNs, sentNs: 0)
+            missingCount += 1
+        }
+        return true
+    }
+
+    mutating func removeMissing(_ sequence: UInt16) -> Bool {
+        for i in 0..<missingCount where missing[i].sequence == sequence {
+            for j in i..<(missingCount - 1) { missing[j] = missing[j + 1] }
+            missingCount -= 1
+            return true
+        }
+        return false
+    }
+
+    /// Fraction lost since the previous call (RFC 3550 A.3), for an RR.
+    mutating func intervalFractionLost() -> UInt8 {
+        let expectedInterval = expected &- expectedPrior
+        let receivedInterval = received &- receivedPrior
+        expectedPrior = expected
+        receivedPrior = received
+        guard expectedInterval > 0, expectedInterval > receivedInterval else { return 0 }
+        return UInt8(min(255, (expectedInterval - receivedInterval) << 8 / expectedInterval))
+    }
+}
