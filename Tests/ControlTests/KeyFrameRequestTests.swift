@@ -157,8 +157,10 @@ struct KeyFrameRequestTests {
         direct.close()
         var requests: [(fmt: UInt8, ssrc: UInt32, seq: UInt8?)] = []
         for e in await collect(events) { if case .rtcp(let bytes) = e { requests += Self.keyFrameRequests(bytes) } }
-        // Paused at creation: no request; resumed: one PLI, to the application.
-        #expect(requests.count == 1 && requests.first?.ssrc == 42 && requests.first?.fmt == RtcpFormat.pli)
+        // Paused at creation: no request; resumed: a PLI, to the application
+        // (and its retry a second later if this test was slow to close).
+        #expect(requests.count >= 1 && requests.count <= 2)
+        #expect(requests.allSatisfy { $0.ssrc == 42 && $0.fmt == RtcpFormat.pli })
         worker.close()
     }
 }
