@@ -18,33 +18,37 @@ from test_aiortc_publish import Rpc, media_sections, section_parameters, server,
 
 class LossyRelay(asyncio.DatagramProtocol):
     """Forwards between one client and the SFU; drops every 20th media
-    packet of `ssrc` (by the RTP header, which SRTP leaves in clear) on the
-    SFU -> client leg. RTX packets have another SSRC and pass."""
+    packet of `ssrc` (by the RTP header, which SRTP leaves in clear) on one
+    leg: SFU -> client, or client -> SFU with `upstream`. RTX packets have
+    another SSRC and pass."""
 
-    def __init__(self, sfu):
-        self.sfu, self.client, self.ssrc = sfu, None, None
+    def __init__(self, sfu, upstream=False):
+        self.sfu, self.client, self.ssrc, self.upstream = sfu, None, None, upstream
         self.dropped = self.rtx_seen = 0
         self.rtx_ssrc = None
 
     def connection_made(self, transport):
         self.transport = transport
 
-    def datagram_received(self, data, addr):
-        if addr != self.sfu:
-            self.client = addr
-            self.transport.sendto(data, self.sfu)
-            return
-        if self.client is None:
-            return
+    def lose(self, data):
         if len(data) >= 12 and 128 <= data[0] <= 191 and not 64 <= (data[1] & 0x7F) <= 95:
             ssrc = int.from_bytes(data[8:12], "big")
             seq = int.from_bytes(data[2:4], "big")
             if ssrc == self.ssrc and seq % 20 == 7:
                 self.dropped += 1
-                return
+                return True
             if ssrc == self.rtx_ssrc:
                 self.rtx_seen += 1
-        self.transport.sendto(data, self.client)
+        return False
+
+    def datagram_received(self, data, addr):
+        if addr != self.sfu:
+            self.client = addr
+            if not (self.upstream and self.lose(data)):
+                self.transport.sendto(data, self.sfu)
+            return
+        if self.client is not None and not (not self.upstream and self.lose(data)):
+            self.transport.sendto(data, self.client)
 
 
 def subscriber_sdp(transport, consumer, relay_port):
@@ -157,3 +161,63 @@ async def test_nack_rtx_recovers_subscriber_loss(server):  # noqa: F811
         print("recovery:", len(pts), "frames with NACK,", len(other_frames), "without;", relay.dropped, "dropped,", stats[0]["packetsRetransmitted"], "retransmitted")
         # The same loss without NACK: the subscriber stalls at the gaps.
         assert len(other_frames) < len(pts) * 0.7, (len(other_frames), len(pts))
+
+
+def publisher_parameters(section):
+    """aiortc's VP8 m-line with its RTX stream and NACK feedback."""
+    kind, mid, pt, rtp = section_parameters(section)
+    rtx_pt = int(re.search(rf"a=fmtp:(\d+) apt={pt}", section).group(1))
+    media_ssrc, rtx_ssrc = map(int, re.search(r"a=ssrc-group:FID (\d+) (\d+)", section).groups())
+    rtp["codecs"][0]["rtcpFeedback"] = [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]
+    rtp["codecs"].append({"mimeType": "video/rtx", "payloadType": rtx_pt, "clockRate": 90000, "parameters": {"apt": pt}})
+    rtp["encodings"] = [{"ssrc": media_ssrc, "rtx": {"ssrc": rtx_ssrc}}]
+    return kind, mid, pt, rtx_pt, rtp
+
+
+@pytest.mark.asyncio
+async def test_sfu_nacks_a_lossy_publisher(server):  # noqa: F811
+    """The producer leg: 5 % of the publisher's video is lost on the way to
+    RingSFU, which NACKs it; aiortc answers with RTX, RingSFU restores the
+    packets and a subscriber decodes every frame in order."""
+    async with websockets.connect(server) as ws:
+        rpc = Rpc(ws)
+        router = await rpc.call("worker.createRouter", mediaCodecs=[
+            {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
+        send_transport = await create_transport(rpc, router, None)
+        publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await publisher.setLocalDescription(await publisher.createOffer())
+        offer = publisher.localDescription.sdp
+        fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
+        await rpc.call("transport.connect", transportId=send_transport["id"],
+                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
+        kind, mid, pt, rtx_pt, rtp = publisher_parameters(media_sections(offer)[0])
+        producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp)
+        loop = asyncio.get_event_loop()
+        relay = LossyRelay(("127.0.0.1", send_transport["iceCandidates"][0]["port"]), upstream=True)
+        relay.ssrc, relay.rtx_ssrc = rtp["encodings"][0]["ssrc"], rtp["encodings"][0]["rtx"]["ssrc"]
+        relay_transport, _ = await loop.create_datagram_endpoint(lambda: relay, local_addr=("127.0.0.1", 0))
+        relay_port = relay_transport.get_extra_info("sockname")[1]
+        subscriber = await lossy_subscriber(rpc, router, producer["id"], nack=True)
+        subscriber[2].ssrc = None  # no loss on the subscriber leg
+        answer = session_sdp(send_transport, [(kind, mid, pt, "recvonly", [
+            f"a=rtcp-fb:{pt} nack", f"a=rtcp-fb:{pt} nack pli",
+            f"a=rtpmap:{rtx_pt} rtx/90000", f"a=fmtp:{rtx_pt} apt={pt}"])], "passive")
+        answer = re.sub(r"(m=video 9 UDP/TLS/RTP/SAVPF \d+)", rf"\1 {rtx_pt}", answer)
+        answer = re.sub(r"(a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1) \d+", rf"\1 {relay_port}", answer)
+        await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await asyncio.sleep(8)
+        pstats = await rpc.call("producer.getStats", producerId=producer["id"])
+        frames = subscriber[1]
+        await subscriber[0].close()
+        subscriber[3].close()
+        await publisher.close()
+        relay_transport.close()
+        print("publisher leg:", len(frames), "frames,", relay.dropped, "dropped,", relay.rtx_seen, "RTX,", pstats[0]["nackCount"], "NACKs")
+        assert relay.dropped >= 5, relay.dropped
+        assert pstats[0]["nackCount"] >= 1, pstats
+        assert relay.rtx_seen >= relay.dropped * 0.8, (relay.rtx_seen, relay.dropped)
+        pts = [f.pts for f in frames]
+        assert len(pts) >= 150, len(pts)
+        gaps = [b - a for a, b in zip(pts, pts[1:]) if abs(b - a - 3000) > 10]
+        assert not gaps, gaps[:10]
