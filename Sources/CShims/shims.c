@@ -29,6 +29,16 @@ int64_t rsfu_monotonic_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Wall-clock time as a 64-bit NTP timestamp (RFC 5905: seconds since 1900
+   in the high 32 bits, binary fraction in the low 32). */
+uint64_t rsfu_ntp_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seconds = (uint64_t)ts.tv_sec + 2208988800ULL;
+    uint64_t fraction = ((uint64_t)ts.tv_nsec << 32) / 1000000000ULL;
+    return seconds << 32 | fraction;
+}
+
 size_t rsfu_gso_cmsg_space(void) { return CMSG_SPACE(sizeof(uint16_t)); }
 
 size_t rsfu_write_gso_cmsg(void *buf, uint16_t segment_size) {

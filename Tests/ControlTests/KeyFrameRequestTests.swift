@@ -24,10 +24,11 @@ struct KeyFrameRequestTests {
     }
 
     /// The next key frame request the socket receives within `ms`, skipping other datagrams.
-    func nextRequest(_ s: TestSocket, ms: Int) -> (fmt: UInt8, ssrc: UInt32, seq: UInt8?)? {
+    func nextRequest(_ s: TestSocket, ms: Int) async -> (fmt: UInt8, ssrc: UInt32, seq: UInt8?)? {
         let deadline = Date().addingTimeInterval(Double(ms) / 1000)
         while Date() < deadline {
-            if let d = s.receive(timeoutMs: 20), let first = Self.keyFrameRequests(d).first { return first }
+            await Task.yield()
+            if let d = s.receive(timeoutMs: 10), let first = Self.keyFrameRequests(d).first { return first }
         }
         return nil
     }
@@ -53,7 +54,9 @@ struct KeyFrameRequestTests {
         let sink = TestSocket()
         try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
         await worker.sync()
-        return Room(worker: worker, ingress: ingress, producer: producer, feeder: TestSocket(), egress: egress, sink: sink)
+        let feeder = TestSocket()
+        feeder.acceptsRtcp = true
+        return Room(worker: worker, ingress: ingress, producer: producer, feeder: feeder, egress: egress, sink: sink)
     }
 
     func sendFrame(_ r: inout Room, key: Bool) {
@@ -85,13 +88,13 @@ struct KeyFrameRequestTests {
         let consumer = try r.egress.consume(ConsumerOptions(producerId: r.producer.id, rtpCapabilities: r.egress.router!.rtpCapabilities))
         let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
         let joined = Date()
-        let first = try #require(nextRequest(r.feeder, ms: 500), "a joining consumer asks for a key frame")
+        let first = try #require(await nextRequest(r.feeder, ms: 500), "a joining consumer asks for a key frame")
         #expect(first.fmt == RtcpFormat.pli && first.ssrc == 5000)
         // More PLIs from the consumer's endpoint while one is outstanding: coalesced.
         for _ in 0..<3 { feedback(r, pli(media: ssrc)) }
-        #expect(nextRequest(r.feeder, ms: 400) == nil)
+        #expect(await nextRequest(r.feeder, ms: 400) == nil)
         // No key frame: one retry about a second after the first request.
-        let retry = try #require(nextRequest(r.feeder, ms: 1200))
+        let retry = try #require(await nextRequest(r.feeder, ms: 1200))
         #expect(retry.fmt == RtcpFormat.pli)
         let elapsed = Date().timeIntervalSince(joined)
         #expect(elapsed > 0.85 && elapsed < 1.6, "retry after \(elapsed) s")
@@ -99,17 +102,17 @@ struct KeyFrameRequestTests {
         sendFrame(&r, key: true)
         #expect(r.sink.receiveAll(1).count == 1)
         feedback(r, pli(media: ssrc))
-        #expect(nextRequest(r.feeder, ms: 500)?.ssrc == 5000)
+        #expect(await nextRequest(r.feeder, ms: 500)?.ssrc == 5000)
         sendFrame(&r, key: true)
         _ = r.sink.receiveAll(1)
         // The API asks too.
         try consumer.requestKeyFrame()
-        #expect(nextRequest(r.feeder, ms: 500)?.ssrc == 5000)
+        #expect(await nextRequest(r.feeder, ms: 500)?.ssrc == 5000)
         // Feedback for an SSRC nobody consumes is ignored.
         sendFrame(&r, key: true)
         _ = r.sink.receiveAll(1)
         feedback(r, pli(media: 0xDEAD))
-        #expect(nextRequest(r.feeder, ms: 300) == nil)
+        #expect(await nextRequest(r.feeder, ms: 300) == nil)
         let stats = try await consumer.getStats()
         #expect(stats[0].pliCount == 4, "three coalesced and one later PLI")
         let pstats = try await r.producer.getStats()
@@ -123,20 +126,20 @@ struct KeyFrameRequestTests {
         await r.worker.sync()
         let consumer = try r.egress.consume(ConsumerOptions(producerId: r.producer.id, rtpCapabilities: r.egress.router!.rtpCapabilities))
         let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
-        let first = try #require(nextRequest(r.feeder, ms: 500))
+        let first = try #require(await nextRequest(r.feeder, ms: 500))
         #expect(first.fmt == RtcpFormat.fir && first.ssrc == 5000 && first.seq == 1)
         sendFrame(&r, key: true)
         _ = r.sink.receiveAll(1)
         // FIR #5 twice (a retransmission of one request), then #6.
         feedback(r, fir(target: ssrc, seq: 5))
-        let second = try #require(nextRequest(r.feeder, ms: 500))
+        let second = try #require(await nextRequest(r.feeder, ms: 500))
         #expect(second.seq == 2, "our own request numbers increase")
         sendFrame(&r, key: true)
         _ = r.sink.receiveAll(1)
         feedback(r, fir(target: ssrc, seq: 5))
-        #expect(nextRequest(r.feeder, ms: 300) == nil)
+        #expect(await nextRequest(r.feeder, ms: 300) == nil)
         feedback(r, fir(target: ssrc, seq: 6))
-        #expect(nextRequest(r.feeder, ms: 500)?.seq == 3)
+        #expect(await nextRequest(r.feeder, ms: 500)?.seq == 3)
         #expect(try await consumer.getStats()[0].firCount == 2)
         r.worker.close()
     }

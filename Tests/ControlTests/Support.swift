@@ -9,7 +9,7 @@ import Glibc
 
 /// Collects every element of a sequence until it finishes; fails the test if
 /// it does not finish within `seconds`.
-func collect<E: Sendable>(_ stream: AsyncStream<E>, seconds: Double = 3, sourceLocation: SourceLocation = #_sourceLocation) async -> [E] {
+func collect<E: Sendable>(_ stream: AsyncStream<E>, seconds: Double = 10, sourceLocation: SourceLocation = #_sourceLocation) async -> [E] {
     let result = await withTaskGroup(of: [E]?.self) { group in
         group.addTask {
             var out: [E] = []

@@ -36,14 +36,24 @@ public final class TestSocket: @unchecked Sendable {
         }
     }
 
+    /// Whether `receive` returns RTCP too. Off by default: tests about
+    /// media ignore the reports the SFU sends every second.
+    public var acceptsRtcp = false
+
     /// Receives one datagram, or nil after the timeout.
     public func receive(timeoutMs: Int = 200) -> [UInt8]? {
-        var tv = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
         var buf = [UInt8](repeating: 0, count: 2048)
-        let n = recv(fd, &buf, buf.count, 0)
-        guard n >= 0 else { return nil }
-        return Array(buf[0..<n])
+        while true {
+            let left = max(1_000, (deadline - rsfu_monotonic_ns()) / 1000)
+            var tv = timeval(tv_sec: Int(left / 1_000_000), tv_usec: Int(left % 1_000_000))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let n = recv(fd, &buf, buf.count, 0)
+            guard n >= 0 else { return nil }
+            let isRtcp = n >= 2 && (128...191).contains(buf[0]) && (192...223).contains(buf[1])
+            if !isRtcp || acceptsRtcp { return Array(buf[0..<n]) }
+            if rsfu_monotonic_ns() >= deadline { return nil }
+        }
     }
 
     /// Receives until `count` datagrams arrived or the timeout passes.

@@ -38,6 +38,7 @@ int64_t rsfu_self_cpu_ns(void);
 
 /// Monotonic clock in nanoseconds.
 int64_t rsfu_monotonic_ns(void);
+uint64_t rsfu_ntp_now(void);
 
 /// Writes a UDP_SEGMENT control message into `buf` (which must hold
 /// rsfu_gso_cmsg_space() bytes) and returns the control length to use.

@@ -8,6 +8,16 @@ public enum ConsumerEvent: Sendable {
     case producerResume
     /// An RTP packet for the application (consumers of a DirectTransport only).
     case rtp([UInt8])
+    /// The consumer's or its producer's score changed.
+    case score(ConsumerScore)
+}
+
+/// A consumer's score (0-10, from its endpoint's receiver reports) and its
+/// producer's, as mediasoup reports them.
+public struct ConsumerScore: Codable, Sendable, Hashable {
+    public var score: Int
+    public var producerScore: Int
+    public var producerScores: [Int]
 }
 
 public enum ConsumerObserverEvent: Sendable {
@@ -69,6 +79,7 @@ public final class Consumer {
             spec.mid = Array(mid.utf8)
             spec.midExtensionId = UInt8(ext.id)
         }
+        spec.cname = Array((rtpParameters.rtcp?.cname ?? "").utf8.prefix(64))
         let media = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
         spec.nack = (media?.rtcpFeedback ?? []).contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty }
         if let rtx = rtpParameters.encodings?.first?.rtx?.ssrc {
@@ -131,6 +142,17 @@ public final class Consumer {
         if let pipeProducer, !pipeProducer.closed { pipeProducer.close() }
     }
 
+    public private(set) var score = ConsumerScore(score: 10, producerScore: 10, producerScores: [10])
+
+    func scoreChanged(_ value: UInt8, producerScore: UInt8) {
+        guard !closed else { return }
+        let new = ConsumerScore(score: Int(value), producerScore: Int(producerScore), producerScores: [Int(producerScore)])
+        guard new != score else { return }
+        score = new
+        eventChannel.emit(.score(new))
+        worker?.notify("consumer.score", id, ["score": .encoding(new)])
+    }
+
     func directRtp(_ packet: [UInt8]) {
         guard !closed else { return }
         eventChannel.emit(.rtp(packet))
@@ -182,7 +204,8 @@ public final class Consumer {
         try checkOpen()
         let c = await forwarder.stats(.consumer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
-        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: 10, nackCount: c.nack, pliCount: c.pli, firCount: c.fir, packetsRetransmitted: c.retransmitted)]
+        return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: Int(c.score), nackCount: c.nack, pliCount: c.pli, firCount: c.fir, packetsRetransmitted: c.retransmitted,
+                               packetsLost: c.packetsLost, fractionLost: Int(c.fractionLost), jitter: c.jitter, roundTripTime: c.roundTripTimeMs > 0 ? c.roundTripTimeMs : nil, bitrate: c.bitrate)]
     }
 
     public struct Dump: Codable, Sendable {

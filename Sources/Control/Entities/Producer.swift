@@ -4,6 +4,16 @@ import RingSFUForwarder
 public enum ProducerEvent: Sendable {
     /// The producer's transport closed.
     case transportClose
+    /// The stream's score changed (0-10, from its packet loss after repair).
+    case score([ProducerScore])
+}
+
+/// A producer stream's score, as mediasoup reports it.
+public struct ProducerScore: Codable, Sendable, Hashable {
+    public var encodingIdx: Int
+    public var ssrc: UInt32
+    public var rid: String?
+    public var score: Int
 }
 
 public enum ProducerObserverEvent: Sendable {
@@ -21,6 +31,8 @@ public final class Producer {
     public nonisolated let consumableRtpParameters: RtpParameters
     public private(set) var paused: Bool
     public private(set) var closed = false
+    /// Per encoding; 10 until measured.
+    public private(set) var score: [ProducerScore] = []
     public var appData: AppData
 
     weak var transport: Transport?
@@ -50,6 +62,14 @@ public final class Producer {
     }
 
     public var events: AsyncStream<ProducerEvent> { eventChannel.subscribe() }
+
+    func scoreChanged(_ value: UInt8) {
+        guard !closed else { return }
+        let encoding = rtpParameters.encodings?.first
+        score = [ProducerScore(encodingIdx: 0, ssrc: encoding?.ssrc ?? 0, rid: encoding?.rid, score: Int(value))]
+        eventChannel.emit(.score(score))
+        worker?.notify("producer.score", id, ["score": .encoding(score)])
+    }
     public var observer: AsyncStream<ProducerObserverEvent> { observerChannel.subscribe() }
 
     public var consumerCount: Int { consumers.count }
@@ -148,6 +168,7 @@ public final class Producer {
         forwarder.send(.closeProducer(handle))
         leaveObservers()
         transport?.producerRemoved(self)
+        if worker?.producersByHandle[handle] === self { worker?.producersByHandle[handle] = nil }
         forwarder.producerHandles.release(handle)
         observerChannel.emit(.close)
         finishChannels()
@@ -161,6 +182,7 @@ public final class Producer {
         guard !closed else { return }
         closed = true
         leaveObservers()
+        if worker?.producersByHandle[handle] === self { worker?.producersByHandle[handle] = nil }
         forwarder.producerHandles.release(handle)
         eventChannel.emit(.transportClose)
         worker?.notify("producer.transportclose", id)
@@ -224,7 +246,8 @@ public final class Producer {
         try checkOpen()
         let c = await forwarder.stats(.producer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
-        return [RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: 10, nackCount: c.nack, pliCount: c.pli, firCount: c.fir)]
+        return [RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: Int(c.score), nackCount: c.nack, pliCount: c.pli, firCount: c.fir,
+                               packetsLost: c.packetsLost, fractionLost: Int(c.fractionLost), jitter: c.jitter, packetsRepaired: c.packetsRepaired, nackPacketCount: c.nackedPackets, bitrate: c.bitrate)]
     }
 
     public struct Dump: Codable, Sendable {

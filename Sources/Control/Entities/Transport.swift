@@ -259,6 +259,7 @@ public class Transport {
         let producer = Producer(transport: self, handle: handle, id: options.id, kind: options.kind, rtpParameters: params, type: type, consumableRtpParameters: consumable, paused: options.paused ?? false, appData: options.appData ?? [:])
         forwarder.send(.addProducer(handle: handle, transport: self.handle, producer.forwarderSpec(mapping: mapping, router: router.rtpCapabilities, ssrcs: ssrcs)))
         producers[producer.id] = producer
+        worker?.producersByHandle[handle] = producer
         router.producerAdded(producer)
         observerChannel.emit(.newProducer(producer))
         return producer

@@ -71,6 +71,7 @@ public final class Worker {
     var producersById: [String: Producer] = [:]
     var consumersById: [String: Consumer] = [:]
     var consumersByHandle: [UInt32: Consumer] = [:]
+    var producersByHandle: [UInt32: Producer] = [:]
     var observersByHandle: [UInt32: RtpObserver] = [:]
     var rtpObserversById: [String: RtpObserver] = [:]
     var dataProducersById: [String: DataProducer] = [:]
@@ -144,6 +145,10 @@ public final class Worker {
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, tag, bytes):
             if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
+        case let .producerScore(handle, score):
+            producersByHandle[handle]?.scoreChanged(score)
+        case let .consumerScore(handle, tag, score, producerScore):
+            if let c = consumersByHandle[handle], c.tag == tag { c.scoreChanged(score, producerScore: producerScore) }
         case let .directRtcp(handle, bytes):
             (transportsByHandle[handle] as? DirectTransport)?.directRtcp(bytes)
         case let .iceSelectedTuple(handle, address, tcp):

@@ -17,6 +17,18 @@ public struct RtpStreamStats: Codable, Sendable, Hashable {
     public var firCount: UInt64 = 0
     /// Outbound: packets resent in answer to NACKs.
     public var packetsRetransmitted: UInt64 = 0
+    /// Inbound: measured here; outbound: as the endpoint's reports say.
+    public var packetsLost: Int64 = 0
+    public var fractionLost: Int = 0
+    /// Interarrival jitter in RTP timestamp units.
+    public var jitter: UInt32 = 0
+    /// Inbound: packets recovered by RTX or that arrived late; NACKed packets.
+    public var packetsRepaired: UInt64 = 0
+    public var nackPacketCount: UInt64 = 0
+    /// Outbound: from our SR to the endpoint's RR, in milliseconds.
+    public var roundTripTime: Double? = nil
+    /// Bits per second over the last report interval.
+    public var bitrate: UInt64 = 0
 }
 
 public struct TransportStats: Codable, Sendable, Hashable {

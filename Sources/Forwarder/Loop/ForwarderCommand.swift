@@ -69,6 +69,8 @@ package struct ConsumerSpec: Sendable {
     package var nack = false
     package var rtxSsrc: UInt32 = 0
     package var rtxPayloadTypes: [(UInt8, UInt8)] = []
+    /// The CNAME in the consumer's SDES (the producer's, as mediasoup does).
+    package var cname: [UInt8] = []
 
     package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool, tag: UInt32 = 0) {
         self.tag = tag
@@ -163,6 +165,10 @@ package enum ForwarderEvent: Sendable {
     /// An audio level observer's interval ended: per producer, the sum of
     /// the audio levels (-dBov, 0-127) seen and how many packets had one.
     case audioLevels(observer: UInt32, [AudioLevelSample])
+    /// A producer's score (0-10, from its loss after repair) or a
+    /// consumer's (from its endpoint's receiver reports) changed.
+    case producerScore(producer: UInt32, UInt8)
+    case consumerScore(consumer: UInt32, tag: UInt32, score: UInt8, producerScore: UInt8)
     /// The worker thread stopped on a fatal error.
     case died(String)
 }

@@ -7,6 +7,9 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var bytesOut: UInt64 = 0
     package var rtcpIn: UInt64 = 0
     package var rtcpOut: UInt64 = 0
+    /// Sender and receiver reports sent.
+    package var senderReports: UInt64 = 0
+    package var receiverReports: UInt64 = 0
     package var sendCalls: UInt64 = 0
     package var dropMalformed: UInt64 = 0
     package var dropUnknownSsrc: UInt64 = 0
@@ -63,6 +66,16 @@ package struct EntityCounters: Sendable, Equatable {
     /// Packets resent in answer to NACKs, and NACKed packets no longer held.
     package var retransmitted: UInt64 = 0
     package var retransmissionMisses: UInt64 = 0
+    /// Reception figures (producers: measured here; consumers: from the
+    /// endpoint's receiver reports), score 0-10, RTT, bitrate over the
+    /// last report interval.
+    package var packetsLost: Int64 = 0
+    package var fractionLost: UInt8 = 0
+    package var jitter: UInt32 = 0
+    package var packetsRepaired: UInt64 = 0
+    package var score: UInt8 = 10
+    package var roundTripTimeMs: Double = 0
+    package var bitrate: UInt64 = 0
     package var rtcpPackets: UInt64 = 0
     package init() {}
 }

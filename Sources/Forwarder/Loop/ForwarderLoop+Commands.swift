@@ -82,8 +82,8 @@ extension ForwarderLoop {
         case let .stats(target, reply):
             switch target {
             case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())
-            case .producer(let h): reply(producers[Int(h)].inUse ? producers[Int(h)].counters : EntityCounters())
-            case .consumer(let h): reply(consumers[Int(h)].inUse ? consumers[Int(h)].counters : EntityCounters())
+            case .producer(let h): reply(producerFigures(Int(h)))
+            case .consumer(let h): reply(consumerFigures(Int(h)))
             }
         case .counters(let reply):
             reply(counters, resources())
@@ -266,6 +266,7 @@ extension ForwarderLoop {
         receive.clockRate = Int64(max(1, spec.clockRate))
         receive.nackEnabled = spec.nack && spec.isVideo
         receiveStreams[h] = receive
+        ensureReportTimer()
         for ssrc in spec.ssrcs.prefix(8) {
             if ssrcTable.insert(transport: UInt32(t), ssrc: ssrc, value: UInt32(h)) {
                 p.ssrcs[p.ssrcCount] = ssrc
@@ -330,6 +331,9 @@ extension ForwarderLoop {
         c.rtxSsrc = spec.rtxSsrc
         c.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
         c.rtxSequence = UInt16.random(in: 0...0x7FFF)
+        c.cnameLength = min(spec.cname.count, 64)
+        for i in 0..<c.cnameLength { c.cname[i] = spec.cname[i] }
+        ensureReportTimer()
         c.syncRequired = true
         c.nextInProducer = producers[p].firstConsumer
         if c.nextInProducer >= 0 { consumers[Int(c.nextInProducer)].prevInProducer = Int32(h) }
@@ -354,6 +358,29 @@ extension ForwarderLoop {
             // The endpoint needs a key frame to start decoding again.
             if consumers[h].waitsForKeyFrame { requestKeyFrame(producer: Int(consumers[h].producer)) }
         }
+    }
+
+    func producerFigures(_ h: Int) -> EntityCounters {
+        guard producers[h].inUse else { return EntityCounters() }
+        var c = producers[h].counters
+        let rs = receiveStreams[h]
+        c.packetsLost = max(0, rs.lost)
+        c.fractionLost = rs.lastFractionLost
+        c.jitter = UInt32(clamping: rs.jitterQ4 >> 4)
+        c.packetsRepaired = rs.recovered
+        c.score = producers[h].score
+        return c
+    }
+
+    func consumerFigures(_ h: Int) -> EntityCounters {
+        guard consumers[h].inUse else { return EntityCounters() }
+        var c = consumers[h].counters
+        c.packetsLost = Int64(consumers[h].remoteLost)
+        c.fractionLost = consumers[h].remoteFractionLost
+        c.jitter = consumers[h].remoteJitter
+        c.score = consumers[h].score
+        c.roundTripTimeMs = Double(consumers[h].rttNs) / 1_000_000
+        return c
     }
 
     mutating func closeConsumer(_ h: Int) {

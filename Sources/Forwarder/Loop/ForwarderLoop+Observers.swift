@@ -8,6 +8,7 @@ enum TimerKind: UInt16 {
     case tcpIdle = 4
     case keyFrameRetry = 5
     case nack = 6
+    case reports = 7
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -49,6 +50,7 @@ extension ForwarderLoop {
                 case .tcpIdle: tcpIdleTimerFired(Int(due[i]))
                 case .keyFrameRetry: keyFrameRetryFired(Int(due[i]))
                 case .nack: nackTimerFired()
+                case .reports: reportTimerFired()
                 case nil: break
                 }
             }

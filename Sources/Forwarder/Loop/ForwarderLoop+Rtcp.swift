@@ -39,6 +39,11 @@ extension ForwarderLoop {
                         consumers[c].counters.nack &+= 1
                         try Rtcp.forEachNackedSequence(v) { seq in retransmit(consumer: c, sequence: seq) }
                     }
+                case RtcpType.sr:
+                    senderReportReceived(try Rtcp.senderInfo(v), transport: t)
+                    try Rtcp.forEachReportBlock(v) { reportBlockReceived($0, transport: t) }
+                case RtcpType.rr:
+                    try Rtcp.forEachReportBlock(v) { reportBlockReceived($0, transport: t) }
                 default:
                     break
                 }

@@ -95,6 +95,8 @@ struct ForwarderLoop: ~Copyable {
     let nackProducers: UnsafeMutablePointer<Int32>
     var nackProducerCount = 0
     var nackTimerArmed = false
+    var reportTimerArmed = false
+    var lastReportNs: Int64 = 0
     static let rtxFlag: UInt32 = 0x8000_0000
     var consentTimerArmed = false
     /// RFC 7675 consent freshness timeout (30 s; settable for tests).

@@ -119,6 +119,8 @@ package struct ProducerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var inNackList = false
+    var score: UInt8 = 10
+    var bytesAtLastReport: UInt64 = 0
     var firSequence: UInt8 = 0
     var keyFramePendingNs: Int64 = 0
     var keyFrameRetried = false
@@ -163,6 +165,18 @@ package struct ConsumerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var rtxSequence: UInt16 = 0
+    var cname = InlineArray<64, UInt8>(repeating: 0)
+    var cnameLength = 0
+    /// Our last SR (its NTP middle 32 bits and when it left), for the RTT
+    /// from the endpoint's report; what that report said; the score.
+    var lastSrNtpMiddle: UInt32 = 0
+    var lastSrSentNs: Int64 = 0
+    var rttNs: Int64 = 0
+    var remoteFractionLost: UInt8 = 0
+    var remoteLost: Int32 = 0
+    var remoteJitter: UInt32 = 0
+    var score: UInt8 = 10
+    var bytesAtLastReport: UInt64 = 0
     /// The producer sequence number the current offset took effect at:
     /// only packets sent since then map back to the producer's numbering.
     var syncSequence: UInt16 = 0

@@ -40,6 +40,7 @@ package struct ReceiveStreamState {
     var duplicates: UInt64 = 0
     var missing = InlineArray<64, Missing>(repeating: Missing())
     var missingCount = 0
+    var lastFractionLost: UInt8 = 0
 
     var extendedMax: UInt64 { UInt64(cycles) << 16 | UInt64(maxSequence) }
     var expected: UInt64 { started ? extendedMax - UInt64(baseSequence) + 1 : 0 }
@@ -81,7 +82,8 @@ package struct ReceiveStreamState {
     }
 
     mutating func updateJitter(_ timestamp: UInt32, _ arrivalNs: Int64) {
-        let arrival = arrivalNs / 1000 * clockRate / 1_000_000
+        // Arrival in timestamp units; wrapping is harmless (differences only).
+        let arrival = (arrivalNs / 1000) &* clockRate / 1_000_000
         let transit = arrival &- Int64(timestamp)
         if haveTransit {
             var d = transit - lastTransit
@@ -124,7 +126,8 @@ package struct ReceiveStreamState {
         let receivedInterval = received &- receivedPrior
         expectedPrior = expected
         receivedPrior = received
-        guard expectedInterval > 0, expectedInterval > receivedInterval else { return 0 }
-        return UInt8(min(255, (expectedInterval - receivedInterval) << 8 / expectedInterval))
+        guard expectedInterval > 0, expectedInterval > receivedInterval else { lastFractionLost = 0; return 0 }
+        lastFractionLost = UInt8(min(255, (expectedInterval - receivedInterval) << 8 / expectedInterval))
+        return lastFractionLost
     }
 }

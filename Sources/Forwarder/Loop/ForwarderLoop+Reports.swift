@@ -1,0 +1,216 @@
+import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// RTCP reports, every 1 to 1.5 s per worker: to each transport's endpoint
+/// an RR with a report block per producer stream it sends us, and an SR
+/// plus SDES CNAME per consumer stream we send it, packed into compound
+/// packets of at most 1200 bytes. Received SRs give the producers' NTP/RTP
+/// mapping (used in consumers' SRs, which keeps audio/video sync across the
+/// SFU) and receivers' RRs give consumers' loss, jitter, RTT and score.
+extension ForwarderLoop {
+    static let reportMtu = 1200
+
+    mutating func ensureReportTimer() {
+        guard !reportTimerArmed else { return }
+        reportTimerArmed = true
+        if lastReportNs == 0 { lastReportNs = rsfu_monotonic_ns() }
+        // 1 to 1.5 s, randomized so workers and peers do not synchronize.
+        let delay = 1_000_000_000 + Int64.random(in: 0..<500_000_000)
+        timers.schedule(.init(kind: TimerKind.reports.rawValue, argument: 0), at: rsfu_monotonic_ns() + delay)
+    }
+
+    mutating func reportTimerFired() {
+        reportTimerArmed = false
+        let now = rsfu_monotonic_ns()
+        let interval = max(1, now - lastReportNs)
+        lastReportNs = now
+        let ntp = rsfu_ntp_now()
+        var any = false
+        for t in 0..<Int(settings.maxTransports) where transports[t].inUse {
+            guard transports[t].firstProducer >= 0 || transports[t].firstConsumer >= 0 else { continue }
+            any = true
+            updateScoresAndRates(transport: t, intervalNs: interval)
+            guard !transports[t].direct, transports[t].pipeLink < 0 else { continue }
+            sendReports(transport: t, nowNs: now, ntp: ntp)
+        }
+        if any { ensureReportTimer() }
+    }
+
+    /// Producer scores from this interval's loss (after repair), consumer
+    /// bitrates; events for scores that changed.
+    mutating func updateScoresAndRates(transport t: Int, intervalNs: Int64) {
+        var p = transports[t].firstProducer
+        while p >= 0 {
+            let h = Int(p)
+            let bytes = producers[h].counters.bytes
+            producers[h].counters.bitrate = Self.bitrate(bytes &- producers[h].bytesAtLastReport, intervalNs)
+            producers[h].bytesAtLastReport = bytes
+            p = producers[h].nextInTransport
+        }
+        var c = transports[t].firstConsumer
+        while c >= 0 {
+            let h = Int(c)
+            let bytes = consumers[h].counters.bytesOut
+            consumers[h].counters.bitrate = Self.bitrate(bytes &- consumers[h].bytesAtLastReport, intervalNs)
+            consumers[h].bytesAtLastReport = bytes
+            c = consumers[h].nextInTransport
+        }
+    }
+
+    static func bitrate(_ bytes: UInt64, _ intervalNs: Int64) -> UInt64 {
+        bytes &* 8_000 / UInt64(max(1, intervalNs / 1_000_000))
+    }
+
+    /// 0-10 from a fraction lost (of 256): 10 at no loss, about 8 at 5 %,
+    /// 4 at 20 %, 0 at half the packets lost.
+    static func score(fractionLost: UInt8) -> UInt8 {
+        let kept = 1 - Double(fractionLost) / 256
+        return UInt8(max(0, min(10, (10 * kept * kept * kept * kept).rounded())))
+    }
+
+    mutating func setProducerScore(_ p: Int, _ score: UInt8) {
+        guard producers[p].score != score else { return }
+        producers[p].score = score
+        worker.onEvent(.producerScore(producer: UInt32(p), score))
+        var c = producers[p].firstConsumer
+        while c >= 0 {
+            let h = Int(c)
+            worker.onEvent(.consumerScore(consumer: UInt32(h), tag: consumers[h].tag, score: consumers[h].score, producerScore: score))
+            c = consumers[h].nextInProducer
+        }
+    }
+
+    mutating func sendReports(transport t: Int, nowNs: Int64, ntp: UInt64) {
+        var slot = freeSendSlots.pop()
+        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
+        var out = sendSlab.slot(Int(slot))
+        var used = 0
+        // Receiver report blocks for the streams this endpoint sends us.
+        var blocks = InlineArray<31, Rtcp.ReportBlock>(repeating: Rtcp.ReportBlock(ssrc: 0))
+        var blockCount = 0
+        var p = transports[t].firstProducer
+        while p >= 0 {
+            let h = Int(p)
+            p = producers[h].nextInTransport
+            guard producers[h].ssrcCount > 0, receiveStreams[h].started else { continue }
+            let fraction = receiveStreams[h].intervalFractionLost()
+            setProducerScore(h, Self.score(fractionLost: fraction))
+            var block = Rtcp.ReportBlock(ssrc: producers[h].ssrcs[0], fractionLost: fraction,
+                                         totalLost: Int32(clamping: receiveStreams[h].lost),
+                                         highestSequence: UInt32(truncatingIfNeeded: receiveStreams[h].extendedMax),
+                                         jitter: UInt32(clamping: receiveStreams[h].jitterQ4 >> 4))
+            if receiveStreams[h].srArrivalNs != 0 {
+                block.lastSenderReport = UInt32(truncatingIfNeeded: receiveStreams[h].srNtp >> 16)
+                // In 1/65536 s; a day's delay at most (no overflow).
+                let delay = min(max(0, nowNs - receiveStreams[h].srArrivalNs), 86_400_000_000_000)
+                block.delaySinceLastSenderReport = UInt32(clamping: delay / 1000 * 65536 / 1_000_000)
+            }
+            blocks[blockCount] = block
+            blockCount += 1
+            if blockCount == 31 {
+                used += RtcpWriter.receiverReport(out + used, capacity: Self.reportMtu - used, ssrc: Self.feedbackSenderSsrc, blockCount: blockCount) { blocks[$0] }
+                counters.receiverReports &+= 1
+                blockCount = 0
+                if used > Self.reportMtu - 24 * 31 - 8 {
+                    sendRtcp(transport: t, slot: slot, length: used)
+                    slot = freeSendSlots.pop()
+                    guard slot >= 0 else { return }
+                    out = sendSlab.slot(Int(slot))
+                    used = 0
+                }
+            }
+        }
+        if blockCount > 0 {
+            used += RtcpWriter.receiverReport(out + used, capacity: Self.reportMtu - used, ssrc: Self.feedbackSenderSsrc, blockCount: blockCount) { blocks[$0] }
+            counters.receiverReports &+= 1
+        }
+        // A sender report and CNAME for each stream we send it.
+        var c = transports[t].firstConsumer
+        while c >= 0 {
+            let h = Int(c)
+            c = consumers[h].nextInTransport
+            guard consumers[h].started, let info = senderInfo(consumer: h, nowNs: nowNs, ntp: ntp) else { continue }
+            let need = 28 + 8 + 2 + consumers[h].cnameLength + 4
+            if used + need > Self.reportMtu {
+                sendRtcp(transport: t, slot: slot, length: used)
+                slot = freeSendSlots.pop()
+                guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
+                out = sendSlab.slot(Int(slot))
+                used = 0
+            }
+            used += RtcpWriter.senderReport(out + used, capacity: Self.reportMtu - used, info)
+            withUnsafeBytes(of: consumers[h].cname) { raw in
+                used += RtcpWriter.sdesCname(out + used, capacity: Self.reportMtu - used, ssrc: info.ssrc, cname: UnsafeRawBufferPointer(rebasing: raw[0..<consumers[h].cnameLength]))
+            }
+            consumers[h].lastSrNtpMiddle = UInt32(truncatingIfNeeded: (UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)) >> 16)
+            consumers[h].lastSrSentNs = nowNs
+            counters.senderReports &+= 1
+        }
+        if used > 0 { sendRtcp(transport: t, slot: slot, length: used) } else { freeSendSlots.push(slot) }
+    }
+
+    /// The consumer's SR: the producer's NTP/RTP mapping (from its last SR)
+    /// carried forward to now, in the consumer's timestamp space; without a
+    /// producer SR, wall clock against the newest packet's timestamp.
+    func senderInfo(consumer c: Int, nowNs: Int64, ntp: UInt64) -> Rtcp.SenderInfo? {
+        let p = Int(consumers[c].producer)
+        let rs = receiveStreams[p]
+        let rtp: UInt32
+        var ntpNow = ntp
+        if rs.srArrivalNs != 0 {
+            let elapsed = max(0, nowNs - rs.srArrivalNs)
+            ntpNow = rs.srNtp &+ Self.ntpDuration(elapsed)
+            rtp = rs.srRtp &+ Self.rtpDuration(elapsed, clockRate: rs.clockRate)
+        } else if rs.lastArrivalNs != 0 {
+            rtp = rs.lastTimestamp &+ Self.rtpDuration(max(0, nowNs - rs.lastArrivalNs), clockRate: rs.clockRate)
+        } else {
+            return nil
+        }
+        return Rtcp.SenderInfo(ssrc: consumers[c].ssrc, ntpSeconds: UInt32(truncatingIfNeeded: ntpNow >> 32), ntpFraction: UInt32(truncatingIfNeeded: ntpNow),
+                               rtpTimestamp: rtp &+ consumers[c].tsOffset, packetCount: UInt32(truncatingIfNeeded: consumers[c].counters.packetsOut),
+                               octetCount: UInt32(truncatingIfNeeded: consumers[c].counters.bytesOut))
+    }
+
+    /// A duration in NTP units (2^-32 s), without overflow for any span.
+    static func ntpDuration(_ ns: Int64) -> UInt64 {
+        let seconds = UInt64(ns / 1_000_000_000), rest = UInt64(ns % 1_000_000_000)
+        return seconds &<< 32 &+ (rest << 32) / 1_000_000_000
+    }
+
+    /// A duration in RTP timestamp units (wrapping, as timestamps do).
+    static func rtpDuration(_ ns: Int64, clockRate: Int64) -> UInt32 {
+        let seconds = ns / 1_000_000_000, rest = ns % 1_000_000_000
+        return UInt32(truncatingIfNeeded: seconds &* clockRate &+ rest * clockRate / 1_000_000_000)
+    }
+
+    // MARK: - Reports received
+
+    /// An SR from a producer's endpoint: its NTP/RTP mapping.
+    mutating func senderReportReceived(_ info: Rtcp.SenderInfo, transport t: Int) {
+        guard let h = ssrcTable.lookup(transport: UInt32(t), ssrc: info.ssrc), h & Self.rtxFlag == 0 else { return }
+        let p = Int(h)
+        receiveStreams[p].srNtp = UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)
+        receiveStreams[p].srRtp = info.rtpTimestamp
+        receiveStreams[p].srArrivalNs = rsfu_monotonic_ns()
+    }
+
+    /// A report block from a consumer's endpoint: loss, jitter, RTT, score.
+    mutating func reportBlockReceived(_ block: Rtcp.ReportBlock, transport t: Int) {
+        guard let c = consumer(transport: t, ssrc: block.ssrc) else { return }
+        consumers[c].remoteFractionLost = block.fractionLost
+        consumers[c].remoteLost = block.totalLost
+        consumers[c].remoteJitter = block.jitter
+        if block.lastSenderReport != 0, block.lastSenderReport == consumers[c].lastSrNtpMiddle {
+            let delay = Int64(block.delaySinceLastSenderReport) * 15_625 / 1024 * 1000 // 1/65536 s -> ns
+            let rtt = rsfu_monotonic_ns() - consumers[c].lastSrSentNs - delay
+            if rtt >= 0 { consumers[c].rttNs = rtt }
+        }
+        let score = Self.score(fractionLost: block.fractionLost)
+        if score != consumers[c].score {
+            consumers[c].score = score
+            worker.onEvent(.consumerScore(consumer: UInt32(c), tag: consumers[c].tag, score: score, producerScore: producers[Int(consumers[c].producer)].score))
+        }
+    }
+}
