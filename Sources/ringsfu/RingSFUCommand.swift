@@ -1,5 +1,7 @@
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import RingSFU
 
 @main
@@ -43,11 +45,16 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // One registry for everything that reports through swift-metrics;
+        // /metrics exposes it.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let count = workers ?? max(1, System.coreCount)
         let pool = await WorkerPool()
         try await pool.start(count: count, settings: WorkerSettings(logLevel: logLevel, rtcMinPort: rtcMinPort, rtcMaxPort: rtcMaxPort), pin: pin)
-        let app = ServerApp.build(host: host, port: port, pool: pool, logLevel: level)
-        Logger(label: "ringsfu").info("ringsfu serving", metadata: ["address": "http://\(host):\(port)", "rpc": "ws://\(host):\(port)/rpc", "workers": "\(count)"])
+        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level)
+        Logger(label: "ringsfu").info("ringsfu serving", metadata: ["address": "http://\(host):\(port)", "rpc": "ws://\(host):\(port)/rpc",
+                                                            "metrics": "http://\(host):\(port)/metrics", "workers": "\(count)"])
         try await app.runService()
         await pool.closeAll()
     }

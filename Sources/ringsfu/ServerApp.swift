@@ -1,14 +1,23 @@
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import Prometheus
 import RingSFU
 
 /// The HTTP side of `ringsfu serve`: the JSON-RPC WebSocket endpoint, a
-/// health check and a small landing page.
+/// Prometheus `/metrics` endpoint, a health check and a small landing page.
 enum ServerApp {
-    static func build(host: String, port: Int, pool: WorkerPool, logLevel: Logger.Level = .info) -> some ApplicationProtocol {
+    static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                      logLevel: Logger.Level = .info) -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: BasicWebSocketRequestContext.self)
         router.get("/health") { _, _ in "ok" }
+        let factory = PrometheusMetricsFactory(registry: metrics)
+        router.get("/metrics") { _, _ in
+            // Fresh figures from every worker, then the text exposition format.
+            for worker in await pool.workers { await worker.publishMetrics(factory: factory) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: landingPage)))
         }

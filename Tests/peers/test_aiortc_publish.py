@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.request
 
 import aioice.ice
 import pytest
@@ -165,6 +166,13 @@ async def test_aiortc_publishes_vp8(server):
         await rpc.call("worker.list")  # collects the notifications sent meanwhile
         states = [n["params"].get("dtlsState") for n in rpc.notifications if n["method"] == "transport.dtlsstatechange"]
         usage = await rpc.call("worker.getResourceUsage")
+        # The Prometheus endpoint of the same server: worker and transport series.
+        metrics_url = server.replace("ws://", "http://").replace("/rpc", "/metrics")
+        text = await asyncio.get_event_loop().run_in_executor(None, lambda: urllib.request.urlopen(metrics_url, timeout=5).read().decode())
         await pc.close()
         assert received >= 30, (received, usage, rpc.notifications)
         assert "connected" in states, rpc.notifications
+        received_total = [float(l.split()[-1]) for l in text.splitlines() if l.startswith("ringsfu_packets_received_total{")]
+        assert received_total and received_total[0] >= received, text[:2000]
+        assert f'transport="{transport["id"]}",type="webrtc-transport"' in text, text[:2000]
+        assert "ringsfu_forwarder_cpu_seconds_total{" in text

@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import Logging
 import RingSFUCShims
 import RingSFUForwarder
@@ -225,6 +226,8 @@ public final class Worker {
     }
 
     private func finishChannels() {
+        metrics?.destroy()
+        metrics = nil
         eventChannel.finish()
         observerChannel.finish()
     }
@@ -266,6 +269,28 @@ public final class Worker {
     }
 
     /// Forwarder counters and resources, for dumps, metrics and leak checks.
+    private var metrics: WorkerMetrics?
+
+    /// Publishes the worker's current figures through swift-metrics (the
+    /// factory bootstrapped in `MetricsSystem`, or the one given): counters
+    /// of packets, bytes, RTCP and drops by reason, resource gauges, the
+    /// forwarder thread's CPU time, and per-transport packet and byte
+    /// counters. Call it on a schedule, or before each scrape.
+    public func publishMetrics(factory: (any MetricsFactory)? = nil) async {
+        guard !closed else { return }
+        let (c, r) = await forwarder.counters()
+        let figures = await forwarder.transportFigures()
+        guard !closed else { return }
+        let exporter = metrics ?? WorkerMetrics(workerId: id, factory: factory ?? MetricsSystem.factory)
+        metrics = exporter
+        let usage = await getResourceUsage()
+        let transports = figures.compactMap { handle, f -> (id: String, type: String, figures: EntityCounters)? in
+            guard let t = transportsByHandle[handle] else { return nil }
+            return (t.id, t.statsType, f)
+        }
+        exporter.update(c, r, cpuSeconds: usage.forwarderCpuSeconds, transports: transports)
+    }
+
     public func getResourceUsage() async -> WorkerResourceUsage {
         let (c, r) = await forwarder.counters()
         let tid = forwarder.threadId.load(ordering: .acquiring)

@@ -127,6 +127,8 @@ package enum ForwarderCommand: Sendable {
     case requestKeyFrame(consumer: UInt32)
     case stats(StatsTarget, @Sendable (EntityCounters) -> Void)
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
+    /// Every transport's figures at once (for metrics exports).
+    case transportFigures(@Sendable ([(UInt32, EntityCounters)]) -> Void)
     /// Runs the reply once every earlier command has been applied.
     case barrier(@Sendable () -> Void)
     /// A ring towards another worker (or this one): outbound link `index`.

@@ -87,6 +87,11 @@ extension ForwarderLoop {
             }
         case .counters(let reply):
             reply(counters, resources())
+        case .transportFigures(let reply):
+            // One array per export, off the packet path.
+            var figures: [(UInt32, EntityCounters)] = []
+            for t in 0..<Int(settings.maxTransports) where transports[t].inUse { figures.append((UInt32(t), transports[t].counters)) }
+            reply(figures)
         case .barrier(let reply):
             reply()
         case let .addOutboundPipe(index, ring):
@@ -118,6 +123,7 @@ extension ForwarderLoop {
             switch command {
             case .stats(_, let reply): reply(EntityCounters())
             case .counters(let reply): reply(ForwarderCounters(), ForwarderResources())
+            case .transportFigures(let reply): reply([])
             case .barrier(let reply): reply()
             case let .addPlainTransport(_, _, rtpFd, rtcpFd, _):
                 // The loop never took these sockets: release them here.

@@ -172,6 +172,12 @@ package final class ForwarderWorker: @unchecked Sendable {
         }
     }
 
+    package func transportFigures() async -> [(UInt32, EntityCounters)] {
+        return await withCheckedContinuation { cont in
+            send(.transportFigures { cont.resume(returning: $0) })
+        }
+    }
+
     package func stats(_ target: StatsTarget) async -> EntityCounters {
         return await withCheckedContinuation { cont in
             send(.stats(target) { cont.resume(returning: $0) })

@@ -1,0 +1,106 @@
+import CoreMetrics
+import RingSFUForwarder
+
+/// Publishes a worker's forwarder figures through swift-metrics: worker
+/// counters (packets, bytes, RTCP, drops by reason), resource gauges, the
+/// forwarder thread's CPU time, and per-transport packet and byte counters.
+/// The forwarder keeps cumulative counts; each export adds what changed.
+@RingSFUActor
+final class WorkerMetrics {
+    private let factory: any MetricsFactory
+    private let workerId: String
+    private var counters: [String: CoreMetrics.Counter] = [:]
+    private var gauges: [String: Gauge] = [:]
+    private var cpu: FloatingPointCounter?
+    private var lastCpu = 0.0
+    private var last: [String: UInt64] = [:]
+    private var transportLast: [String: (labels: [(String, String)], values: [UInt64])] = [:]
+    private var transportCounters: [String: [CoreMetrics.Counter]] = [:]
+
+    init(workerId: String, factory: any MetricsFactory) {
+        self.workerId = workerId
+        self.factory = factory
+    }
+
+    private func counter(_ name: String, _ extra: [(String, String)] = []) -> CoreMetrics.Counter {
+        let key = name + extra.map { "|\($0.0)=\($0.1)" }.joined()
+        if let c = counters[key] { return c }
+        let c = CoreMetrics.Counter(label: name, dimensions: [("worker", workerId)] + extra, factory: factory)
+        counters[key] = c
+        return c
+    }
+
+    private func add(_ name: String, _ value: UInt64, _ extra: [(String, String)] = []) {
+        let key = name + extra.map { "|\($0.0)=\($0.1)" }.joined()
+        let delta = value &- (last[key] ?? 0)
+        last[key] = value
+        if delta > 0 && delta < UInt64(Int64.max) { counter(name, extra).increment(by: Int64(delta)) } else { _ = counter(name, extra) }
+    }
+
+    private func set(_ name: String, _ value: Int) {
+        let g = gauges[name] ?? Gauge(label: name, dimensions: [("worker", workerId)], factory: factory)
+        gauges[name] = g
+        g.record(value)
+    }
+
+    func update(_ c: ForwarderCounters, _ r: ForwarderResources, cpuSeconds: Double, transports: [(id: String, type: String, figures: EntityCounters)]) {
+        add("ringsfu_packets_received_total", c.packetsIn)
+        add("ringsfu_bytes_received_total", c.bytesIn)
+        add("ringsfu_packets_sent_total", c.packetsOut)
+        add("ringsfu_bytes_sent_total", c.bytesOut)
+        add("ringsfu_rtcp_received_total", c.rtcpIn)
+        add("ringsfu_rtcp_sent_total", c.rtcpOut)
+        add("ringsfu_send_calls_total", c.sendCalls)
+        add("ringsfu_tcp_connections_accepted_total", c.tcpAccepted)
+        let drops: [(String, UInt64)] = [
+            ("malformed", c.dropMalformed), ("unknown_ssrc", c.dropUnknownSsrc), ("unknown_source", c.dropUnknownSource),
+            ("not_rtp", c.dropNotRtp), ("receive_pool_empty", c.dropRecvPoolEmpty), ("socket_overflow", c.dropSocketOverflow),
+            ("send_pool_empty", c.dropSendPoolEmpty), ("send_error", c.dropSendError), ("truncated", c.dropTruncated),
+            ("stun", c.dropStun), ("not_ready", c.dropNotReady), ("srtp_auth", c.dropSrtpAuth), ("srtp_replay", c.dropSrtpReplay),
+            ("srtp_other", c.dropSrtpOther), ("pipe_full", c.dropPipeFull), ("tcp_frame", c.dropTcpFrame),
+            ("tcp_backpressure", c.dropTcpBackpressure), ("rtcp_malformed", c.dropRtcpMalformed),
+        ]
+        for (reason, value) in drops { add("ringsfu_packets_dropped_total", value, [("reason", reason)]) }
+        set("ringsfu_routers", r.routers)
+        set("ringsfu_transports", r.transports)
+        set("ringsfu_producers", r.producers)
+        set("ringsfu_consumers", r.consumers)
+        set("ringsfu_tcp_connections", r.tcpConnections)
+        set("ringsfu_free_send_slots", r.freeSendSlots)
+        let cpuCounter = cpu ?? FloatingPointCounter(label: "ringsfu_forwarder_cpu_seconds_total", dimensions: [("worker", workerId)], factory: factory)
+        cpu = cpuCounter
+        if cpuSeconds > lastCpu { cpuCounter.increment(by: cpuSeconds - lastCpu) }
+        lastCpu = max(lastCpu, cpuSeconds)
+
+        // Per transport; a closed transport's series are removed.
+        var seen = Set<String>()
+        for t in transports {
+            seen.insert(t.id)
+            let values = [t.figures.packets, t.figures.bytes, t.figures.packetsOut, t.figures.bytesOut, t.figures.rtcpPackets]
+            let names = ["ringsfu_transport_packets_received_total", "ringsfu_transport_bytes_received_total",
+                         "ringsfu_transport_packets_sent_total", "ringsfu_transport_bytes_sent_total", "ringsfu_transport_rtcp_received_total"]
+            let labels = [("worker", workerId), ("transport", t.id), ("type", t.type)]
+            let series = transportCounters[t.id] ?? names.map { CoreMetrics.Counter(label: $0, dimensions: labels, factory: factory) }
+            transportCounters[t.id] = series
+            let previous = transportLast[t.id]?.values ?? Array(repeating: 0, count: values.count)
+            for i in values.indices where values[i] > previous[i] { series[i].increment(by: Int64(clamping: values[i] - previous[i])) }
+            transportLast[t.id] = (labels, values)
+        }
+        for (id, series) in transportCounters where !seen.contains(id) {
+            for c in series { c.destroy() }
+            transportCounters[id] = nil
+            transportLast[id] = nil
+        }
+    }
+
+    /// Removes every series (the worker closed).
+    func destroy() {
+        for c in counters.values { c.destroy() }
+        for g in gauges.values { g.destroy() }
+        cpu?.destroy()
+        for series in transportCounters.values { for c in series { c.destroy() } }
+        counters = [:]
+        gauges = [:]
+        transportCounters = [:]
+    }
+}
