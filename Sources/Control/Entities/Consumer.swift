@@ -10,6 +10,8 @@ public enum ConsumerEvent: Sendable {
     case rtp([UInt8])
     /// The consumer's or its producer's score changed.
     case score(ConsumerScore)
+    /// A trace event of an enabled type.
+    case trace(TraceEventData)
 }
 
 /// A consumer's score (0-10, from its endpoint's receiver reports) and its
@@ -143,6 +145,20 @@ public final class Consumer {
     }
 
     public private(set) var score = ConsumerScore(score: 10, producerScore: 10, producerScores: [10])
+
+    /// Reports trace events of these types ("rtp", "keyframe", "nack",
+    /// "pli", "fir", "sr"); an empty list turns tracing off.
+    public func enableTraceEvent(types: [String]) throws(SFUError) {
+        try checkOpen()
+        forwarder.send(.setConsumerTrace(handle, try Trace.mask(types)))
+    }
+
+    func traced(_ r: TraceRecord) {
+        guard !closed else { return }
+        let data = Trace.data(r)
+        eventChannel.emit(.trace(data))
+        worker?.notify("consumer.trace", id, ["trace": .encoding(data)])
+    }
 
     func scoreChanged(_ value: UInt8, producerScore: UInt8) {
         guard !closed else { return }

@@ -6,6 +6,8 @@ public enum ProducerEvent: Sendable {
     case transportClose
     /// The stream's score changed (0-10, from its packet loss after repair).
     case score([ProducerScore])
+    /// A trace event of an enabled type.
+    case trace(TraceEventData)
 }
 
 /// A producer stream's score, as mediasoup reports it.
@@ -62,6 +64,21 @@ public final class Producer {
     }
 
     public var events: AsyncStream<ProducerEvent> { eventChannel.subscribe() }
+
+    /// Reports trace events of these types ("rtp", "keyframe", "nack",
+    /// "pli", "fir", "sr"); an empty list turns tracing off. "rtp" reports
+    /// every packet: for debugging, not for production load.
+    public func enableTraceEvent(types: [String]) throws(SFUError) {
+        try checkOpen()
+        forwarder.send(.setProducerTrace(handle, try Trace.mask(types)))
+    }
+
+    func traced(_ r: TraceRecord) {
+        guard !closed else { return }
+        let data = Trace.data(r)
+        eventChannel.emit(.trace(data))
+        worker?.notify("producer.trace", id, ["trace": .encoding(data)])
+    }
 
     func scoreChanged(_ value: UInt8) {
         guard !closed else { return }

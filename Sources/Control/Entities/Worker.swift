@@ -146,6 +146,12 @@ public final class Worker {
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, tag, bytes):
             if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
+        case let .trace(r):
+            if r.consumer {
+                if let c = consumersByHandle[r.handle], c.tag == r.tag { c.traced(r) }
+            } else {
+                producersByHandle[r.handle]?.traced(r)
+            }
         case let .producerScore(handle, score):
             producersByHandle[handle]?.scoreChanged(score)
         case let .consumerScore(handle, tag, score, producerScore):

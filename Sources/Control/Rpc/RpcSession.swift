@@ -118,6 +118,16 @@ public final class RpcSession {
         return Array(data)
     }
 
+    private func traceTypes(_ params: JSONValue) throws(SFUError) -> [String] {
+        guard case .array(let items)? = params["types"] else { throw .invalidArgument("missing or invalid params.types: expected an array of strings") }
+        var out: [String] = []
+        for item in items {
+            guard case .string(let s) = item else { throw .invalidArgument("invalid params.types: expected an array of strings") }
+            out.append(s)
+        }
+        return out
+    }
+
     private func router(_ p: JSONValue) throws(SFUError) -> Router {
         let id = try string(p, "routerId")
         guard let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
@@ -405,6 +415,12 @@ public final class RpcSession {
             return Self.ok
         case "consumer.resume":
             try consumer(p).resume()
+            return Self.ok
+        case "consumer.enableTraceEvent":
+            try consumer(p).enableTraceEvent(types: try traceTypes(p))
+            return Self.ok
+        case "producer.enableTraceEvent":
+            try producer(p).enableTraceEvent(types: try traceTypes(p))
             return Self.ok
         case "consumer.requestKeyFrame":
             try consumer(p).requestKeyFrame()

@@ -83,6 +83,40 @@ package struct ConsumerSpec: Sendable {
     }
 }
 
+/// Trace event types, as bits of a producer's or consumer's trace mask.
+package enum TraceType: UInt8, Sendable, CaseIterable {
+    case rtp = 1, keyframe = 2, nack = 4, pli = 8, fir = 16, sr = 32
+
+    package var name: String {
+        switch self {
+        case .rtp: "rtp"
+        case .keyframe: "keyframe"
+        case .nack: "nack"
+        case .pli: "pli"
+        case .fir: "fir"
+        case .sr: "sr"
+        }
+    }
+}
+
+/// One trace event, flat (no allocation beyond the event queue's).
+package struct TraceRecord: Sendable {
+    package var consumer: Bool
+    package var handle: UInt32
+    package var tag: UInt32
+    package var type: TraceType
+    /// Received by the SFU (in) or sent by it (out).
+    package var incoming: Bool
+    package var ssrc: UInt32
+    /// RTP fields (rtp, keyframe), or a NACK's first sequence number and count.
+    package var sequenceNumber: UInt16 = 0
+    package var timestamp: UInt32 = 0
+    package var payloadType: UInt8 = 0
+    package var marker = false
+    package var size: Int = 0
+    package var count: Int = 0
+}
+
 /// Figures the forwarder reports about one entity.
 package enum StatsTarget: Sendable {
     case transport(UInt32), producer(UInt32), consumer(UInt32)
@@ -125,6 +159,9 @@ package enum ForwarderCommand: Sendable {
     case setConsumerPaused(UInt32, Bool)
     /// Asks the consumer's producer for a key frame (PLI or FIR).
     case requestKeyFrame(consumer: UInt32)
+    /// Which trace events (TraceType bits) a producer or consumer reports.
+    case setProducerTrace(UInt32, UInt8)
+    case setConsumerTrace(UInt32, UInt8)
     case stats(StatsTarget, @Sendable (EntityCounters) -> Void)
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
     /// Every transport's figures at once (for metrics exports).
@@ -170,6 +207,8 @@ package enum ForwarderEvent: Sendable {
     /// A producer's score (0-10, from its loss after repair) or a
     /// consumer's (from its endpoint's receiver reports) changed.
     case producerScore(producer: UInt32, UInt8)
+    /// A trace event of a producer or consumer that enabled its type.
+    case trace(TraceRecord)
     case consumerScore(consumer: UInt32, tag: UInt32, score: UInt8, producerScore: UInt8)
     /// The worker thread stopped on a fatal error.
     case died(String)

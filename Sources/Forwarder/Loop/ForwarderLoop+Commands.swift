@@ -77,6 +77,10 @@ extension ForwarderLoop {
             closeConsumer(Int(h))
         case let .setConsumerPaused(h, paused):
             setConsumer(Int(h)) { $0.paused = paused }
+        case let .setProducerTrace(h, mask):
+            if producers[Int(h)].inUse { producers[Int(h)].traceMask = mask }
+        case let .setConsumerTrace(h, mask):
+            if consumers[Int(h)].inUse { consumers[Int(h)].traceMask = mask }
         case .requestKeyFrame(let h):
             if consumers[Int(h)].inUse { requestKeyFrame(producer: Int(consumers[Int(h)].producer)) }
         case let .stats(target, reply):

@@ -147,6 +147,7 @@ extension ForwarderLoop {
             consumers[h].lastSrNtpMiddle = UInt32(truncatingIfNeeded: (UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)) >> 16)
             consumers[h].lastSrSentNs = nowNs
             counters.senderReports &+= 1
+            traceConsumer(h, .sr, incoming: false) { $0.timestamp = info.rtpTimestamp; $0.count = Int(info.packetCount) }
         }
         if used > 0 { sendRtcp(transport: t, slot: slot, length: used) } else { freeSendSlots.push(slot) }
     }
@@ -194,6 +195,7 @@ extension ForwarderLoop {
         receiveStreams[p].srNtp = UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)
         receiveStreams[p].srRtp = info.rtpTimestamp
         receiveStreams[p].srArrivalNs = rsfu_monotonic_ns()
+        traceProducer(p, .sr, incoming: true) { $0.timestamp = info.rtpTimestamp; $0.count = Int(info.packetCount) }
     }
 
     /// A report block from a consumer's endpoint: loss, jitter, RTT, score.

@@ -22,6 +22,7 @@ extension ForwarderLoop {
                     let (_, media) = try Rtcp.feedbackSsrcs(v)
                     if let c = consumer(transport: t, ssrc: media) {
                         consumers[c].counters.pli &+= 1
+                        traceConsumer(c, .pli, incoming: true)
                         requestKeyFrame(producer: Int(consumers[c].producer))
                     }
                 case RtcpType.psfb where v.count == RtcpFormat.fir:
@@ -31,13 +32,20 @@ extension ForwarderLoop {
                         guard consumers[c].lastFirSequence != Int16(sequence) else { return }
                         consumers[c].lastFirSequence = Int16(sequence)
                         consumers[c].counters.fir &+= 1
+                        traceConsumer(c, .fir, incoming: true) { $0.sequenceNumber = UInt16(sequence) }
                         requestKeyFrame(producer: Int(consumers[c].producer))
                     }
                 case RtcpType.rtpfb where v.count == RtcpFormat.nack:
                     let (_, media) = try Rtcp.feedbackSsrcs(v)
                     if let c = consumer(transport: t, ssrc: media), consumers[c].nack {
                         consumers[c].counters.nack &+= 1
-                        try Rtcp.forEachNackedSequence(v) { seq in retransmit(consumer: c, sequence: seq) }
+                        var first: UInt16 = 0, count = 0
+                        try Rtcp.forEachNackedSequence(v) { seq in
+                            if count == 0 { first = seq }
+                            count += 1
+                            retransmit(consumer: c, sequence: seq)
+                        }
+                        traceConsumer(c, .nack, incoming: true) { $0.sequenceNumber = first; $0.count = count }
                     }
                 case RtcpType.sr:
                     senderReportReceived(try Rtcp.senderInfo(v), transport: t)
@@ -158,6 +166,7 @@ extension ForwarderLoop {
         let n = RtcpWriter.nack(sendSlab.slot(Int(slot)), capacity: 1200, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[0], count: dueCount) { due[$0] }
         producers[p].counters.nack &+= 1
         producers[p].counters.nackedPackets &+= UInt64(dueCount)
+        traceProducer(p, .nack, incoming: false) { [first = due[0]] in $0.sequenceNumber = first; $0.count = dueCount }
         sendRtcp(transport: Int(producers[p].transport), slot: slot, length: n)
     }
 
@@ -241,9 +250,11 @@ extension ForwarderLoop {
             producers[p].firSequence &+= 1
             n = RtcpWriter.fir(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, target: producers[p].ssrcs[0], sequence: producers[p].firSequence)
             producers[p].counters.fir &+= 1
+            traceProducer(p, .fir, incoming: false) { [seq = producers[p].firSequence] in $0.sequenceNumber = UInt16(seq) }
         } else {
             n = RtcpWriter.pli(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[0])
             producers[p].counters.pli &+= 1
+            traceProducer(p, .pli, incoming: false)
         }
         sendRtcp(transport: Int(producers[p].transport), slot: slot, length: n)
     }
@@ -288,5 +299,47 @@ extension ForwarderLoop {
         guard socket >= 0, destination.isSet else { freeSendSlots.push(slot); return }
         counters.rtcpOut &+= 1
         sendRaw(slot: slot, length: size, socket: socket, to: destination)
+    }
+}
+
+// MARK: - Trace events
+
+extension ForwarderLoop {
+    /// Reports a producer's trace event if it enabled the type. The check
+    /// is one mask test; the event is built only when someone listens.
+    @inline(__always)
+    func traceProducer(_ p: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
+        guard producers[p].traceMask & type.rawValue != 0 else { return }
+        var r = TraceRecord(consumer: false, handle: UInt32(p), tag: 0, type: type, incoming: incoming, ssrc: producers[p].ssrcCount > 0 ? producers[p].ssrcs[0] : 0)
+        fill(&r)
+        worker.onEvent(.trace(r))
+    }
+
+    @inline(__always)
+    func traceConsumer(_ c: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
+        guard consumers[c].traceMask & type.rawValue != 0 else { return }
+        var r = TraceRecord(consumer: true, handle: UInt32(c), tag: consumers[c].tag, type: type, incoming: incoming, ssrc: consumers[c].ssrc)
+        fill(&r)
+        worker.onEvent(.trace(r))
+    }
+
+    /// A consumer's packet as it leaves (after every rewrite).
+    func traceSent(_ c: Int, _ out: UnsafeMutableRawPointer, size: Int, routerPt: UInt8) {
+        guard let h = try? RtpHeader.parse(out, count: size) else { return }
+        traceConsumer(c, .rtp, incoming: false) { Self.fillRtp(&$0, h, size: size) }
+        let p = Int(consumers[c].producer)
+        if consumers[c].traceMask & TraceType.keyframe.rawValue != 0, h.ssrc == consumers[c].ssrc,
+           isKeyFrame(out, h, codec: producers[p].codecs[Int(routerPt)]) {
+            traceConsumer(c, .keyframe, incoming: false) { Self.fillRtp(&$0, h, size: size) }
+        }
+    }
+
+    @inline(__always)
+    static func fillRtp(_ r: inout TraceRecord, _ h: RtpHeader, size: Int) {
+        r.sequenceNumber = h.sequenceNumber
+        r.timestamp = h.timestamp
+        r.payloadType = h.payloadType
+        r.marker = h.marker
+        r.size = size
     }
 }

@@ -516,6 +516,12 @@ struct ForwarderLoop: ~Copyable {
             return
         }
         RtpRewrite.setPayloadType(packet, routerPt)
+        if producers[p].traceMask != 0 {
+            traceProducer(p, .rtp, incoming: true) { Self.fillRtp(&$0, header, size: size) }
+            if producers[p].traceMask & TraceType.keyframe.rawValue != 0, isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) {
+                traceProducer(p, .keyframe, incoming: true) { Self.fillRtp(&$0, header, size: size) }
+            }
+        }
         producers[p].counters.packets &+= 1
         producers[p].counters.bytes &+= UInt64(size)
         if producers[p].paused { return }
@@ -644,6 +650,7 @@ struct ForwarderLoop: ~Copyable {
         }
         consumers[ci].counters.packetsOut &+= 1
         consumers[ci].counters.bytesOut &+= UInt64(size)
+        if consumers[ci].traceMask != 0 { traceSent(ci, out, size: size, routerPt: routerPt) }
         transports[t].counters.packetsOut &+= 1
         transports[t].counters.bytesOut &+= UInt64(size)
         if transports[t].pipeLink >= 0 {

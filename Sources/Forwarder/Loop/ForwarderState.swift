@@ -119,6 +119,7 @@ package struct ProducerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var inNackList = false
+    var traceMask: UInt8 = 0
     var score: UInt8 = 10
     var bytesAtLastReport: UInt64 = 0
     var firSequence: UInt8 = 0
@@ -165,6 +166,7 @@ package struct ConsumerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var rtxSequence: UInt16 = 0
+    var traceMask: UInt8 = 0
     var cname = InlineArray<64, UInt8>(repeating: 0)
     var cnameLength = 0
     /// Our last SR (its NTP middle 32 bits and when it left), for the RTT
