@@ -111,6 +111,8 @@ struct IceTcpTests {
         #expect(t.iceSelectedTuple?.protocol == "tcp")
         #expect(t.iceSelectedTuple?.remotePort == Int(client.connection.localPort))
         #expect(t.iceSelectedTuple?.localPort == t.iceCandidates[0].port)
+        let stats = try await t.getStats()
+        #expect(stats[0].iceSelectedTuple?.protocol == "tcp" && stats[0].dtlsState == "connected" && stats[0].iceState == "completed")
         let exported = client.dtls.srtpKeys()
         let keys = try #require(exported)
 

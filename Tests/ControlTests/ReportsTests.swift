@@ -113,6 +113,11 @@ struct ReportsTests {
         #expect(consumer.score.score == 1)
         let pstats = try await producer.getStats()
         #expect(pstats[0].packetsLost == 30 && pstats[0].score == 10)
+        // 50 packets/s of 112 bytes: about 45 kbit/s in, the same out.
+        let tin = try await ingress.getStats(), tout = try await egress.getStats()
+        #expect(tin[0].recvBitrate > 20_000 && tin[0].recvBitrate < 80_000, "\(tin[0].recvBitrate)")
+        #expect(tout[0].sendBitrate > 20_000 && tin[0].rtcpPacketsReceived >= 1)
+        #expect(pstats[0].bitrate > 20_000)
         worker.close()
         // Scores: the producer's fell under loss and came back.
         var producerScores: [Int] = []

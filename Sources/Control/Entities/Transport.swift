@@ -290,7 +290,11 @@ public class Transport {
     public func getStats() async throws(SFUError) -> [TransportStats] {
         try checkOpen()
         let c = await forwarder.stats(.transport(handle))
-        return [TransportStats(type: statsType, transportId: id, timestamp: nowMillis(), bytesReceived: c.bytes, bytesSent: c.bytesOut, rtpPacketsReceived: c.packets, rtpPacketsSent: c.packetsOut)]
+        var s = TransportStats(type: statsType, transportId: id, timestamp: nowMillis(), bytesReceived: c.bytes, bytesSent: c.bytesOut, rtpPacketsReceived: c.packets, rtpPacketsSent: c.packetsOut)
+        s.recvBitrate = c.bitrate
+        s.sendBitrate = c.sendBitrate
+        s.rtcpPacketsReceived = c.rtcpPackets
+        return [s]
     }
 
     var statsType: String { "transport" }

@@ -258,6 +258,15 @@ public final class WebRtcTransport: Transport {
 
     override var statsType: String { "webrtc-transport" }
 
+    public override func getStats() async throws(SFUError) -> [TransportStats] {
+        var stats = try await super.getStats()
+        stats[0].iceRole = "controlled"
+        stats[0].iceState = iceState
+        stats[0].iceSelectedTuple = iceSelectedTuple
+        stats[0].dtlsState = dtlsState
+        return stats
+    }
+
     /// mediasoup's WebRtcTransport dump fields.
     public struct Dump: Codable, Sendable {
         public var id: String

@@ -43,6 +43,15 @@ public struct TransportStats: Codable, Sendable, Hashable {
     public var rtcpTuple: TransportTuple?
     public var comedia: Bool?
     public var rtcpMux: Bool?
+    /// Bits per second over the last report interval.
+    public var recvBitrate: UInt64 = 0
+    public var sendBitrate: UInt64 = 0
+    public var rtcpPacketsReceived: UInt64 = 0
+    /// WebRtcTransport only.
+    public var iceRole: String? = nil
+    public var iceState: String? = nil
+    public var iceSelectedTuple: TransportTuple? = nil
+    public var dtlsState: String? = nil
 }
 
 /// Figures of a whole worker: the forwarder's counters and its resources.

@@ -76,6 +76,8 @@ package struct EntityCounters: Sendable, Equatable {
     package var score: UInt8 = 10
     package var roundTripTimeMs: Double = 0
     package var bitrate: UInt64 = 0
+    /// Transports: bits per second sent over the last report interval.
+    package var sendBitrate: UInt64 = 0
     package var rtcpPackets: UInt64 = 0
     package init() {}
 }

@@ -41,6 +41,10 @@ extension ForwarderLoop {
     /// Producer scores from this interval's loss (after repair), consumer
     /// bitrates; events for scores that changed.
     mutating func updateScoresAndRates(transport t: Int, intervalNs: Int64) {
+        transports[t].counters.bitrate = Self.bitrate(transports[t].counters.bytes &- transports[t].bytesAtLastReport, intervalNs)
+        transports[t].counters.sendBitrate = Self.bitrate(transports[t].counters.bytesOut &- transports[t].bytesOutAtLastReport, intervalNs)
+        transports[t].bytesAtLastReport = transports[t].counters.bytes
+        transports[t].bytesOutAtLastReport = transports[t].counters.bytesOut
         var p = transports[t].firstProducer
         while p >= 0 {
             let h = Int(p)

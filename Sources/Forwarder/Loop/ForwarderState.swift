@@ -79,6 +79,8 @@ package struct TransportState {
     /// In-process pipe: outbound link index and the peer's transport handle.
     var pipeLink: Int32 = -1
     var pipePeer: UInt32 = 0
+    var bytesAtLastReport: UInt64 = 0
+    var bytesOutAtLastReport: UInt64 = 0
     var remoteRtp = SocketAddress()
     var remoteRtcp = SocketAddress()
     var counters = EntityCounters()
