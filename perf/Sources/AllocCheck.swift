@@ -33,7 +33,7 @@ struct AllocCheck: AsyncParsableCommand {
         let sink = Sink(cpu: nil)
         sink.start()
         let (video, audio) = Fanout.ssrcs(40, .realistic)
-        let (port, thread, _) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"))
+        let (port, thread, _, _) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"))
         let expectedOut = UInt64(consumers)
 
         // Warm up: every code path of the loop has run at least once.

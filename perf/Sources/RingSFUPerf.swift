@@ -28,6 +28,8 @@ struct RunFigures: Codable {
     var cpuSecondsPerMillion: Double
     var latencyUs: Latency
     var sendCallsPerPacket: Double?
+    /// Packets resent in answer to the sink's NACKs (--loss), per second.
+    var retransmittedPps: Double? = nil
 }
 
 struct RunResult: Codable {
@@ -39,6 +41,7 @@ struct RunResult: Codable {
     var cpuSecondsPerMillion: Double
     var latencyUs: RunFigures.Latency
     var sendCallsPerPacket: Double?
+    var retransmittedPps: Double?
     var baseline: RunFigures?
 
     init(consumers: Int, mode: String, sfu: RunFigures, baseline: RunFigures?) {
@@ -50,6 +53,7 @@ struct RunResult: Codable {
         cpuSecondsPerMillion = sfu.cpuSecondsPerMillion
         latencyUs = sfu.latencyUs
         sendCallsPerPacket = sfu.sendCallsPerPacket
+        retransmittedPps = sfu.retransmittedPps
         self.baseline = baseline
     }
 }
@@ -98,6 +102,9 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "Drive a running `ringsfu serve` at this ws:// URL (its /rpc endpoint) instead of an in-process worker.")
     var target: String?
 
+    @Option(help: "Simulated downstream loss in percent: the sink NACKs this share of the video packets it receives, so the SFU retransmits them (RTX) from its packet store.")
+    var loss: Double = 0
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -105,6 +112,8 @@ struct Fanout: AsyncParsableCommand {
         guard let mode = TrafficMode(rawValue: traffic) else { throw ValidationError("--traffic must be synthetic or realistic") }
         if srtp != nil && srtpSuite == nil { throw ValidationError("--srtp takes aes-cm or gcm") }
         if srtp != nil && (baseline || target != nil) { throw ValidationError("--srtp runs the in-process worker only (no --baseline, no --target)") }
+        if loss > 0 && (srtp != nil || target != nil) { throw ValidationError("--loss runs the in-process worker without SRTP") }
+        guard loss >= 0 && loss < 100 else { throw ValidationError("--loss takes a percentage from 0 to 100") }
         if srtpSuite != nil { try SrtpLibrary.initialize(openssl: true) }
         let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--consumers takes positive integers, e.g. 1,10,50") }
@@ -167,8 +176,10 @@ struct Fanout: AsyncParsableCommand {
         let publisherKey = srtpSuite.map { suite in
             SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) })
         }
-        let (ingestPort, threadId, sinkKeys) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey)
+        let (ingestPort, threadId, sinkKeys, rtxPt) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey)
         sink.srtpByPort = sinkKeys
+        sink.nackFraction = loss / 100
+        sink.rtxPayloadType = rtxPt
         sink.start()
         let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: inputRate(n), mode: mode, cpu: loadCpu, srtpKey: publisherKey)
         generator.start()
@@ -187,8 +198,13 @@ struct Fanout: AsyncParsableCommand {
         sink.stop()
         await worker.close()
         await worker.waitForShutdown()
-        return figures(sent: s1 - s0, forwarded: u1.packetsOut - u0.packetsOut, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: u1.sendCalls - u0.sendCalls)
+        let resent = u1.retransmitted - u0.retransmitted
+        // CPU per first transmission: with --loss the retransmissions are the cost.
+        var result = figures(sent: s1 - s0, forwarded: u1.packetsOut - u0.packetsOut - resent, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: u1.sendCalls - u0.sendCalls)
+        if loss > 0 { result.retransmittedPps = Double(resent) / duration }
+        return result
     }
+
 
     /// The same room on a running server; its CPU figure is the server's
     /// forwarder-thread CPU as reported by `worker.getResourceUsage`.
@@ -225,7 +241,7 @@ struct Fanout: AsyncParsableCommand {
     }
 
     @RingSFUActor
-    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil) async throws -> (UInt16, UInt, [UInt16: SrtpKey]) {
+    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
         let router = try worker.createRouter(mediaCodecs: [
             RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
             RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
@@ -260,7 +276,9 @@ struct Fanout: AsyncParsableCommand {
             }
         }
         await worker.sync()
-        return (UInt16(ingest.tuple.localPort), worker.forwarderThread, sinkKeys)
+        let rtx: RtpCodecCapability? = (router.rtpCapabilities.codecs ?? []).first { $0.mimeType.lowercased() == "video/rtx" }
+        let rtxPt: UInt8? = rtx?.preferredPayloadType.map { UInt8($0) }
+        return (UInt16(ingest.tuple.localPort), worker.forwarderThread, sinkKeys, rtxPt)
     }
 
     func runBaseline(consumers n: Int, mode: TrafficMode) -> RunFigures {
@@ -291,9 +309,13 @@ struct Fanout: AsyncParsableCommand {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
+        if loss > 0 {
+            header += " retransmitted pps |"
+            rule += "---|"
+        }
         if baseline {
             header += " baseline CPU-s / M | baseline loss | baseline p99 us | SFU / baseline CPU |"
             rule += "---|---|---|---|"
@@ -302,6 +324,7 @@ struct Fanout: AsyncParsableCommand {
         print(rule)
         for r in results {
             var line = "| \(r.consumers) | \(f(r.offeredPps, 0)) | \(f(r.forwardedPps, 0)) | \(f(r.loss * 100, 3))% | \(f(r.cpuSecondsPerMillion)) | \(f(r.latencyUs.p50, 0)) | \(f(r.latencyUs.p99, 0)) | \(f(r.latencyUs.p999, 0)) | \(r.sendCallsPerPacket.map { f($0, 3) } ?? "-") |"
+            if loss > 0 { line += " \(f(r.retransmittedPps ?? 0, 0)) |" }
             if let b = r.baseline {
                 line += " \(f(b.cpuSecondsPerMillion)) | \(f(b.loss * 100, 3))% | \(f(b.latencyUs.p99, 0)) | \(f(r.cpuSecondsPerMillion / b.cpuSecondsPerMillion, 3)) |"
             }

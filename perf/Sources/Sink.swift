@@ -20,9 +20,17 @@ final class Sink: @unchecked Sendable {
     /// SRTP runs: one inbound session per sending port (each consumer
     /// transport has its own key). Set before `start`.
     var srtpByPort: [UInt16: SrtpKey] = [:]
+    /// Simulated downstream loss: this fraction of the received video
+    /// packets is reported lost with a NACK to the consumer's transport, so
+    /// the SFU retransmits it. Set before `start`.
+    var nackFraction = 0.0
+    /// The consumers' RTX payload type, to count repairs apart.
+    var rtxPayloadType: UInt8?
+    private(set) var nacksSent = 0
 
     struct State {
         var received: UInt64 = 0
+        var repairs: UInt64 = 0
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var recording = false
     }
@@ -56,8 +64,34 @@ final class Sink: @unchecked Sendable {
     func endWindow() -> (UInt64, Histogram<UInt64>) {
         lock.withLock { s in
             s.recording = false
-            return (s.received, s.histogram)
+            return (s.received - s.repairs, s.histogram)
         }
+    }
+
+    /// NACKs a random `nackFraction` of the batch's video packets (one NACK
+    /// per packet, to the transport it came from).
+    private func nackSome(_ msgs: UnsafeMutablePointer<rsfu_mmsghdr>, mem: UnsafeMutableRawPointer, size: Int, count: Int,
+                          names: UnsafeMutablePointer<sockaddr_in>, feedback: UnsafeMutableRawPointer, rng: inout SystemRandomNumberGenerator) {
+        for i in 0..<count where msgs[i].msg_len >= 12 {
+            let p = mem + i * size
+            let pt = p.load(fromByteOffset: 1, as: UInt8.self) & 0x7F
+            guard pt != 111, pt < 64 || pt > 95, Double.random(in: 0..<1, using: &rng) < nackFraction else { continue }
+            let seq = readUInt16(p, 2), ssrc = readUInt32(p, 8)
+            guard (seq != 0 || ssrc != 0) else { continue }
+            let n = RtcpWriter.nack(feedback, capacity: 64, sender: 7, media: ssrc, count: 1) { _ in seq }
+            _ = withUnsafePointer(to: &names[i]) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, feedback, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            nacksSent += 1
+        }
+    }
+
+    /// RTX packets in the batch, told apart by the consumers' RTX payload type.
+    private func repairs(_ msgs: UnsafeMutablePointer<rsfu_mmsghdr>, mem: UnsafeMutableRawPointer, size: Int, count: Int) -> Int {
+        guard let rtxPt = rtxPayloadType else { return 0 }
+        var r = 0
+        for i in 0..<count where msgs[i].msg_len >= 12 && (mem + i * size).load(fromByteOffset: 1, as: UInt8.self) & 0x7F == rtxPt { r += 1 }
+        return r
     }
 
     private func run() {
@@ -80,6 +114,9 @@ final class Sink: @unchecked Sendable {
             msgs[i].msg_hdr.msg_name = UnsafeMutableRawPointer(names + i)
         }
         var latencies = [UInt64](repeating: 0, count: batch)
+        let feedback = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+        defer { feedback.deallocate() }
+        var rng = SystemRandomNumberGenerator()
         while !stopFlag.load(ordering: .relaxed) {
             for i in 0..<batch { msgs[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size) }
             let n = Int(rsfu_recvmmsg(fd, msgs, UInt32(batch), rsfu_msg_waitforone()))
@@ -91,6 +128,7 @@ final class Sink: @unchecked Sendable {
                     if srtp_unprotect(s, mem + i * size, &len) == srtp_err_status_ok { msgs[i].msg_len = UInt32(len) } else { msgs[i].msg_len = 0 }
                 }
             }
+            if nackFraction > 0 { nackSome(msgs, mem: mem, size: size, count: n, names: names, feedback: feedback, rng: &rng) }
             let now = rsfu_monotonic_ns()
             var count = 0
             for i in 0..<n where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset + 10) {
@@ -100,6 +138,8 @@ final class Sink: @unchecked Sendable {
             }
             lock.withLock { s in
                 guard s.recording else { return }
+                // RTX repairs are counted apart from first transmissions.
+                s.repairs += UInt64(repairs(msgs, mem: mem, size: size, count: n))
                 s.received += UInt64(n)
                 for i in 0..<count { _ = s.histogram.record(latencies[i]) }
             }

@@ -303,7 +303,7 @@ public final class Worker {
         let cpuNs = tid == 0 || forwarder.isFinished ? 0 : rsfu_thread_cpu_ns(pthread_t(tid))
         return WorkerResourceUsage(
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
-            rtcpIn: c.rtcpIn, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
+            rtcpIn: c.rtcpIn, rtcpOut: c.rtcpOut, retransmitted: c.retransmitted, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
             dropSendPoolEmpty: c.dropSendPoolEmpty, dropSendError: c.dropSendError, dropTruncated: c.dropTruncated, dropStun: c.dropStun, dropNotReady: c.dropNotReady, dropSrtpAuth: c.dropSrtpAuth, dropSrtpReplay: c.dropSrtpReplay, dropSrtpOther: c.dropSrtpOther, dropPipeFull: c.dropPipeFull,
             tcpAccepted: c.tcpAccepted, tcpClosed: c.tcpClosed, tcpRefused: c.tcpRefused, dropTcpFrame: c.dropTcpFrame, dropTcpBackpressure: c.dropTcpBackpressure,

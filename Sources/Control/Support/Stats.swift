@@ -61,6 +61,9 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var packetsOut: UInt64
     public var bytesOut: UInt64
     public var rtcpIn: UInt64
+    /// RTCP packets sent, and packets resent in answer to NACKs (included in packetsOut).
+    public var rtcpOut: UInt64 = 0
+    public var retransmitted: UInt64 = 0
     public var sendCalls: UInt64
     public var dropMalformed: UInt64
     public var dropUnknownSsrc: UInt64

@@ -7,6 +7,8 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var bytesOut: UInt64 = 0
     package var rtcpIn: UInt64 = 0
     package var rtcpOut: UInt64 = 0
+    /// Packets resent in answer to NACKs (included in packetsOut).
+    package var retransmitted: UInt64 = 0
     /// Sender and receiver reports sent.
     package var senderReports: UInt64 = 0
     package var receiverReports: UInt64 = 0

@@ -643,6 +643,7 @@ struct ForwarderLoop: ~Copyable {
                 consumers[ci].rtxSequence &+= 1
             }
             consumers[ci].counters.retransmitted &+= 1
+            counters.retransmitted &+= 1
         } else {
             // Track the highest sequence number sent (wrap-aware).
             let diff = seq &- consumers[ci].lastSeqOut
