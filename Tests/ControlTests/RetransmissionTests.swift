@@ -77,6 +77,31 @@ struct RetransmissionTests {
         worker.close()
     }
 
+    /// Packets far (more than half the sequence space) from where the
+    /// consumer's numbering started are still resent.
+    @Test func farFromTheStartOfTheNumbering() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [vp8])
+        let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 6002)))
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        let sink = TestSocket()
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
+        await worker.sync()
+        let feeder = TestSocket()
+        for seq: UInt16 in [100, 20_000, 40_100] {
+            feeder.send(makeRtp(pt: 96, seq: seq, ssrc: 6002, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
+        }
+        let got = sink.receiveAll(3)
+        #expect(got.count == 3)
+        let last = try header(try #require(got.last)).sequenceNumber
+        sink.send(nack(media: ssrc, [last]), to: UInt16(egress.tuple.localPort))
+        #expect(sink.receiveAll(1).count == 1)
+        worker.close()
+    }
+
     /// A packet sent before a pause is not resent after the resume (the
     /// numbering was re-based), and the store forgets a closed producer.
     @Test func resumeRebasesAndCloseForgets() async throws {

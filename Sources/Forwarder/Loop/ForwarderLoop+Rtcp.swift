@@ -182,9 +182,11 @@ extension ForwarderLoop {
     mutating func retransmit(consumer c: Int, sequence: UInt16) {
         let p = Int(consumers[c].producer)
         let producerSequence = sequence &- consumers[c].seqOffset
-        // Sent under the current numbering: at or after its start, not after the last packet sent.
+        // Sent under the current numbering: not before its start (within the
+        // span sent since), not after the last packet sent.
+        let sinceSync = UInt32(producerSequence &- consumers[c].syncSequence)
         guard consumers[c].started, consumers[c].active,
-              producerSequence &- consumers[c].syncSequence < 0x8000, consumers[c].lastSeqOut &- sequence < 0x8000,
+              consumers[c].syncSpan >= 0xFFFF || sinceSync <= consumers[c].syncSpan, consumers[c].lastSeqOut &- sequence < 0x8000,
               let stored = retransmissions.lookup(producer: p, sequence: producerSequence),
               turnNs - stored.arrivalNs <= Self.maxRetransmissionAgeNs,
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {

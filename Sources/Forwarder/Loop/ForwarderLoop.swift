@@ -562,6 +562,8 @@ struct ForwarderLoop: ~Copyable {
                         consumers[ci].syncRequired = false
                         consumers[ci].started = true
                         consumers[ci].syncSequence = header.sequenceNumber
+                        consumers[ci].lastProducerSequence = header.sequenceNumber
+                        consumers[ci].syncSpan = 0
                         sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                     }
                 } else {
@@ -645,9 +647,15 @@ struct ForwarderLoop: ~Copyable {
             consumers[ci].counters.retransmitted &+= 1
             counters.retransmitted &+= 1
         } else {
-            // Track the highest sequence number sent (wrap-aware).
+            // Track the highest sequence number sent (wrap-aware), and how far
+            // the current numbering reaches back (for NACKs).
             let diff = seq &- consumers[ci].lastSeqOut
             if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
+            let ahead = header.sequenceNumber &- consumers[ci].lastProducerSequence
+            if ahead < 0x8000 {
+                consumers[ci].syncSpan &+= UInt32(ahead)
+                consumers[ci].lastProducerSequence = header.sequenceNumber
+            }
         }
         consumers[ci].counters.packetsOut &+= 1
         consumers[ci].counters.bytesOut &+= UInt64(size)

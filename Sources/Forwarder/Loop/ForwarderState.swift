@@ -181,9 +181,13 @@ package struct ConsumerState {
     var remoteJitter: UInt32 = 0
     var score: UInt8 = 10
     var bytesAtLastReport: UInt64 = 0
-    /// The producer sequence number the current offset took effect at:
-    /// only packets sent since then map back to the producer's numbering.
+    /// The producer sequence number the current offset took effect at, the
+    /// newest one sent since, and the (extended) distance between them:
+    /// only packets sent under the current offset map back to the
+    /// producer's numbering.
     var syncSequence: UInt16 = 0
+    var lastProducerSequence: UInt16 = 0
+    var syncSpan: UInt32 = 0
     var counters = EntityCounters()
     var pendingMessage: Int32 = -1
     var nextInProducer: Int32 = -1
