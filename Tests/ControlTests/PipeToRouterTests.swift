@@ -167,4 +167,37 @@ struct UdpPipeTransportTests {
         #expect(await portIsFree(port))
         w1.close(); w2.close()
     }
+
+    /// enableRtx: a pipe consumer of video carries RTX and NACK, and a NACK
+    /// arriving over the pipe (from the far router) is answered with RTX.
+    @Test func enableRtxResendsOverThePipe() async throws {
+        let w1 = try await testWorker()
+        let r1 = try w1.createRouter(mediaCodecs: [vp8])
+        let pipe = try r1.createPipeTransport(PipeTransportOptions(listenInfo: loopback, enableRtx: true))
+        let far = TestSocket()
+        try pipe.connect(ip: "127.0.0.1", port: Int(far.port))
+        let ingest = try r1.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let producer = try ingest.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 77)))
+        let pipeConsumer = try pipe.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: RtpCapabilities()))
+        let rtx = try #require(pipeConsumer.rtpParameters.encodings?.first?.rtx?.ssrc)
+        #expect(pipeConsumer.rtpParameters.codecs.contains { $0.mimeType.isRtxMime })
+        #expect(pipeConsumer.rtpParameters.codecs.first?.rtcpFeedback?.contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty } == true)
+        await w1.sync()
+        let sender = TestSocket()
+        for i in 0..<3 { sender.send(makeRtp(pt: 96, seq: UInt16(i), ssrc: 77, payload: vp8Payload(keyFrame: i == 0)), to: UInt16(ingest.tuple.localPort)) }
+        let got = far.receiveAll(3)
+        #expect(got.count == 3)
+        let seq = try got[1].withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }.sequenceNumber
+        var nack = [UInt8](repeating: 0, count: 16)
+        _ = nack.withUnsafeMutableBytes { RtcpWriter.nack($0.baseAddress!, capacity: 16, sender: 5, media: pipeConsumer.rtpParameters.encodings![0].ssrc!, count: 1) { _ in seq } }
+        far.send(nack, to: UInt16(pipe.tuple!.localPort))
+        let resent = try #require(far.receiveAll(1).first)
+        let h = try resent.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+        #expect(h.ssrc == rtx)
+        // Without enableRtx, no RTX stream.
+        let plainPipe = try r1.createPipeTransport(PipeTransportOptions(listenInfo: loopback))
+        let c2 = try plainPipe.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: RtpCapabilities()))
+        #expect(c2.rtpParameters.encodings?.first?.rtx == nil)
+        w1.close()
+    }
 }

@@ -34,10 +34,11 @@ public final class PipeTransport: Transport {
     /// key this end sends with; give it to the other end's `connect`.
     public private(set) var srtpParameters: SrtpParameters?
     private var connected = false
+    /// Pipe consumers get an RTX stream and NACK (UDP pipes between hosts lose packets).
+    public private(set) var enableRtx = false
 
     static func make(router: Router, worker: Worker, options: PipeTransportOptions) throws(SFUError) -> PipeTransport {
         if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
-        if options.enableRtx == true { throw .unsupported("enableRtx is not supported yet") }
         let plain = PlainTransportOptions(listenInfo: options.listenInfo, rtcpMux: true, comedia: false, appData: options.appData)
         // Same socket set-up as a plain transport with RTCP multiplexed.
         var srtp: (SrtpParameters, SrtpKey)? = nil
@@ -50,6 +51,7 @@ public final class PipeTransport: Transport {
         let t = PipeTransport(router: router, worker: worker, handle: handle, appData: options.appData ?? [:])
         t.tuple = tuple
         t.srtpParameters = srtp?.0
+        t.enableRtx = options.enableRtx ?? false
         return t
     }
 
@@ -96,7 +98,7 @@ public final class PipeTransport: Transport {
 
     /// Every consumer here is a pipe consumer: all encodings, no MID.
     override func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
-        (Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: false), true)
+        (Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: enableRtx && producer.kind == .video), true)
     }
 
     /// Either end closing closes the other, and the routers forget the pair.
