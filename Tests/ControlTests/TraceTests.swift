@@ -21,6 +21,10 @@ struct TraceTests {
         try producer.enableTraceEvent(types: ["rtp", "keyframe", "pli"])
         try consumer.enableTraceEvent(types: ["keyframe", "pli", "nack"])
         let pev = producer.events, cev = consumer.events
+        // Collected as they come (events are delivered asynchronously).
+        var ptraces: [TraceEventData] = [], ctraces: [TraceEventData] = []
+        let pTask = Task { for await e in pev { if case .trace(let d) = e { ptraces.append(d) } } }
+        let cTask = Task { for await e in cev { if case .trace(let d) = e { ctraces.append(d) } } }
         await worker.sync()
         let feeder = TestSocket()
         feeder.send(makeRtp(pt: 96, seq: 1, ssrc: 4242, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
@@ -31,11 +35,13 @@ struct TraceTests {
         sink.send(Array(buf[0..<pli]), to: UInt16(egress.tuple.localPort))
         let nack = buf.withUnsafeMutableBytes { RtcpWriter.nack($0.baseAddress!, capacity: 64, sender: 1, media: ssrc, count: 1) { _ in 0 } }
         sink.send(Array(buf[0..<nack]), to: UInt16(egress.tuple.localPort))
-        try await Task.sleep(for: .milliseconds(200))
+        for _ in 0..<250 {
+            if ptraces.contains(where: { $0.type == "pli" }) && ctraces.contains(where: { $0.type == "nack" }) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         worker.close()
-        var ptraces: [TraceEventData] = [], ctraces: [TraceEventData] = []
-        for e in await collect(pev) { if case .trace(let d) = e { ptraces.append(d) } }
-        for e in await collect(cev) { if case .trace(let d) = e { ctraces.append(d) } }
+        _ = await pTask.value
+        _ = await cTask.value
         #expect(ptraces.filter { $0.type == "rtp" }.map(\.info.sequenceNumber) == [1, 2])
         #expect(ptraces.filter { $0.type == "rtp" }.allSatisfy { $0.direction == "in" && $0.info.ssrc == 4242 && $0.info.payloadType == 96 })
         #expect(ptraces.filter { $0.type == "keyframe" }.count == 1)

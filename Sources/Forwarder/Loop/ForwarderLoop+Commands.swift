@@ -338,6 +338,7 @@ extension ForwarderLoop {
         c.producerPaused = spec.producerPaused
         c.waitsForKeyFrame = spec.waitsForKeyFrame
         c.nack = spec.nack
+        if spec.nack { producers[p].nackConsumers += 1 }
         c.rtxSsrc = spec.rtxSsrc
         c.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
         c.rtxSequence = UInt16.random(in: 0...0x7FFF)
@@ -396,6 +397,7 @@ extension ForwarderLoop {
     mutating func closeConsumer(_ h: Int) {
         guard consumers[h].inUse else { return }
         let p = Int(consumers[h].producer), t = Int(consumers[h].transport)
+        if consumers[h].nack { producers[p].nackConsumers -= 1 }
         var prev = consumers[h].prevInProducer, next = consumers[h].nextInProducer
         if prev >= 0 { consumers[Int(prev)].nextInProducer = next } else { producers[p].firstConsumer = next }
         if next >= 0 { consumers[Int(next)].prevInProducer = prev }

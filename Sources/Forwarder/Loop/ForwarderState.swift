@@ -121,6 +121,8 @@ package struct ProducerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var inNackList = false
+    /// Consumers that negotiated NACK: the producer's packets are kept for them.
+    var nackConsumers: Int32 = 0
     var traceMask: UInt8 = 0
     var score: UInt8 = 10
     var bytesAtLastReport: UInt64 = 0
