@@ -304,7 +304,7 @@ extension ForwarderLoop {
         // Its consumers die with it (mediasoup: Consumer::ProducerClosed).
         while producers[h].firstConsumer >= 0 { closeConsumer(Int(producers[h].firstConsumer)) }
         detachFromObservers(h)
-        if producers[h].isVideo { retransmissions.forget(producer: h) }
+        retransmissions.forget(producer: h)
         let t = Int(producers[h].transport)
         for i in 0..<producers[h].ssrcCount {
             ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])

@@ -172,9 +172,10 @@ extension ForwarderLoop {
 
     // MARK: - Retransmission
 
-    /// Longest a packet is resent after it arrived (mediasoup's limit for
-    /// video; audio is not kept).
+    /// Longest a packet is resent after it arrived (mediasoup's limits:
+    /// 2 s for video, 1 s for audio).
     static let maxRetransmissionAgeNs: Int64 = 2_000_000_000
+    static let maxAudioRetransmissionAgeNs: Int64 = 1_000_000_000
 
     /// Resends one packet a consumer's endpoint reported lost, from the
     /// store, if it is still held and was sent under the consumer's current
@@ -188,7 +189,7 @@ extension ForwarderLoop {
         guard consumers[c].started, consumers[c].active,
               consumers[c].syncSpan >= 0xFFFF || sinceSync <= consumers[c].syncSpan, consumers[c].lastSeqOut &- sequence < 0x8000,
               let stored = retransmissions.lookup(producer: p, sequence: producerSequence),
-              turnNs - stored.arrivalNs <= Self.maxRetransmissionAgeNs,
+              turnNs - stored.arrivalNs <= (producers[p].isVideo ? Self.maxRetransmissionAgeNs : Self.maxAudioRetransmissionAgeNs),
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {
             consumers[c].counters.retransmissionMisses &+= 1
             return

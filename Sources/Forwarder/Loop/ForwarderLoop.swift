@@ -527,8 +527,8 @@ struct ForwarderLoop: ~Copyable {
         if producers[p].paused { return }
         if producers[p].observerCount > 0 { recordAudioLevel(p, packet, header) }
 
-        // Video is kept for NACKs while a consumer that negotiated them exists.
-        if producers[p].isVideo && producers[p].nackConsumers > 0 {
+        // Kept for NACKs while a consumer that negotiated them exists.
+        if producers[p].nackConsumers > 0 {
             retransmissions.store(producer: p, sequence: header.sequenceNumber, packet, length: size, nowNs: turnNs)
         }
         // Key frame detection is done at most once per packet, and only if

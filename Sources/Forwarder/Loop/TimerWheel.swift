@@ -23,6 +23,11 @@ package struct TimerWheel: ~Copyable {
     private var free: FreeList
     private var currentTick: Int64
     package private(set) var activeCount = 0
+    /// The earliest deadline, when known (scheduling lowers it; firing or
+    /// cancelling the timer that held it makes it unknown until rescanned),
+    /// so the loop's per-turn question rarely scans the wheel.
+    private var cachedNext: Int64? = nil
+    private var cacheValid = true
 
     package init(tickNs: Int64 = 5_000_000, slots: Int = 512, capacity: Int = 4096, nowNs: Int64) {
         self.tickNs = tickNs
@@ -52,6 +57,7 @@ package struct TimerWheel: ~Copyable {
         if heads[Int(slot)] >= 0 { nodes[Int(heads[Int(slot)])].prev = id }
         heads[Int(slot)] = id
         activeCount += 1
+        if cacheValid { cachedNext = min(cachedNext ?? .max, deadlineNs) }
         return id
     }
 
@@ -63,6 +69,7 @@ package struct TimerWheel: ~Copyable {
 
     private mutating func unlink(_ id: Int32) {
         let n = nodes[Int(id)]
+        if cacheValid, cachedNext == n.deadlineNs { cacheValid = false }
         if n.prev >= 0 { nodes[Int(n.prev)].next = n.next } else { heads[Int(n.slot)] = n.next }
         if n.next >= 0 { nodes[Int(n.next)].prev = n.prev }
         nodes[Int(id)].active = false
@@ -108,8 +115,13 @@ package struct TimerWheel: ~Copyable {
 
     /// The earliest pending deadline, or nil with no timers. Scans one
     /// revolution at most.
-    package func nextDeadline() -> Int64? {
-        guard activeCount > 0 else { return nil }
+    package mutating func nextDeadline() -> Int64? {
+        guard activeCount > 0 else {
+            cachedNext = nil
+            cacheValid = true
+            return nil
+        }
+        if cacheValid { return cachedNext }
         var best: Int64 = .max
         for s in 0..<slotCount {
             var id = heads[s]
@@ -118,6 +130,8 @@ package struct TimerWheel: ~Copyable {
                 id = nodes[Int(id)].next
             }
         }
-        return best == .max ? nil : best
+        cachedNext = best == .max ? nil : best
+        cacheValid = true
+        return cachedNext
     }
 }
