@@ -1,4 +1,5 @@
 #define _GNU_SOURCE 1
+#include <dlfcn.h>
 #include "CShims.h"
 #include <string.h>
 
@@ -120,4 +121,34 @@ void rsfu_hmac_sha1_2(const uint8_t *key, size_t key_len, const uint8_t *part1, 
 
 void rsfu_hmac_sha1(const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t out[20]) {
     rsfu_hmac_sha1_2(key, key_len, data, len, NULL, 0, out);
+}
+
+/* Return addresses of the calling thread's stack, by frame pointers (no
+   allocation: usable inside a malloc hook). */
+int rsfu_capture_stack(void **out, int max) {
+    void **frame = (void **)__builtin_frame_address(0);
+    int n = 0;
+    while (frame && n < max) {
+        void *ret = frame[1];
+        if (!ret) break;
+        out[n++] = ret;
+        void **next = (void **)frame[0];
+        if (next <= frame || (char *)next - (char *)frame > (1 << 20)) break;
+        frame = next;
+    }
+    return n;
+}
+
+/* The symbol an address is in (for diagnostics), or NULL. */
+const char *rsfu_symbol_name(void *address) {
+    Dl_info info;
+    if (dladdr(address, &info) && info.dli_sname) return info.dli_sname;
+    return NULL;
+}
+
+/* An address's offset in its object file (for addr2line). */
+uintptr_t rsfu_symbol_offset(void *address) {
+    Dl_info info;
+    if (dladdr(address, &info) && info.dli_fbase) return (uintptr_t)address - (uintptr_t)info.dli_fbase;
+    return 0;
 }

@@ -12,6 +12,10 @@ import Glibc
 /// C-convention hook can reach them without capturing (or allocating).
 let watchedThread = Atomic<UInt>(0)
 let watchedAllocations = Atomic<Int>(0)
+/// Return addresses of the first counted allocation (written once, by the
+/// forwarder thread, inside the hook).
+nonisolated(unsafe) let firstStack = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 32)
+nonisolated(unsafe) var firstStackDepth = 0
 
 /// Counts heap allocations made on the forwarder thread while it forwards
 /// in steady state. Must run with the interposer preloaded:
@@ -41,6 +45,11 @@ struct AllocCheck: AsyncParsableCommand {
         let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
         warm.start()
         try await Task.sleep(for: .seconds(1))
+        // ...including a round of RTCP reports (every 1-1.5 s): first uses
+        // of some code instantiate type metadata, which allocates once.
+        for _ in 0..<50 where await worker.getResourceUsage().rtcpOut == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         warm.stop()
         try await Task.sleep(for: .milliseconds(200))
         _ = await worker.getResourceUsage()
@@ -49,7 +58,10 @@ struct AllocCheck: AsyncParsableCommand {
         watchedAllocations.store(0, ordering: .relaxed)
         MallocInterposerSwift.setAllocationHook { _ in
             if UInt(pthread_self()) == watchedThread.load(ordering: .relaxed) {
-                watchedAllocations.add(1, ordering: .relaxed)
+                // The first allocation's stack, to name the culprit.
+                if watchedAllocations.add(1, ordering: .relaxed).newValue == 1 {
+                    firstStackDepth = Int(rsfu_capture_stack(firstStack, 32))
+                }
             }
         }
         // Read the starting counters first: answering a command may allocate.
@@ -74,6 +86,17 @@ struct AllocCheck: AsyncParsableCommand {
         await worker.waitForShutdown()
         sink.stop()
         let forwarded = after.packetsOut - before.packetsOut
+        if allocations > 0 {
+            print("first allocation on the forwarder thread, from:")
+            for i in 0..<firstStackDepth {
+                let address = firstStack[i]
+                if let name = rsfu_symbol_name(address) {
+                    print("  \(String(cString: name))")
+                } else {
+                    print("  +0x\(String(rsfu_symbol_offset(address), radix: 16))")
+                }
+            }
+        }
         print("forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each); forwarder-thread allocations: \(allocations)")
         if MallocInterposerSwift.getStatistics().mallocCount == 0 {
             print("error: the malloc interposer is not preloaded (LD_PRELOAD)")

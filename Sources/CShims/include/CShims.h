@@ -39,6 +39,9 @@ int64_t rsfu_self_cpu_ns(void);
 /// Monotonic clock in nanoseconds.
 int64_t rsfu_monotonic_ns(void);
 uint64_t rsfu_ntp_now(void);
+int rsfu_capture_stack(void **out, int max);
+const char *rsfu_symbol_name(void *address);
+uintptr_t rsfu_symbol_offset(void *address);
 
 /// Writes a UDP_SEGMENT control message into `buf` (which must hold
 /// rsfu_gso_cmsg_space() bytes) and returns the control length to use.
