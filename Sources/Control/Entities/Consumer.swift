@@ -10,8 +10,20 @@ public enum ConsumerEvent: Sendable {
     case rtp([UInt8])
     /// The consumer's or its producer's score changed.
     case score(ConsumerScore)
+    /// A simulcast consumer now forwards another layer (nil: none).
+    case layersChange(ConsumerLayers?)
     /// A trace event of an enabled type.
     case trace(TraceEventData)
+}
+
+/// Spatial and temporal layer of a simulcast consumer, as mediasoup names them.
+public struct ConsumerLayers: Codable, Sendable, Hashable {
+    public var spatialLayer: Int
+    public var temporalLayer: Int?
+    public init(spatialLayer: Int, temporalLayer: Int? = nil) {
+        self.spatialLayer = spatialLayer
+        self.temporalLayer = temporalLayer
+    }
 }
 
 /// A consumer's score (0-10, from its endpoint's receiver reports) and its
@@ -82,6 +94,15 @@ public final class Consumer {
             spec.midExtensionId = UInt8(ext.id)
         }
         spec.cname = Array((rtpParameters.rtcp?.cname ?? "").utf8.prefix(64))
+        if type == "simulcast" {
+            spec.simulcast = true
+            spec.preferredLayer = preferredLayers?.spatialLayer ?? producerLayerCount - 1
+        }
+        let encodings = rtpParameters.encodings ?? []
+        if type == "pipe" && encodings.count > 1 {
+            spec.layerSsrcs = encodings.map { $0.ssrc ?? 0 }
+            spec.layerRtxSsrcs = encodings.map { $0.rtx?.ssrc ?? 0 }
+        }
         let media = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
         spec.nack = (media?.rtcpFeedback ?? []).contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty }
         if let rtx = rtpParameters.encodings?.first?.rtx?.ssrc {
@@ -145,6 +166,32 @@ public final class Consumer {
     }
 
     public private(set) var score = ConsumerScore(score: 10, producerScore: 10, producerScores: [10])
+    /// Simulcast consumers: the layer asked for, and the one being forwarded.
+    public internal(set) var preferredLayers: ConsumerLayers?
+    public private(set) var currentLayers: ConsumerLayers?
+
+    /// Simulcast: forward this spatial layer when it is active (else the
+    /// highest active one below it); the switch happens on its next key
+    /// frame, which is asked for at once.
+    public func setPreferredLayers(_ layers: ConsumerLayers) throws(SFUError) {
+        try checkOpen()
+        guard type == "simulcast" else { throw .unsupported("setPreferredLayers() is for simulcast consumers") }
+        let count = producerLayerCount
+        guard (0..<count).contains(layers.spatialLayer) else { throw .invalidArgument("spatialLayer must be from 0 to \(count - 1)") }
+        preferredLayers = layers
+        forwarder.send(.setConsumerPreferredLayer(handle, layers.spatialLayer))
+    }
+
+    var producerLayerCount = 1
+
+    func layerChanged(_ layer: Int) {
+        guard !closed else { return }
+        let new = layer < 0 ? nil : ConsumerLayers(spatialLayer: layer, temporalLayer: preferredLayers?.temporalLayer ?? 0)
+        guard new != currentLayers else { return }
+        currentLayers = new
+        eventChannel.emit(.layersChange(new))
+        worker?.notify("consumer.layerschange", id, ["layers": new.map { .encoding($0) } ?? .null])
+    }
 
     /// Reports trace events of these types ("rtp", "keyframe", "nack",
     /// "pli", "fir", "sr"); an empty list turns tracing off.

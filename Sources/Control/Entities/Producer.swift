@@ -80,10 +80,14 @@ public final class Producer {
         worker?.notify("producer.trace", id, ["trace": .encoding(data)])
     }
 
-    func scoreChanged(_ value: UInt8) {
+    func scoreChanged(layer: Int, _ value: UInt8) {
         guard !closed else { return }
-        let encoding = rtpParameters.encodings?.first
-        score = [ProducerScore(encodingIdx: 0, ssrc: encoding?.ssrc ?? 0, rid: encoding?.rid, score: Int(value))]
+        let encodings = rtpParameters.encodings ?? []
+        if score.count != encodings.count {
+            score = encodings.enumerated().map { i, e in ProducerScore(encodingIdx: i, ssrc: e.ssrc ?? 0, rid: e.rid, score: 10) }
+        }
+        guard layer < score.count else { return }
+        score[layer].score = Int(value)
         eventChannel.emit(.score(score))
         worker?.notify("producer.score", id, ["score": .encoding(score)])
     }
@@ -155,8 +159,9 @@ public final class Producer {
         let mediaCodec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
         spec.clockRate = UInt32(mediaCodec?.clockRate ?? 90_000)
         spec.nack = feedback.contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty }
-        if let rtx = rtpParameters.encodings?.first?.rtx?.ssrc {
-            spec.rtxSsrc = rtx
+        let encodings = rtpParameters.encodings ?? []
+        spec.rtxSsrcs = encodings.map { $0.rtx?.ssrc ?? 0 }
+        if encodings.contains(where: { $0.rtx != nil }) {
             spec.rtxPayloadTypes = rtpParameters.codecs.compactMap { c in
                 guard c.mimeType.isRtxMime, let apt = c.parameters?["apt"]?.intValue else { return nil }
                 return (UInt8(c.payloadType), UInt8(apt))
@@ -167,8 +172,8 @@ public final class Producer {
             spec.mid = Array(mid.utf8)
             spec.midExtensionId = UInt8(e.id)
         }
-        if let rid = rtpParameters.encodings?.first?.rid, let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.rid }) {
-            spec.rid = Array(rid.utf8)
+        if let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.rid }), encodings.contains(where: { $0.rid != nil }) {
+            spec.rids = encodings.map { Array(($0.rid ?? "").utf8) }
             spec.ridExtensionId = UInt8(e.id)
         }
         return spec

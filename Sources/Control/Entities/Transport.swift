@@ -250,10 +250,11 @@ public class Transport {
         let consumable = Ortc.consumableParameters(kind: options.kind, params: params, router: router.rtpCapabilities, mapping: mapping)
         // Streams are found by SSRC, then MID, then RID (mediasoup's RtpListener).
         let encodings = params.encodings ?? []
-        guard encodings.count == 1 else { throw .unsupported("simulcast producers (several encodings) are not supported yet") }
-        let ssrcs = encodings.compactMap(\.ssrc)
-        guard !ssrcs.isEmpty || params.mid != nil || encodings[0].rid != nil else {
-            throw .invalidArgument("rtpParameters need encodings[].ssrc, a mid or a rid to find the stream by")
+        guard encodings.count <= 4 else { throw .unsupported("at most 4 encodings (simulcast layers) per producer") }
+        // One SSRC per encoding (layer), 0 where a RID (or, alone, the MID) finds it.
+        let ssrcs = encodings.map { $0.ssrc ?? 0 }
+        for (i, e) in encodings.enumerated() where e.ssrc == nil && e.rid == nil && !(encodings.count == 1 && params.mid != nil) {
+            throw .invalidArgument("rtpParameters.encodings[\(i)] needs an ssrc or a rid (or the producer a mid) to find the stream by")
         }
         guard let handle = forwarder.producerHandles.allocate() else { throw .failure("too many producers in this worker") }
         let producer = Producer(transport: self, handle: handle, id: options.id, kind: options.kind, rtpParameters: params, type: type, consumableRtpParameters: consumable, paused: options.paused ?? false, appData: options.appData ?? [:])
@@ -277,6 +278,13 @@ public class Transport {
         let (params, pipe) = try consumerParameters(for: producer, options)
         guard let handle = forwarder.consumerHandles.allocate() else { throw .failure("too many consumers in this worker") }
         let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? "pipe" : producer.type, paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
+        consumer.producerLayerCount = producer.rtpParameters.encodings?.count ?? 1
+        if consumer.type == "simulcast" {
+            let layers = producer.rtpParameters.encodings?.count ?? 1
+            let preferred = options.preferredLayers?.spatialLayer ?? layers - 1
+            guard (0..<layers).contains(preferred) else { throw .invalidArgument("preferredLayers.spatialLayer must be from 0 to \(layers - 1)") }
+            consumer.preferredLayers = ConsumerLayers(spatialLayer: preferred, temporalLayer: options.preferredLayers?.temporalLayer)
+        }
         forwarder.send(.addConsumer(handle: handle, transport: self.handle, producer: producer.handle, consumer.forwarderSpec()))
         consumers[consumer.id] = consumer
         producer.consumers[consumer.id] = consumer
@@ -328,9 +336,13 @@ public struct ConsumerOptions: Codable, Sendable {
     public var enableRtx: Bool?
     public var ignoreDtx: Bool?
     public var pipe: Bool?
+    /// Simulcast consumers: the spatial layer to forward when available (default: the highest).
+    public var preferredLayers: ConsumerLayers?
     public var appData: AppData?
 
-    public init(producerId: String, rtpCapabilities: RtpCapabilities, paused: Bool? = false, mid: String? = nil, enableRtx: Bool? = nil, ignoreDtx: Bool? = nil, pipe: Bool? = nil, appData: AppData? = nil) {
+    public init(producerId: String, rtpCapabilities: RtpCapabilities, paused: Bool? = false, mid: String? = nil, enableRtx: Bool? = nil, ignoreDtx: Bool? = nil, pipe: Bool? = nil,
+                preferredLayers: ConsumerLayers? = nil, appData: AppData? = nil) {
+        self.preferredLayers = preferredLayers
         self.producerId = producerId
         self.rtpCapabilities = rtpCapabilities
         self.paused = paused

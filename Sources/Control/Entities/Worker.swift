@@ -152,8 +152,10 @@ public final class Worker {
             } else {
                 producersByHandle[r.handle]?.traced(r)
             }
-        case let .producerScore(handle, score):
-            producersByHandle[handle]?.scoreChanged(score)
+        case let .producerScore(handle, layer, score):
+            producersByHandle[handle]?.scoreChanged(layer: layer, score)
+        case let .consumerLayer(handle, tag, layer):
+            if let c = consumersByHandle[handle], c.tag == tag { c.layerChanged(layer) }
         case let .consumerScore(handle, tag, score, producerScore):
             if let c = consumersByHandle[handle], c.tag == tag { c.scoreChanged(score, producerScore: producerScore) }
         case let .directRtcp(handle, bytes):

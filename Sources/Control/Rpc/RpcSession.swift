@@ -422,6 +422,13 @@ public final class RpcSession {
         case "producer.enableTraceEvent":
             try producer(p).enableTraceEvent(types: try traceTypes(p))
             return Self.ok
+        case "consumer.setPreferredLayers":
+            guard let spatial = p["spatialLayer"]?.numberValue, let s = Int(exactly: spatial) else {
+                throw SFUError.invalidArgument("missing or invalid params.spatialLayer")
+            }
+            let temporal = p["temporalLayer"]?.numberValue.flatMap { Int(exactly: $0) }
+            try consumer(p).setPreferredLayers(ConsumerLayers(spatialLayer: s, temporalLayer: temporal))
+            return Self.ok
         case "consumer.requestKeyFrame":
             try consumer(p).requestKeyFrame()
             return Self.ok

@@ -7,7 +7,8 @@ package enum KeyFrameCodec: UInt8, Sendable {
 /// from the producer's own numbering to the router's.
 package struct ProducerSpec: Sendable {
     package var isVideo: Bool
-    /// SSRCs the producer sends media on (one per encoding).
+    /// SSRCs the producer sends media on, one per encoding (layer) in
+    /// order; 0 where only a RID (or MID) finds the stream.
     package var ssrcs: [UInt32]
     /// Producer payload type -> router payload type.
     package var payloadTypes: [(UInt8, UInt8)]
@@ -22,7 +23,8 @@ package struct ProducerSpec: Sendable {
     /// MID, then RID): the MID and RID values and the extension ids the
     /// endpoint uses for them on this transport (0: none).
     package var mid: [UInt8] = []
-    package var rid: [UInt8] = []
+    /// Per encoding (layer): its RID, if signalled.
+    package var rids: [[UInt8]] = []
     package var midExtensionId: UInt8 = 0
     package var ridExtensionId: UInt8 = 0
     /// Ask the endpoint for key frames with FIR (only "ccm fir" negotiated).
@@ -32,7 +34,8 @@ package struct ProducerSpec: Sendable {
     /// producer RTX payload type -> producer media payload type.
     package var clockRate: UInt32 = 90_000
     package var nack = false
-    package var rtxSsrc: UInt32 = 0
+    /// Per encoding (layer): its RTX SSRC (0: none).
+    package var rtxSsrcs: [UInt32] = []
     package var rtxPayloadTypes: [(UInt8, UInt8)] = []
 
     package init(isVideo: Bool, ssrcs: [UInt32], payloadTypes: [(UInt8, UInt8)], codecs: [(UInt8, KeyFrameCodec)], extensionIds: [(UInt8, UInt8)], paused: Bool, audioLevelId: UInt8 = 0) {
@@ -71,6 +74,14 @@ package struct ConsumerSpec: Sendable {
     package var rtxPayloadTypes: [(UInt8, UInt8)] = []
     /// The CNAME in the consumer's SDES (the producer's, as mediasoup does).
     package var cname: [UInt8] = []
+    /// A simulcast consumer: one of the producer's layers at a time, the
+    /// highest active one up to `preferredLayer`, switched on key frames.
+    package var simulcast = false
+    package var preferredLayer = 0
+    /// A pipe consumer of a layered producer: every layer, each with its
+    /// own SSRC (and RTX SSRC), numbering untouched.
+    package var layerSsrcs: [UInt32] = []
+    package var layerRtxSsrcs: [UInt32] = []
 
     package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool, tag: UInt32 = 0) {
         self.tag = tag
@@ -159,6 +170,8 @@ package enum ForwarderCommand: Sendable {
     case setConsumerPaused(UInt32, Bool)
     /// Asks the consumer's producer for a key frame (PLI or FIR).
     case requestKeyFrame(consumer: UInt32)
+    /// A simulcast consumer's preferred spatial layer.
+    case setConsumerPreferredLayer(UInt32, Int)
     /// Which trace events (TraceType bits) a producer or consumer reports.
     case setProducerTrace(UInt32, UInt8)
     case setConsumerTrace(UInt32, UInt8)
@@ -206,7 +219,9 @@ package enum ForwarderEvent: Sendable {
     case audioLevels(observer: UInt32, [AudioLevelSample])
     /// A producer's score (0-10, from its loss after repair) or a
     /// consumer's (from its endpoint's receiver reports) changed.
-    case producerScore(producer: UInt32, UInt8)
+    case producerScore(producer: UInt32, layer: Int, UInt8)
+    /// A simulcast consumer now forwards this layer (-1: none).
+    case consumerLayer(consumer: UInt32, tag: UInt32, layer: Int)
     /// A trace event of a producer or consumer that enabled its type.
     case trace(TraceRecord)
     case consumerScore(consumer: UInt32, tag: UInt32, score: UInt8, producerScore: UInt8)

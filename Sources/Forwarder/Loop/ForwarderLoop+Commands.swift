@@ -82,7 +82,12 @@ extension ForwarderLoop {
         case let .setConsumerTrace(h, mask):
             if consumers[Int(h)].inUse { consumers[Int(h)].traceMask = mask }
         case .requestKeyFrame(let h):
-            if consumers[Int(h)].inUse { requestKeyFrame(producer: Int(consumers[Int(h)].producer)) }
+            if consumers[Int(h)].inUse { requestKeyFrame(consumer: Int(h)) }
+        case let .setConsumerPreferredLayer(h, layer):
+            guard consumers[Int(h)].inUse, consumers[Int(h)].simulcast else { return }
+            let p = Int(consumers[Int(h)].producer)
+            consumers[Int(h)].preferredLayer = max(0, min(producers[p].layerCount - 1, layer))
+            updateTargetLayer(Int(h))
         case let .stats(target, reply):
             switch target {
             case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())
@@ -269,29 +274,41 @@ extension ForwarderLoop {
         p.audioLevelId = spec.audioLevelId
         p.useFir = spec.useFir
         p.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
-        if spec.rtxSsrc != 0, ssrcTable.insert(transport: UInt32(t), ssrc: spec.rtxSsrc, value: UInt32(h) | Self.rtxFlag) {
-            p.rtxSsrc = spec.rtxSsrc
-        }
-        var receive = ReceiveStreamState()
-        receive.clockRate = Int64(max(1, spec.clockRate))
-        receive.nackEnabled = spec.nack && spec.isVideo
-        receiveStreams[h] = receive
-        ensureReportTimer()
-        for ssrc in spec.ssrcs.prefix(8) {
-            if ssrcTable.insert(transport: UInt32(t), ssrc: ssrc, value: UInt32(h)) {
-                p.ssrcs[p.ssrcCount] = ssrc
-                p.ssrcCount += 1
+        p.layerCount = max(1, min(4, max(spec.ssrcs.count, spec.rids.count)))
+        // A receive stream per layer: layer 0 uses the producer's own slot.
+        for layer in 0..<p.layerCount {
+            var s = Int32(h)
+            if layer > 0 {
+                let extra = freeExtraStreams.pop()
+                s = extra < 0 ? -1 : extra + Int32(settings.maxProducers)
+            }
+            if s < 0 { p.layerCount = layer; break }
+            var receive = ReceiveStreamState()
+            receive.producer = Int32(h)
+            receive.layer = layer
+            receive.clockRate = Int64(max(1, spec.clockRate))
+            receive.nackEnabled = spec.nack && spec.isVideo
+            receiveStreams[Int(s)] = receive
+            p.streams[layer] = s
+            let value = UInt32(h) | UInt32(layer) << Self.layerShift
+            if layer < spec.ssrcs.count, spec.ssrcs[layer] != 0, ssrcTable.insert(transport: UInt32(t), ssrc: spec.ssrcs[layer], value: value) {
+                p.ssrcs[layer] = spec.ssrcs[layer]
+            }
+            if layer < spec.rtxSsrcs.count, spec.rtxSsrcs[layer] != 0,
+               ssrcTable.insert(transport: UInt32(t), ssrc: spec.rtxSsrcs[layer], value: value | Self.rtxFlag) {
+                p.rtxSsrcs[layer] = spec.rtxSsrcs[layer]
+            }
+            if layer < spec.rids.count, !spec.rids[layer].isEmpty {
+                p.ridKeys[layer] = spec.rids[layer].withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
+                ridTable.insert(transport: UInt32(t), ssrc: p.ridKeys[layer], value: value)
             }
         }
+        ensureReportTimer()
         if spec.midExtensionId != 0 { transports[t].midExtensionId = spec.midExtensionId }
         if spec.ridExtensionId != 0 { transports[t].ridExtensionId = spec.ridExtensionId }
         if !spec.mid.isEmpty {
             p.midKey = spec.mid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
             midTable.insert(transport: UInt32(t), ssrc: p.midKey, value: UInt32(h))
-        }
-        if !spec.rid.isEmpty {
-            p.ridKey = spec.rid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
-            ridTable.insert(transport: UInt32(t), ssrc: p.ridKey, value: UInt32(h))
         }
         p.nextInTransport = transports[t].firstProducer
         if p.nextInTransport >= 0 { producers[Int(p.nextInTransport)].prevInTransport = Int32(h) }
@@ -304,15 +321,18 @@ extension ForwarderLoop {
         // Its consumers die with it (mediasoup: Consumer::ProducerClosed).
         while producers[h].firstConsumer >= 0 { closeConsumer(Int(producers[h].firstConsumer)) }
         detachFromObservers(h)
-        retransmissions.forget(producer: h)
         let t = Int(producers[h].transport)
-        for i in 0..<producers[h].ssrcCount {
-            ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[i])
+        for layer in 0..<producers[h].layerCount {
+            if producers[h].ssrcs[layer] != 0 { ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[layer]) }
+            if producers[h].rtxSsrcs[layer] != 0 { ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].rtxSsrcs[layer]) }
+            if producers[h].ridKeys[layer] != 0 { ridTable.remove(transport: UInt32(t), ssrc: producers[h].ridKeys[layer]) }
+            let s = Int(producers[h].streams[layer])
+            guard s >= 0 else { continue }
+            retransmissions.forget(producer: s)
+            receiveStreams[s] = ReceiveStreamState() // producer -1: the NACK timer drops it
+            if layer > 0 { freeExtraStreams.push(Int32(s - Int(settings.maxProducers))) }
         }
-        if producers[h].rtxSsrc != 0 { ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].rtxSsrc) }
-        receiveStreams[h].missingCount = 0
         if producers[h].midKey != 0 { midTable.remove(transport: UInt32(t), ssrc: producers[h].midKey) }
-        if producers[h].ridKey != 0 { ridTable.remove(transport: UInt32(t), ssrc: producers[h].ridKey) }
         let prev = producers[h].prevInTransport, next = producers[h].nextInTransport
         if prev >= 0 { producers[Int(prev)].nextInTransport = next } else { transports[t].firstProducer = next }
         if next >= 0 { producers[Int(next)].prevInTransport = prev }
@@ -344,6 +364,16 @@ extension ForwarderLoop {
         c.rtxSequence = UInt16.random(in: 0...0x7FFF)
         c.cnameLength = min(spec.cname.count, 64)
         for i in 0..<c.cnameLength { c.cname[i] = spec.cname[i] }
+        let layers = producers[p].layerCount
+        if spec.layerSsrcs.count > 1 {
+            c.layered = true
+            for (i, ssrc) in spec.layerSsrcs.prefix(4).enumerated() { c.layerSsrcs[i] = ssrc }
+            for (i, ssrc) in spec.layerRtxSsrcs.prefix(4).enumerated() { c.layerRtxSsrcs[i] = ssrc }
+        } else if spec.simulcast && layers > 1 {
+            c.simulcast = true
+            c.preferredLayer = max(0, min(layers - 1, spec.preferredLayer))
+            c.targetLayer = c.preferredLayer
+        }
         ensureReportTimer()
         c.syncRequired = true
         c.nextInProducer = producers[p].firstConsumer
@@ -353,9 +383,38 @@ extension ForwarderLoop {
         if c.nextInTransport >= 0 { consumers[Int(c.nextInTransport)].prevInTransport = Int32(h) }
         transports[t].firstConsumer = Int32(h)
         consumers[h] = c
-        _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: spec.ssrc, value: UInt32(h))
+        if c.layered {
+            for layer in 0..<min(4, spec.layerSsrcs.count) {
+                _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: c.layerSsrcs[layer], value: UInt32(h) | UInt32(layer) << Self.layerShift)
+            }
+        } else {
+            _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: spec.ssrc, value: UInt32(h))
+        }
+        if c.simulcast { updateTargetLayer(h) }
         // A consumer joining a running stream asks for a key frame at once.
-        if c.waitsForKeyFrame && c.active { requestKeyFrame(producer: p) }
+        if c.waitsForKeyFrame && c.active && !c.layered { requestKeyFrame(consumer: h) }
+    }
+
+    /// A simulcast consumer's target: the highest layer up to its preferred
+    /// one that received packets in the last second (else the preferred
+    /// one). A new target asks that layer for a key frame to switch on.
+    mutating func updateTargetLayer(_ h: Int) {
+        guard consumers[h].simulcast else { return }
+        let p = Int(consumers[h].producer)
+        let now = rsfu_monotonic_ns()
+        var target = consumers[h].preferredLayer
+        var layer = consumers[h].preferredLayer
+        while layer >= 0 {
+            let s = Int(producers[p].streams[layer])
+            if s >= 0, receiveStreams[s].lastArrivalNs != 0, now - receiveStreams[s].lastArrivalNs < 1_000_000_000 {
+                target = layer
+                break
+            }
+            layer -= 1
+        }
+        guard target != consumers[h].targetLayer || consumers[h].currentLayer != target else { return }
+        consumers[h].targetLayer = target
+        if consumers[h].active { requestKeyFrame(producer: p, layer: target) }
     }
 
     mutating func setConsumer(_ h: Int, _ change: (inout ConsumerState) -> Void) {
@@ -367,19 +426,19 @@ extension ForwarderLoop {
         if !wasActive && consumers[h].active {
             consumers[h].syncRequired = true
             // The endpoint needs a key frame to start decoding again.
-            if consumers[h].waitsForKeyFrame { requestKeyFrame(producer: Int(consumers[h].producer)) }
+            if consumers[h].waitsForKeyFrame && !consumers[h].layered { requestKeyFrame(consumer: h) }
         }
     }
 
     func producerFigures(_ h: Int) -> EntityCounters {
         guard producers[h].inUse else { return EntityCounters() }
         var c = producers[h].counters
-        let rs = receiveStreams[h]
+        let rs = receiveStreams[Int(producers[h].streams[0])]
         c.packetsLost = max(0, rs.lost)
         c.fractionLost = rs.lastFractionLost
         c.jitter = UInt32(clamping: rs.jitterQ4 >> 4)
         c.packetsRepaired = rs.recovered
-        c.score = producers[h].score
+        c.score = producers[h].scores[0]
         return c
     }
 
@@ -405,7 +464,11 @@ extension ForwarderLoop {
         next = consumers[h].nextInTransport
         if prev >= 0 { consumers[Int(prev)].nextInTransport = next } else { transports[t].firstConsumer = next }
         if next >= 0 { consumers[Int(next)].prevInTransport = prev }
-        if consumerSsrcTable.lookup(transport: UInt32(t), ssrc: consumers[h].ssrc) == UInt32(h) {
+        if consumers[h].layered {
+            for layer in 0..<4 where consumers[h].layerSsrcs[layer] != 0 {
+                _ = consumerSsrcTable.remove(transport: UInt32(t), ssrc: consumers[h].layerSsrcs[layer])
+            }
+        } else if consumerSsrcTable.lookup(transport: UInt32(t), ssrc: consumers[h].ssrc) == UInt32(h) {
             _ = consumerSsrcTable.remove(transport: UInt32(t), ssrc: consumers[h].ssrc)
         }
         consumers[h] = ConsumerState()

@@ -48,7 +48,7 @@ extension ForwarderLoop {
                 case .dtlsRetransmit: dtlsTimerFired(Int(due[i]))
                 case .iceConsent: consentTimerFired()
                 case .tcpIdle: tcpIdleTimerFired(Int(due[i]))
-                case .keyFrameRetry: keyFrameRetryFired(Int(due[i]))
+                case .keyFrameRetry: keyFrameRetryFired(due[i])
                 case .nack: nackTimerFired()
                 case .reports: reportTimerFired()
                 case nil: break

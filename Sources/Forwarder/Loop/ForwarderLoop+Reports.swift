@@ -59,6 +59,8 @@ extension ForwarderLoop {
             let bytes = consumers[h].counters.bytesOut
             consumers[h].counters.bitrate = Self.bitrate(bytes &- consumers[h].bytesAtLastReport, intervalNs)
             consumers[h].bytesAtLastReport = bytes
+            // A layer that stopped (or came back) moves simulcast targets.
+            if consumers[h].simulcast { updateTargetLayer(h) }
             c = consumers[h].nextInTransport
         }
     }
@@ -74,16 +76,23 @@ extension ForwarderLoop {
         return UInt8(max(0, min(10, (10 * kept * kept * kept * kept).rounded())))
     }
 
-    mutating func setProducerScore(_ p: Int, _ score: UInt8) {
-        guard producers[p].score != score else { return }
-        producers[p].score = score
-        worker.onEvent(.producerScore(producer: UInt32(p), score))
+    mutating func setProducerScore(_ p: Int, layer: Int, _ score: UInt8) {
+        guard producers[p].scores[layer] != score else { return }
+        producers[p].scores[layer] = score
+        worker.onEvent(.producerScore(producer: UInt32(p), layer: layer, score))
         var c = producers[p].firstConsumer
         while c >= 0 {
             let h = Int(c)
-            worker.onEvent(.consumerScore(consumer: UInt32(h), tag: consumers[h].tag, score: consumers[h].score, producerScore: score))
+            if consumerLayer(h) == layer {
+                worker.onEvent(.consumerScore(consumer: UInt32(h), tag: consumers[h].tag, score: consumers[h].score, producerScore: score))
+            }
             c = consumers[h].nextInProducer
         }
+    }
+
+    /// The producer layer whose figures describe what a consumer receives.
+    func consumerLayer(_ c: Int) -> Int {
+        consumers[c].simulcast ? max(0, consumers[c].currentLayer) : 0
     }
 
     mutating func sendReports(transport t: Int, nowNs: Int64, ntp: UInt64) {
@@ -95,20 +104,24 @@ extension ForwarderLoop {
         var blocks = InlineArray<31, Rtcp.ReportBlock>(repeating: Rtcp.ReportBlock(ssrc: 0))
         var blockCount = 0
         var p = transports[t].firstProducer
+        var layer = 0
         while p >= 0 {
             let h = Int(p)
-            p = producers[h].nextInTransport
-            guard producers[h].ssrcCount > 0, receiveStreams[h].started else { continue }
-            let fraction = receiveStreams[h].intervalFractionLost()
-            setProducerScore(h, Self.score(fractionLost: fraction))
-            var block = Rtcp.ReportBlock(ssrc: producers[h].ssrcs[0], fractionLost: fraction,
-                                         totalLost: Int32(clamping: receiveStreams[h].lost),
-                                         highestSequence: UInt32(truncatingIfNeeded: receiveStreams[h].extendedMax),
-                                         jitter: UInt32(clamping: receiveStreams[h].jitterQ4 >> 4))
-            if receiveStreams[h].srArrivalNs != 0 {
-                block.lastSenderReport = UInt32(truncatingIfNeeded: receiveStreams[h].srNtp >> 16)
+            let s = Int(producers[h].streams[layer])
+            // Next (producer, layer).
+            layer += 1
+            if layer >= producers[h].layerCount { layer = 0; p = producers[h].nextInTransport }
+            guard s >= 0, producers[h].ssrcs[receiveStreams[s].layer] != 0, receiveStreams[s].started else { continue }
+            let fraction = receiveStreams[s].intervalFractionLost()
+            setProducerScore(h, layer: receiveStreams[s].layer, Self.score(fractionLost: fraction))
+            var block = Rtcp.ReportBlock(ssrc: producers[h].ssrcs[receiveStreams[s].layer], fractionLost: fraction,
+                                         totalLost: Int32(clamping: receiveStreams[s].lost),
+                                         highestSequence: UInt32(truncatingIfNeeded: receiveStreams[s].extendedMax),
+                                         jitter: UInt32(clamping: receiveStreams[s].jitterQ4 >> 4))
+            if receiveStreams[s].srArrivalNs != 0 {
+                block.lastSenderReport = UInt32(truncatingIfNeeded: receiveStreams[s].srNtp >> 16)
                 // In 1/65536 s; a day's delay at most (no overflow).
-                let delay = min(max(0, nowNs - receiveStreams[h].srArrivalNs), 86_400_000_000_000)
+                let delay = min(max(0, nowNs - receiveStreams[s].srArrivalNs), 86_400_000_000_000)
                 block.delaySinceLastSenderReport = UInt32(clamping: delay / 1000 * 65536 / 1_000_000)
             }
             blocks[blockCount] = block
@@ -161,7 +174,9 @@ extension ForwarderLoop {
     /// producer SR, wall clock against the newest packet's timestamp.
     func senderInfo(consumer c: Int, nowNs: Int64, ntp: UInt64) -> Rtcp.SenderInfo? {
         let p = Int(consumers[c].producer)
-        let rs = receiveStreams[p]
+        let s = Int(producers[p].streams[consumerLayer(c)])
+        guard s >= 0 else { return nil }
+        let rs = receiveStreams[s]
         let rtp: UInt32
         var ntpNow = ntp
         if rs.srArrivalNs != 0 {
@@ -195,16 +210,18 @@ extension ForwarderLoop {
     /// An SR from a producer's endpoint: its NTP/RTP mapping.
     mutating func senderReportReceived(_ info: Rtcp.SenderInfo, transport t: Int) {
         guard let h = ssrcTable.lookup(transport: UInt32(t), ssrc: info.ssrc), h & Self.rtxFlag == 0 else { return }
-        let p = Int(h)
-        receiveStreams[p].srNtp = UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)
-        receiveStreams[p].srRtp = info.rtpTimestamp
-        receiveStreams[p].srArrivalNs = rsfu_monotonic_ns()
+        let p = Int(h & Self.handleMask)
+        let s = Int(producers[p].streams[Int((h >> Self.layerShift) & 0x7)])
+        guard s >= 0 else { return }
+        receiveStreams[s].srNtp = UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)
+        receiveStreams[s].srRtp = info.rtpTimestamp
+        receiveStreams[s].srArrivalNs = rsfu_monotonic_ns()
         traceProducer(p, .sr, incoming: true) { $0.timestamp = info.rtpTimestamp; $0.count = Int(info.packetCount) }
     }
 
     /// A report block from a consumer's endpoint: loss, jitter, RTT, score.
     mutating func reportBlockReceived(_ block: Rtcp.ReportBlock, transport t: Int) {
-        guard let c = consumer(transport: t, ssrc: block.ssrc) else { return }
+        guard let (c, _) = consumer(transport: t, ssrc: block.ssrc) else { return }
         consumers[c].remoteFractionLost = block.fractionLost
         consumers[c].remoteLost = block.totalLost
         consumers[c].remoteJitter = block.jitter
@@ -216,7 +233,7 @@ extension ForwarderLoop {
         let score = Self.score(fractionLost: block.fractionLost)
         if score != consumers[c].score {
             consumers[c].score = score
-            worker.onEvent(.consumerScore(consumer: UInt32(c), tag: consumers[c].tag, score: score, producerScore: producers[Int(consumers[c].producer)].score))
+            worker.onEvent(.consumerScore(consumer: UInt32(c), tag: consumers[c].tag, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
         }
     }
 }

@@ -20,30 +20,30 @@ extension ForwarderLoop {
                 switch v.type {
                 case RtcpType.psfb where v.count == RtcpFormat.pli:
                     let (_, media) = try Rtcp.feedbackSsrcs(v)
-                    if let c = consumer(transport: t, ssrc: media) {
+                    if let (c, layer) = consumer(transport: t, ssrc: media) {
                         consumers[c].counters.pli &+= 1
                         traceConsumer(c, .pli, incoming: true)
-                        requestKeyFrame(producer: Int(consumers[c].producer))
+                        requestKeyFrame(consumer: c, layer: layer)
                     }
                 case RtcpType.psfb where v.count == RtcpFormat.fir:
                     try Rtcp.forEachFirEntry(v) { ssrc, sequence in
-                        guard let c = consumer(transport: t, ssrc: ssrc) else { return }
+                        guard let (c, layer) = consumer(transport: t, ssrc: ssrc) else { return }
                         // A repeated request number is a retransmitted FIR.
                         guard consumers[c].lastFirSequence != Int16(sequence) else { return }
                         consumers[c].lastFirSequence = Int16(sequence)
                         consumers[c].counters.fir &+= 1
                         traceConsumer(c, .fir, incoming: true) { $0.sequenceNumber = UInt16(sequence) }
-                        requestKeyFrame(producer: Int(consumers[c].producer))
+                        requestKeyFrame(consumer: c, layer: layer)
                     }
                 case RtcpType.rtpfb where v.count == RtcpFormat.nack:
                     let (_, media) = try Rtcp.feedbackSsrcs(v)
-                    if let c = consumer(transport: t, ssrc: media), consumers[c].nack {
+                    if let (c, layer) = consumer(transport: t, ssrc: media), consumers[c].nack {
                         consumers[c].counters.nack &+= 1
                         var first: UInt16 = 0, count = 0
                         try Rtcp.forEachNackedSequence(v) { seq in
                             if count == 0 { first = seq }
                             count += 1
-                            retransmit(consumer: c, sequence: seq)
+                            retransmit(consumer: c, layer: layer, sequence: seq)
                         }
                         traceConsumer(c, .nack, incoming: true) { $0.sequenceNumber = first; $0.count = count }
                     }
@@ -61,10 +61,20 @@ extension ForwarderLoop {
         }
     }
 
+    /// The consumer (and, for a layered pipe consumer, the layer) an SSRC
+    /// of ours on this transport belongs to.
     @inline(__always)
-    func consumer(transport t: Int, ssrc: UInt32) -> Int? {
-        guard let c = consumerSsrcTable.lookup(transport: UInt32(t), ssrc: ssrc), consumers[Int(c)].inUse else { return nil }
-        return Int(c)
+    func consumer(transport t: Int, ssrc: UInt32) -> (Int, Int)? {
+        guard let value = consumerSsrcTable.lookup(transport: UInt32(t), ssrc: ssrc) else { return nil }
+        let c = Int(value & Self.handleMask)
+        guard consumers[c].inUse else { return nil }
+        return (c, Int((value >> Self.layerShift) & 0x7))
+    }
+
+    /// A key frame for what this consumer forwards (or is switching to).
+    mutating func requestKeyFrame(consumer c: Int, layer: Int = 0) {
+        let l = consumers[c].layered ? layer : consumers[c].simulcast ? consumers[c].targetLayer : 0
+        requestKeyFrame(producer: Int(consumers[c].producer), layer: l)
     }
 
     // MARK: - Receive side: RTX and the NACK generator
@@ -73,9 +83,9 @@ extension ForwarderLoop {
     /// in place (sequence number from the payload's first two bytes, media
     /// SSRC and payload type). Padding-only probes and unknown payload
     /// types are dropped.
-    mutating func unwrapRtx(_ packet: UnsafeMutableRawPointer, size: Int, _ header: RtpHeader, producer p: Int) -> (RtpHeader, Int)? {
+    mutating func unwrapRtx(_ packet: UnsafeMutableRawPointer, size: Int, _ header: RtpHeader, producer p: Int, layer: Int) -> (RtpHeader, Int)? {
         let media = producers[p].rtxPayloadTypes[header.payloadType]
-        guard media != PayloadTypeMap.none, header.payloadLength >= 2, producers[p].ssrcCount > 0 else {
+        guard media != PayloadTypeMap.none, header.payloadLength >= 2, producers[p].ssrcs[layer] != 0 else {
             counters.dropNotRtp &+= 1
             return nil
         }
@@ -84,7 +94,7 @@ extension ForwarderLoop {
         memmove(packet + start, packet + start + 2, size - start - 2)
         let newSize = size - 2
         RtpRewrite.setSequenceNumber(packet, original)
-        RtpRewrite.setSsrc(packet, producers[p].ssrcs[0])
+        RtpRewrite.setSsrc(packet, producers[p].ssrcs[layer])
         RtpRewrite.setPayloadType(packet, media)
         guard let restored = try? RtpHeader.parse(packet, count: newSize) else {
             counters.dropMalformed &+= 1
@@ -93,17 +103,18 @@ extension ForwarderLoop {
         return (restored, newSize)
     }
 
-    /// A gap in a producer's sequence: NACK it (the timer sends after a
-    /// short reorder tolerance), or, for a burst too large, ask for a key frame.
-    mutating func lossDetected(producer p: Int, gap: Int) {
+    /// A gap in a producer stream's sequence: NACK it (the timer sends
+    /// after a short reorder tolerance), or, for a burst too large, ask for
+    /// a key frame.
+    mutating func lossDetected(stream s: Int, gap: Int) {
         if gap < 0 {
-            requestKeyFrame(producer: p)
+            requestKeyFrame(producer: Int(receiveStreams[s].producer), layer: receiveStreams[s].layer)
             return
         }
-        guard receiveStreams[p].missingCount > 0 else { return }
-        if !producers[p].inNackList {
-            producers[p].inNackList = true
-            nackProducers[nackProducerCount] = Int32(p)
+        guard receiveStreams[s].missingCount > 0 else { return }
+        if !receiveStreams[s].inNackList {
+            receiveStreams[s].inNackList = true
+            nackProducers[nackProducerCount] = Int32(s)
             nackProducerCount += 1
         }
         if !nackTimerArmed {
@@ -123,14 +134,14 @@ extension ForwarderLoop {
         nackTimerArmed = false
         var i = 0
         while i < nackProducerCount {
-            let p = Int(nackProducers[i])
-            if !producers[p].inUse || receiveStreams[p].missingCount == 0 {
-                producers[p].inNackList = false
+            let s = Int(nackProducers[i])
+            if receiveStreams[s].producer < 0 || receiveStreams[s].missingCount == 0 {
+                receiveStreams[s].inNackList = false
                 nackProducerCount -= 1
                 nackProducers[i] = nackProducers[nackProducerCount]
                 continue
             }
-            sendNack(producer: p)
+            sendNack(stream: s)
             i += 1
         }
         if nackProducerCount > 0 {
@@ -139,31 +150,32 @@ extension ForwarderLoop {
         }
     }
 
-    mutating func sendNack(producer p: Int) {
+    mutating func sendNack(stream s: Int) {
+        let p = Int(receiveStreams[s].producer), layer = receiveStreams[s].layer
         let now = rsfu_monotonic_ns()
         var due = InlineArray<64, UInt16>(repeating: 0)
         var dueCount = 0
         var i = 0
-        while i < receiveStreams[p].missingCount {
-            let m = receiveStreams[p].missing[i]
+        while i < receiveStreams[s].missingCount {
+            let m = receiveStreams[s].missing[i]
             if m.retries >= Self.nackMaxRetries {
                 // Given up on: forget it.
-                _ = receiveStreams[p].removeMissing(m.sequence)
+                _ = receiveStreams[s].removeMissing(m.sequence)
                 continue
             }
             let isDue = m.retries == 0 ? now - m.detectedNs >= Self.nackReorderNs : now - m.sentNs >= Self.nackRetryNs
             if isDue {
                 due[dueCount] = m.sequence
                 dueCount += 1
-                receiveStreams[p].missing[i].retries += 1
-                receiveStreams[p].missing[i].sentNs = now
+                receiveStreams[s].missing[i].retries += 1
+                receiveStreams[s].missing[i].sentNs = now
             }
             i += 1
         }
-        guard dueCount > 0, producers[p].ssrcCount > 0 else { return }
+        guard dueCount > 0, producers[p].inUse, producers[p].ssrcs[layer] != 0 else { return }
         let slot = freeSendSlots.pop()
         guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
-        let n = RtcpWriter.nack(sendSlab.slot(Int(slot)), capacity: 1200, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[0], count: dueCount) { due[$0] }
+        let n = RtcpWriter.nack(sendSlab.slot(Int(slot)), capacity: 1200, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[layer], count: dueCount) { due[$0] }
         producers[p].counters.nack &+= 1
         producers[p].counters.nackedPackets &+= UInt64(dueCount)
         traceProducer(p, .nack, incoming: false) { [first = due[0]] in $0.sequenceNumber = first; $0.count = dueCount }
@@ -179,35 +191,38 @@ extension ForwarderLoop {
 
     /// Resends one packet a consumer's endpoint reported lost, from the
     /// store, if it is still held and was sent under the consumer's current
-    /// numbering.
-    mutating func retransmit(consumer c: Int, sequence: UInt16) {
+    /// numbering (a layered pipe consumer's numbering is the producer's).
+    mutating func retransmit(consumer c: Int, layer: Int, sequence: UInt16) {
         let p = Int(consumers[c].producer)
+        let l = consumers[c].layered ? layer : consumers[c].simulcast ? max(0, consumers[c].currentLayer) : 0
+        let stream = Int(producers[p].streams[l])
         let producerSequence = sequence &- consumers[c].seqOffset
         // Sent under the current numbering: not before its start (within the
         // span sent since), not after the last packet sent.
         let sinceSync = UInt32(producerSequence &- consumers[c].syncSequence)
-        guard consumers[c].started, consumers[c].active,
-              consumers[c].syncSpan >= 0xFFFF || sinceSync <= consumers[c].syncSpan, consumers[c].lastSeqOut &- sequence < 0x8000,
-              let stored = retransmissions.lookup(producer: p, sequence: producerSequence),
+        let current = consumers[c].layered
+            || ((consumers[c].syncSpan >= 0xFFFF || sinceSync <= consumers[c].syncSpan) && consumers[c].lastSeqOut &- sequence < 0x8000)
+        guard consumers[c].started, consumers[c].active, current, stream >= 0,
+              let stored = retransmissions.lookup(producer: stream, sequence: producerSequence),
               turnNs - stored.arrivalNs <= (producers[p].isVideo ? Self.maxRetransmissionAgeNs : Self.maxAudioRetransmissionAgeNs),
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {
             consumers[c].counters.retransmissionMisses &+= 1
             return
         }
-        sendToConsumer(c, stored.packet, size: stored.length, header: header, routerPt: header.payloadType, retransmission: true)
+        sendToConsumer(c, stored.packet, size: stored.length, header: header, routerPt: header.payloadType, layer: l, retransmission: true)
     }
 
     /// Turns a consumer's packet into its RTX form (RFC 4588): the original
     /// sequence number leads the payload; RTX SSRC, payload type and
     /// sequence. Returns the new size (0: cannot).
-    func wrapRtx(_ out: UnsafeMutableRawPointer, size: Int, _ c: Int, routerPt: UInt8) -> Int {
+    func wrapRtx(_ out: UnsafeMutableRawPointer, size: Int, _ c: Int, routerPt: UInt8, rtxSsrc: UInt32) -> Int {
         let rtxPt = consumers[c].rtxPayloadTypes[routerPt]
         guard rtxPt != PayloadTypeMap.none, size + 2 + SrtpSession.maxTrailer <= settings.bufferSize,
               let header = try? RtpHeader.parse(out, count: size) else { return 0 }
         let start = header.payloadOffset
         memmove(out + start + 2, out + start, size - start)
         out.storeBytes(of: header.sequenceNumber.bigEndian, toByteOffset: start, as: UInt16.self)
-        RtpRewrite.setSsrc(out, consumers[c].rtxSsrc)
+        RtpRewrite.setSsrc(out, rtxSsrc)
         RtpRewrite.setPayloadType(out, rtxPt)
         RtpRewrite.setSequenceNumber(out, consumers[c].rtxSequence)
         return size + 2
@@ -215,49 +230,51 @@ extension ForwarderLoop {
 
     // MARK: - Key frame requests
 
-    /// Asks the producer's endpoint for a key frame, unless a request is
-    /// already outstanding (the retry timer covers it).
-    mutating func requestKeyFrame(producer p: Int) {
-        guard producers[p].inUse, producers[p].isVideo, !producers[p].paused else { return }
+    /// Asks the producer's endpoint for a key frame on one layer, unless a
+    /// request is already outstanding (the retry timer covers it).
+    mutating func requestKeyFrame(producer p: Int, layer: Int = 0) {
+        guard producers[p].inUse, producers[p].isVideo, !producers[p].paused, layer < producers[p].layerCount else { return }
         let now = rsfu_monotonic_ns()
         // An old pending request (e.g. the timer could not be scheduled) expires.
-        if producers[p].keyFramePendingNs != 0 && now - producers[p].keyFramePendingNs < 3 * Self.keyFrameRetryNs { return }
-        producers[p].keyFramePendingNs = now
-        producers[p].keyFrameRetried = false
-        sendKeyFrameRequest(p)
-        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p)), at: now + Self.keyFrameRetryNs)
+        if producers[p].keyFramePendingNs[layer] != 0 && now - producers[p].keyFramePendingNs[layer] < 3 * Self.keyFrameRetryNs { return }
+        producers[p].keyFramePendingNs[layer] = now
+        producers[p].keyFrameRetried[layer] = false
+        sendKeyFrameRequest(p, layer: layer)
+        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p) | UInt32(layer) << Self.layerShift), at: now + Self.keyFrameRetryNs)
     }
 
-    mutating func keyFrameRetryFired(_ p: Int) {
-        guard producers[p].inUse, producers[p].keyFramePendingNs != 0 else { return }
+    mutating func keyFrameRetryFired(_ argument: UInt32) {
+        let p = Int(argument & Self.handleMask), layer = Int((argument >> Self.layerShift) & 0x7)
+        guard p < Int(settings.maxProducers), producers[p].inUse, layer < producers[p].layerCount, producers[p].keyFramePendingNs[layer] != 0 else { return }
         let now = rsfu_monotonic_ns()
         // A timer of an earlier request (or of a closed producer's handle).
-        guard now - producers[p].keyFramePendingNs >= Self.keyFrameRetryNs - 10_000_000 else { return }
-        if producers[p].keyFrameRetried {
-            producers[p].keyFramePendingNs = 0
+        guard now - producers[p].keyFramePendingNs[layer] >= Self.keyFrameRetryNs - 10_000_000 else { return }
+        if producers[p].keyFrameRetried[layer] {
+            producers[p].keyFramePendingNs[layer] = 0
             return
         }
-        producers[p].keyFrameRetried = true
-        producers[p].keyFramePendingNs = now
-        sendKeyFrameRequest(p)
-        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p)), at: now + Self.keyFrameRetryNs)
+        producers[p].keyFrameRetried[layer] = true
+        producers[p].keyFramePendingNs[layer] = now
+        sendKeyFrameRequest(p, layer: layer)
+        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: argument), at: now + Self.keyFrameRetryNs)
     }
 
-    mutating func sendKeyFrameRequest(_ p: Int) {
-        guard producers[p].ssrcCount > 0 else { return } // SSRC not learnt yet
+    mutating func sendKeyFrameRequest(_ p: Int, layer: Int) {
+        let ssrc = producers[p].ssrcs[layer]
+        guard ssrc != 0 else { return } // SSRC not learnt yet
         let slot = freeSendSlots.pop()
         guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
         let out = sendSlab.slot(Int(slot))
         let n: Int
         if producers[p].useFir {
             producers[p].firSequence &+= 1
-            n = RtcpWriter.fir(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, target: producers[p].ssrcs[0], sequence: producers[p].firSequence)
+            n = RtcpWriter.fir(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, target: ssrc, sequence: producers[p].firSequence)
             producers[p].counters.fir &+= 1
-            traceProducer(p, .fir, incoming: false) { [seq = producers[p].firSequence] in $0.sequenceNumber = UInt16(seq) }
+            traceProducer(p, .fir, incoming: false) { [seq = producers[p].firSequence] in $0.sequenceNumber = UInt16(seq); $0.ssrc = ssrc }
         } else {
-            n = RtcpWriter.pli(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, media: producers[p].ssrcs[0])
+            n = RtcpWriter.pli(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, media: ssrc)
             producers[p].counters.pli &+= 1
-            traceProducer(p, .pli, incoming: false)
+            traceProducer(p, .pli, incoming: false) { $0.ssrc = ssrc }
         }
         sendRtcp(transport: Int(producers[p].transport), slot: slot, length: n)
     }
@@ -313,7 +330,7 @@ extension ForwarderLoop {
     @inline(__always)
     func traceProducer(_ p: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
         guard producers[p].traceMask & type.rawValue != 0 else { return }
-        var r = TraceRecord(consumer: false, handle: UInt32(p), tag: 0, type: type, incoming: incoming, ssrc: producers[p].ssrcCount > 0 ? producers[p].ssrcs[0] : 0)
+        var r = TraceRecord(consumer: false, handle: UInt32(p), tag: 0, type: type, incoming: incoming, ssrc: producers[p].ssrcs[0])
         fill(&r)
         worker.onEvent(.trace(r))
     }

@@ -97,7 +97,12 @@ struct ForwarderLoop: ~Copyable {
     var nackTimerArmed = false
     var reportTimerArmed = false
     var lastReportNs: Int64 = 0
+    /// (transport, SSRC) table values: producer handle, layer, RTX flag.
     static let rtxFlag: UInt32 = 0x8000_0000
+    static let handleMask: UInt32 = 0x00FF_FFFF
+    static let layerShift: UInt32 = 24
+    /// Receive streams of layers above 0 (layer 0 uses the producer's own).
+    var freeExtraStreams: FreeList
     var consentTimerArmed = false
     /// RFC 7675 consent freshness timeout (30 s; settable for tests).
     let consentTimeoutNs: Int64
@@ -208,8 +213,10 @@ struct ForwarderLoop: ~Copyable {
         ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         consumerSsrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         retransmissions = RetransmissionStore(slots: settings.retransmissionSlots, slotSize: settings.bufferSize)
-        receiveStreams = .allocate(capacity: Int(settings.maxProducers))
-        receiveStreams.initialize(repeating: ReceiveStreamState(), count: Int(settings.maxProducers))
+        let extraStreams = max(64, Int(settings.maxProducers) / 2)
+        receiveStreams = .allocate(capacity: Int(settings.maxProducers) + extraStreams)
+        receiveStreams.initialize(repeating: ReceiveStreamState(), count: Int(settings.maxProducers) + extraStreams)
+        freeExtraStreams = FreeList(capacity: extraStreams)
         nackProducers = .allocate(capacity: Int(settings.maxProducers))
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
@@ -491,17 +498,20 @@ struct ForwarderLoop: ~Copyable {
             counters.dropUnknownSsrc &+= 1
             return
         }
-        let p = Int(handle & ~Self.rtxFlag)
+        let p = Int(handle & Self.handleMask)
+        let layer = Int((handle >> Self.layerShift) & 0x7)
         let repair = handle & Self.rtxFlag != 0
         if repair {
-            guard let unwrapped = unwrapRtx(packet, size: size, header, producer: p) else { return }
+            guard let unwrapped = unwrapRtx(packet, size: size, header, producer: p, layer: layer) else { return }
             (header, size) = unwrapped
         }
+        let stream = Int(producers[p].streams[layer])
+        guard stream >= 0 else { counters.dropUnknownSsrc &+= 1; return }
         var gap = 0
-        guard receiveStreams[p].record(sequence: header.sequenceNumber, timestamp: header.timestamp, arrivalNs: turnNs, repair: repair, gap: &gap) else {
+        guard receiveStreams[stream].record(sequence: header.sequenceNumber, timestamp: header.timestamp, arrivalNs: turnNs, repair: repair, gap: &gap) else {
             return // a repair of nothing missing
         }
-        if gap != 0 { lossDetected(producer: p, gap: gap) }
+        if gap != 0 { lossDetected(stream: stream, gap: gap) }
         // Map the producer's numbering to the router's, in place.
         let routerPt = producers[p].payloadTypes[header.payloadType]
         guard routerPt != PayloadTypeMap.none else {
@@ -529,15 +539,15 @@ struct ForwarderLoop: ~Copyable {
 
         // Kept for NACKs while a consumer that negotiated them exists.
         if producers[p].nackConsumers > 0 {
-            retransmissions.store(producer: p, sequence: header.sequenceNumber, packet, length: size, nowNs: turnNs)
+            retransmissions.store(producer: stream, sequence: header.sequenceNumber, packet, length: size, nowNs: turnNs)
         }
         // Key frame detection is done at most once per packet, and only if
         // some consumer is waiting for one or a request is pending.
         var keyFrame: Int8 = -1
-        if producers[p].keyFramePendingNs != 0 {
+        if producers[p].keyFramePendingNs[layer] != 0 {
             keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0
             if keyFrame == 1 {
-                producers[p].keyFramePendingNs = 0
+                producers[p].keyFramePendingNs[layer] = 0
                 producers[p].counters.keyFrames &+= 1
             }
         }
@@ -546,36 +556,68 @@ struct ForwarderLoop: ~Copyable {
             let ci = Int(c)
             let next = consumers[ci].nextInProducer
             if consumers[ci].active {
-                if consumers[ci].syncRequired {
-                    var canStart = true
-                    if consumers[ci].waitsForKeyFrame {
-                        if keyFrame < 0 {
-                            keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0
+                if consumers[ci].layered {
+                    // A pipe consumer: every layer, numbering untouched.
+                    sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt, layer: layer)
+                } else if consumers[ci].simulcast {
+                    if layer == consumers[ci].currentLayer && !consumers[ci].syncRequired {
+                        sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
+                    } else if layer == consumers[ci].targetLayer {
+                        // Switch (or start, or restart) on the target layer's key frame.
+                        if keyFrame < 0 { keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0 }
+                        if keyFrame == 1 {
+                            rebase(ci, header, continueTimestamps: true)
+                            if consumers[ci].currentLayer != layer {
+                                consumers[ci].currentLayer = layer
+                                worker.onEvent(.consumerLayer(consumer: UInt32(ci), tag: consumers[ci].tag, layer: layer))
+                            }
+                            sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                         }
-                        canStart = keyFrame == 1
                     }
-                    if canStart {
-                        // Continue right after the last packet sent, so that
-                        // pause/resume leaves no gap in the consumer's numbering.
-                        let base = consumers[ci].started ? consumers[ci].lastSeqOut &+ 1 : header.sequenceNumber
-                        consumers[ci].seqOffset = base &- header.sequenceNumber
-                        consumers[ci].syncRequired = false
-                        consumers[ci].started = true
-                        consumers[ci].syncSequence = header.sequenceNumber
-                        consumers[ci].lastProducerSequence = header.sequenceNumber
-                        consumers[ci].syncSpan = 0
+                } else if layer == 0 {
+                    if consumers[ci].syncRequired {
+                        var canStart = true
+                        if consumers[ci].waitsForKeyFrame {
+                            if keyFrame < 0 { keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0 }
+                            canStart = keyFrame == 1
+                        }
+                        if canStart {
+                            rebase(ci, header, continueTimestamps: false)
+                            sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
+                        }
+                    } else {
                         sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                     }
-                } else {
-                    sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                 }
             }
             c = next
         }
     }
 
-    /// An unknown SSRC carrying a known MID (or RID) becomes the producer's
-    /// (mediasoup's RtpListener order), so later packets match by SSRC.
+    /// Re-bases a consumer's numbering on this packet: sequence numbers
+    /// continue right after the last one sent (pause/resume and layer
+    /// switches leave no gap); across a layer switch timestamps continue
+    /// too, advanced by the time since the last packet sent.
+    @inline(__always)
+    mutating func rebase(_ ci: Int, _ header: RtpHeader, continueTimestamps: Bool) {
+        let started = consumers[ci].started
+        let base = started ? consumers[ci].lastSeqOut &+ 1 : header.sequenceNumber
+        consumers[ci].seqOffset = base &- header.sequenceNumber
+        if continueTimestamps && started {
+            let p = Int(consumers[ci].producer)
+            let clock = receiveStreams[Int(producers[p].streams[0])].clockRate
+            let ticks = max(1, Self.rtpDuration(max(0, turnNs - consumers[ci].lastSentNs), clockRate: clock))
+            consumers[ci].tsOffset = (consumers[ci].lastTsOut &+ ticks) &- header.timestamp
+        }
+        consumers[ci].syncRequired = false
+        consumers[ci].started = true
+        consumers[ci].syncSequence = header.sequenceNumber
+        consumers[ci].lastProducerSequence = header.sequenceNumber
+        consumers[ci].syncSpan = 0
+    }
+
+    /// An unknown SSRC carrying a known RID (the layer) or MID becomes the
+    /// producer's (mediasoup's RtpListener order), so later packets match by SSRC.
     mutating func learnSsrc(_ packet: UnsafeMutableRawPointer, _ header: RtpHeader, transport t: Int) -> UInt32? {
         let midId = transports[t].midExtensionId, ridId = transports[t].ridExtensionId
         guard midId != 0 || ridId != 0, header.extensionOffset != nil else { return nil }
@@ -585,13 +627,14 @@ struct ForwarderLoop: ~Copyable {
             if id == ridId { ridKey = Self.valueKey(packet + offset, length) }
         }
         var found: UInt32? = nil
-        if midKey != 0 { found = midTable.lookup(transport: UInt32(t), ssrc: midKey) }
-        if found == nil, ridKey != 0 { found = ridTable.lookup(transport: UInt32(t), ssrc: ridKey) }
-        guard let p = found, producers[Int(p)].inUse, producers[Int(p)].ssrcCount < 8 else { return nil }
-        guard ssrcTable.insert(transport: UInt32(t), ssrc: header.ssrc, value: p) else { return nil }
-        producers[Int(p)].ssrcs[producers[Int(p)].ssrcCount] = header.ssrc
-        producers[Int(p)].ssrcCount += 1
-        return p
+        if ridKey != 0 { found = ridTable.lookup(transport: UInt32(t), ssrc: ridKey) }
+        if found == nil, midKey != 0 { found = midTable.lookup(transport: UInt32(t), ssrc: midKey) }
+        guard let value = found else { return nil }
+        let p = Int(value & Self.handleMask), layer = Int((value >> Self.layerShift) & 0x7)
+        guard producers[p].inUse, layer < producers[p].layerCount, producers[p].ssrcs[layer] == 0 else { return nil }
+        guard ssrcTable.insert(transport: UInt32(t), ssrc: header.ssrc, value: value) else { return nil }
+        producers[p].ssrcs[layer] = header.ssrc
+        return value
     }
 
     /// FNV-1a of a MID/RID value (never 0, which means "none").
@@ -612,7 +655,7 @@ struct ForwarderLoop: ~Copyable {
     }
 
     @inline(__always)
-    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8, retransmission: Bool = false) {
+    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8, layer: Int = 0, retransmission: Bool = false) {
         let t = Int(consumers[ci].transport)
         guard transports[t].remoteRtp.isSet || transports[t].direct || transports[t].pipeLink >= 0 else { return }
         // Never plain RTP on a WebRTC transport: wait for DTLS to give keys.
@@ -627,20 +670,20 @@ struct ForwarderLoop: ~Copyable {
         }
         let out = sendSlab.slot(Int(slot))
         out.copyMemory(from: packet, byteCount: size)
-        RtpRewrite.setSsrc(out, consumers[ci].ssrc)
+        RtpRewrite.setSsrc(out, consumers[ci].layered ? consumers[ci].layerSsrcs[layer] : consumers[ci].ssrc)
         RtpRewrite.setPayloadType(out, outPt)
         let seq = header.sequenceNumber &+ consumers[ci].seqOffset
         RtpRewrite.setSequenceNumber(out, seq)
-        if consumers[ci].tsOffset != 0 {
-            RtpRewrite.setTimestamp(out, header.timestamp &+ consumers[ci].tsOffset)
-        }
+        let timestamp = header.timestamp &+ consumers[ci].tsOffset
+        if consumers[ci].tsOffset != 0 { RtpRewrite.setTimestamp(out, timestamp) }
         // The producer stage already validated the extension block.
         try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
         var size = size
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
         if retransmission {
-            if consumers[ci].rtxSsrc != 0 {
-                size = wrapRtx(out, size: size, ci, routerPt: routerPt)
+            let rtxSsrc = consumers[ci].layered ? consumers[ci].layerRtxSsrcs[layer] : consumers[ci].rtxSsrc
+            if rtxSsrc != 0 {
+                size = wrapRtx(out, size: size, ci, routerPt: routerPt, rtxSsrc: rtxSsrc)
                 guard size > 0 else { freeSendSlots.push(slot); return }
                 consumers[ci].rtxSequence &+= 1
             }
@@ -651,6 +694,8 @@ struct ForwarderLoop: ~Copyable {
             // the current numbering reaches back (for NACKs).
             let diff = seq &- consumers[ci].lastSeqOut
             if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
+            consumers[ci].lastTsOut = timestamp
+            consumers[ci].lastSentNs = turnNs
             let ahead = header.sequenceNumber &- consumers[ci].lastProducerSequence
             if ahead < 0x8000 {
                 consumers[ci].syncSpan &+= UInt32(ahead)

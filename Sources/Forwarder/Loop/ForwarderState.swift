@@ -98,11 +98,15 @@ package struct ProducerState {
     var payloadTypes = PayloadTypeMap()
     var codecs = InlineArray<128, UInt8>(repeating: 0)
     var extensionIds = ExtensionIdMap()
-    var ssrcs = InlineArray<8, UInt32>(repeating: 0)
-    var ssrcCount = 0
-    /// Hashes of the MID/RID this producer is found by (0: none).
+    /// Per layer (encoding): media SSRC (0 until known), RTX SSRC, RID
+    /// hash, receive stream index.
+    var layerCount = 1
+    var ssrcs = InlineArray<4, UInt32>(repeating: 0)
+    var rtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
+    var ridKeys = InlineArray<4, UInt32>(repeating: 0)
+    var streams = InlineArray<4, Int32>(repeating: -1)
+    /// Hash of the MID this producer is found by (0: none).
     var midKey: UInt32 = 0
-    var ridKey: UInt32 = 0
     var counters = EntityCounters()
     var firstConsumer: Int32 = -1
     var nextInTransport: Int32 = -1
@@ -118,17 +122,15 @@ package struct ProducerState {
     /// PLI (when only "ccm fir" was negotiated), its request number, and
     /// the pending request (coalesced; retried once after 1 s).
     var useFir = false
-    var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
-    var inNackList = false
     /// Consumers that negotiated NACK: the producer's packets are kept for them.
     var nackConsumers: Int32 = 0
     var traceMask: UInt8 = 0
-    var score: UInt8 = 10
+    var scores = InlineArray<4, UInt8>(repeating: 10)
     var bytesAtLastReport: UInt64 = 0
     var firSequence: UInt8 = 0
-    var keyFramePendingNs: Int64 = 0
-    var keyFrameRetried = false
+    var keyFramePendingNs = InlineArray<4, Int64>(repeating: 0)
+    var keyFrameRetried = InlineArray<4, Bool>(repeating: false)
 }
 
 /// An audio level observer: producers it watches and its interval timer.
@@ -170,6 +172,18 @@ package struct ConsumerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var rtxSequence: UInt16 = 0
+    /// Simulcast: preferred, target (highest active up to preferred) and
+    /// current layer (-1: none yet); layered pipe consumers' SSRCs.
+    var simulcast = false
+    var layered = false
+    var preferredLayer = 0
+    var targetLayer = 0
+    var currentLayer = -1
+    var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
+    var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
+    /// The last timestamp sent and when (timestamps continue across layer switches).
+    var lastTsOut: UInt32 = 0
+    var lastSentNs: Int64 = 0
     var traceMask: UInt8 = 0
     var cname = InlineArray<64, UInt8>(repeating: 0)
     var cnameLength = 0

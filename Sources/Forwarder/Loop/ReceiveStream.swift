@@ -15,6 +15,10 @@ package struct ReceiveStreamState {
     /// (a key frame is asked for instead), as mediasoup does.
     package static let maxMissing = 64
 
+    /// The producer and layer this stream belongs to (-1: free).
+    var producer: Int32 = -1
+    var layer = 0
+    var inNackList = false
     var clockRate: Int64 = 90_000
     var nackEnabled = false
     var started = false
