@@ -220,6 +220,32 @@ struct NackGeneratorTests {
         s.worker.close()
     }
 
+    /// Producers closed while their streams wait for NACKs, and new ones
+    /// reusing those streams: each stream is listed once, NACKs still work.
+    @Test func closedProducersLeaveTheNackListClean() async throws {
+        let s = try await setup()
+        let router = try #require(s.ingress.router)
+        let params = RtpParameters(codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000, rtcpFeedback: [RtcpFeedback(type: "nack")])],
+                                   encodings: (0..<3).map { RtpEncodingParameters(ssrc: 7100 + UInt32($0)) }, rtcp: RtcpParameters(cname: "n"))
+        let sink = TestSocket()
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        for _ in 0..<5 {
+            let p = try s.ingress.produce(ProducerOptions(kind: .video, rtpParameters: params))
+            _ = try egress.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
+            await s.worker.sync()
+            for layer: UInt32 in 0..<3 {
+                for seq: UInt16 in [1, 3] { s.send(makeRtp(pt: 96, seq: seq, ssrc: 7100 + layer, payload: vp8Payload(keyFrame: true))) }
+            }
+            await s.worker.sync()
+            p.close()
+        }
+        // The original producer still gets its gaps NACKed.
+        for seq: UInt16 in [50, 52] { s.send(s.media(seq, key: seq == 50)) }
+        #expect(await nacked(s.feeder, ms: 300).contains(51))
+        s.worker.close()
+    }
+
     @Test func aBurstTooLargeToRepairAsksForAKeyFrame() async throws {
         let s = try await setup()
         s.send(s.media(1, key: true))

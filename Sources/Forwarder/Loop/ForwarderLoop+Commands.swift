@@ -288,6 +288,8 @@ extension ForwarderLoop {
             receive.layer = layer
             receive.clockRate = Int64(max(1, spec.clockRate))
             receive.nackEnabled = spec.nack && spec.isVideo
+            // Still listed for the NACK timer if a closed producer used it.
+            receive.inNackList = receiveStreams[Int(s)].inNackList
             receiveStreams[Int(s)] = receive
             p.streams[layer] = s
             let value = UInt32(h) | UInt32(layer) << Self.layerShift
@@ -329,7 +331,11 @@ extension ForwarderLoop {
             let s = Int(producers[h].streams[layer])
             guard s >= 0 else { continue }
             retransmissions.forget(producer: s)
-            receiveStreams[s] = ReceiveStreamState() // producer -1: the NACK timer drops it
+            // producer -1: the NACK timer drops it from its list (the flag
+            // stays, so the stream is never listed twice).
+            let listed = receiveStreams[s].inNackList
+            receiveStreams[s] = ReceiveStreamState()
+            receiveStreams[s].inNackList = listed
             if layer > 0 { freeExtraStreams.push(Int32(s - Int(settings.maxProducers))) }
         }
         if producers[h].midKey != 0 { midTable.remove(transport: UInt32(t), ssrc: producers[h].midKey) }

@@ -217,7 +217,8 @@ struct ForwarderLoop: ~Copyable {
         receiveStreams = .allocate(capacity: Int(settings.maxProducers) + extraStreams)
         receiveStreams.initialize(repeating: ReceiveStreamState(), count: Int(settings.maxProducers) + extraStreams)
         freeExtraStreams = FreeList(capacity: extraStreams)
-        nackProducers = .allocate(capacity: Int(settings.maxProducers))
+        // One entry per receive stream at most (inNackList guards it).
+        nackProducers = .allocate(capacity: Int(settings.maxProducers) + extraStreams)
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
