@@ -84,6 +84,21 @@ struct AudioLevelObserverTests {
 
 @Suite("ActiveSpeakerObserver") @RingSFUActor
 struct ActiveSpeakerObserverTests {
+    /// The paper's activity score on the three scales, against hand-computed values.
+    @Test func activityScores() {
+        // log C(13,11) + 13 log 1/2 - log 0.78 + 0.78 * 11
+        #expect(abs(SpeakerActivity.score(11, 13, lambda: 0.78) - 4.17425) < 0.0001)
+        #expect(SpeakerActivity.score(0, 13, lambda: 0.78) == SpeakerActivity.minScore)
+        // 5 log 1/2 - log 24 + 24 * 5
+        #expect(abs(SpeakerActivity.score(5, 5, lambda: 24) - 113.35621) < 0.0001)
+        // Background at 20 sets the noise floor; speech at 112 is 11 subunits.
+        var s = SpeakerActivity()
+        s.record(volume: 20, samples: 50)
+        s.record(volume: 112, samples: 50)
+        s.evaluate()
+        #expect(s.immediates.allSatisfy { $0 == 11 } && s.mediums.allSatisfy { $0 == 5 } && s.longs == [10])
+    }
+
     @Test func dominantSpeakerFollowsWhoTalks() async throws {
         let worker = try await testWorker()
         let router = try worker.createRouter(mediaCodecs: [opus])
@@ -114,6 +129,9 @@ struct ActiveSpeakerObserverTests {
         var second: Producer?
         while second == nil, let e = await events.next() { if case .dominantSpeaker(let p) = e { second = p } }
         #expect(second?.id == bob.id)
+        #expect(observer.dominantSpeaker === bob)
+        // Alice talking over Bob for a moment does not take the floor.
+        for _ in 0..<3 { try await round(aliceLevel: 20, bobLevel: 15, seq: seq); seq &+= 5 }
         #expect(observer.dominantSpeaker === bob)
         router.close()
         var rest: [ActiveSpeakerObserverEvent] = []
