@@ -81,6 +81,9 @@ struct SimulcastTests {
         #expect(first.map(\.layer) == [2, 2, 2, 2])
         #expect(sink.receive(timeoutMs: 100) == nil)
         let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
+        let layerStats = try await producer.getStats()
+        #expect(layerStats.map(\.ssrc) == Self.ssrcs)
+        #expect(layerStats.map(\.packetCount) == [4, 4, 4])
         for _ in 0..<50 where consumer.currentLayers == nil { try await Task.sleep(for: .milliseconds(10)) }
         #expect(consumer.currentLayers?.spatialLayer == 2)
 
@@ -144,6 +147,8 @@ struct SimulcastTests {
         }
         #expect(try received(sink, 3).map(\.layer) == [1, 1, 1])
         #expect(sink.receive(timeoutMs: 100) == nil)
+        let stats = try await producer.getStats()
+        #expect(stats.map(\.ssrc) == [7000, 7001, 7002] && stats.map(\.rid) == ["r0", "r1", "r2"])
         worker.close()
     }
 

@@ -266,10 +266,18 @@ public final class Producer {
 
     public func getStats() async throws(SFUError) -> [RtpStreamStats] {
         try checkOpen()
-        let c = await forwarder.stats(.producer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
-        return [RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: Int(c.score), nackCount: c.nack, pliCount: c.pli, firCount: c.fir,
-                               packetsLost: c.packetsLost, fractionLost: Int(c.fractionLost), jitter: c.jitter, packetsRepaired: c.packetsRepaired, nackPacketCount: c.nackedPackets, bitrate: c.bitrate)]
+        // One entry per encoding (simulcast layer), as mediasoup reports them.
+        let encodings = rtpParameters.encodings ?? []
+        var out: [RtpStreamStats] = []
+        for layer in 0..<max(1, encodings.count) {
+            let c = await forwarder.stats(.producerLayer(handle, layer))
+            var s = RtpStreamStats(type: "inbound-rtp", timestamp: nowMillis(), ssrc: c.ssrc != 0 ? c.ssrc : (encodings.first?.ssrc ?? 0), kind: kind, mimeType: codec.mimeType, packetCount: c.packets, byteCount: c.bytes, packetsDiscarded: c.dropped, score: Int(c.score), nackCount: c.nack, pliCount: c.pli, firCount: c.fir,
+                                   packetsLost: c.packetsLost, fractionLost: Int(c.fractionLost), jitter: c.jitter, packetsRepaired: c.packetsRepaired, nackPacketCount: c.nackedPackets, bitrate: c.bitrate)
+            if layer < encodings.count { s.rid = encodings[layer].rid }
+            out.append(s)
+        }
+        return out
     }
 
     public struct Dump: Codable, Sendable {

@@ -4,6 +4,8 @@ public struct RtpStreamStats: Codable, Sendable, Hashable {
     public var type: String
     public var timestamp: Double
     public var ssrc: UInt32
+    /// Inbound streams of a simulcast producer: the encoding's RID, if any.
+    public var rid: String? = nil
     public var kind: MediaKind
     public var mimeType: String
     public var packetCount: UInt64

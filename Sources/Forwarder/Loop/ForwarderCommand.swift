@@ -131,6 +131,8 @@ package struct TraceRecord: Sendable {
 /// Figures the forwarder reports about one entity.
 package enum StatsTarget: Sendable {
     case transport(UInt32), producer(UInt32), consumer(UInt32)
+    /// One layer (encoding) of a producer.
+    case producerLayer(UInt32, Int)
 }
 
 /// Commands from the control plane, applied on the forwarder thread in the

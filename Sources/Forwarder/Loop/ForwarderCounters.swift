@@ -80,6 +80,8 @@ package struct EntityCounters: Sendable, Equatable {
     package var bitrate: UInt64 = 0
     /// Transports: bits per second sent over the last report interval.
     package var sendBitrate: UInt64 = 0
+    /// Producer layers: the stream's SSRC (0 until known).
+    package var ssrc: UInt32 = 0
     package var rtcpPackets: UInt64 = 0
     package init() {}
 }

@@ -92,6 +92,7 @@ extension ForwarderLoop {
             switch target {
             case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())
             case .producer(let h): reply(producerFigures(Int(h)))
+            case let .producerLayer(h, layer): reply(producerFigures(Int(h), layer: layer))
             case .consumer(let h): reply(consumerFigures(Int(h)))
             }
         case .counters(let reply):
@@ -436,15 +437,23 @@ extension ForwarderLoop {
         }
     }
 
-    func producerFigures(_ h: Int) -> EntityCounters {
-        guard producers[h].inUse else { return EntityCounters() }
+    /// A producer's figures; for a layer of a simulcast producer, that
+    /// stream's packets, bytes, bitrate, loss and score.
+    func producerFigures(_ h: Int, layer: Int = 0) -> EntityCounters {
+        guard producers[h].inUse, layer >= 0, layer < producers[h].layerCount, producers[h].streams[layer] >= 0 else { return EntityCounters() }
         var c = producers[h].counters
-        let rs = receiveStreams[Int(producers[h].streams[0])]
+        let rs = receiveStreams[Int(producers[h].streams[layer])]
+        c.ssrc = producers[h].ssrcs[layer]
+        if producers[h].layerCount > 1 {
+            c.packets = rs.received
+            c.bytes = rs.bytes
+            c.bitrate = rs.bitrate
+        }
         c.packetsLost = max(0, rs.lost)
         c.fractionLost = rs.lastFractionLost
         c.jitter = UInt32(clamping: rs.jitterQ4 >> 4)
         c.packetsRepaired = rs.recovered
-        c.score = producers[h].scores[0]
+        c.score = producers[h].scores[layer]
         return c
     }
 

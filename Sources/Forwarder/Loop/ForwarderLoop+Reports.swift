@@ -51,6 +51,11 @@ extension ForwarderLoop {
             let bytes = producers[h].counters.bytes
             producers[h].counters.bitrate = Self.bitrate(bytes &- producers[h].bytesAtLastReport, intervalNs)
             producers[h].bytesAtLastReport = bytes
+            for layer in 0..<producers[h].layerCount where producers[h].streams[layer] >= 0 {
+                let s = Int(producers[h].streams[layer])
+                receiveStreams[s].bitrate = Self.bitrate(receiveStreams[s].bytes &- receiveStreams[s].bytesAtLastReport, intervalNs)
+                receiveStreams[s].bytesAtLastReport = receiveStreams[s].bytes
+            }
             p = producers[h].nextInTransport
         }
         var c = transports[t].firstConsumer

@@ -513,6 +513,7 @@ struct ForwarderLoop: ~Copyable {
             return // a repair of nothing missing
         }
         if gap != 0 { lossDetected(stream: stream, gap: gap) }
+        receiveStreams[stream].bytes &+= UInt64(size)
         // Map the producer's numbering to the router's, in place.
         let routerPt = producers[p].payloadTypes[header.payloadType]
         guard routerPt != PayloadTypeMap.none else {

@@ -45,6 +45,10 @@ package struct ReceiveStreamState {
     var missing = InlineArray<64, Missing>(repeating: Missing())
     var missingCount = 0
     var lastFractionLost: UInt8 = 0
+    /// Bytes received on this stream, and at the last report (bitrate).
+    var bytes: UInt64 = 0
+    var bytesAtLastReport: UInt64 = 0
+    var bitrate: UInt64 = 0
 
     var extendedMax: UInt64 { UInt64(cycles) << 16 | UInt64(maxSequence) }
     var expected: UInt64 { started ? extendedMax - UInt64(baseSequence) + 1 : 0 }
