@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import RingSFUForwarder
 
 /// Options of `worker.createWebRtcServer`.
@@ -55,37 +52,14 @@ public final class WebRtcServer {
 
     static func make(worker: Worker, options: WebRtcServerOptions) throws(SFUError) -> WebRtcServer {
         guard !options.listenInfos.isEmpty else { throw .invalidArgument("listenInfos is empty") }
-        var entries: [(info: TransportListenInfo, tcp: Bool)] = []
-        for (i, info) in options.listenInfos.enumerated() {
-            switch info.protocol ?? "udp" {
-            case "udp": entries.append((info, false))
-            case "tcp": entries.append((info, true))
-            case let p: throw .invalidArgument("invalid listenInfos[\(i)].protocol \"\(p)\" (udp or tcp)")
-            }
-        }
-        guard entries.count(where: { !$0.tcp }) <= 1, entries.count(where: { $0.tcp }) <= 1 else {
-            throw .unsupported("a WebRtcServer listens on at most one UDP and one TCP address")
-        }
-        var bound: [UdpSocket.Bound] = []
-        var tuples: [TransportTuple] = []
-        func closeAll() { for b in bound { Glibc.close(b.fd) } }
-        for (i, entry) in entries.enumerated() {
-            do {
-                let b = try PlainTransport.bind(entry.info, worker: worker, field: "listenInfos[\(i)]", tcp: entry.tcp)
-                bound.append(b)
-                tuples.append(TransportTuple(localAddress: entry.info.announcedAddress ?? entry.info.announcedIp ?? entry.info.ip, localPort: Int(b.local.port), protocol: entry.tcp ? "tcp" : "udp"))
-            } catch {
-                closeAll()
-                throw error
-            }
-        }
+        let entries = try WebRtcListenSockets.entries(options.listenInfos, unnamed: [false], owner: "WebRtcServer")
+        let sockets = try WebRtcListenSockets.bind(entries, worker: worker)
         guard let handle = worker.forwarder.serverHandles.allocate() else {
-            closeAll()
+            sockets.close()
             throw .failure("too many WebRTC servers in this worker")
         }
-        let udp = zip(entries, bound).first { !$0.0.tcp }?.1.fd
-        let tcp = zip(entries, bound).first { $0.0.tcp }?.1.fd
-        worker.forwarder.send(.addWebRtcServer(handle: handle, fd: udp, tcpFd: tcp))
+        worker.forwarder.send(.addWebRtcServer(handle: handle, fd: sockets.udpFd, tcpFd: sockets.tcpFd))
+        let tuples = sockets.tuples
         return WebRtcServer(worker: worker, handle: handle, tuples: tuples, appData: options.appData ?? [:])
     }
 

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import RingSFUForwarder
 
 /// ICE parameters, with mediasoup's names.
@@ -141,46 +138,20 @@ public final class WebRtcTransport: Transport {
     /// protocol gives UDP unless `enableUdp` is false, and TCP if `enableTcp`.
     static func listenEntries(_ options: WebRtcTransportOptions) throws(SFUError) -> [(info: TransportListenInfo, tcp: Bool)] {
         guard let infos = options.listenInfos, !infos.isEmpty else { throw .invalidArgument("missing listenInfos (or webRtcServerId)") }
-        var entries: [(info: TransportListenInfo, tcp: Bool)] = []
-        for (i, info) in infos.enumerated() {
-            switch info.protocol {
-            case "udp": entries.append((info, false))
-            case "tcp": entries.append((info, true))
-            case nil:
-                if options.enableUdp ?? true { entries.append((info, false)) }
-                if options.enableTcp ?? false { entries.append((info, true)) }
-            case let p?: throw .invalidArgument("invalid listenInfos[\(i)].protocol \"\(p)\" (udp or tcp)")
-            }
-        }
+        let unnamed = (options.enableUdp ?? true ? [false] : []) + (options.enableTcp ?? false ? [true] : [])
+        let entries = try WebRtcListenSockets.entries(infos, unnamed: unnamed, owner: "WebRtcTransport (a WebRtcServer shares ports among transports)")
         guard !entries.isEmpty else { throw .invalidArgument("enableUdp and enableTcp leave no candidate") }
-        guard entries.count(where: { !$0.tcp }) <= 1, entries.count(where: { $0.tcp }) <= 1 else {
-            throw .unsupported("a WebRtcTransport listens on at most one UDP and one TCP address (a WebRtcServer shares ports among transports)")
-        }
         return entries
     }
 
     private static func openSockets(_ entries: [(info: TransportListenInfo, tcp: Bool)], router: Router, worker: Worker, ice: IceParameters) throws(SFUError) -> (UInt32, [TransportTuple]) {
-        var bound: [UdpSocket.Bound] = []
-        var tuples: [TransportTuple] = []
-        func closeAll() { for b in bound { Glibc.close(b.fd) } }
-        for (i, entry) in entries.enumerated() {
-            do {
-                let b = try PlainTransport.bind(entry.info, worker: worker, field: "listenInfos[\(i)]", tcp: entry.tcp)
-                bound.append(b)
-                tuples.append(TransportTuple(localAddress: entry.info.announcedAddress ?? entry.info.announcedIp ?? entry.info.ip, localPort: Int(b.local.port), protocol: entry.tcp ? "tcp" : "udp"))
-            } catch {
-                closeAll()
-                throw error
-            }
-        }
+        let sockets = try WebRtcListenSockets.bind(entries, worker: worker)
         guard let handle = worker.forwarder.transportHandles.allocate() else {
-            closeAll()
+            sockets.close()
             throw .failure("too many transports in this worker")
         }
-        let udp = zip(entries, bound).first { !$0.0.tcp }?.1.fd
-        let tcp = zip(entries, bound).first { $0.0.tcp }?.1.fd
-        worker.forwarder.send(.addWebRtcTransport(handle: handle, router: router.handle, fd: udp, tcpFd: tcp, ice.credentials))
-        return (handle, tuples)
+        worker.forwarder.send(.addWebRtcTransport(handle: handle, router: router.handle, fd: sockets.udpFd, tcpFd: sockets.tcpFd, ice.credentials))
+        return (handle, sockets.tuples)
     }
 
     /// Host candidates in listen order, as mediasoup ranks them: type
