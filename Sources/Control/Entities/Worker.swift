@@ -291,18 +291,15 @@ public final class Worker {
         guard !closed else { return }
         let exporter = metrics ?? WorkerMetrics(workerId: id, factory: factory ?? MetricsSystem.factory)
         metrics = exporter
-        let usage = await getResourceUsage()
         let transports = figures.compactMap { handle, f -> (id: String, type: String, figures: EntityCounters)? in
             guard let t = transportsByHandle[handle] else { return nil }
             return (t.id, t.statsType, f)
         }
-        exporter.update(c, r, cpuSeconds: usage.forwarderCpuSeconds, transports: transports)
+        exporter.update(c, r, cpuSeconds: forwarderCpuSeconds, transports: transports)
     }
 
     public func getResourceUsage() async -> WorkerResourceUsage {
         let (c, r) = await forwarder.counters()
-        let tid = forwarder.threadId.load(ordering: .acquiring)
-        let cpuNs = tid == 0 || forwarder.isFinished ? 0 : rsfu_thread_cpu_ns(pthread_t(tid))
         return WorkerResourceUsage(
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, rtcpOut: c.rtcpOut, retransmitted: c.retransmitted, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
@@ -311,7 +308,14 @@ public final class Worker {
             tcpAccepted: c.tcpAccepted, tcpClosed: c.tcpClosed, tcpRefused: c.tcpRefused, dropTcpFrame: c.dropTcpFrame, dropTcpBackpressure: c.dropTcpBackpressure,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, tcpConnections: r.tcpConnections, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
-            forwarderCpuSeconds: Double(max(0, cpuNs)) / 1e9)
+            forwarderCpuSeconds: forwarderCpuSeconds)
+    }
+
+    /// CPU time of the forwarder thread so far (0 once it has ended).
+    var forwarderCpuSeconds: Double {
+        let tid = forwarder.threadId.load(ordering: .acquiring)
+        let cpuNs = tid == 0 || forwarder.isFinished ? 0 : rsfu_thread_cpu_ns(pthread_t(tid))
+        return Double(max(0, cpuNs)) / 1e9
     }
 
     /// The worker's forwarder thread id (for per-thread CPU accounting).
