@@ -331,7 +331,7 @@ extension ForwarderLoop {
             if producers[h].ridKeys[layer] != 0 { ridTable.remove(transport: UInt32(t), ssrc: producers[h].ridKeys[layer]) }
             let s = Int(producers[h].streams[layer])
             guard s >= 0 else { continue }
-            retransmissions.forget(producer: s)
+            retransmissions.forget(stream: s)
             // producer -1: the NACK timer drops it from its list (the flag
             // stays, so the stream is never listed twice).
             let listed = receiveStreams[s].inNackList

@@ -41,37 +41,33 @@ extension ForwarderLoop {
     /// Producer scores from this interval's loss (after repair), consumer
     /// bitrates; events for scores that changed.
     mutating func updateScoresAndRates(transport t: Int, intervalNs: Int64) {
-        transports[t].counters.bitrate = Self.bitrate(transports[t].counters.bytes &- transports[t].bytesAtLastReport, intervalNs)
-        transports[t].counters.sendBitrate = Self.bitrate(transports[t].counters.bytesOut &- transports[t].bytesOutAtLastReport, intervalNs)
-        transports[t].bytesAtLastReport = transports[t].counters.bytes
-        transports[t].bytesOutAtLastReport = transports[t].counters.bytesOut
+        transports[t].counters.bitrate = Self.bitrate(transports[t].counters.bytes, since: &transports[t].bytesAtLastReport, intervalNs)
+        transports[t].counters.sendBitrate = Self.bitrate(transports[t].counters.bytesOut, since: &transports[t].bytesOutAtLastReport, intervalNs)
         var p = transports[t].firstProducer
         while p >= 0 {
             let h = Int(p)
-            let bytes = producers[h].counters.bytes
-            producers[h].counters.bitrate = Self.bitrate(bytes &- producers[h].bytesAtLastReport, intervalNs)
-            producers[h].bytesAtLastReport = bytes
+            producers[h].counters.bitrate = Self.bitrate(producers[h].counters.bytes, since: &producers[h].bytesAtLastReport, intervalNs)
             for layer in 0..<producers[h].layerCount where producers[h].streams[layer] >= 0 {
                 let s = Int(producers[h].streams[layer])
-                receiveStreams[s].bitrate = Self.bitrate(receiveStreams[s].bytes &- receiveStreams[s].bytesAtLastReport, intervalNs)
-                receiveStreams[s].bytesAtLastReport = receiveStreams[s].bytes
+                receiveStreams[s].bitrate = Self.bitrate(receiveStreams[s].bytes, since: &receiveStreams[s].bytesAtLastReport, intervalNs)
             }
             p = producers[h].nextInTransport
         }
         var c = transports[t].firstConsumer
         while c >= 0 {
             let h = Int(c)
-            let bytes = consumers[h].counters.bytesOut
-            consumers[h].counters.bitrate = Self.bitrate(bytes &- consumers[h].bytesAtLastReport, intervalNs)
-            consumers[h].bytesAtLastReport = bytes
+            consumers[h].counters.bitrate = Self.bitrate(consumers[h].counters.bytesOut, since: &consumers[h].bytesAtLastReport, intervalNs)
             // A layer that stopped (or came back) moves simulcast targets.
             if consumers[h].simulcast { updateTargetLayer(h) }
             c = consumers[h].nextInTransport
         }
     }
 
-    static func bitrate(_ bytes: UInt64, _ intervalNs: Int64) -> UInt64 {
-        bytes &* 8_000 / UInt64(max(1, intervalNs / 1_000_000))
+    /// Bits per second since the last report, which `last` remembers.
+    static func bitrate(_ bytes: UInt64, since last: inout UInt64, _ intervalNs: Int64) -> UInt64 {
+        let delta = bytes &- last
+        last = bytes
+        return delta &* 8_000 / UInt64(max(1, intervalNs / 1_000_000))
     }
 
     /// 0-10 from a fraction lost (of 256): 10 at no loss, about 8 at 5 %,

@@ -114,8 +114,8 @@ extension ForwarderLoop {
         guard receiveStreams[s].missingCount > 0 else { return }
         if !receiveStreams[s].inNackList {
             receiveStreams[s].inNackList = true
-            nackProducers[nackProducerCount] = Int32(s)
-            nackProducerCount += 1
+            nackStreams[nackStreamCount] = Int32(s)
+            nackStreamCount += 1
         }
         if !nackTimerArmed {
             nackTimerArmed = true
@@ -133,18 +133,18 @@ extension ForwarderLoop {
     mutating func nackTimerFired() {
         nackTimerArmed = false
         var i = 0
-        while i < nackProducerCount {
-            let s = Int(nackProducers[i])
+        while i < nackStreamCount {
+            let s = Int(nackStreams[i])
             if receiveStreams[s].producer < 0 || receiveStreams[s].missingCount == 0 {
                 receiveStreams[s].inNackList = false
-                nackProducerCount -= 1
-                nackProducers[i] = nackProducers[nackProducerCount]
+                nackStreamCount -= 1
+                nackStreams[i] = nackStreams[nackStreamCount]
                 continue
             }
             sendNack(stream: s)
             i += 1
         }
-        if nackProducerCount > 0 {
+        if nackStreamCount > 0 {
             nackTimerArmed = true
             timers.schedule(.init(kind: TimerKind.nack.rawValue, argument: 0), at: rsfu_monotonic_ns() + Self.nackIntervalNs)
         }
@@ -203,7 +203,7 @@ extension ForwarderLoop {
         let current = consumers[c].layered
             || ((consumers[c].syncSpan >= 0xFFFF || sinceSync <= consumers[c].syncSpan) && consumers[c].lastSeqOut &- sequence < 0x8000)
         guard consumers[c].started, consumers[c].active, current, stream >= 0,
-              let stored = retransmissions.lookup(producer: stream, sequence: producerSequence),
+              let stored = retransmissions.lookup(stream: stream, sequence: producerSequence),
               turnNs - stored.arrivalNs <= (producers[p].isVideo ? Self.maxRetransmissionAgeNs : Self.maxAudioRetransmissionAgeNs),
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {
             consumers[c].counters.retransmissionMisses &+= 1

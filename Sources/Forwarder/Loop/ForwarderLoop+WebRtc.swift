@@ -53,25 +53,18 @@ extension ForwarderLoop {
     mutating func processWebRtc(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int, socket: Int, name: UnsafeMutableRawPointer, nameLength: Int) {
         let fromSelected = transports[t].sendSocket == Int32(socket) && transports[t].remoteRtp.isSet
             && transports[t].remoteRtp.sameEndpoint(raw: name, length: nameLength)
-        switch PacketClass.classify(packet, count: size) {
+        let kind = PacketClass.classify(packet, count: size)
+        switch kind {
         case .stun:
             handleStun(packet, size: size, transport: t, socket: socket, source: SocketAddress(raw: name, length: nameLength))
         case .dtls:
             guard fromSelected, let d = webrtc[t].dtls else { counters.dropNotReady &+= 1; return }
             let r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
             afterDtls(t, result: r)
-        case .rtp:
-            guard fromSelected, let srtp = transports[t].srtpReceive else { counters.dropNotReady &+= 1; return }
-            var len = Int32(size)
-            let rc = srtp_unprotect(srtp, packet, &len)
-            guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
-            forwardRtp(packet, size: Int(len), transport: t)
-        case .rtcp:
-            guard fromSelected, let srtp = transports[t].srtpReceive else { counters.dropNotReady &+= 1; return }
-            var len = Int32(size)
-            let rc = srtp_unprotect_rtcp(srtp, packet, &len)
-            guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
-            receiveRtcp(packet, size: Int(len), transport: t)
+        case .rtp, .rtcp:
+            // No media before DTLS gave keys, and only from the selected tuple.
+            guard fromSelected, transports[t].srtpReceive != nil else { counters.dropNotReady &+= 1; return }
+            receiveMedia(packet, size: size, transport: t, rtcp: kind == .rtcp)
         case .unknown:
             counters.dropNotRtp &+= 1
         }

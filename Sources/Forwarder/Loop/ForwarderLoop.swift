@@ -89,11 +89,12 @@ struct ForwarderLoop: ~Copyable {
     /// Monotonic time at the start of this loop turn (packet arrival times).
     var turnNs: Int64 = 0
     var retransmissions: RetransmissionStore
-    /// Receive statistics and NACK lists, by producer handle; producers
+    /// Receive statistics and NACK lists per producer layer (layer 0 at the
+    /// producer's handle, higher layers after all producers); the streams
     /// with packets missing (visited by the NACK timer).
     let receiveStreams: UnsafeMutablePointer<ReceiveStreamState>
-    let nackProducers: UnsafeMutablePointer<Int32>
-    var nackProducerCount = 0
+    let nackStreams: UnsafeMutablePointer<Int32>
+    var nackStreamCount = 0
     var nackTimerArmed = false
     var reportTimerArmed = false
     var lastReportNs: Int64 = 0
@@ -218,7 +219,7 @@ struct ForwarderLoop: ~Copyable {
         receiveStreams.initialize(repeating: ReceiveStreamState(), count: Int(settings.maxProducers) + extraStreams)
         freeExtraStreams = FreeList(capacity: extraStreams)
         // One entry per receive stream at most (inNackList guards it).
-        nackProducers = .allocate(capacity: Int(settings.maxProducers) + extraStreams)
+        nackStreams = .allocate(capacity: Int(settings.maxProducers) + extraStreams)
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
@@ -246,7 +247,7 @@ struct ForwarderLoop: ~Copyable {
         tcpConns.deallocate()
         tcpDirty.deallocate()
         receiveStreams.deallocate()
-        nackProducers.deallocate()
+        nackStreams.deallocate()
     }
 
     // MARK: - Submission helpers
@@ -431,30 +432,24 @@ struct ForwarderLoop: ~Copyable {
             return
         }
 
-        switch PacketClass.classify(payload, count: size) {
-        case .rtp:
-            guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
-            var length = size
-            if let srtp = transports[t].srtpReceive {
-                var len = Int32(size)
-                let rc = srtp_unprotect(srtp, payload, &len)
-                guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
-                length = Int(len)
-            }
-            forwardRtp(payload, size: length, transport: t)
-        case .rtcp:
-            guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
-            var length = size
-            if let srtp = transports[t].srtpReceive {
-                var len = Int32(size)
-                let rc = srtp_unprotect_rtcp(srtp, payload, &len)
-                guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
-                length = Int(len)
-            }
-            receiveRtcp(payload, size: length, transport: t)
-        default:
-            counters.dropNotRtp &+= 1
+        let kind = PacketClass.classify(payload, count: size)
+        guard kind == .rtp || kind == .rtcp else { counters.dropNotRtp &+= 1; return }
+        guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
+        receiveMedia(payload, size: size, transport: t, rtcp: kind == .rtcp)
+    }
+
+    /// RTP or RTCP from a transport's remote: decrypted in place when the
+    /// transport has SRTP (failures counted and dropped), then routed.
+    @inline(__always)
+    mutating func receiveMedia(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int, rtcp: Bool) {
+        var length = size
+        if let srtp = transports[t].srtpReceive {
+            var len = Int32(size)
+            let rc = rtcp ? srtp_unprotect_rtcp(srtp, packet, &len) : srtp_unprotect(srtp, packet, &len)
+            guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
+            length = Int(len)
         }
+        if rtcp { receiveRtcp(packet, size: length, transport: t) } else { forwardRtp(packet, size: length, transport: t) }
     }
 
     /// Plain transports take packets only from their remote tuple; with
@@ -541,7 +536,7 @@ struct ForwarderLoop: ~Copyable {
 
         // Kept for NACKs while a consumer that negotiated them exists.
         if producers[p].nackConsumers > 0 {
-            retransmissions.store(producer: stream, sequence: header.sequenceNumber, packet, length: size, nowNs: turnNs)
+            retransmissions.store(stream: stream, sequence: header.sequenceNumber, packet, length: size, nowNs: turnNs)
         }
         // Key frame detection is done at most once per packet, and only if
         // some consumer is waiting for one or a request is pending.

@@ -2,15 +2,15 @@
 import Glibc
 #endif
 
-/// The worker's copies of recently received video packets, for answering
+/// The worker's copies of recently received packets, for answering
 /// NACKs: a FIFO of preallocated packet slots shared by all producers (the
 /// oldest packet is overwritten first) and a direct-mapped index from
-/// (producer, sequence number) to slot. An index collision only makes one
+/// (receive stream, sequence number) to slot. An index collision only makes one
 /// packet unavailable; every lookup verifies the slot's owner, so a stale
 /// or overwritten entry is never returned. Nothing allocates after start.
 package struct RetransmissionStore: ~Copyable {
     package struct Entry {
-        var producer: Int32 = -1
+        var stream: Int32 = -1
         var sequence: UInt16 = 0
         var length: Int32 = 0
         var arrivalNs: Int64 = 0
@@ -41,34 +41,34 @@ package struct RetransmissionStore: ~Copyable {
     }
 
     @inline(__always)
-    private func slotIndex(_ producer: Int, _ sequence: UInt16) -> Int {
-        let k = UInt64(UInt32(truncatingIfNeeded: producer)) << 16 | UInt64(sequence)
+    private func slotIndex(_ stream: Int, _ sequence: UInt16) -> Int {
+        let k = UInt64(UInt32(truncatingIfNeeded: stream)) << 16 | UInt64(sequence)
         return Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> 24) & indexMask
     }
 
     /// Keeps a copy of a packet (router numbering, producer sequence number).
     @inline(__always)
-    package mutating func store(producer: Int, sequence: UInt16, _ packet: UnsafeRawPointer, length: Int, nowNs: Int64) {
+    package mutating func store(stream: Int, sequence: UInt16, _ packet: UnsafeRawPointer, length: Int, nowNs: Int64) {
         guard length <= slab.slotSize else { return }
         let s = next
         next = next + 1 == capacity ? 0 : next + 1
-        entries[s] = Entry(producer: Int32(producer), sequence: sequence, length: Int32(length), arrivalNs: nowNs)
+        entries[s] = Entry(stream: Int32(stream), sequence: sequence, length: Int32(length), arrivalNs: nowNs)
         slab.slot(s).copyMemory(from: packet, byteCount: length)
-        index[slotIndex(producer, sequence)] = Int32(s)
+        index[slotIndex(stream, sequence)] = Int32(s)
     }
 
     /// The stored packet, if still held: its bytes, length and arrival time.
     @inline(__always)
-    package func lookup(producer: Int, sequence: UInt16) -> (packet: UnsafeMutableRawPointer, length: Int, arrivalNs: Int64)? {
-        let s = Int(index[slotIndex(producer, sequence)])
+    package func lookup(stream: Int, sequence: UInt16) -> (packet: UnsafeMutableRawPointer, length: Int, arrivalNs: Int64)? {
+        let s = Int(index[slotIndex(stream, sequence)])
         guard s >= 0 else { return nil }
         let e = entries[s]
-        guard e.producer == Int32(producer), e.sequence == sequence else { return nil }
+        guard e.stream == Int32(stream), e.sequence == sequence else { return nil }
         return (slab.slot(s), Int(e.length), e.arrivalNs)
     }
 
-    /// Drops a closed producer's packets (its handle may be reused).
-    package mutating func forget(producer: Int) {
-        for s in 0..<capacity where entries[s].producer == Int32(producer) { entries[s].producer = -1 }
+    /// Drops a closed stream's packets (its index may be reused).
+    package mutating func forget(stream: Int) {
+        for s in 0..<capacity where entries[s].stream == Int32(stream) { entries[s].stream = -1 }
     }
 }
