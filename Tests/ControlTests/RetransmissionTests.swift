@@ -20,34 +20,54 @@ struct RetransmissionTests {
         try d.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
     }
 
-    @Test(arguments: [true, false])
-    func nackedPacketsAreResent(rtx: Bool) async throws {
+    /// A VP8 producer on a comedia plain transport, consumed on another
+    /// plain transport towards `sink` with the capabilities `caps` makes.
+    @RingSFUActor struct Room {
+        let worker: Worker
+        let ingress: PlainTransport
+        let egress: PlainTransport
+        let consumer: Consumer
+        let ssrc: UInt32
+        let feeder = TestSocket()
+        let sink = TestSocket()
+        func send(_ p: [UInt8]) { feeder.send(p, to: UInt16(ingress.tuple.localPort)) }
+        func feedback(_ p: [UInt8]) { sink.send(p, to: UInt16(egress.tuple.localPort)) }
+    }
+
+    func room(producerSsrc: UInt32, caps: (RtpCapabilities) -> RtpCapabilities = { $0 }) async throws -> Room {
         let worker = try await testWorker()
         let router = try worker.createRouter(mediaCodecs: [vp8])
         let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
-        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 6000)))
+        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: producerSsrc)))
         let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
-        let sink = TestSocket()
-        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
-        var caps = router.rtpCapabilities
-        if !rtx { caps.codecs = caps.codecs?.filter { !$0.mimeType.isRtxMime } }
-        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: caps))
-        let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
-        #expect((consumer.rtpParameters.encodings?.first?.rtx != nil) == rtx)
+        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: caps(router.rtpCapabilities)))
+        let r = Room(worker: worker, ingress: ingress, egress: egress, consumer: consumer, ssrc: try #require(consumer.rtpParameters.encodings?.first?.ssrc))
+        try egress.connect(ip: "127.0.0.1", port: Int(r.sink.port))
         await worker.sync()
-        let feeder = TestSocket()
+        return r
+    }
+
+    @Test(arguments: [true, false])
+    func nackedPacketsAreResent(rtx: Bool) async throws {
+        let r = try await room(producerSsrc: 6000) { caps in
+            var c = caps
+            if !rtx { c.codecs = c.codecs?.filter { !$0.mimeType.isRtxMime } }
+            return c
+        }
+        let (worker, consumer, ssrc, sink) = (r.worker, r.consumer, r.ssrc, r.sink)
+        #expect((consumer.rtpParameters.encodings?.first?.rtx != nil) == rtx)
         var sent: [[UInt8]] = []
         for i in 0..<10 {
             let payload = vp8Payload(keyFrame: i == 0) + [UInt8(i)]
             let p = makeRtp(pt: 96, seq: UInt16(100 + i), ts: UInt32(i) * 3000, ssrc: 6000, payload: payload)
             sent.append(payload)
-            feeder.send(p, to: UInt16(ingress.tuple.localPort))
+            r.send(p)
         }
         let got = sink.receiveAll(10)
         #expect(got.count == 10)
         let seqs = try got.map { try header($0).sequenceNumber }
         // Lose #3 and #5 (as the endpoint sees them) and ask for them.
-        sink.send(nack(media: ssrc, [seqs[3], seqs[5]]), to: UInt16(egress.tuple.localPort))
+        r.feedback(nack(media: ssrc, [seqs[3], seqs[5]]))
         let resent = sink.receiveAll(2)
         #expect(resent.count == 2)
         for (k, original) in [(0, 3), (1, 5)] {
@@ -70,7 +90,7 @@ struct RetransmissionTests {
             #expect(b == a &+ 1, "RTX has its own sequence")
         }
         // Never sent under this numbering: not resent.
-        sink.send(nack(media: ssrc, [seqs[9] &+ 50]), to: UInt16(egress.tuple.localPort))
+        r.feedback(nack(media: ssrc, [seqs[9] &+ 50]))
         #expect(sink.receive(timeoutMs: 200) == nil)
         let stats = try await consumer.getStats()
         #expect(stats[0].packetsRetransmitted == 2 && stats[0].nackCount == 2)
@@ -80,42 +100,21 @@ struct RetransmissionTests {
     /// Packets far (more than half the sequence space) from where the
     /// consumer's numbering started are still resent.
     @Test func farFromTheStartOfTheNumbering() async throws {
-        let worker = try await testWorker()
-        let router = try worker.createRouter(mediaCodecs: [vp8])
-        let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
-        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 6002)))
-        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
-        let sink = TestSocket()
-        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
-        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
-        let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
-        await worker.sync()
-        let feeder = TestSocket()
-        for seq: UInt16 in [100, 20_000, 40_100] {
-            feeder.send(makeRtp(pt: 96, seq: seq, ssrc: 6002, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
-        }
-        let got = sink.receiveAll(3)
+        let r = try await room(producerSsrc: 6002)
+        for seq: UInt16 in [100, 20_000, 40_100] { r.send(makeRtp(pt: 96, seq: seq, ssrc: 6002, payload: vp8Payload(keyFrame: true))) }
+        let got = r.sink.receiveAll(3)
         #expect(got.count == 3)
         let last = try header(try #require(got.last)).sequenceNumber
-        sink.send(nack(media: ssrc, [last]), to: UInt16(egress.tuple.localPort))
-        #expect(sink.receiveAll(1).count == 1)
-        worker.close()
+        r.feedback(nack(media: r.ssrc, [last]))
+        #expect(r.sink.receiveAll(1).count == 1)
+        r.worker.close()
     }
 
     /// A packet sent before a pause is not resent after the resume (the
-    /// numbering was re-based), and the store forgets a closed producer.
+    /// numbering was re-based).
     @Test func resumeRebasesAndCloseForgets() async throws {
-        let worker = try await testWorker()
-        let router = try worker.createRouter(mediaCodecs: [vp8])
-        let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
-        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 6001)))
-        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
-        let sink = TestSocket()
-        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
-        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
-        let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
-        await worker.sync()
-        let feeder = TestSocket()
+        let r = try await room(producerSsrc: 6001)
+        let (worker, consumer, ssrc, sink, feeder, ingress, egress) = (r.worker, r.consumer, r.ssrc, r.sink, r.feeder, r.ingress, r.egress)
         feeder.send(makeRtp(pt: 96, seq: 1, ssrc: 6001, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
         let first = try #require(sink.receiveAll(1).first)
         let seq = try header(first).sequenceNumber
@@ -172,11 +171,7 @@ struct NackGeneratorTests {
     /// Sequence numbers NACKed in the RTCP the feeder receives within `ms`.
     func nacked(_ s: TestSocket, ms: Int) async -> [UInt16] {
         var out: [UInt16] = []
-        let deadline = Date().addingTimeInterval(Double(ms) / 1000)
-        while Date() < deadline {
-            // Short blocking reads, yielding the actor in between.
-            await Task.yield()
-            guard let d = s.receive(timeoutMs: 10) else { continue }
+        func collect(_ d: [UInt8]) {
             d.withUnsafeBytes { raw in
                 try? Rtcp.forEach(raw.baseAddress!, count: raw.count) { v in
                     if v.type == RtcpType.rtpfb, v.count == RtcpFormat.nack, (try? Rtcp.feedbackSsrcs(v))?.media == 7000 {
@@ -185,6 +180,15 @@ struct NackGeneratorTests {
                 }
             }
         }
+        let deadline = Date().addingTimeInterval(Double(ms) / 1000)
+        while Date() < deadline {
+            // Short blocking reads, yielding the actor in between.
+            await Task.yield()
+            guard let d = s.receive(timeoutMs: 10) else { continue }
+            collect(d)
+        }
+        // What arrived while this test was not scheduled counts too.
+        while let d = s.receive(timeoutMs: 1) { collect(d) }
         return out
     }
 
