@@ -19,6 +19,24 @@ async def create_transport(rpc, router, server_id):
                           listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
 
 
+async def video_publisher(rpc, router, parameters=section_parameters):
+    """An aiortc publisher of one VP8 track on its own WebRtcTransport,
+    connected and produced; the caller gives it the answer when ready.
+    Returns the peer connection, the transport, the producer and what
+    `parameters` read from the offer's m-line."""
+    send_transport = await create_transport(rpc, router, None)
+    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    await publisher.setLocalDescription(await publisher.createOffer())
+    offer = publisher.localDescription.sdp
+    fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
+    await rpc.call("transport.connect", transportId=send_transport["id"],
+                   dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
+    parsed = parameters(media_sections(offer)[0])
+    producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind="video", rtpParameters=parsed[-1])
+    return publisher, send_transport, producer, parsed
+
+
 async def subscribe(rpc, router, producer_ids, first_mid, server_id=None):
     """A receiving aiortc endpoint with one consumer per producer on one transport."""
     transport = await create_transport(rpc, router, server_id)
@@ -122,16 +140,7 @@ async def test_late_joiner_gets_a_key_frame(server):  # noqa: F811
         router = await rpc.call("worker.createRouter", mediaCodecs=[
             {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
             {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
-        send_transport = await create_transport(rpc, router, None)
-        publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
-        await publisher.setLocalDescription(await publisher.createOffer())
-        offer = publisher.localDescription.sdp
-        fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
-        await rpc.call("transport.connect", transportId=send_transport["id"],
-                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
-        kind, mid, pt, rtp = section_parameters(media_sections(offer)[0])
-        producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp)
+        publisher, send_transport, producer, (kind, mid, pt, rtp) = await video_publisher(rpc, router)
         await publisher.setRemoteDescription(RTCSessionDescription(
             sdp=session_sdp(send_transport, [(kind, mid, pt, "recvonly", [])], "passive"), type="answer"))
         # Let the call run well past the publisher's first key frame.

@@ -10,10 +10,10 @@ import re
 
 import pytest
 import websockets
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from test_aiortc_consume import create_transport
-from test_aiortc_publish import Rpc, media_sections, section_parameters, server, session_sdp  # noqa: F401
+from test_aiortc_consume import create_transport, video_publisher
+from test_aiortc_publish import Rpc, section_parameters, server, session_sdp  # noqa: F401
 
 
 class LossyRelay(asyncio.DatagramProtocol):
@@ -128,16 +128,7 @@ async def test_nack_rtx_recovers_subscriber_loss(server):  # noqa: F811
         rpc = Rpc(ws)
         router = await rpc.call("worker.createRouter", mediaCodecs=[
             {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
-        send_transport = await create_transport(rpc, router, None)
-        publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
-        await publisher.setLocalDescription(await publisher.createOffer())
-        offer = publisher.localDescription.sdp
-        fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
-        await rpc.call("transport.connect", transportId=send_transport["id"],
-                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
-        kind, mid, pt, rtp = section_parameters(media_sections(offer)[0])
-        producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp)
+        publisher, send_transport, producer, (kind, mid, pt, rtp) = await video_publisher(rpc, router)
         with_nack = await lossy_subscriber(rpc, router, producer["id"], nack=True)
         without = await lossy_subscriber(rpc, router, producer["id"], nack=False)
         await publisher.setRemoteDescription(RTCSessionDescription(
@@ -183,16 +174,7 @@ async def test_sfu_nacks_a_lossy_publisher(server):  # noqa: F811
         rpc = Rpc(ws)
         router = await rpc.call("worker.createRouter", mediaCodecs=[
             {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}])
-        send_transport = await create_transport(rpc, router, None)
-        publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
-        await publisher.setLocalDescription(await publisher.createOffer())
-        offer = publisher.localDescription.sdp
-        fingerprint = re.search(r"a=fingerprint:sha-256 (\S+)", offer).group(1)
-        await rpc.call("transport.connect", transportId=send_transport["id"],
-                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
-        kind, mid, pt, rtx_pt, rtp = publisher_parameters(media_sections(offer)[0])
-        producer = await rpc.call("transport.produce", transportId=send_transport["id"], kind=kind, rtpParameters=rtp)
+        publisher, send_transport, producer, (kind, mid, pt, rtx_pt, rtp) = await video_publisher(rpc, router, publisher_parameters)
         loop = asyncio.get_event_loop()
         relay = LossyRelay(("127.0.0.1", send_transport["iceCandidates"][0]["port"]), upstream=True)
         relay.ssrc, relay.rtx_ssrc = rtp["encodings"][0]["ssrc"], rtp["encodings"][0]["rtx"]["ssrc"]
