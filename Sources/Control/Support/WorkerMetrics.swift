@@ -22,19 +22,15 @@ final class WorkerMetrics {
         self.factory = factory
     }
 
-    private func counter(_ name: String, _ extra: [(String, String)] = []) -> CoreMetrics.Counter {
-        let key = name + extra.map { "|\($0.0)=\($0.1)" }.joined()
-        if let c = counters[key] { return c }
-        let c = CoreMetrics.Counter(label: name, dimensions: [("worker", workerId)] + extra, factory: factory)
-        counters[key] = c
-        return c
-    }
-
+    /// Adds what a cumulative forwarder count gained since the last export
+    /// to its counter (created on first use, so every series shows from the start).
     private func add(_ name: String, _ value: UInt64, _ extra: [(String, String)] = []) {
         let key = name + extra.map { "|\($0.0)=\($0.1)" }.joined()
+        let counter = counters[key] ?? CoreMetrics.Counter(label: name, dimensions: [("worker", workerId)] + extra, factory: factory)
+        counters[key] = counter
         let delta = value &- (last[key] ?? 0)
         last[key] = value
-        if delta > 0 && delta < UInt64(Int64.max) { counter(name, extra).increment(by: Int64(delta)) } else { _ = counter(name, extra) }
+        if delta > 0 && delta < UInt64(Int64.max) { counter.increment(by: Int64(delta)) }
     }
 
     private func set(_ name: String, _ value: Int) {
