@@ -168,7 +168,7 @@ struct ForwardingTests {
     }
 
     @Test func floodEmptiesReceivePoolThenRecovers() async throws {
-        // A small receive pool and a flood from a blocked-up sender.
+        // A small receive pool and a flood while the worker is busy.
         let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 16, maxProducers: 16, maxConsumers: 64, receiveBuffers: 2))
         let router = try worker.createRouter(mediaCodecs: [opus])
         // A tiny socket buffer as well, so the kernel drops what the worker
@@ -179,22 +179,26 @@ struct ForwardingTests {
         _ = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 4444)))
         let sink = TestSocket()
         let producer = router.producers.values.first!
-        // Ten consumers make each packet cost more than the sender's send,
-        // so the burst outruns the two buffers.
+        // Ten consumers make each packet cost ten sends once it is taken.
         for _ in 0..<10 {
             let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
             try t.connect(ip: "127.0.0.1", port: Int(sink.port))
             _ = try t.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
         }
         await worker.sync()
-        // A burst far larger than 2 receive buffers, kept small so that it
-        // never fills the kernel's loopback backlog that parallel tests share.
+        // The worker is held still while a burst far larger than its 2
+        // receive buffers and the socket's queue arrives: the kernel has to
+        // drop, whatever the machine's load (a free-running flood may not
+        // outrun the worker). Kept small so that it never fills the kernel's
+        // loopback backlog that parallel tests share.
         let port = UInt16(ingest.tuple.localPort)
         let sender = TestSocket()
         let payload = makeRtp(pt: 111, seq: 1, ssrc: 4444, payload: Array(repeating: 1, count: 1000))
-        for _ in 0..<2000 { sender.send(payload, to: port) }
-        try await Task.sleep(for: .milliseconds(300))
-        while sink.receive(timeoutMs: 20) != nil {}
+        worker.stallForwarder(milliseconds: 300)
+        try await Task.sleep(for: .milliseconds(50))
+        for _ in 0..<200 { sender.send(payload, to: port) }
+        await worker.sync()
+        while sink.receive(timeoutMs: 50) != nil {}
         let usage = await worker.getResourceUsage()
         // The worker is alive and forwards again.
         // Paced: the tiny socket buffer holds only a few datagrams.
@@ -204,9 +208,9 @@ struct ForwardingTests {
         }
         #expect(sink.receiveAll(100).count == 100)
         let after = await worker.getResourceUsage()
-        // Drops are counted: by the receive pool or by the socket queue (the
-        // kernel reports it with the next datagram received).
-        #expect(after.dropRecvPoolEmpty + after.dropSocketOverflow > 0)
+        // Drops are counted: the socket queue holds a few datagrams of the
+        // 200, the kernel reports the rest with the next datagram received.
+        #expect(after.dropSocketOverflow >= 100)
         #expect(usage.packetsIn > 0)
         worker.close()
     }

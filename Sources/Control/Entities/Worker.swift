@@ -276,6 +276,12 @@ public final class Worker {
         forwarder.send(.simulateFatalError)
     }
 
+    /// Test hook: blocks the forwarder thread for a while, as a descheduled
+    /// or overloaded worker would be, so tests can fill its sockets.
+    package func stallForwarder(milliseconds: UInt32) {
+        forwarder.send(.barrier { usleep(milliseconds * 1000) })
+    }
+
     /// Forwarder counters and resources, for dumps, metrics and leak checks.
     private var metrics: WorkerMetrics?
 
