@@ -34,8 +34,10 @@ struct RetransmissionTests {
         func feedback(_ p: [UInt8]) { sink.send(p, to: UInt16(egress.tuple.localPort)) }
     }
 
-    func room(producerSsrc: UInt32, caps: (RtpCapabilities) -> RtpCapabilities = { $0 }) async throws -> Room {
-        let worker = try await testWorker()
+    func room(producerSsrc: UInt32, storePackets: Int? = nil, caps: (RtpCapabilities) -> RtpCapabilities = { $0 }) async throws -> Room {
+        var settings = WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 16, maxProducers: 16, maxConsumers: 16)
+        settings.retransmissionBufferPackets = storePackets
+        let worker = try await Worker.create(settings)
         let router = try worker.createRouter(mediaCodecs: [vp8])
         let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
         let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: producerSsrc)))
@@ -94,7 +96,29 @@ struct RetransmissionTests {
         #expect(sink.receive(timeoutMs: 200) == nil)
         let stats = try await consumer.getStats()
         #expect(stats[0].packetsRetransmitted == 2 && stats[0].nackCount == 2)
+        #expect(stats[0].retransmissionMisses == 1)
         worker.close()
+    }
+
+    /// The store keeps the most recent `retransmissionBufferPackets`
+    /// packets: an older one is a counted miss, a recent one is resent.
+    @Test func storeSizeBoundsWhatCanBeResent() async throws {
+        let r = try await room(producerSsrc: 6003, storePackets: 4)
+        for i in 0..<10 { r.send(makeRtp(pt: 96, seq: UInt16(300 + i), ssrc: 6003, payload: vp8Payload(keyFrame: i == 0) + [UInt8(i)])) }
+        let got = r.sink.receiveAll(10)
+        #expect(got.count == 10)
+        let seqs = try got.map { try header($0).sequenceNumber }
+        r.feedback(nack(media: r.ssrc, [seqs[1]]))
+        #expect(r.sink.receive(timeoutMs: 200) == nil, "overwritten by six newer packets")
+        r.feedback(nack(media: r.ssrc, [seqs[8]]))
+        let resent = try #require(r.sink.receiveAll(1).first)
+        #expect(resent.last == 8)
+        let stats = try await r.consumer.getStats()
+        #expect(stats[0].packetsRetransmitted == 1 && stats[0].retransmissionMisses == 1)
+        await #expect(throws: SFUError.self) {
+            _ = try await Worker.create(WorkerSettings(retransmissionBufferPackets: 0))
+        }
+        r.worker.close()
     }
 
     /// Packets far (more than half the sequence space) from where the

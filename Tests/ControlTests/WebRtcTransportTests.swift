@@ -111,7 +111,7 @@ struct WebRtcTransportTests {
         }
         #expect(sink.receiveAll(5).count == 5)
         // A STUN flood from an unknown ufrag is dropped and counted.
-        for _ in 0..<100 { _ = client.socket.send(StunWriter.bindingRequest(transactionId: Array(repeating: 1, count: 12), username: Array("intruder:x".utf8), password: Array("p".utf8), priority: 1, tieBreaker: 1, useCandidate: true), to: UInt16(t.iceCandidates[0].port)) }
+        for _ in 0..<100 { client.socket.send(StunWriter.bindingRequest(transactionId: Array(repeating: 1, count: 12), username: Array("intruder:x".utf8), password: Array("p".utf8), priority: 1, tieBreaker: 1, useCandidate: true), to: UInt16(t.iceCandidates[0].port)) }
         try await Task.sleep(for: .milliseconds(100))
         let usage = await worker.getResourceUsage()
         #expect(usage.dropStun >= 100)

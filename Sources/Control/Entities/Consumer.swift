@@ -268,7 +268,7 @@ public final class Consumer {
         let c = await forwarder.stats(.consumer(handle))
         let codec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }!
         return [RtpStreamStats(type: "outbound-rtp", timestamp: nowMillis(), ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, kind: kind, mimeType: codec.mimeType, packetCount: c.packetsOut, byteCount: c.bytesOut, packetsDiscarded: c.dropped, score: Int(c.score), nackCount: c.nack, pliCount: c.pli, firCount: c.fir, packetsRetransmitted: c.retransmitted,
-                               packetsLost: c.packetsLost, fractionLost: Int(c.fractionLost), jitter: c.jitter, roundTripTime: c.roundTripTimeMs > 0 ? c.roundTripTimeMs : nil, bitrate: c.bitrate)]
+                               retransmissionMisses: c.retransmissionMisses, packetsLost: c.packetsLost, fractionLost: Int(c.fractionLost), jitter: c.jitter, roundTripTime: c.roundTripTimeMs > 0 ? c.roundTripTimeMs : nil, bitrate: c.bitrate)]
     }
 
     public struct Dump: Codable, Sendable {

@@ -21,12 +21,19 @@ public struct WorkerSettings: Codable, Sendable, Hashable {
     /// Receive buffers in the forwarder's provided-buffer ring (rounded up
     /// to a power of two; default 4096).
     public var receiveBuffers: Int?
+    /// Packets kept for answering NACKs, shared by all the worker's
+    /// producers (default 32768, each in a 2 KiB preallocated slot). A
+    /// packet can be resent while it is among the most recent this many
+    /// (and no older than 2 s for video, 1 s for audio): size it to twice
+    /// the worker's incoming video packets per second.
+    public var retransmissionBufferPackets: Int?
     public var appData: AppData?
     /// ICE consent timeout in milliseconds (RFC 7675: 30000; lower only for tests).
     public var iceConsentTimeoutMs: Int?
 
-    public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, receiveBuffers: Int? = nil, appData: AppData? = nil) {
+    public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, receiveBuffers: Int? = nil, retransmissionBufferPackets: Int? = nil, appData: AppData? = nil) {
         self.receiveBuffers = receiveBuffers
+        self.retransmissionBufferPackets = retransmissionBufferPackets
         self.logLevel = logLevel
         self.rtcMinPort = rtcMinPort
         self.rtcMaxPort = rtcMaxPort
@@ -104,6 +111,12 @@ public final class Worker {
             var size = 1
             while size < n { size <<= 1 }
             fs.receiveBuffers = size
+        }
+        if let n = settings.retransmissionBufferPackets {
+            guard (1...262_144).contains(n) else {
+                throw .invalidArgument("invalid retransmissionBufferPackets \(n) (1-262144)")
+            }
+            fs.retransmissionSlots = n
         }
         let (events, continuation) = AsyncStream<ForwarderEvent>.makeStream()
         let forwarder: ForwarderWorker
@@ -278,8 +291,14 @@ public final class Worker {
 
     /// Test hook: blocks the forwarder thread for a while, as a descheduled
     /// or overloaded worker would be, so tests can fill its sockets.
-    package func stallForwarder(milliseconds: UInt32) {
-        forwarder.send(.barrier { usleep(milliseconds * 1000) })
+    /// Returns once the thread is blocked.
+    package func stallForwarder(milliseconds: UInt32) async {
+        await withCheckedContinuation { (started: CheckedContinuation<Void, Never>) in
+            forwarder.send(.barrier {
+                started.resume()
+                usleep(milliseconds * 1000)
+            })
+        }
     }
 
     /// Forwarder counters and resources, for dumps, metrics and leak checks.

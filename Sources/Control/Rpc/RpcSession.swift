@@ -204,9 +204,9 @@ public final class RpcSession {
             s.close()
             return Self.ok
         case "worker.getResourceUsage":
-            return .encoding(await try worker(p).getResourceUsage())
+            return .encoding(try await worker(p).getResourceUsage())
         case "worker.dump":
-            return .encoding(await try worker(p).dump())
+            return .encoding(try await worker(p).dump())
 
         // Router
         case "router.close":

@@ -19,6 +19,10 @@ public struct RtpStreamStats: Codable, Sendable, Hashable {
     public var firCount: UInt64 = 0
     /// Outbound: packets resent in answer to NACKs.
     public var packetsRetransmitted: UInt64 = 0
+    /// Outbound: NACKed packets that could not be resent (no longer in the
+    /// worker's retransmission store, too old, or sent under an earlier
+    /// numbering). Not a mediasoup field.
+    public var retransmissionMisses: UInt64 = 0
     /// Inbound: measured here; outbound: as the endpoint's reports say.
     public var packetsLost: Int64 = 0
     public var fractionLost: Int = 0

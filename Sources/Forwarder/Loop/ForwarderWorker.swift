@@ -36,9 +36,9 @@ package struct ForwarderSettings: Sendable {
     package var dtlsCertificateFile: String? = nil
     package var dtlsPrivateKeyFile: String? = nil
     package var ssrcTableBits = 15
-    /// Video packets kept for answering NACKs, shared by the worker's
-    /// producers (each slot holds one packet buffer).
-    package var retransmissionSlots = 8192
+    /// Packets kept for answering NACKs, shared by the worker's producers
+    /// (each slot holds one packet buffer): 2 s of 16k packets/s.
+    package var retransmissionSlots = 32768
 
     package init() {}
 }
