@@ -105,6 +105,9 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "Simulated downstream loss in percent: the sink NACKs this share of the video packets it receives, so the SFU retransmits them (RTX) from its packet store.")
     var loss: Double = 0
 
+    @Option(help: "Packets in the worker's retransmission store (WorkerSettings.retransmissionBufferPackets; the worker's default when not given).")
+    var retransmissionPackets: Int?
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -170,7 +173,7 @@ struct Fanout: AsyncParsableCommand {
     func runSfu(consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
         let p = streams(n, mode)
         let (video, audio) = Self.ssrcs(p, mode)
-        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8))
+        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8, retransmissionBufferPackets: retransmissionPackets))
         let sink = Sink(cpu: loadCpu)
         let listen = TransportListenInfo(protocol: "udp", ip: "127.0.0.1")
         let publisherKey = srtpSuite.map { suite in
