@@ -136,6 +136,15 @@ struct RpcTests {
             } else { Issue.record("getStats did not return an array") }
             let dump = try await rpc.call("producer.dump", .object(["producerId": .string(producerId)]))
             #expect(dump["result"]?["consumerIds"] == .array([.string(consumerId)]))
+            // Bitrate limits, reported by the transport's stats.
+            let limited = try await rpc.call("transport.setMaxIncomingBitrate", json(#"{"transportId":"\#(t1Id)","bitrate":1500000}"#))
+            #expect(limited["result"] != nil)
+            let badLimit = try await rpc.call("transport.setMaxOutgoingBitrate", json(#"{"transportId":"\#(t2Id)","bitrate":1000}"#))
+            #expect(badLimit["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            let tStats = try await rpc.call("transport.getStats", .object(["transportId": .string(t1Id)]))
+            if case .array(let entries) = tStats["result"] ?? .null {
+                #expect(entries.first?["maxIncomingBitrate"]?.numberValue == 1_500_000)
+            } else { Issue.record("transport.getStats did not return an array") }
 
             // Closing the producer notifies the consumer.
             let closed = try await rpc.call("producer.close", .object(["producerId": .string(producerId)]))

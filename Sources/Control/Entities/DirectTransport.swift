@@ -54,6 +54,20 @@ public final class DirectTransport: Transport {
         }
     }
 
+    /// The application is the endpoint: there is nobody to send a REMB to
+    /// and no congestion control (mediasoup refuses these too).
+    public override func setMaxIncomingBitrate(_ bitrate: Int) throws(SFUError) {
+        throw .unsupported("setMaxIncomingBitrate() not implemented in DirectTransport")
+    }
+
+    public override func setMaxOutgoingBitrate(_ bitrate: Int) throws(SFUError) {
+        throw .unsupported("setMaxOutgoingBitrate() not implemented in DirectTransport")
+    }
+
+    public override func setMinOutgoingBitrate(_ bitrate: Int) throws(SFUError) {
+        throw .unsupported("setMinOutgoingBitrate() not implemented in DirectTransport")
+    }
+
     override var statsType: String { "direct-transport" }
     override var dataType: String? { "direct" }
 

@@ -79,6 +79,56 @@ public class Transport {
     public var events: AsyncStream<TransportEvent> { eventChannel.subscribe() }
     public var observer: AsyncStream<TransportObserverEvent> { observerChannel.subscribe() }
 
+    /// Bitrate limits in bits per second (0: none), as last set.
+    public internal(set) var maxIncomingBitrate = 0
+    public internal(set) var maxOutgoingBitrate = 0
+    public internal(set) var minOutgoingBitrate = 0
+    /// mediasoup's lowest outgoing bitrate limit.
+    static let minimumOutgoingLimit = 30_000
+
+    /// Caps what the remote endpoint sends on this transport: a REMB with
+    /// this bitrate (and no SSRCs, so it covers every stream) goes to the
+    /// endpoint with the next packet received and then at most every
+    /// 1.5 s while media arrives; 0 lifts the cap (four REMBs of 0 tell
+    /// the endpoint so). Endpoints that run their own bandwidth estimation,
+    /// browsers included, treat it as an upper bound.
+    public func setMaxIncomingBitrate(_ bitrate: Int) throws(SFUError) {
+        try checkOpen()
+        guard (0...Int(UInt32.max)).contains(bitrate) else {
+            throw .invalidArgument("invalid bitrate \(bitrate) (0 for none, or bits per second)")
+        }
+        maxIncomingBitrate = bitrate
+        forwarder.send(.setMaxIncomingBitrate(transport: handle, UInt32(bitrate)))
+    }
+
+    /// The most RingSFU may send on this transport, for the send-side
+    /// bandwidth estimation (>= 30000, >= the minimum, or 0 for none).
+    /// Without transport-wide congestion control the value is kept and
+    /// reported, as mediasoup does for transports without it.
+    public func setMaxOutgoingBitrate(_ bitrate: Int) throws(SFUError) {
+        try checkOpen()
+        guard bitrate == 0 || (Self.minimumOutgoingLimit...Int(UInt32.max)).contains(bitrate) else {
+            throw .invalidArgument("bitrate must be >= \(Self.minimumOutgoingLimit) or 0 (unlimited)")
+        }
+        guard bitrate == 0 || bitrate >= minOutgoingBitrate else {
+            throw .invalidArgument("bitrate must be >= current min outgoing bitrate (\(minOutgoingBitrate)) or 0 (unlimited)")
+        }
+        maxOutgoingBitrate = bitrate
+    }
+
+    /// The least the send-side bandwidth estimation may assume (>= 30000,
+    /// <= the maximum, or 0 for none); kept and reported, as the maximum.
+    public func setMinOutgoingBitrate(_ bitrate: Int) throws(SFUError) {
+        try checkOpen()
+        guard bitrate == 0 || (Self.minimumOutgoingLimit...Int(UInt32.max)).contains(bitrate) else {
+            throw .invalidArgument("bitrate must be >= \(Self.minimumOutgoingLimit) or 0 (unlimited)")
+        }
+        guard bitrate == 0 || maxOutgoingBitrate == 0 || bitrate <= maxOutgoingBitrate else {
+            throw .invalidArgument("bitrate must be <= current max outgoing bitrate (\(maxOutgoingBitrate)) or 0 (unlimited)")
+        }
+        minOutgoingBitrate = bitrate
+    }
+
     public var producerCount: Int { producers.count }
     public var consumerCount: Int { consumers.count }
 
@@ -299,6 +349,9 @@ public class Transport {
         try checkOpen()
         let c = await forwarder.stats(.transport(handle))
         var s = TransportStats(type: statsType, transportId: id, timestamp: nowMillis(), bytesReceived: c.bytes, bytesSent: c.bytesOut, rtpPacketsReceived: c.packets, rtpPacketsSent: c.packetsOut)
+        s.maxIncomingBitrate = maxIncomingBitrate == 0 ? nil : maxIncomingBitrate
+        s.maxOutgoingBitrate = maxOutgoingBitrate == 0 ? nil : maxOutgoingBitrate
+        s.minOutgoingBitrate = minOutgoingBitrate == 0 ? nil : minOutgoingBitrate
         s.recvBitrate = c.bitrate
         s.sendBitrate = c.sendBitrate
         s.rtcpPacketsReceived = c.rtcpPackets

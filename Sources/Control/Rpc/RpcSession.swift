@@ -315,6 +315,17 @@ public final class RpcSession {
         case "transport.close":
             try transport(p).close()
             return Self.ok
+        case "transport.setMaxIncomingBitrate", "transport.setMaxOutgoingBitrate", "transport.setMinOutgoingBitrate":
+            guard let number = p["bitrate"]?.numberValue, let bitrate = Int(exactly: number) else {
+                throw SFUError.invalidArgument("missing or invalid params.bitrate")
+            }
+            let t = try transport(p)
+            switch method {
+            case "transport.setMaxIncomingBitrate": try t.setMaxIncomingBitrate(bitrate)
+            case "transport.setMaxOutgoingBitrate": try t.setMaxOutgoingBitrate(bitrate)
+            default: try t.setMinOutgoingBitrate(bitrate)
+            }
+            return Self.ok
         case "transport.dump":
             let t = try transport(p)
             if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }

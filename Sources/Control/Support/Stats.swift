@@ -53,6 +53,10 @@ public struct TransportStats: Codable, Sendable, Hashable {
     public var recvBitrate: UInt64 = 0
     public var sendBitrate: UInt64 = 0
     public var rtcpPacketsReceived: UInt64 = 0
+    /// Limits set with `setMaxIncomingBitrate` and friends (nil: none).
+    public var maxIncomingBitrate: Int? = nil
+    public var maxOutgoingBitrate: Int? = nil
+    public var minOutgoingBitrate: Int? = nil
     /// WebRtcTransport only.
     public var iceRole: String? = nil
     public var iceState: String? = nil

@@ -174,6 +174,8 @@ package enum ForwarderCommand: Sendable {
     case requestKeyFrame(consumer: UInt32)
     /// A simulcast consumer's preferred spatial layer.
     case setConsumerPreferredLayer(UInt32, Int)
+    /// Caps what the transport's endpoint sends us (REMB; 0 lifts the cap).
+    case setMaxIncomingBitrate(transport: UInt32, UInt32)
     /// Which trace events (TraceType bits) a producer or consumer reports.
     case setProducerTrace(UInt32, UInt8)
     case setConsumerTrace(UInt32, UInt8)

@@ -83,6 +83,8 @@ extension ForwarderLoop {
             if consumers[Int(h)].inUse { consumers[Int(h)].traceMask = mask }
         case .requestKeyFrame(let h):
             if consumers[Int(h)].inUse { requestKeyFrame(consumer: Int(h)) }
+        case let .setMaxIncomingBitrate(h, bitrate):
+            setMaxIncomingBitrate(transport: Int(h), bitrate)
         case let .setConsumerPreferredLayer(h, layer):
             guard consumers[Int(h)].inUse, consumers[Int(h)].simulcast else { return }
             let p = Int(consumers[Int(h)].producer)

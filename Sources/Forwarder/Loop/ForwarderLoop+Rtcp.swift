@@ -279,6 +279,45 @@ extension ForwarderLoop {
         sendRtcp(transport: Int(producers[p].transport), slot: slot, length: n)
     }
 
+    // MARK: - Incoming bitrate limit
+
+    /// Least time between two limitation REMBs, and how many "unlimited"
+    /// ones follow lifting the cap (mediasoup's figures).
+    static let limitationRembIntervalNs: Int64 = 1_500_000_000
+    static let unlimitedRembCount: UInt8 = 4
+
+    mutating func setMaxIncomingBitrate(transport t: Int, _ bitrate: UInt32) {
+        guard transports[t].inUse else { return }
+        let previous = transports[t].maxIncomingBitrate
+        transports[t].maxIncomingBitrate = bitrate
+        if bitrate != 0 {
+            transports[t].unlimitedRembsLeft = 0
+            // A new cap goes out with the next packet received.
+            transports[t].limitationRembSentNs = 0
+        } else if previous != 0 {
+            // The endpoint may still apply the old cap: tell it the limit is
+            // gone, now and with the next few packets.
+            transports[t].unlimitedRembsLeft = Self.unlimitedRembCount
+            transports[t].limitationRembSentNs = 0
+            mayAnnounceIncomingLimit(transport: t)
+        }
+    }
+
+    /// Sends the transport's endpoint a REMB with the cap set by
+    /// `setMaxIncomingBitrate` (no SSRCs: it applies to everything the
+    /// endpoint sends), at most every 1.5 s, driven by its incoming media.
+    mutating func mayAnnounceIncomingLimit(transport t: Int) {
+        let now = turnNs
+        guard transports[t].limitationRembSentNs == 0 || now - transports[t].limitationRembSentNs > Self.limitationRembIntervalNs else { return }
+        let slot = freeSendSlots.pop()
+        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
+        let n = RtcpWriter.remb(sendSlab.slot(Int(slot)), capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc,
+                                bitrate: UInt64(transports[t].maxIncomingBitrate), ssrcCount: 0) { _ in 0 }
+        transports[t].limitationRembSentNs = max(1, now)
+        if transports[t].unlimitedRembsLeft > 0 { transports[t].unlimitedRembsLeft -= 1 }
+        sendRtcp(transport: t, slot: slot, length: n)
+    }
+
     // MARK: - Sending
 
     /// Sends an RTCP packet built in a send slot to the transport's remote

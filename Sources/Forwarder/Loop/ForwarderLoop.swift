@@ -497,6 +497,9 @@ struct ForwarderLoop: ~Copyable {
         let p = Int(handle & Self.handleMask)
         let layer = Int((handle >> Self.layerShift) & 0x7)
         let repair = handle & Self.rtxFlag != 0
+        if transports[t].maxIncomingBitrate != 0 || transports[t].unlimitedRembsLeft != 0 {
+            mayAnnounceIncomingLimit(transport: t)
+        }
         if repair {
             guard let unwrapped = unwrapRtx(packet, size: size, header, producer: p, layer: layer) else { return }
             (header, size) = unwrapped

@@ -81,6 +81,12 @@ package struct TransportState {
     var pipePeer: UInt32 = 0
     var bytesAtLastReport: UInt64 = 0
     var bytesOutAtLastReport: UInt64 = 0
+    /// `setMaxIncomingBitrate`: the cap announced to the endpoint in REMB
+    /// (0: none), when it was last sent, and how many "unlimited" (0)
+    /// REMBs remain to be sent after the cap was lifted.
+    var maxIncomingBitrate: UInt32 = 0
+    var limitationRembSentNs: Int64 = 0
+    var unlimitedRembsLeft: UInt8 = 0
     var remoteRtp = SocketAddress()
     var remoteRtcp = SocketAddress()
     var counters = EntityCounters()
