@@ -60,6 +60,12 @@ struct PipeToRouterTests {
         }
         let u1 = await s.w1.getResourceUsage()
         #expect(u1.dropPipeFull == 0)
+        let pair = try #require(s.r1.pipePairs[s.r2.id])
+        let dump = try pair.local.dump()
+        #expect(dump.tuple == nil && dump.peerTransportId == pair.remote.id)
+        #expect(dump.consumerIds == [s.pipe.pipeConsumer.id] && dump.producerIds.isEmpty)
+        #expect(try pair.remote.dump().producerIds == [s.pipe.pipeProducer.id])
+        #expect(try await pair.local.getStats().first?.type == "pipe-transport")
         s.w1.close()
         if !sameWorker { s.w2.close() }
     }

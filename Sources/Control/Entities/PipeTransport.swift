@@ -96,6 +96,24 @@ public final class PipeTransport: Transport {
 
     override var statsType: String { "pipe-transport" }
 
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        /// The UDP tuple; nil for an in-process pipe.
+        public var tuple: TransportTuple?
+        public var rtx: Bool
+        public var srtpParameters: SrtpParameters?
+        /// In-process pipes: the other end's transport id.
+        public var peerTransportId: String?
+        public var producerIds: [String]
+        public var consumerIds: [String]
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        return Dump(id: id, tuple: tuple, rtx: enableRtx, srtpParameters: srtpParameters, peerTransportId: peer?.id,
+                    producerIds: producers.keys, consumerIds: consumers.keys)
+    }
+
     /// Every consumer here is a pipe consumer: all encodings, no MID.
     override func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
         (Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: enableRtx && producer.kind == .video), true)

@@ -103,6 +103,37 @@ public final class WebRtcServer {
         observerChannel.finish()
     }
 
+    /// An address a server listens on, as mediasoup's dump gives it.
+    public struct ListenAddress: Codable, Sendable, Hashable {
+        public var ip: String
+        public var port: Int
+    }
+
+    public struct UsernameFragmentEntry: Codable, Sendable, Hashable {
+        public var localIceUsernameFragment: String
+        public var webRtcTransportId: String
+    }
+
+    public struct Dump: Codable, Sendable {
+        public var id: String
+        public var udpSockets: [ListenAddress]
+        public var tcpServers: [ListenAddress]
+        public var webRtcTransportIds: [String]
+        /// The ICE ufrags incoming STUN is demultiplexed by.
+        public var localIceUsernameFragments: [UsernameFragmentEntry]
+    }
+
+    public func dump() throws(SFUError) -> Dump {
+        try checkOpen()
+        func addresses(_ proto: String) -> [ListenAddress] {
+            tuples.filter { $0.protocol == proto }.map { ListenAddress(ip: $0.localAddress, port: $0.localPort) }
+        }
+        return Dump(id: id, udpSockets: addresses("udp"), tcpServers: addresses("tcp"), webRtcTransportIds: transports.keys,
+                    localIceUsernameFragments: transports.values.map {
+                        UsernameFragmentEntry(localIceUsernameFragment: $0.iceParameters.usernameFragment, webRtcTransportId: $0.id)
+                    })
+    }
+
     func handle(_ t: WebRtcTransport) {
         transports[t.id] = t
         observerChannel.emit(.webRtcTransportHandled(t))

@@ -203,6 +203,10 @@ public final class RpcSession {
             guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
             s.close()
             return Self.ok
+        case "webRtcServer.dump":
+            let id = try string(p, "webRtcServerId")
+            guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
+            return .encoding(try s.dump())
         case "worker.getResourceUsage":
             return .encoding(try await worker(p).getResourceUsage())
         case "worker.dump":
@@ -331,6 +335,7 @@ public final class RpcSession {
             if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }
             if let direct = t as? DirectTransport { return .encoding(try direct.dump()) }
             if let webrtc = t as? WebRtcTransport { return .encoding(try webrtc.dump()) }
+            if let pipe = t as? PipeTransport { return .encoding(try pipe.dump()) }
             return .object(["id": .string(t.id)])
         case "transport.getStats":
             return .encoding(try await transport(p).getStats())
