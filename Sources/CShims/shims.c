@@ -18,6 +18,10 @@ int64_t rsfu_thread_cpu_ns(pthread_t thread) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int rsfu_thread_rusage(struct rusage *out) {
+    return getrusage(RUSAGE_THREAD, out);
+}
+
 int64_t rsfu_self_cpu_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);

@@ -35,11 +35,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Highest UDP port for media.")
     var rtcMaxPort = 59999
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (or mediasoup's warn, none).")
     var logLevel = "info"
 
+    func validate() throws {
+        do { _ = try Worker.logLevel(named: logLevel) } catch { throw ValidationError(error.message) }
+    }
+
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let level = try Worker.logLevel(named: logLevel)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

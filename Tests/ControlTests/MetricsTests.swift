@@ -1,5 +1,6 @@
 import Testing
 import Prometheus
+import Foundation
 import RingSFUTestSupport
 @testable import RingSFU
 @testable import RingSFUForwarder
@@ -50,5 +51,40 @@ struct MetricsTests {
         #expect(!text.contains("transport=\"\(egress.id)\""))
         #expect(text.contains("transport=\"\(ingress.id)\""))
         worker.close()
+    }
+}
+
+/// `getResourceUsage()` carries mediasoup's getrusage fields, read on the
+/// forwarder thread: its context switches and CPU time, not the caller's.
+@Suite("Resource usage") @RingSFUActor
+struct ResourceUsageTests {
+    @Test func rusageOfTheForwarderThread() async throws {
+        let worker = try await testWorker()
+        let first = await worker.getResourceUsage()
+        // Each command wakes the idle thread: a voluntary context switch.
+        for _ in 0..<20 {
+            await worker.sync()
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let later = await worker.getResourceUsage()
+        #expect(later.ru_maxrss > 0)
+        #expect(later.ru_nvcsw >= first.ru_nvcsw + 10)
+        #expect(later.ru_utime + later.ru_stime >= first.ru_utime + first.ru_stime)
+        // Thread figures: far fewer switches than the whole process made.
+        var process = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &process)
+        #expect(later.ru_nvcsw < process.ru_nvcsw)
+        let json = String(decoding: try JSONEncoder().encode(later), as: UTF8.self)
+        #expect(json.contains("\"ru_utime\"") && json.contains("\"ru_nivcsw\""))
+        // mediasoup's log level names are accepted, others named.
+        try worker.updateSettings(logLevel: "warn")
+        #expect(worker.logger.logLevel == .warning)
+        #expect(throws: SFUError.invalidArgument("invalid logLevel 'loud' (debug, warn, error, none, or a swift-log level)")) {
+            try worker.updateSettings(logLevel: "loud")
+        }
+        await #expect(throws: SFUError.self) { _ = try await Worker.create(WorkerSettings(logLevel: "loud")) }
+        worker.close()
+        let closed = await worker.getResourceUsage()
+        #expect(closed.ru_nvcsw == 0)
     }
 }

@@ -16,6 +16,7 @@
 #include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sched.h>
 #include <time.h>
 #include <errno.h>
@@ -32,6 +33,8 @@ int rsfu_pin_current_thread(int cpu);
 
 /// CPU time consumed so far by the given thread, in nanoseconds (-1 on error).
 int64_t rsfu_thread_cpu_ns(pthread_t thread);
+/// getrusage(RUSAGE_THREAD): the calling thread's resource usage.
+int rsfu_thread_rusage(struct rusage *out);
 
 /// CPU time of the calling thread, in nanoseconds.
 int64_t rsfu_self_cpu_ns(void);

@@ -6,6 +6,8 @@ import RingSFUForwarder
 
 /// Settings of a worker, with mediasoup's field names where they exist.
 public struct WorkerSettings: Codable, Sendable, Hashable {
+    /// mediasoup's levels (`debug`, `warn`, `error`, `none`) or swift-log's
+    /// (`trace` ... `critical`); default `error`, as mediasoup.
     public var logLevel: String?
     /// Lowest and highest UDP port for transports that pick their own port.
     public var rtcMinPort: Int?
@@ -70,7 +72,7 @@ public final class Worker {
 
     let forwarder: ForwarderWorker
     let portRange: ClosedRange<UInt16>
-    let logger: Logger
+    var logger: Logger
     var routers = OrderedMap<Router>()
     var webRtcServers = OrderedMap<WebRtcServer>()
     // Indexes for lookups by id and by forwarder handle.
@@ -99,6 +101,7 @@ public final class Worker {
             throw .invalidArgument("invalid rtcMinPort/rtcMaxPort \(minPort)-\(maxPort)")
         }
         if let cpu = settings.cpu, cpu < 0 { throw .invalidArgument("invalid cpu \(cpu)") }
+        let level = try logLevel(named: settings.logLevel)
         var fs = ForwarderSettings()
         fs.cpu = settings.cpu
         if settings.gso == false { fs.maxSegmentsPerSend = 1 }
@@ -126,19 +129,19 @@ public final class Worker {
         } catch {
             throw .failure("worker failed to start: \(error)")
         }
-        let worker = await Worker(settings: settings, forwarder: forwarder, portRange: UInt16(minPort)...UInt16(maxPort))
+        let worker = await Worker(settings: settings, forwarder: forwarder, portRange: UInt16(minPort)...UInt16(maxPort), logLevel: level)
         await worker.pump(events)
         return worker
     }
 
-    init(settings: WorkerSettings, forwarder: ForwarderWorker, portRange: ClosedRange<UInt16>) {
+    init(settings: WorkerSettings, forwarder: ForwarderWorker, portRange: ClosedRange<UInt16>, logLevel: Logger.Level) {
         id = UUID().uuidString.lowercased()
         self.settings = settings
         self.forwarder = forwarder
         self.portRange = portRange
         appData = settings.appData ?? [:]
         var logger = Logger(label: "ringsfu.worker")
-        logger.logLevel = Logger.Level(rawValue: settings.logLevel ?? "info") ?? .info
+        logger.logLevel = logLevel
         logger[metadataKey: "worker"] = .string(id)
         self.logger = logger
     }
@@ -284,6 +287,28 @@ public final class Worker {
         if closed { throw .invalidState("Worker closed") }
     }
 
+    /// A log level by mediasoup's or swift-log's name.
+    public nonisolated static func logLevel(named name: String?) throws(SFUError) -> Logger.Level {
+        switch name {
+        case nil: return .error
+        case "warn": return .warning
+        case "none": return .critical
+        case let name?:
+            guard let level = Logger.Level(rawValue: name) else {
+                throw .invalidArgument("invalid logLevel '\(name)' (debug, warn, error, none, or a swift-log level)")
+            }
+            return level
+        }
+    }
+
+    /// Changes settings of a running worker, as mediasoup's
+    /// `updateSettings`: the log level (other fields are fixed at creation).
+    public func updateSettings(logLevel: String?) throws(SFUError) {
+        try checkOpen()
+        guard let logLevel else { return }
+        logger.logLevel = try Self.logLevel(named: logLevel)
+    }
+
     /// Test hook: makes the forwarder thread fail as on a fatal ring error.
     package func simulateFatalError() {
         forwarder.send(.simulateFatalError)
@@ -325,7 +350,31 @@ public final class Worker {
 
     public func getResourceUsage() async -> WorkerResourceUsage {
         let (c, r) = await forwarder.counters()
-        return WorkerResourceUsage(
+        var usage = Self.usage(c, r, cpuSeconds: forwarderCpuSeconds)
+        if let ru = await forwarder.threadUsage() {
+            func ms(_ t: timeval) -> Double { Double(t.tv_sec) * 1000 + Double(t.tv_usec) / 1000 }
+            usage.ru_utime = ms(ru.ru_utime)
+            usage.ru_stime = ms(ru.ru_stime)
+            usage.ru_maxrss = ru.ru_maxrss
+            usage.ru_ixrss = ru.ru_ixrss
+            usage.ru_idrss = ru.ru_idrss
+            usage.ru_isrss = ru.ru_isrss
+            usage.ru_minflt = ru.ru_minflt
+            usage.ru_majflt = ru.ru_majflt
+            usage.ru_nswap = ru.ru_nswap
+            usage.ru_inblock = ru.ru_inblock
+            usage.ru_oublock = ru.ru_oublock
+            usage.ru_msgsnd = ru.ru_msgsnd
+            usage.ru_msgrcv = ru.ru_msgrcv
+            usage.ru_nsignals = ru.ru_nsignals
+            usage.ru_nvcsw = ru.ru_nvcsw
+            usage.ru_nivcsw = ru.ru_nivcsw
+        }
+        return usage
+    }
+
+    static func usage(_ c: ForwarderCounters, _ r: ForwarderResources, cpuSeconds: Double) -> WorkerResourceUsage {
+        WorkerResourceUsage(
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, rtcpOut: c.rtcpOut, retransmitted: c.retransmitted, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
@@ -333,7 +382,7 @@ public final class Worker {
             tcpAccepted: c.tcpAccepted, tcpClosed: c.tcpClosed, tcpRefused: c.tcpRefused, dropTcpFrame: c.dropTcpFrame, dropTcpBackpressure: c.dropTcpBackpressure,
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, tcpConnections: r.tcpConnections, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
-            forwarderCpuSeconds: forwarderCpuSeconds)
+            forwarderCpuSeconds: cpuSeconds)
     }
 
     /// CPU time of the forwarder thread so far (0 once it has ended).

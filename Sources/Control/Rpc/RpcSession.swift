@@ -207,6 +207,11 @@ public final class RpcSession {
             let id = try string(p, "webRtcServerId")
             guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
             return .encoding(try s.dump())
+        case "worker.updateSettings":
+            let level = p["logLevel"]
+            guard level == nil || level?.stringValue != nil else { throw SFUError.invalidArgument("invalid params.logLevel (a string)") }
+            try worker(p).updateSettings(logLevel: level?.stringValue)
+            return Self.ok
         case "worker.getResourceUsage":
             return .encoding(try await worker(p).getResourceUsage())
         case "worker.dump":

@@ -112,6 +112,25 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var sendSlots: Int
     /// Thread CPU time of the forwarder, in seconds.
     public var forwarderCpuSeconds: Double
+    /// mediasoup's `getResourceUsage()` fields (getrusage, times in
+    /// milliseconds), for the worker's forwarder thread: a worker is a
+    /// thread here, not a process, so `ru_maxrss` is the whole process's.
+    public var ru_utime: Double = 0
+    public var ru_stime: Double = 0
+    public var ru_maxrss: Int = 0
+    public var ru_ixrss: Int = 0
+    public var ru_idrss: Int = 0
+    public var ru_isrss: Int = 0
+    public var ru_minflt: Int = 0
+    public var ru_majflt: Int = 0
+    public var ru_nswap: Int = 0
+    public var ru_inblock: Int = 0
+    public var ru_oublock: Int = 0
+    public var ru_msgsnd: Int = 0
+    public var ru_msgrcv: Int = 0
+    public var ru_nsignals: Int = 0
+    public var ru_nvcsw: Int = 0
+    public var ru_nivcsw: Int = 0
 }
 
 func nowMillis() -> Double {

@@ -172,6 +172,21 @@ package final class ForwarderWorker: @unchecked Sendable {
         }
     }
 
+    /// The forwarder thread's getrusage(RUSAGE_THREAD), read on the thread
+    /// itself; nil once the thread has ended.
+    package func threadUsage() async -> rusage? {
+        guard !isFinished else { return nil }
+        let caller = pthread_self()
+        return await withCheckedContinuation { (cont: CheckedContinuation<rusage?, Never>) in
+            send(.barrier {
+                // A barrier answered without the loop runs on the caller.
+                guard pthread_equal(pthread_self(), caller) == 0 else { cont.resume(returning: nil); return }
+                var usage = rusage()
+                cont.resume(returning: rsfu_thread_rusage(&usage) == 0 ? usage : nil)
+            })
+        }
+    }
+
     package func transportFigures() async -> [(UInt32, EntityCounters)] {
         return await withCheckedContinuation { cont in
             send(.transportFigures { cont.resume(returning: $0) })
