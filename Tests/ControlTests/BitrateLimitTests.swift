@@ -23,14 +23,23 @@ struct BitrateLimitTests {
         return out.map { (bitrate: $0.0, ssrcs: $0.1) }
     }
 
-    /// REMBs the socket receives within `ms`, skipping other datagrams.
-    func collectRembs(_ s: TestSocket, ms: Int) async -> [UInt64] {
+    /// REMB bitrates the socket receives: waits up to `waitMs` for
+    /// `expected` of them, then takes what else arrives within `quietMs`.
+    /// Reads at least once and drains at the end, so a test that was not
+    /// scheduled while the datagrams arrived still sees them.
+    func collectRembs(_ s: TestSocket, expected: Int, waitMs: Int = 3000, quietMs: Int = 150) async -> [UInt64] {
         var got: [UInt64] = []
-        let deadline = Date().addingTimeInterval(Double(ms) / 1000)
-        while Date() < deadline {
+        let deadline = Date().addingTimeInterval(Double(waitMs) / 1000)
+        repeat {
             await Task.yield()
             if let d = s.receive(timeoutMs: 10) { got += Self.rembs(d).map(\.bitrate) }
-        }
+        } while got.count < expected && Date() < deadline
+        let quiet = Date().addingTimeInterval(Double(quietMs) / 1000)
+        repeat {
+            await Task.yield()
+            if let d = s.receive(timeoutMs: 10) { got += Self.rembs(d).map(\.bitrate) }
+        } while Date() < quiet
+        while let d = s.receive(timeoutMs: 0) { got += Self.rembs(d).map(\.bitrate) }
         return got
     }
 
@@ -50,19 +59,19 @@ struct BitrateLimitTests {
         }
         // No cap: no REMB.
         for _ in 0..<5 { send() }
-        #expect(await collectRembs(feeder, ms: 150).isEmpty)
+        #expect(await collectRembs(feeder, expected: 0).isEmpty)
 
         try ingress.setMaxIncomingBitrate(1_000_000)
         await worker.sync()
         // The first packet after the cap brings one REMB; the following
         // ones, well within 1.5 s, bring none.
         for _ in 0..<10 { send() }
-        let capped = await collectRembs(feeder, ms: 150)
+        let capped = await collectRembs(feeder, expected: 1)
         #expect(capped == [1_000_000])
 
         // Lifting the cap: a REMB of 0 at once (no media needed).
         try ingress.setMaxIncomingBitrate(0)
-        #expect(await collectRembs(feeder, ms: 200) == [0])
+        #expect(await collectRembs(feeder, expected: 1) == [0])
         let stats = try await ingress.getStats()
         #expect(stats[0].maxIncomingBitrate == nil)
         try ingress.setMaxIncomingBitrate(300_000)
