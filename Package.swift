@@ -76,6 +76,14 @@ let package = Package(
             ],
             path: "perf/Sources"
         ),
+        // Parser fuzzing: libFuzzer entry point with -DFUZZING (see
+        // scripts/fuzz.sh), otherwise a replayer of saved inputs.
+        .executableTarget(
+            name: "RingSFUFuzz",
+            dependencies: ["RingSFUForwarder", "RingSFUCShims"],
+            path: "Tests/Fuzz",
+            exclude: ["corpus"]
+        ),
         .target(
             name: "RingSFUTestSupport",
             dependencies: ["RingSFUForwarder", "RingSFUCShims"],

@@ -15,6 +15,9 @@ swift test --skip-build --disable-xctest --skip "$timed" 2>&1 | tee "$log"
 swift test --skip-build --disable-xctest --filter "$timed" --no-parallel 2>&1 | tee -a "$log"
 # The allocation check runs the perf binary under the malloc interposer.
 scripts/alloc-check.sh
+# Saved fuzzer inputs (seeds and any past crash) through the parser checks
+# (scripts/fuzz.sh runs the fuzzer itself).
+"$(swift build --show-bin-path)/RingSFUFuzz" Tests/Fuzz/corpus
 # Real WebRTC peers (aiortc) against the real server, one process per test
 # (aiortc keeps event-loop state between tests in one process).
 export RINGSFU_BIN="$(swift build --show-bin-path)/ringsfu"
@@ -24,4 +27,4 @@ for id in $(cd Tests/peers && ../../.venv/bin/python -m pytest -q --collect-only
     peers=$((peers + 1))
 done
 count="$(sed -n 's/.*Test run with \([0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
-echo "tests: $((${count:-0} + peers + 1)) passed, 0 failed"
+echo "tests: $((${count:-0} + peers + 2)) passed, 0 failed"

@@ -91,8 +91,8 @@ final class LoadGenerator: @unchecked Sendable {
         let mem = UnsafeMutableRawPointer.allocate(byteCount: slots * slotSize, alignment: 4096)
         defer { mem.deallocate() }
         var inflight = 0, nextSlot = 0
-        var videoSeq: UInt16 = 0, audioSeq: UInt16 = 0
-        var videoTs: UInt32 = 0, audioTs: UInt32 = 0
+        var videoSeq: UInt16 = 0
+        var videoTs: UInt32 = 0
         let start = rsfu_monotonic_ns()
         var videoSent: UInt64 = 0, audioSent: UInt64 = 0
         var rng = SystemRandomNumberGenerator()

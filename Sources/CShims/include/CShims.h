@@ -33,6 +33,9 @@ int rsfu_pin_current_thread(int cpu);
 
 /// CPU time consumed so far by the given thread, in nanoseconds (-1 on error).
 int64_t rsfu_thread_cpu_ns(pthread_t thread);
+/// libFuzzer's driver, present only in binaries built with
+/// -sanitize=fuzzer (the parser fuzzer, scripts/fuzz.sh).
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
 /// getrusage(RUSAGE_THREAD): the calling thread's resource usage.
 int rsfu_thread_rusage(struct rusage *out);
 

@@ -1,0 +1,166 @@
+import RingSFUForwarder
+import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Coverage-guided fuzzing of the forwarder's parsers (libFuzzer), and a
+/// replayer of saved inputs for the regular test run.
+///
+/// The first input byte picks the parser, the rest is the datagram. Beyond
+/// "never traps", every successful parse is checked for the promises the
+/// forwarder relies on: offsets and lengths inside the buffer.
+
+/// Parses one input with every parser it selects; traps only when a parser
+/// breaks a promise (which is what the fuzzer is looking for).
+func fuzzOne(_ input: UnsafeRawBufferPointer) {
+    guard let first = input.first else { return }
+    let count = input.count - 1
+    // A private, writable copy: some steps rewrite in place, and ASan
+    // catches any read past `count`.
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 8)
+    defer { buffer.deallocate() }
+    if count > 0 { buffer.copyMemory(from: input.baseAddress! + 1, byteCount: count) }
+    _ = PacketClass.classify(buffer, count: count)
+    switch first % 5 {
+    case 0: rtp(buffer, count)
+    case 1: rtcp(buffer, count)
+    case 2: stun(buffer, count)
+    case 3: keyFrames(buffer, count)
+    default:
+        rtp(buffer, count)
+        rtcp(buffer, count)
+    }
+}
+
+func promise(_ condition: Bool, _ what: StaticString) {
+    if !condition { fatalError("broken promise: \(what)") }
+}
+
+func rtp(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    guard let h = try? RtpHeader.parse(p, count: count) else { return }
+    promise(h.payloadOffset >= RtpHeader.minimumSize && h.payloadLength >= 0, "payload offset")
+    promise(h.payloadOffset + h.payloadLength + h.paddingLength <= count, "payload within packet")
+    if let ext = h.extensionOffset { promise(ext + 4 + h.extensionLength <= h.payloadOffset, "extensions before payload") }
+    var elements = 0
+    try? RtpHeaderExtensions.forEach(p, h) { _, offset, length in
+        promise(offset >= 0 && offset + length <= h.payloadOffset, "extension element within block")
+        elements += 1
+    }
+    // Rewrite ids as a consumer's remapping would: some kept, some dropped.
+    var map = ExtensionIdMap()
+    for id in 1..<15 where id % 3 != 0 { map.table[id] = UInt8(15 - id) }
+    try? RtpHeaderExtensions.remapIds(p, h, map)
+    // The packet must still parse after an in-place rewrite.
+    promise((try? RtpHeader.parse(p, count: count)) != nil, "still parses after remapping")
+    for codec in [KeyFrameCodec.vp8, .vp9, .h264, .h265, .av1] {
+        _ = KeyFrameDetector.isKeyFrame(codec, p + h.payloadOffset, count: h.payloadLength)
+    }
+}
+
+func rtcp(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    try? Rtcp.forEach(p, count: count) { (v) throws(RtcpError) in
+        promise(v.offset >= 0 && v.length >= 4 && v.offset + v.length <= count, "RTCP packet within datagram")
+        _ = v.senderSsrc
+        switch v.type {
+        case RtcpType.sr:
+            _ = try? Rtcp.senderInfo(v)
+            try? Rtcp.forEachReportBlock(v) { _ in }
+        case RtcpType.rr:
+            try? Rtcp.forEachReportBlock(v) { _ in }
+        case RtcpType.sdes:
+            try? Rtcp.forEachSdesItem(v) { _, _, offset, length in
+                promise(offset >= v.offset && offset + length <= v.offset + v.length, "SDES item within packet")
+            }
+        case RtcpType.bye:
+            try? Rtcp.forEachByeSsrc(v) { _ in }
+        case RtcpType.rtpfb:
+            _ = try? Rtcp.feedbackSsrcs(v)
+            try? Rtcp.forEachNackedSequence(v) { _ in }
+            _ = try? Rtcp.transportCc(v)
+        case RtcpType.psfb:
+            _ = try? Rtcp.feedbackSsrcs(v)
+            try? Rtcp.forEachFirEntry(v) { _, _ in }
+            _ = try? Rtcp.remb(v) { _ in }
+        default:
+            break
+        }
+    }
+}
+
+func stun(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    guard let m = try? StunMessage.parse(p, count: count) else { return }
+    promise(m.length == count, "STUN length")
+    if let u = m.username { promise(u.offset >= StunMessage.headerSize && u.offset + u.length <= count, "USERNAME within message") }
+    if let i = m.integrityOffset { promise(i + 24 <= count, "MESSAGE-INTEGRITY within message") }
+    if let f = m.fingerprintOffset { promise(f + 8 <= count, "FINGERPRINT within message") }
+    let key: [UInt8] = Array("fuzzpassword".utf8)
+    _ = key.withUnsafeBytes { m.checkIntegrity(p, key: $0) }
+    _ = m.checkFingerprint(p)
+}
+
+func keyFrames(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    for codec in [KeyFrameCodec.vp8, .vp9, .h264, .h265, .av1] {
+        _ = KeyFrameDetector.isKeyFrame(codec, p, count: count)
+    }
+}
+
+/// libFuzzer's callback (exported under its well-known name too, for
+/// libFuzzer's own main).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzOne(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size))
+    return 0
+}
+
+/// Built with `-DFUZZING -sanitize=fuzzer` (scripts/fuzz.sh): the libFuzzer
+/// driver with its usual options. Otherwise: replays saved inputs (files,
+/// or every file of a directory) through the same checks,
+/// `RingSFUFuzz FILE|DIR...`.
+@main
+struct FuzzMain {
+    static func main() {
+        #if FUZZING
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { fuzzerTestOneInput($0, $1) })
+        #else
+        var inputs = 0
+        for argument in CommandLine.arguments.dropFirst() {
+            for path in files(argument) {
+                guard let bytes = read(path) else {
+                    print("cannot read \(path)")
+                    exit(1)
+                }
+                bytes.withUnsafeBytes { fuzzOne($0) }
+                inputs += 1
+            }
+        }
+        print("replayed \(inputs) inputs: no parser broke a promise")
+        #endif
+    }
+
+    static func files(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [path] }
+        defer { closedir(dir) }
+        var out: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if !name.hasPrefix(".") { out.append(path + "/" + name) }
+        }
+        return out.sorted()
+    }
+
+    static func read(_ path: String) -> [UInt8]? {
+        guard let f = fopen(path, "rb") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return bytes
+    }
+}
