@@ -22,7 +22,7 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
-        // C glue: liburing, libsrtp2 and a few libc macros Swift cannot call directly.
+        // C glue: liburing, libsrtp2, OpenSSL, usrsctp and a few libc macros Swift cannot call directly.
         .target(
             name: "RingSFUCShims",
             path: "Sources/CShims",
@@ -31,6 +31,7 @@ let package = Package(
                 .linkedLibrary("srtp2"),
                 .linkedLibrary("ssl"),
                 .linkedLibrary("crypto"),
+                .linkedLibrary("usrsctp"),
             ]
         ),
         // The data plane: one pinned thread per worker, io_uring, packet memory.

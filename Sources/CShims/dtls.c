@@ -152,21 +152,30 @@ int rsfu_dtls_start(rsfu_dtls *d) { return step(d); }
 
 int rsfu_dtls_feed(rsfu_dtls *d, const uint8_t *data, size_t len) {
     if (len > 0 && BIO_write(d->in, data, (int)len) <= 0) return -1;
-    int s = step(d);
-    if (s == 1) {
-        /* Drain anything after the handshake (alerts, stray records). */
-        uint8_t sink[2048];
-        while (BIO_ctrl_pending(d->in) > 0) {
-            int r = SSL_read(d->ssl, sink, sizeof(sink));
-            if (r <= 0) {
-                int e = SSL_get_error(d->ssl, r);
-                if (e == SSL_ERROR_ZERO_RETURN) { d->failed = 1; return -2; } /* close_notify */
-                ERR_clear_error();
-                break;
-            }
-        }
-    }
-    return s;
+    /* After the handshake, records are application data (SCTP) or
+     * alerts: the caller takes them with rsfu_dtls_read. */
+    return step(d);
+}
+
+int rsfu_dtls_read(rsfu_dtls *d, uint8_t *buf, size_t cap) {
+    if (!d->done || d->failed) return 0;
+    if (BIO_ctrl_pending(d->in) == 0 && SSL_pending(d->ssl) == 0) return 0;
+    int r = SSL_read(d->ssl, buf, (int)cap);
+    if (r > 0) return r;
+    int e = SSL_get_error(d->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN) { d->failed = 1; return -2; } /* close_notify */
+    if (e == SSL_ERROR_WANT_READ) return 0;
+    /* A bad record: skip what is left of this datagram. */
+    (void)BIO_reset(d->in);
+    return 0;
+}
+
+int rsfu_dtls_write(rsfu_dtls *d, const uint8_t *data, size_t len) {
+    if (!d->done || d->failed) return -1;
+    int r = SSL_write(d->ssl, data, (int)len);
+    if (r <= 0) { ERR_clear_error(); return -1; }
+    return 0;
 }
 
 size_t rsfu_dtls_take_output(rsfu_dtls *d, uint8_t *buf, size_t cap) {

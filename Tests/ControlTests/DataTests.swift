@@ -83,4 +83,52 @@ struct DataTests {
         #expect(throws: SFUError.self) { try SctpStreamParameters(streamId: 70000).validated() }
         worker.close()
     }
+
+    /// SCTP data entities on a WebRtcTransport (messages themselves are
+    /// exchanged with a real peer in Tests/peers/test_aiortc_datachannel.py).
+    @Test func sctpStreamsOnWebRtcTransport() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        var options = WebRtcTransportOptions(listenInfos: [loopback])
+        options.enableSctp = true
+        options.numSctpStreams = NumSctpStreams(OS: 16, MIS: 8)
+        let t = try router.createWebRtcTransport(options)
+        #expect(t.sctpParameters == SctpParameters(port: 5000, OS: 16, MIS: 8, maxMessageSize: 262_144))
+        #expect(try t.sctpState == "new" && t.dump().sctpState == "new")
+        #expect(throws: SFUError.invalidArgument("missing sctpStreamParameters")) { try t.produceData() }
+        #expect(throws: SFUError.invalidArgument("sctpStreamParameters.streamId 8 not below the incoming stream count (MIS 8)")) {
+            try t.produceData(DataProducerOptions(sctpStreamParameters: SctpStreamParameters(streamId: 8)))
+        }
+        let dp = try t.produceData(DataProducerOptions(sctpStreamParameters: SctpStreamParameters(streamId: 3, maxRetransmits: 2)))
+        #expect(dp.type == "sctp" && dp.sctpStreamParameters?.ordered == false)
+        #expect(throws: SFUError.invalidArgument("sctpStreamParameters.streamId 3 already in use")) {
+            try t.produceData(DataProducerOptions(sctpStreamParameters: SctpStreamParameters(streamId: 3)))
+        }
+        // Consumers get the lowest free streams, with the producer's reliability.
+        let a = try t.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+        let b = try t.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+        #expect(a.sctpStreamParameters == SctpStreamParameters(streamId: 0, ordered: false, maxRetransmits: 2))
+        #expect(b.sctpStreamParameters?.streamId == 1)
+        a.close()
+        #expect(try t.consumeData(DataConsumerOptions(dataProducerId: dp.id)).sctpStreamParameters?.streamId == 0)
+        // Without enableSctp there are no data entities.
+        let plain = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
+        #expect(plain.sctpParameters == nil)
+        #expect(throws: SFUError.unsupported("SCTP not enabled on this transport")) { try plain.produceData() }
+        options.numSctpStreams = NumSctpStreams(OS: 0, MIS: 8)
+        #expect(throws: SFUError.invalidArgument("invalid numSctpStreams (OS and MIS from 1 to 65535)")) {
+            try router.createWebRtcTransport(options)
+        }
+        let association = try #require(t.sctp?.id)
+        t.close()
+        #expect(t.sctpState == "closed")
+        #expect(SctpStack.associations[association] == nil, "the association is freed with its transport")
+        // A router closing frees it too.
+        options.numSctpStreams = nil
+        let other = try router.createWebRtcTransport(options)
+        let second = try #require(other.sctp?.id)
+        router.close()
+        #expect(SctpStack.associations[second] == nil && other.sctpState == "closed")
+        worker.close()
+    }
 }

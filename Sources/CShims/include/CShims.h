@@ -33,6 +33,23 @@ int rsfu_pin_current_thread(int cpu);
 
 /// CPU time consumed so far by the given thread, in nanoseconds (-1 on error).
 int64_t rsfu_thread_cpu_ns(pthread_t thread);
+/// SCTP associations for data channels (usrsctp without threads; see sctp.c).
+/// Callbacks name the association by the id given at creation.
+typedef void (*rsfu_sctp_output_fn)(uintptr_t id, const void *data, size_t len);
+typedef void (*rsfu_sctp_message_fn)(uintptr_t id, uint16_t sid, uint32_t ppid, const void *data, size_t len);
+typedef void (*rsfu_sctp_event_fn)(uintptr_t id, int kind, int value);
+enum { RSFU_SCTP_CONNECTED = 1, RSFU_SCTP_FAILED = 2, RSFU_SCTP_CLOSED = 3, RSFU_SCTP_STREAM_RESET = 4 };
+struct rsfu_sctp;
+int rsfu_sctp_global_init(rsfu_sctp_output_fn output, rsfu_sctp_message_fn message, rsfu_sctp_event_fn event);
+void rsfu_sctp_handle_timers(uint32_t elapsed_ms);
+struct rsfu_sctp *rsfu_sctp_create(uintptr_t id, uint16_t os, uint16_t mis, uint32_t send_buffer, uint32_t max_message);
+int rsfu_sctp_connect(struct rsfu_sctp *s, uint16_t remote_port);
+void rsfu_sctp_input(struct rsfu_sctp *s, const void *data, size_t len);
+int rsfu_sctp_send(struct rsfu_sctp *s, uint16_t sid, uint32_t ppid, int ordered,
+                   int max_retransmits, int max_lifetime_ms, const void *data, size_t len);
+int rsfu_sctp_reset_stream(struct rsfu_sctp *s, uint16_t sid);
+void rsfu_sctp_close(struct rsfu_sctp *s);
+
 /// libFuzzer's driver, present only in binaries built with
 /// -sanitize=fuzzer (the parser fuzzer, scripts/fuzz.sh).
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
@@ -99,6 +116,11 @@ int rsfu_dtls_start(rsfu_dtls *d);
 /// Feeds received records. 1 done, 0 in progress, -1 failed, -2 peer closed.
 int rsfu_dtls_feed(rsfu_dtls *d, const uint8_t *data, size_t len);
 /// Takes pending output (records to send), 0 when none.
+/// Application data (SCTP packets) after the handshake: one record's bytes,
+/// 0 when none is left, -2 when the peer closed.
+int rsfu_dtls_read(rsfu_dtls *d, uint8_t *buf, size_t cap);
+/// Sends application data as one record (take it with rsfu_dtls_take_output).
+int rsfu_dtls_write(rsfu_dtls *d, const uint8_t *data, size_t len);
 size_t rsfu_dtls_take_output(rsfu_dtls *d, uint8_t *buf, size_t cap);
 /// Milliseconds until the retransmission timer fires, -1 if none.
 long rsfu_dtls_timeout_ms(rsfu_dtls *d);

@@ -87,6 +87,8 @@ public final class DataConsumer {
     }
 
     private func detach() {
+        // The endpoint's data channel on our stream closes with it.
+        if let stream = sctpStreamParameters?.streamId { (transport as? WebRtcTransport)?.sctp?.resetStream(stream) }
         transport?.dataConsumerRemoved(self)
         dataProducer?.dataConsumerRemoved(self)
     }
@@ -120,6 +122,15 @@ public final class DataConsumer {
 
     func deliver(_ message: [UInt8], ppid: UInt32) {
         guard !closed, !paused, !dataProducerPaused else { return }
+        if let p = sctpStreamParameters {
+            // Over SCTP to the endpoint: counted once queued.
+            guard let sctp = (transport as? WebRtcTransport)?.sctp,
+                  sctp.send(streamId: p.streamId, ppid: ppid, ordered: p.ordered ?? true, maxRetransmits: p.maxRetransmits,
+                            maxPacketLifeTime: p.maxPacketLifeTime, message) else { return }
+            messagesSent += 1
+            bytesSent += UInt64(message.count)
+            return
+        }
         messagesSent += 1
         bytesSent += UInt64(message.count)
         eventChannel.emit(.message(message, ppid: ppid))

@@ -141,6 +141,8 @@ public final class DataProducer {
     public func close() {
         guard !closed else { return }
         closed = true
+        // The endpoint's data channel on this stream closes with it.
+        if let stream = sctpStreamParameters?.streamId { (transport as? WebRtcTransport)?.sctp?.resetStream(stream) }
         transport?.dataProducerRemoved(self)
         observerChannel.emit(.close)
         finishChannels()
@@ -192,10 +194,19 @@ public final class DataProducer {
         guard [DataPpid.string, DataPpid.binary, DataPpid.emptyString, DataPpid.emptyBinary].contains(id) else {
             throw .invalidArgument("invalid ppid \(id)")
         }
+        received(message, ppid: id)
+    }
+
+    /// A message from the endpoint (or the application): counted, then
+    /// given to every data consumer unless paused.
+    func received(_ message: [UInt8], ppid: UInt32) {
+        guard !closed else { return }
+        // WebRTC sends an empty message as one byte with an "empty" PPID.
+        let body = ppid == DataPpid.emptyString || ppid == DataPpid.emptyBinary ? [] : message
         messagesReceived += 1
-        bytesReceived += UInt64(message.count)
+        bytesReceived += UInt64(body.count)
         guard !paused else { return }
-        for c in dataConsumers.values { c.deliver(message, ppid: id) }
+        for c in dataConsumers.values { c.deliver(body, ppid: ppid) }
     }
 
     /// Sends a text message (ppid 51, or 56 when empty).

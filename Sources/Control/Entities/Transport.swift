@@ -13,6 +13,8 @@ public enum TransportEvent: Sendable {
     case iceStateChange(String)
     case iceSelectedTupleChange(TransportTuple)
     case dtlsStateChange(String)
+    /// WebRtcTransport with `enableSctp`: "connecting", "connected", "failed", "closed".
+    case sctpStateChange(String)
     /// RTCP the router sends to a DirectTransport's application (e.g. a key
     /// frame request for one of its producers).
     case rtcp([UInt8])
@@ -260,6 +262,15 @@ public class Transport {
         if let id = options.id, router.dataProducers[id] != nil { throw .invalidArgument("a DataProducer with same id \"\(id)\" already exists") }
         let sctp = try options.sctpStreamParameters?.validated()
         if type == "direct", sctp != nil { throw .invalidArgument("sctpStreamParameters are not used on a DirectTransport") }
+        if type == "sctp" {
+            guard let sctp else { throw .invalidArgument("missing sctpStreamParameters") }
+            if let mis = (self as? WebRtcTransport)?.sctpParameters?.MIS, sctp.streamId >= mis {
+                throw .invalidArgument("sctpStreamParameters.streamId \(sctp.streamId) not below the incoming stream count (MIS \(mis))")
+            }
+            if dataProducers.values.contains(where: { $0.sctpStreamParameters?.streamId == sctp.streamId }) {
+                throw .invalidArgument("sctpStreamParameters.streamId \(sctp.streamId) already in use")
+            }
+        }
         let dp = DataProducer(transport: self, id: options.id, type: type, sctpStreamParameters: sctp, label: options.label ?? "", protocol: options.protocol ?? "", paused: options.paused ?? false, appData: options.appData ?? [:])
         dataProducers[dp.id] = dp
         router.dataProducers[dp.id] = dp
@@ -276,7 +287,20 @@ public class Transport {
         guard let dp = router.dataProducers[options.dataProducerId] else {
             throw .failure("DataProducer with id \"\(options.dataProducerId)\" not found")
         }
-        let dc = DataConsumer(transport: self, dataProducer: dp, type: type, sctpStreamParameters: nil, paused: options.paused ?? false, appData: options.appData ?? [:])
+        var sctp: SctpStreamParameters? = nil
+        if type == "sctp" {
+            // A stream of our own towards the endpoint, with the producer's
+            // reliability unless the options say otherwise (as mediasoup).
+            guard let streamId = (self as? WebRtcTransport)?.freeSctpStreamId() else { throw .failure("no free SCTP stream on this transport") }
+            let source = dp.sctpStreamParameters
+            var p = SctpStreamParameters(streamId: streamId, ordered: options.ordered ?? source?.ordered,
+                                         maxPacketLifeTime: options.maxPacketLifeTime ?? source?.maxPacketLifeTime,
+                                         maxRetransmits: options.maxRetransmits ?? source?.maxRetransmits)
+            if options.ordered == true { p.maxPacketLifeTime = nil; p.maxRetransmits = nil }
+            if p.maxPacketLifeTime != nil && p.maxRetransmits != nil { p.maxPacketLifeTime = nil }
+            sctp = try p.validated()
+        }
+        let dc = DataConsumer(transport: self, dataProducer: dp, type: type, sctpStreamParameters: sctp, paused: options.paused ?? false, appData: options.appData ?? [:])
         dataConsumers[dc.id] = dc
         dp.dataConsumers[dc.id] = dc
         worker.dataConsumersById[dc.id] = dc

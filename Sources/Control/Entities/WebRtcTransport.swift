@@ -61,6 +61,12 @@ public struct WebRtcTransportOptions: Codable, Sendable {
     public var preferTcp: Bool?
     /// Listen on this WebRtcServer's port instead of a port of its own.
     public var webRtcServerId: String?
+    /// Data channels: an SCTP association over DTLS (mediasoup's options
+    /// and defaults: 1024 streams each way, 262144-byte messages).
+    public var enableSctp: Bool?
+    public var numSctpStreams: NumSctpStreams?
+    public var maxSctpMessageSize: Int?
+    public var sctpSendBufferSize: Int?
     public var appData: AppData?
 
     public init(listenInfos: [TransportListenInfo]? = nil, enableUdp: Bool? = nil, enableTcp: Bool? = nil, preferUdp: Bool? = nil, preferTcp: Bool? = nil, webRtcServerId: String? = nil, appData: AppData? = nil) {
@@ -85,6 +91,12 @@ public final class WebRtcTransport: Transport {
     public private(set) var iceSelectedTuple: TransportTuple?
     /// "new", "connecting", "connected", "failed", "closed".
     public private(set) var dtlsState = "new"
+    /// With `enableSctp`: what the remote's SCTP needs, and the
+    /// association's state ("new", "connecting", "connected", "failed",
+    /// "closed").
+    public var sctpParameters: SctpParameters? { sctp?.parameters }
+    public private(set) var sctpState: String?
+    var sctp: SctpAssociation?
     private var connected = false
     /// Where we listen (one entry per candidate, with its protocol).
     private let localTuples: [TransportTuple]
@@ -127,11 +139,76 @@ public final class WebRtcTransport: Transport {
         }
         let candidates = candidates(for: tuples, preferUdp: options.preferUdp ?? false, preferTcp: options.preferTcp ?? false)
         let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: candidates, dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localTuples: tuples, appData: options.appData ?? [:])
+        if options.enableSctp == true {
+            do {
+                try t.setUpSctp(options)
+            } catch {
+                t.close()
+                throw error
+            }
+        }
         if let server {
             t.server = server
             server.handle(t)
         }
         return t
+    }
+
+    private func setUpSctp(_ options: WebRtcTransportOptions) throws(SFUError) {
+        let streams = options.numSctpStreams ?? NumSctpStreams()
+        guard (1...65535).contains(streams.OS), (1...65535).contains(streams.MIS) else {
+            throw .invalidArgument("invalid numSctpStreams (OS and MIS from 1 to 65535)")
+        }
+        let maxMessage = options.maxSctpMessageSize ?? 262_144
+        guard (1...268_435_456).contains(maxMessage) else { throw .invalidArgument("invalid maxSctpMessageSize \(maxMessage)") }
+        let sendBuffer = options.sctpSendBufferSize ?? 262_144
+        guard (1...268_435_456).contains(sendBuffer) else { throw .invalidArgument("invalid sctpSendBufferSize \(sendBuffer)") }
+        let association = try SctpAssociation(streams: streams, maxMessageSize: maxMessage, sendBufferSize: sendBuffer)
+        let forwarder = self.forwarder, handle = self.handle
+        association.output = { forwarder.send(.sendSctp(transport: handle, $0)) }
+        association.onState = { [weak self] in self?.sctpStateChanged($0.rawValue) }
+        association.onMessage = { [weak self] streamId, ppid, data in self?.sctpMessage(streamId: Int(streamId), ppid: ppid, data) }
+        association.onStreamReset = { [weak self] streamId in self?.sctpStreamReset(Int(streamId)) }
+        sctp = association
+        sctpState = "new"
+        forwarder.send(.enableSctp(transport: handle))
+    }
+
+    /// An SCTP packet from the endpoint, out of DTLS.
+    func sctpData(_ packet: [UInt8]) {
+        guard !closed else { return }
+        sctp?.input(packet)
+    }
+
+    func sctpStateChanged(_ state: String) {
+        guard !closed, sctpState != state else { return }
+        sctpState = state
+        eventChannel.emit(.sctpStateChange(state))
+        worker?.notify("transport.sctpstatechange", id, ["sctpState": .string(state)])
+    }
+
+    /// A data channel message: to the data producer on that stream.
+    func sctpMessage(streamId: Int, ppid: UInt32, _ data: [UInt8]) {
+        guard !closed else { return }
+        // DCEP (ppid 50) is not used: mediasoup clients negotiate channels.
+        guard let dp = dataProducers.values.first(where: { $0.sctpStreamParameters?.streamId == streamId }) else { return }
+        dp.received(data, ppid: ppid)
+    }
+
+    /// The endpoint closed its side of a stream: close ours as well, so its
+    /// data channel finishes closing (RFC 8831).
+    func sctpStreamReset(_ streamId: Int) {
+        guard !closed else { return }
+        if dataConsumers.values.contains(where: { $0.sctpStreamParameters?.streamId == streamId }) { sctp?.resetStream(streamId) }
+    }
+
+    override var dataType: String? { sctp != nil ? "sctp" : nil }
+
+    /// The lowest stream id no data consumer of this transport uses.
+    func freeSctpStreamId() -> Int? {
+        guard let sctp else { return nil }
+        let used = Set(dataConsumers.values.compactMap { $0.sctpStreamParameters?.streamId })
+        return (0..<sctp.parameters.MIS).first { !used.contains($0) }
     }
 
     /// Resolves `listenInfos` to one protocol each: an entry without a
@@ -216,6 +293,10 @@ public final class WebRtcTransport: Transport {
     func dtlsStateChanged(_ state: String) {
         guard !closed, dtlsState != state else { return }
         dtlsState = state
+        if state == "connected" { sctp?.connect(remotePort: 5000) }
+        if state == "failed" || state == "closed", let sctp, sctp.state != .failed, sctp.state != .closed {
+            sctpStateChanged(state == "failed" ? "failed" : "closed")
+        }
         eventChannel.emit(.dtlsStateChange(state))
         worker?.notify("transport.dtlsstatechange", id, ["dtlsState": .string(state)])
     }
@@ -225,6 +306,9 @@ public final class WebRtcTransport: Transport {
         // States go to closed without events, as in mediasoup.
         iceState = "closed"
         dtlsState = "closed"
+        if sctp != nil { sctpState = "closed" }
+        sctp?.close()
+        sctp = nil
     }
 
     override var statsType: String { "webrtc-transport" }
@@ -235,6 +319,7 @@ public final class WebRtcTransport: Transport {
         stats[0].iceState = iceState
         stats[0].iceSelectedTuple = iceSelectedTuple
         stats[0].dtlsState = dtlsState
+        stats[0].sctpState = sctpState
         return stats
     }
 
@@ -248,6 +333,8 @@ public final class WebRtcTransport: Transport {
         public var iceSelectedTuple: TransportTuple?
         public var dtlsParameters: DtlsParameters
         public var dtlsState: String
+        public var sctpParameters: SctpParameters?
+        public var sctpState: String?
         public var producerIds: [String]
         public var consumerIds: [String]
     }
@@ -256,6 +343,6 @@ public final class WebRtcTransport: Transport {
         try checkOpen()
         return Dump(id: id, iceRole: "controlled", iceParameters: iceParameters, iceCandidates: iceCandidates, iceState: iceState,
                     iceSelectedTuple: iceSelectedTuple, dtlsParameters: dtlsParameters, dtlsState: dtlsState,
-                    producerIds: producers.keys, consumerIds: consumers.keys)
+                    sctpParameters: sctpParameters, sctpState: sctpState, producerIds: producers.keys, consumerIds: consumers.keys)
     }
 }

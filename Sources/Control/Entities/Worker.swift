@@ -182,6 +182,8 @@ public final class Worker {
             (transportsByHandle[handle] as? WebRtcTransport)?.iceStateChanged(state)
         case let .dtlsState(handle, state):
             (transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
+        case let .sctpData(handle, packet):
+            (transportsByHandle[handle] as? WebRtcTransport)?.sctpData(packet)
         case let .audioLevels(handle, samples):
             observersByHandle[handle]?.intervalEnded(samples)
         case .died(let reason):

@@ -243,8 +243,8 @@ public final class RpcSession {
             ownedTransports.append(t)
             return .object([
                 "id": .string(t.id), "iceParameters": .encoding(t.iceParameters), "iceCandidates": .encoding(t.iceCandidates),
-                "dtlsParameters": .encoding(t.dtlsParameters), "sctpParameters": .null,
-                "iceState": .string(t.iceState), "dtlsState": .string(t.dtlsState),
+                "dtlsParameters": .encoding(t.dtlsParameters), "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null,
+                "iceState": .string(t.iceState), "dtlsState": .string(t.dtlsState), "sctpState": t.sctpState.map { .string($0) } ?? .null,
             ])
         case "transport.restartIce":
             guard let w = try transport(p) as? WebRtcTransport else { throw SFUError.invalidState("restartIce() is only for a WebRtcTransport") }
@@ -368,7 +368,7 @@ public final class RpcSession {
             let options = try p.decode(DataConsumerOptions.self)
             let dc = try transport(p).consumeData(options)
             owned.insert(dc.id)
-            return .object(["id": .string(dc.id), "dataProducerId": .string(dc.dataProducerId), "type": .string(dc.type), "label": .string(dc.label), "protocol": .string(dc.protocol), "paused": .bool(dc.paused), "dataProducerPaused": .bool(dc.dataProducerPaused), "sctpStreamParameters": .null])
+            return .object(["id": .string(dc.id), "dataProducerId": .string(dc.dataProducerId), "type": .string(dc.type), "label": .string(dc.label), "protocol": .string(dc.protocol), "paused": .bool(dc.paused), "dataProducerPaused": .bool(dc.dataProducerPaused), "sctpStreamParameters": dc.sctpStreamParameters.map { .encoding($0) } ?? .null])
 
         // Data producers and consumers
         case "dataProducer.send":

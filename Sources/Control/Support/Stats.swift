@@ -62,6 +62,7 @@ public struct TransportStats: Codable, Sendable, Hashable {
     public var iceState: String? = nil
     public var iceSelectedTuple: TransportTuple? = nil
     public var dtlsState: String? = nil
+    public var sctpState: String? = nil
 }
 
 /// Figures of a whole worker: the forwarder's counters and its resources.

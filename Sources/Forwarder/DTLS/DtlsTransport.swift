@@ -64,7 +64,16 @@ package struct DtlsTransport: ~Copyable {
     /// Feeds one received datagram of DTLS records.
     @discardableResult
     package mutating func receive(_ data: UnsafeRawPointer, count: Int) -> State {
-        update(rsfu_dtls_feed(raw, data.assumingMemoryBound(to: UInt8.self), count))
+        let r = update(rsfu_dtls_feed(raw, data.assumingMemoryBound(to: UInt8.self), count))
+        guard r == .connected else { return r }
+        // Application data is not used here; an alert may close.
+        var sink = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let n = rsfu_dtls_read(raw, &sink, sink.count)
+            if n == -2 { state = .closed }
+            if n <= 0 { break }
+        }
+        return state
     }
 
     /// Copies pending output into `buffer`; returns its length (0: none).

@@ -174,6 +174,10 @@ package enum ForwarderCommand: Sendable {
     case requestKeyFrame(consumer: UInt32)
     /// A simulcast consumer's preferred spatial layer.
     case setConsumerPreferredLayer(UInt32, Int)
+    /// Hands a WebRTC transport's DTLS application data (SCTP) to the
+    /// control layer, and sends SCTP packets as DTLS records.
+    case enableSctp(transport: UInt32)
+    case sendSctp(transport: UInt32, [UInt8])
     /// Caps what the transport's endpoint sends us (REMB; 0 lifts the cap).
     case setMaxIncomingBitrate(transport: UInt32, UInt32)
     /// Which trace events (TraceType bits) a producer or consumer reports.
@@ -218,6 +222,8 @@ package enum ForwarderEvent: Sendable {
     case directRtp(consumer: UInt32, tag: UInt32, [UInt8])
     /// RTCP the forwarder sends to a DirectTransport's application.
     case directRtcp(transport: UInt32, [UInt8])
+    /// An SCTP packet received over a WebRTC transport's DTLS.
+    case sctpData(transport: UInt32, [UInt8])
     /// An audio level observer's interval ended: per producer, the sum of
     /// the audio levels (-dBov, 0-127) seen and how many packets had one.
     case audioLevels(observer: UInt32, [AudioLevelSample])

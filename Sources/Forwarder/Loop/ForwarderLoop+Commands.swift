@@ -83,6 +83,10 @@ extension ForwarderLoop {
             if consumers[Int(h)].inUse { consumers[Int(h)].traceMask = mask }
         case .requestKeyFrame(let h):
             if consumers[Int(h)].inUse { requestKeyFrame(consumer: Int(h)) }
+        case let .enableSctp(h):
+            if transports[Int(h)].inUse, transports[Int(h)].webrtc { webrtc[Int(h)].sctp = true }
+        case let .sendSctp(h, packet):
+            sendSctp(transport: Int(h), packet)
         case let .setMaxIncomingBitrate(h, bitrate):
             setMaxIncomingBitrate(transport: Int(h), bitrate)
         case let .setConsumerPreferredLayer(h, layer):

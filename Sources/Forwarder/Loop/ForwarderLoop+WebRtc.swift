@@ -59,7 +59,8 @@ extension ForwarderLoop {
             handleStun(packet, size: size, transport: t, socket: socket, source: SocketAddress(raw: name, length: nameLength))
         case .dtls:
             guard fromSelected, let d = webrtc[t].dtls else { counters.dropNotReady &+= 1; return }
-            let r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
+            var r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
+            if r == 1 && webrtc[t].dtlsState == 2 { r = readDtlsData(t, d) }
             afterDtls(t, result: r)
         case .rtp, .rtcp:
             // No media before DTLS gave keys, and only from the selected tuple.
@@ -145,6 +146,37 @@ extension ForwarderLoop {
         webrtc[t].dtlsState = 1
         worker.onEvent(.dtlsState(transport: UInt32(t), "connecting"))
         afterDtls(t, result: rsfu_dtls_start(d))
+    }
+
+    /// Takes the application data of a connected DTLS session: SCTP
+    /// packets for the control layer when the transport has SCTP, discarded
+    /// otherwise (a peer must not fill our buffers). Returns -2 when the
+    /// peer closed, else 1.
+    mutating func readDtlsData(_ t: Int, _ d: OpaquePointer) -> Int32 {
+        let slot = freeSendSlots.pop()
+        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return 1 }
+        defer { freeSendSlots.push(slot) }
+        let buffer = sendSlab.slot(Int(slot))
+        while true {
+            let n = rsfu_dtls_read(d, buffer.assumingMemoryBound(to: UInt8.self), settings.bufferSize)
+            if n == -2 { return -2 }
+            if n <= 0 { return 1 }
+            if webrtc[t].sctp {
+                // Data channel traffic leaves the forwarder as a copy (it is
+                // handled by the control layer's SCTP stack, not forwarded here).
+                worker.onEvent(.sctpData(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: buffer, count: Int(n)))))
+            } else {
+                counters.dropNotReady &+= 1
+            }
+        }
+    }
+
+    /// Sends one SCTP packet as a DTLS record on a connected transport.
+    mutating func sendSctp(transport t: Int, _ packet: [UInt8]) {
+        guard transports[t].inUse, transports[t].webrtc, webrtc[t].dtlsState == 2, let d = webrtc[t].dtls else { return }
+        let ok = packet.withUnsafeBufferPointer { rsfu_dtls_write(d, $0.baseAddress, $0.count) == 0 }
+        guard ok else { counters.dropSendError &+= 1; return }
+        afterDtls(t, result: 0)
     }
 
     /// Sends what DTLS produced, handles completion, re-arms its timer.

@@ -236,6 +236,9 @@ package struct WebRtcState {
     /// 0 new, 1 connecting, 2 connected, 3 failed, 4 closed.
     var dtlsState: UInt8 = 0
     var dtlsTimer: Int32 = -1
+    /// SCTP (data channels) runs over this transport's DTLS: application
+    /// data goes to the control layer instead of being discarded.
+    var sctp = false
     var fingerprintAlgorithm = InlineArray<16, UInt8>(repeating: 0)
     var fingerprint = InlineArray<192, UInt8>(repeating: 0)
     var fingerprintLength = 0
