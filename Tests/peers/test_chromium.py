@@ -53,13 +53,12 @@ def chromium():
     return path
 
 
-@pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_chromium_publishes_and_receives(server, protocol):  # noqa: F811
+def run_page(server, listen, mode="media"):  # noqa: F811
+    """Opens the test page in headless Chromium; returns what it reported."""
     pages = PageServer()
     threading.Thread(target=pages.serve_forever, daemon=True).start()
-    listen = {"listenInfos": [{"protocol": protocol, "ip": "127.0.0.1"}]}
     base = f"http://127.0.0.1:{pages.server_address[1]}"
-    url = base + "/page?" + urllib.parse.urlencode({"ws": server, "report": base + "/report", "listen": json.dumps(listen)})
+    url = base + "/page?" + urllib.parse.urlencode({"ws": server, "report": base + "/report", "listen": json.dumps(listen), "mode": mode})
     profile = tempfile.mkdtemp(prefix="ringsfu-chromium-")
     browser = subprocess.Popen(
         [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
@@ -76,7 +75,12 @@ def test_chromium_publishes_and_receives(server, protocol):  # noqa: F811
             browser.kill()
         pages.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
-    r = pages.result
+    return pages.result
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_chromium_publishes_and_receives(server, protocol):  # noqa: F811
+    r = run_page(server, {"listenInfos": [{"protocol": protocol, "ip": "127.0.0.1"}]})
     print(f"chromium over {protocol}:", {k: r.get(k) for k in ("framesDecoded", "frameWidth", "packetsSent", "pubIce", "subIce")})
     assert "error" not in r, r
     assert r["framesDecoded"] >= 30, r
@@ -84,3 +88,14 @@ def test_chromium_publishes_and_receives(server, protocol):  # noqa: F811
     assert r["producerStats"][0]["packetCount"] > 0, r
     assert r["consumerStats"][0]["packetCount"] > 0, r
     assert r["sendStats"][0]["iceSelectedTuple"]["protocol"] == protocol, r
+
+
+def test_chromium_data_channels(server):  # noqa: F811
+    """The browser's own SCTP stack against RingSFU's: negotiated channels,
+    a text and a 100 kB binary message echoed, a stream reset closing one."""
+    r = run_page(server, {"listenInfos": [{"protocol": "udp", "ip": "127.0.0.1"}]}, mode="data")
+    assert "error" not in r, r
+    assert r["text"] == "hello" and r["bigMatches"], r
+    assert r["stats"][0]["messagesReceived"] == 2, r
+    assert r["transportStats"][0]["sctpState"] == "connected", r
+    assert r["echoState"] == "closed" and r["chatState"] == "open", r
