@@ -206,4 +206,52 @@ struct UdpPipeTransportTests {
         #expect(c2.rtpParameters.encodings?.first?.rtx == nil)
         w1.close()
     }
+
+    /// Data producers cross the pipe too: messages from the application in
+    /// router 1 reach a data consumer in router 2; closing the original
+    /// closes the pipe data consumer and producer, and the far consumer
+    /// hears `dataProducerClose`; pause crosses as well.
+    @Test func dataProducersCrossThePipe() async throws {
+        let w1 = try await testWorker(), w2 = try await testWorker()
+        let r1 = try w1.createRouter(mediaCodecs: [opus]), r2 = try w2.createRouter(mediaCodecs: [opus])
+        let source = try r1.createDirectTransport()
+        let dp = try source.produceData(DataProducerOptions(label: "chat", protocol: "json"))
+        let pipe = try r1.pipeToRouter(dataProducerId: dp.id, router: r2)
+        #expect(pipe.pipeDataProducer.id == dp.id && pipe.pipeDataProducer.label == "chat" && pipe.pipeDataProducer.protocol == "json")
+        #expect(pipe.pipeDataConsumer.type == "sctp" && pipe.pipeDataProducer.type == "sctp")
+        #expect(pipe.pipeDataProducer.sctpStreamParameters == pipe.pipeDataConsumer.sctpStreamParameters)
+        #expect(throws: SFUError.invalidState("DataProducer \"\(dp.id)\" is already piped to that Router")) {
+            try r1.pipeToRouter(dataProducerId: dp.id, router: r2)
+        }
+        let sinkTransport = try r2.createDirectTransport()
+        let far = try sinkTransport.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+        let farEvents = far.events
+        try dp.send(text: "hello")
+        try dp.send([1, 2, 3])
+        try dp.pause()
+        try dp.send(text: "not while paused")
+        try dp.resume()
+        try dp.send(text: "again")
+        let pcob = pipe.pipeDataConsumer.observer
+        let pdpob = pipe.pipeDataProducer.observer
+        dp.close()
+        let events = await collect(farEvents)
+        var messages: [String] = []
+        for case let .message(bytes, _) in events { messages.append(String(decoding: bytes, as: UTF8.self)) }
+        #expect(messages == ["hello", "\u{1}\u{2}\u{3}", "again"])
+        #expect(names(events).filter { $0 != "message" } == ["dataProducerPause", "dataProducerResume", "dataProducerClose"])
+        #expect(names(await collect(pcob)) == ["close"])
+        #expect(names(await collect(pdpob)).last == "close")
+        #expect(pipe.pipeDataProducer.closed && far.closed && r2.dataProducers[dp.id] == nil)
+
+        // The far router closing takes the pipe pair, and with it the pipe
+        // data consumer; the original data producer stays.
+        let dp2 = try source.produceData()
+        let pipe2 = try r1.pipeToRouter(dataProducerId: dp2.id, router: r2)
+        let pcob2 = pipe2.pipeDataConsumer.observer
+        r2.close()
+        #expect(names(await collect(pcob2)) == ["close"])
+        #expect(!dp2.closed && dp2.dataConsumers.isEmpty && r1.pipePairs.isEmpty)
+        w1.close(); w2.close()
+    }
 }

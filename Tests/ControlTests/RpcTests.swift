@@ -215,6 +215,9 @@ struct RpcTests {
             #expect(piped["result"]?["pipeProducerId"]?.stringValue == pId)
             let again = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(r1), "producerId": .string(pId), "targetRouterId": .string(r2)]))
             #expect(again["error"]?["data"]?["type"]?.stringValue == "InvalidStateError")
+            let pipedData = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(r1), "dataProducerId": .string(dpId), "targetRouterId": .string(r2)]))
+            #expect(pipedData["result"]?["pipeDataProducerId"]?.stringValue == dpId)
+            #expect(pipedData["result"]?["pipeDataConsumerId"]?.stringValue != nil)
             // Observers.
             let o = try await rpc.call("router.createAudioLevelObserver", .object(["routerId": .string(r1), "interval": .number(250)]))
             let oId = try #require(o["result"]?["id"]?.stringValue)

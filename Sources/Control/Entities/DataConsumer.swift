@@ -30,6 +30,8 @@ public final class DataConsumer {
     weak var transport: Transport?
     weak var dataProducer: DataProducer?
     weak var worker: Worker?
+    /// For a pipe data consumer made by pipeToRouter: the data producer it feeds.
+    weak var pipeDataProducer: DataProducer?
     var messagesSent: UInt64 = 0
     var bytesSent: UInt64 = 0
     private let eventChannel = EventChannel<DataConsumerEvent>()
@@ -96,11 +98,16 @@ public final class DataConsumer {
     private func finishChannels() {
         eventChannel.finish()
         observerChannel.finish()
+        // The far end of a pipe goes with it.
+        if let pipeDataProducer, !pipeDataProducer.closed { pipeDataProducer.close() }
     }
 
     func dataProducerPausedChanged(_ value: Bool) {
         guard !closed, dataProducerPaused != value else { return }
         dataProducerPaused = value
+        if let pipeDataProducer, !pipeDataProducer.closed {
+            if value { try? pipeDataProducer.pause() } else { try? pipeDataProducer.resume() }
+        }
         eventChannel.emit(value ? .dataProducerPause : .dataProducerResume)
         worker?.notify(value ? "dataconsumer.dataproducerpause" : "dataconsumer.dataproducerresume", id, idKey: "dataConsumerId")
         if !paused { observerChannel.emit(value ? .pause : .resume) }
@@ -122,6 +129,12 @@ public final class DataConsumer {
 
     func deliver(_ message: [UInt8], ppid: UInt32) {
         guard !closed, !paused, !dataProducerPaused else { return }
+        if let pipeDataProducer {
+            messagesSent += 1
+            bytesSent += UInt64(message.count)
+            pipeDataProducer.received(message, ppid: ppid)
+            return
+        }
         if let p = sctpStreamParameters {
             // Over SCTP to the endpoint: counted once queued.
             guard let sctp = (transport as? WebRtcTransport)?.sctp,

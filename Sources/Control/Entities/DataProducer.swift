@@ -112,6 +112,8 @@ public final class DataProducer {
     weak var transport: Transport?
     weak var worker: Worker?
     var dataConsumers = OrderedMap<DataConsumer>()
+    /// For a pipe data producer made by pipeToRouter: the consumer feeding it.
+    weak var pipeDataConsumer: DataConsumer?
     var messagesReceived: UInt64 = 0
     var bytesReceived: UInt64 = 0
     private let eventChannel = EventChannel<DataProducerEvent>()
@@ -164,6 +166,7 @@ public final class DataProducer {
     private func finishChannels() {
         eventChannel.finish()
         observerChannel.finish()
+        if let pipeDataConsumer, !pipeDataConsumer.closed { pipeDataConsumer.close() }
     }
 
     public func pause() throws(SFUError) {

@@ -96,6 +96,10 @@ public final class PipeTransport: Transport {
 
     override var statsType: String { "pipe-transport" }
 
+    /// In-process pairs carry data messages (as SCTP streams would);
+    /// UDP pipes have no SCTP yet.
+    override var dataType: String? { tuple == nil ? "sctp" : nil }
+
     public struct Dump: Codable, Sendable {
         public var id: String
         /// The UDP tuple; nil for an in-process pipe.

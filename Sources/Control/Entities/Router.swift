@@ -155,17 +155,7 @@ public final class Router {
         guard other.producers[producerId] == nil else {
             throw .invalidState("Producer \"\(producerId)\" is already piped to that Router")
         }
-        let pair: (local: PipeTransport, remote: PipeTransport)
-        if let existing = pipePairs[other.id] {
-            pair = existing
-        } else {
-            let (a, b) = try PipeTransport.makePair(self, other)
-            register(a)
-            other.register(b)
-            pair = (a, b)
-            pipePairs[other.id] = (a, b)
-            other.pipePairs[id] = (b, a)
-        }
+        let pair = try pipePair(to: other)
         let pipeConsumer = try pair.local.consume(ConsumerOptions(producerId: producerId, rtpCapabilities: RtpCapabilities()))
         let pipeProducer: Producer
         do {
@@ -177,6 +167,52 @@ public final class Router {
         pipeConsumer.pipeProducer = pipeProducer
         pipeProducer.pipeConsumer = pipeConsumer
         return PipeToRouterResult(pipeConsumer: pipeConsumer, pipeProducer: pipeProducer)
+    }
+
+    /// The in-process pipe pair to `other`, made on first use.
+    private func pipePair(to other: Router) throws(SFUError) -> (local: PipeTransport, remote: PipeTransport) {
+        if let existing = pipePairs[other.id] { return existing }
+        let (a, b) = try PipeTransport.makePair(self, other)
+        register(a)
+        other.register(b)
+        pipePairs[other.id] = (a, b)
+        other.pipePairs[id] = (b, a)
+        return (a, b)
+    }
+
+    /// What `pipeToRouter(dataProducerId:)` created.
+    public struct PipeToRouterDataResult: Sendable {
+        public var pipeDataConsumer: DataConsumer
+        public var pipeDataProducer: DataProducer
+    }
+
+    /// Makes a data producer of this router available in `router`: a pipe
+    /// data consumer here hands each message to a pipe data producer there
+    /// (same id, label, protocol and stream parameters as the original).
+    /// Closing either, pausing and resuming propagate as for media pipes.
+    public func pipeToRouter(dataProducerId: String, router other: Router) throws(SFUError) -> PipeToRouterDataResult {
+        try checkOpen()
+        try other.checkOpen()
+        guard other !== self else { throw .invalidArgument("cannot use this Router as destination") }
+        guard let dataProducer = dataProducers[dataProducerId] else { throw .failure("DataProducer with id \"\(dataProducerId)\" not found") }
+        guard other.dataProducers[dataProducerId] == nil else {
+            throw .invalidState("DataProducer \"\(dataProducerId)\" is already piped to that Router")
+        }
+        let pair = try pipePair(to: other)
+        let pipeDataConsumer = try pair.local.consumeData(DataConsumerOptions(dataProducerId: dataProducerId))
+        let pipeDataProducer: DataProducer
+        do {
+            // The pipe's own stream, as the pipe data consumer got it.
+            pipeDataProducer = try pair.remote.produceData(DataProducerOptions(
+                id: dataProducer.id, sctpStreamParameters: pipeDataConsumer.sctpStreamParameters, label: dataProducer.label, protocol: dataProducer.protocol,
+                paused: pipeDataConsumer.dataProducerPaused, appData: dataProducer.appData))
+        } catch {
+            pipeDataConsumer.close()
+            throw error
+        }
+        pipeDataConsumer.pipeDataProducer = pipeDataProducer
+        pipeDataProducer.pipeDataConsumer = pipeDataConsumer
+        return PipeToRouterDataResult(pipeDataConsumer: pipeDataConsumer, pipeDataProducer: pipeDataProducer)
     }
 
     func pipePairClosed(_ transport: PipeTransport) {

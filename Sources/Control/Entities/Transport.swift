@@ -253,6 +253,15 @@ public class Transport {
         return (params, pipe)
     }
 
+    /// How many SCTP stream ids data consumers may use here.
+    var sctpStreamLimit: Int { 65535 }
+
+    /// The lowest stream id no data consumer of this transport uses.
+    func freeSctpStreamId() -> Int? {
+        let used = Set(dataConsumers.values.compactMap { $0.sctpStreamParameters?.streamId })
+        return (0..<sctpStreamLimit).first { !used.contains($0) }
+    }
+
     /// Starts receiving data messages (SCTP data channel or, on a
     /// DirectTransport, messages the application sends).
     public func produceData(_ options: DataProducerOptions = DataProducerOptions()) throws(SFUError) -> DataProducer {
@@ -291,7 +300,7 @@ public class Transport {
         if type == "sctp" {
             // A stream of our own towards the endpoint, with the producer's
             // reliability unless the options say otherwise (as mediasoup).
-            guard let streamId = (self as? WebRtcTransport)?.freeSctpStreamId() else { throw .failure("no free SCTP stream on this transport") }
+            guard let streamId = freeSctpStreamId() else { throw .failure("no free SCTP stream on this transport") }
             let source = dp.sctpStreamParameters
             var p = SctpStreamParameters(streamId: streamId, ordered: options.ordered ?? source?.ordered,
                                          maxPacketLifeTime: options.maxPacketLifeTime ?? source?.maxPacketLifeTime,

@@ -204,12 +204,7 @@ public final class WebRtcTransport: Transport {
 
     override var dataType: String? { sctp != nil ? "sctp" : nil }
 
-    /// The lowest stream id no data consumer of this transport uses.
-    func freeSctpStreamId() -> Int? {
-        guard let sctp else { return nil }
-        let used = Set(dataConsumers.values.compactMap { $0.sctpStreamParameters?.streamId })
-        return (0..<sctp.parameters.MIS).first { !used.contains($0) }
-    }
+    override var sctpStreamLimit: Int { sctp?.parameters.MIS ?? 0 }
 
     /// Resolves `listenInfos` to one protocol each: an entry without a
     /// protocol gives UDP unless `enableUdp` is false, and TCP if `enableTcp`.

@@ -266,6 +266,12 @@ public final class RpcSession {
             let source = try router(p)
             let targetId = try string(p, "targetRouterId")
             guard let target = pool.router(id: targetId) else { throw lookupFailure("Router", targetId) }
+            if let dataProducerId = p["dataProducerId"]?.stringValue {
+                let result = try source.pipeToRouter(dataProducerId: dataProducerId, router: target)
+                owned.insert(result.pipeDataConsumer.id)
+                owned.insert(result.pipeDataProducer.id)
+                return .object(["pipeDataConsumerId": .string(result.pipeDataConsumer.id), "pipeDataProducerId": .string(result.pipeDataProducer.id)])
+            }
             let result = try source.pipeToRouter(producerId: try string(p, "producerId"), router: target)
             owned.insert(result.pipeConsumer.id)
             owned.insert(result.pipeProducer.id)
