@@ -249,3 +249,115 @@ struct WebRtcTransportTests {
         worker.close()
     }
 }
+
+/// SCTP over DTLS from a client built from primitives: a well-formed INIT is
+/// answered, and thousands of hostile SCTP packets (random, or well-formed
+/// headers with valid checksums and nonsense chunks) are absorbed without
+/// harming the worker; without `enableSctp` application data is discarded.
+@Suite("SCTP over DTLS") @RingSFUActor
+struct SctpOverDtlsTests {
+    static func crc32c(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c >> 1) ^ (0x82F6_3B78 & (0 &- (c & 1))) }
+        }
+        return ~c
+    }
+
+    /// An SCTP packet from port 5000 to 5000 with its CRC32c (RFC 4960
+    /// appendix B: stored least significant byte first).
+    static func sctpPacket(tag: UInt32, chunks: [UInt8]) -> [UInt8] {
+        var p: [UInt8] = [0x13, 0x88, 0x13, 0x88, UInt8(tag >> 24), UInt8(tag >> 16 & 0xFF), UInt8(tag >> 8 & 0xFF), UInt8(tag & 0xFF), 0, 0, 0, 0] + chunks
+        let crc = crc32c(p)
+        p[8] = UInt8(crc & 0xFF); p[9] = UInt8(crc >> 8 & 0xFF); p[10] = UInt8(crc >> 16 & 0xFF); p[11] = UInt8(crc >> 24)
+        return p
+    }
+
+    static func initChunk() -> [UInt8] {
+        // INIT: tag 0x01020304, a_rwnd 65536, 16 streams each way, TSN 1.
+        [1, 0, 0, 20, 1, 2, 3, 4, 0, 1, 0, 0, 0, 16, 0, 16, 0, 0, 0, 1]
+    }
+
+    func send(_ client: WebRtcTransportTests.Client, _ data: [UInt8], to t: WebRtcTransport) {
+        guard client.dtls.send(applicationData: data) else { return }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { client.dtls.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
+            if n == 0 { break }
+            client.socket.send(Array(buf[0..<n]), to: UInt16(t.iceCandidates[0].port))
+        }
+    }
+
+    @Test func hostileSctpIsAbsorbed() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        var options = WebRtcTransportOptions(listenInfos: [loopback])
+        options.enableSctp = true
+        let t = try router.createWebRtcTransport(options)
+        let client = try WebRtcTransportTests.Client()
+        try t.connect(dtlsParameters: client.dtlsParameters)
+        #expect(client.check(t) != nil)
+        #expect(client.handshake(t) == .connected)
+        for _ in 0..<100 where t.sctpState != "connecting" { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(t.sctpState == "connecting")
+
+        // A well-formed INIT gets an INIT-ACK (chunk type 2) back: the
+        // checksum and framing here are right, so the hostile packets below
+        // reach usrsctp's chunk parsing.
+        client.dtls.applicationData.removeAll()
+        send(client, Self.sctpPacket(tag: 0, chunks: Self.initChunk()), to: t)
+        var initAck = false
+        for _ in 0..<50 where !initAck {
+            // The control layer runs SCTP on this actor: let it.
+            try await Task.sleep(for: .milliseconds(5))
+            if let reply = client.socket.receive(timeoutMs: 20) {
+                reply.withUnsafeBytes { _ = client.dtls.receive($0.baseAddress!, count: $0.count) }
+            }
+            initAck = client.dtls.applicationData.contains { $0.count > 12 && $0[12] == 2 }
+        }
+        #expect(initAck, "INIT answered with INIT-ACK")
+
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<3000 {
+            let length = Int.random(in: 0...300, using: &rng)
+            let junk = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            switch i % 3 {
+            case 0: send(client, junk, to: t) // not even a header
+            case 1:
+                // A valid header and checksum around a random chunk type,
+                // flags and length (often longer or shorter than the data).
+                let chunk = [UInt8.random(in: 0...255, using: &rng), UInt8.random(in: 0...255, using: &rng),
+                             UInt8.random(in: 0...1, using: &rng), UInt8.random(in: 0...255, using: &rng)] + junk
+                send(client, Self.sctpPacket(tag: UInt32.random(in: 0...3, using: &rng), chunks: chunk), to: t)
+            default:
+                // INITs with random parameters and counts.
+                var chunk = Self.initChunk()
+                chunk[12] = UInt8.random(in: 0...1, using: &rng); chunk[13] = UInt8.random(in: 0...255, using: &rng)
+                chunk += junk
+                chunk[2] = UInt8(chunk.count >> 8); chunk[3] = UInt8(chunk.count & 0xFF)
+                send(client, Self.sctpPacket(tag: 0, chunks: chunk), to: t)
+            }
+            if i % 200 == 0 { await Task.yield() }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        await worker.sync()
+        // The worker and the transport are still alive and answer checks.
+        #expect(!worker.died && !t.closed)
+        #expect(client.check(t) != nil)
+        #expect(t.dtlsState == "connected")
+
+        // Without enableSctp, application data is read and discarded.
+        let plain = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
+        let other = try WebRtcTransportTests.Client()
+        try plain.connect(dtlsParameters: other.dtlsParameters)
+        #expect(other.check(plain) != nil)
+        #expect(other.handshake(plain) == .connected)
+        for _ in 0..<100 where plain.dtlsState != "connected" { try await Task.sleep(for: .milliseconds(20)) }
+        let before = await worker.getResourceUsage().dropNotReady
+        for _ in 0..<10 { send(other, Self.sctpPacket(tag: 0, chunks: Self.initChunk()), to: plain) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(await worker.getResourceUsage().dropNotReady >= before + 10)
+        worker.close()
+    }
+}

@@ -66,14 +66,23 @@ package struct DtlsTransport: ~Copyable {
     package mutating func receive(_ data: UnsafeRawPointer, count: Int) -> State {
         let r = update(rsfu_dtls_feed(raw, data.assumingMemoryBound(to: UInt8.self), count))
         guard r == .connected else { return r }
-        // Application data is not used here; an alert may close.
-        var sink = [UInt8](repeating: 0, count: 2048)
+        // Application data is kept for the caller; an alert may close.
+        var record = [UInt8](repeating: 0, count: 2048)
         while true {
-            let n = rsfu_dtls_read(raw, &sink, sink.count)
+            let n = rsfu_dtls_read(raw, &record, record.count)
             if n == -2 { state = .closed }
             if n <= 0 { break }
+            applicationData.append(Array(record[0..<Int(n)]))
         }
         return state
+    }
+
+    /// Application data records received since the caller last emptied it.
+    package var applicationData: [[UInt8]] = []
+
+    /// Sends application data as one record (take it with `takeOutput`).
+    package func send(applicationData data: [UInt8]) -> Bool {
+        data.withUnsafeBufferPointer { rsfu_dtls_write(raw, $0.baseAddress, $0.count) == 0 }
     }
 
     /// Copies pending output into `buffer`; returns its length (0: none).
