@@ -167,7 +167,16 @@ struct rsfu_sctp *rsfu_sctp_create(uintptr_t id, uint16_t os, uint16_t mis, uint
 int rsfu_sctp_connect(struct rsfu_sctp *s, uint16_t remote_port) {
     struct sockaddr_conn remote = conn_address(s, remote_port);
     int r = usrsctp_connect(s->sock, (struct sockaddr *)&remote, sizeof(remote));
-    return (r < 0 && errno != EINPROGRESS) ? -1 : 0;
+    if (r < 0 && errno != EINPROGRESS) return -1;
+    /* Packets of at most 1200 bytes, as WebRTC stacks use: room for DTLS
+     * and the UDP/IP headers on any path, no path MTU discovery. */
+    struct sctp_paddrparams pp;
+    memset(&pp, 0, sizeof(pp));
+    memcpy(&pp.spp_address, &remote, sizeof(remote));
+    pp.spp_flags = SPP_PMTUD_DISABLE;
+    pp.spp_pathmtu = 1200;
+    usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp));
+    return 0;
 }
 
 void rsfu_sctp_input(struct rsfu_sctp *s, const void *data, size_t len) {

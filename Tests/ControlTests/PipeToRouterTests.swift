@@ -255,3 +255,44 @@ struct UdpPipeTransportTests {
         w1.close(); w2.close()
     }
 }
+
+/// SCTP straight over UDP pipe transports (mediasoup's way of piping data
+/// producers between hosts): two routers on two workers, a pipe data
+/// consumer on one side feeding a pipe data producer on the other.
+@Suite("SCTP over UDP pipes") @RingSFUActor
+struct SctpPipeTests {
+    @Test func dataCrossesAUdpPipe() async throws {
+        let w1 = try await testWorker(), w2 = try await testWorker()
+        let r1 = try w1.createRouter(mediaCodecs: [opus]), r2 = try w2.createRouter(mediaCodecs: [opus])
+        var options = PipeTransportOptions(listenInfo: loopback)
+        options.enableSctp = true
+        let a = try r1.createPipeTransport(options), b = try r2.createPipeTransport(options)
+        #expect(a.sctpParameters == SctpParameters(port: 5000, OS: 1024, MIS: 1024, maxMessageSize: 262_144))
+        try a.connect(ip: "127.0.0.1", port: try #require(b.tuple).localPort)
+        try b.connect(ip: "127.0.0.1", port: try #require(a.tuple).localPort)
+        for _ in 0..<150 where a.sctpState != "connected" || b.sctpState != "connected" {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(a.sctpState == "connected" && b.sctpState == "connected")
+
+        let source = try r1.createDirectTransport()
+        let dp = try source.produceData(DataProducerOptions(label: "chat"))
+        let pipeConsumer = try a.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+        #expect(pipeConsumer.type == "sctp" && pipeConsumer.sctpStreamParameters?.streamId == 0)
+        _ = try b.produceData(DataProducerOptions(id: dp.id, sctpStreamParameters: pipeConsumer.sctpStreamParameters, label: dp.label))
+        let sink = try r2.createDirectTransport()
+        let far = try sink.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+        let events = far.events
+        let big = (0..<100_000).map { UInt8($0 % 251) }
+        try dp.send(text: "over udp")
+        try dp.send(big)
+        for _ in 0..<150 where far.messagesSent < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(far.messagesSent == 2)
+        // Media sockets keep their job: no SCTP packet was counted as bad RTP.
+        #expect(await w2.getResourceUsage().dropNotRtp == 0)
+        w1.close(); w2.close()
+        var got: [[UInt8]] = []
+        for case let .message(bytes, _) in await collect(events) { got.append(bytes) }
+        #expect(got == [Array("over udp".utf8), big])
+    }
+}

@@ -90,7 +90,7 @@ public final class DataConsumer {
 
     private func detach() {
         // The endpoint's data channel on our stream closes with it.
-        if let stream = sctpStreamParameters?.streamId { (transport as? WebRtcTransport)?.sctp?.resetStream(stream) }
+        if let stream = sctpStreamParameters?.streamId { transport?.sctp?.resetStream(stream) }
         transport?.dataConsumerRemoved(self)
         dataProducer?.dataConsumerRemoved(self)
     }
@@ -137,7 +137,7 @@ public final class DataConsumer {
         }
         if let p = sctpStreamParameters {
             // Over SCTP to the endpoint: counted once queued.
-            guard let sctp = (transport as? WebRtcTransport)?.sctp,
+            guard let sctp = transport?.sctp,
                   sctp.send(streamId: p.streamId, ppid: ppid, ordered: p.ordered ?? true, maxRetransmits: p.maxRetransmits,
                             maxPacketLifeTime: p.maxPacketLifeTime, message) else { return }
             messagesSent += 1

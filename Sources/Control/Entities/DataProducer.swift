@@ -144,7 +144,7 @@ public final class DataProducer {
         guard !closed else { return }
         closed = true
         // The endpoint's data channel on this stream closes with it.
-        if let stream = sctpStreamParameters?.streamId { (transport as? WebRtcTransport)?.sctp?.resetStream(stream) }
+        if let stream = sctpStreamParameters?.streamId { transport?.sctp?.resetStream(stream) }
         transport?.dataProducerRemoved(self)
         observerChannel.emit(.close)
         finishChannels()

@@ -7,7 +7,12 @@ public struct PipeTransportOptions: Codable, Sendable {
     /// Negotiate RTX on pipe consumers (default false).
     public var enableRtx: Bool?
     public var enableSrtp: Bool?
+    /// SCTP straight over the UDP tuple, for piping data producers between
+    /// hosts (UDP pipes only; in-process pairs carry data without it).
     public var enableSctp: Bool?
+    public var numSctpStreams: NumSctpStreams?
+    public var maxSctpMessageSize: Int?
+    public var sctpSendBufferSize: Int?
     public var appData: AppData?
 
     public init(listenInfo: TransportListenInfo, enableRtx: Bool? = false, enableSrtp: Bool? = false, appData: AppData? = nil) {
@@ -38,7 +43,6 @@ public final class PipeTransport: Transport {
     public private(set) var enableRtx = false
 
     static func make(router: Router, worker: Worker, options: PipeTransportOptions) throws(SFUError) -> PipeTransport {
-        if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
         let plain = PlainTransportOptions(listenInfo: options.listenInfo, rtcpMux: true, comedia: false, appData: options.appData)
         // Same socket set-up as a plain transport with RTCP multiplexed.
         var srtp: (SrtpParameters, SrtpKey)? = nil
@@ -52,6 +56,14 @@ public final class PipeTransport: Transport {
         t.tuple = tuple
         t.srtpParameters = srtp?.0
         t.enableRtx = options.enableRtx ?? false
+        if options.enableSctp == true {
+            do {
+                try t.setUpSctp(SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
+            } catch {
+                t.close()
+                throw error
+            }
+        }
         return t
     }
 
@@ -74,6 +86,7 @@ public final class PipeTransport: Transport {
         forwarder.send(.connectTransport(handle: handle, rtp: address, rtcp: nil))
         tuple?.remoteIp = ip
         tuple?.remotePort = port
+        sctp?.connect(remotePort: 5000)
     }
 
     static func makePair(_ a: Router, _ b: Router) throws(SFUError) -> (PipeTransport, PipeTransport) {
@@ -96,9 +109,9 @@ public final class PipeTransport: Transport {
 
     override var statsType: String { "pipe-transport" }
 
-    /// In-process pairs carry data messages (as SCTP streams would);
-    /// UDP pipes have no SCTP yet.
-    override var dataType: String? { tuple == nil ? "sctp" : nil }
+    /// In-process pairs carry data messages (as SCTP streams would); UDP
+    /// pipes with `enableSctp` carry them over SCTP.
+    override var dataType: String? { tuple == nil ? "sctp" : super.dataType }
 
     public struct Dump: Codable, Sendable {
         public var id: String
@@ -106,6 +119,8 @@ public final class PipeTransport: Transport {
         public var tuple: TransportTuple?
         public var rtx: Bool
         public var srtpParameters: SrtpParameters?
+        public var sctpParameters: SctpParameters?
+        public var sctpState: String?
         /// In-process pipes: the other end's transport id.
         public var peerTransportId: String?
         public var producerIds: [String]
@@ -114,7 +129,7 @@ public final class PipeTransport: Transport {
 
     public func dump() throws(SFUError) -> Dump {
         try checkOpen()
-        return Dump(id: id, tuple: tuple, rtx: enableRtx, srtpParameters: srtpParameters, peerTransportId: peer?.id,
+        return Dump(id: id, tuple: tuple, rtx: enableRtx, srtpParameters: srtpParameters, sctpParameters: sctpParameters, sctpState: sctpState, peerTransportId: peer?.id,
                     producerIds: producers.keys, consumerIds: consumers.keys)
     }
 

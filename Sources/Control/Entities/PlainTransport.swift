@@ -63,7 +63,11 @@ public struct PlainTransportOptions: Codable, Sendable {
     public var rtcpMux: Bool?
     /// Learn the remote address from the first packet received (default false).
     public var comedia: Bool?
+    /// SCTP straight over the UDP tuple (no DTLS), as mediasoup does.
     public var enableSctp: Bool?
+    public var numSctpStreams: NumSctpStreams?
+    public var maxSctpMessageSize: Int?
+    public var sctpSendBufferSize: Int?
     public var enableSrtp: Bool?
     public var srtpCryptoSuite: String?
     public var appData: AppData?
@@ -110,7 +114,16 @@ public final class PlainTransport: Transport {
         }
         let (handle, tuple, rtcpTuple) = try openSockets(router: router, worker: worker, options: options)
         if let srtp { worker.forwarder.send(.setTransportSrtp(handle: handle, send: srtp.1, receive: nil)) }
-        return PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: options.rtcpMux ?? true, comedia: options.comedia ?? false, srtpParameters: srtp?.0, appData: options.appData ?? [:])
+        let t = PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: options.rtcpMux ?? true, comedia: options.comedia ?? false, srtpParameters: srtp?.0, appData: options.appData ?? [:])
+        if options.enableSctp == true {
+            do {
+                try t.setUpSctp(SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
+            } catch {
+                t.close()
+                throw error
+            }
+        }
+        return t
     }
 
     /// Binds the transport's socket(s) and hands them to the forwarder as a
@@ -118,7 +131,6 @@ public final class PlainTransport: Transport {
     static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
         let info = options.listenInfo
         if let p = info.protocol, p != "udp" { throw .invalidArgument("listenInfo.protocol must be \"udp\" for a PlainTransport") }
-        if options.enableSctp == true { throw .unsupported("enableSctp is not supported yet") }
         guard SocketAddress(ip: info.ip, port: 0) != nil else { throw .invalidArgument("invalid listenInfo.ip \"\(info.ip)\"") }
         let rtcpMux = options.rtcpMux ?? true
         let comedia = options.comedia ?? false
@@ -207,6 +219,8 @@ public final class PlainTransport: Transport {
             tuple.remoteIp = ip
             tuple.remotePort = port
             if let rtcp { rtcpTuple?.remoteIp = ip; rtcpTuple?.remotePort = Int(rtcp.port) }
+            // SCTP starts once the remote is known.
+            sctp?.connect(remotePort: 5000)
         }
     }
 
@@ -222,6 +236,7 @@ public final class PlainTransport: Transport {
         } else {
             tuple.remoteIp = address.ip
             tuple.remotePort = Int(address.port)
+            sctp?.connect(remotePort: 5000)
             eventChannel.emit(.tuple(tuple))
             worker?.notify("transport.tuple", id, ["tuple": .encoding(tuple)])
             observerChannel.emit(.tuple(tuple))
@@ -246,13 +261,15 @@ public final class PlainTransport: Transport {
         public var rtcpTuple: TransportTuple?
         public var rtcpMux: Bool
         public var comedia: Bool
+        public var sctpParameters: SctpParameters?
+        public var sctpState: String?
         public var producerIds: [String]
         public var consumerIds: [String]
     }
 
     public func dump() throws(SFUError) -> Dump {
         try checkOpen()
-        return Dump(id: id, srtpParameters: srtpParameters, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: rtcpMux, comedia: comedia, producerIds: producers.keys, consumerIds: consumers.keys)
+        return Dump(id: id, srtpParameters: srtpParameters, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: rtcpMux, comedia: comedia, sctpParameters: sctpParameters, sctpState: sctpState, producerIds: producers.keys, consumerIds: consumers.keys)
     }
 }
 

@@ -170,6 +170,7 @@ public class Transport {
         // The forwarder freed these along with their producers.
         for consumer in orphans where !consumer.closed { consumer.producerClosed() }
         for dc in dataOrphans where !dc.closed { dc.dataProducerClosed() }
+        closeSctp()
         didClose()
     }
 
@@ -205,6 +206,7 @@ public class Transport {
         worker?.notify(notification, id)
         observerChannel.emit(.close)
         finishChannels()
+        closeSctp()
         didClose()
     }
 
@@ -237,7 +239,7 @@ public class Transport {
 
     /// The data producer/consumer type this transport supports (nil: none,
     /// until SCTP exists; DirectTransport says "direct").
-    var dataType: String? { nil }
+    var dataType: String? { sctp != nil ? "sctp" : nil }
 
     /// Consumer parameters for this transport; pipe transports override it.
     func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
@@ -253,8 +255,83 @@ public class Transport {
         return (params, pipe)
     }
 
+    // MARK: - SCTP (data channels)
+
+    /// With `enableSctp`: what the remote's SCTP needs, and the
+    /// association's state ("new", "connecting", "connected", "failed",
+    /// "closed").
+    public var sctpParameters: SctpParameters? { sctp?.parameters }
+    public internal(set) var sctpState: String?
+    var sctp: SctpAssociation?
+
+    /// The `enableSctp` options every transport kind shares.
+    struct SctpOptions {
+        var streams: NumSctpStreams?, maxMessageSize: Int?, sendBufferSize: Int?
+        init(_ streams: NumSctpStreams?, _ maxMessageSize: Int?, _ sendBufferSize: Int?) {
+            self.streams = streams
+            self.maxMessageSize = maxMessageSize
+            self.sendBufferSize = sendBufferSize
+        }
+    }
+
+    func setUpSctp(_ options: SctpOptions) throws(SFUError) {
+        let streams = options.streams ?? NumSctpStreams()
+        guard (1...65535).contains(streams.OS), (1...65535).contains(streams.MIS) else {
+            throw .invalidArgument("invalid numSctpStreams (OS and MIS from 1 to 65535)")
+        }
+        let maxMessage = options.maxMessageSize ?? 262_144
+        guard (1...268_435_456).contains(maxMessage) else { throw .invalidArgument("invalid maxSctpMessageSize \(maxMessage)") }
+        let sendBuffer = options.sendBufferSize ?? 262_144
+        guard (1...268_435_456).contains(sendBuffer) else { throw .invalidArgument("invalid sctpSendBufferSize \(sendBuffer)") }
+        let association = try SctpAssociation(streams: streams, maxMessageSize: maxMessage, sendBufferSize: sendBuffer)
+        let forwarder = self.forwarder, handle = self.handle
+        association.output = { forwarder.send(.sendSctp(transport: handle, $0)) }
+        association.onState = { [weak self] in self?.sctpStateChanged($0.rawValue) }
+        association.onMessage = { [weak self] streamId, ppid, data in self?.sctpMessage(streamId: Int(streamId), ppid: ppid, data) }
+        association.onStreamReset = { [weak self] streamId in self?.sctpStreamReset(Int(streamId)) }
+        sctp = association
+        sctpState = "new"
+        forwarder.send(.enableSctp(transport: handle))
+    }
+
+    /// An SCTP packet from the endpoint (out of DTLS, or a plain UDP datagram).
+    func sctpData(_ packet: [UInt8]) {
+        guard !closed else { return }
+        sctp?.input(packet)
+    }
+
+    func sctpStateChanged(_ state: String) {
+        guard !closed, sctpState != state else { return }
+        sctpState = state
+        eventChannel.emit(.sctpStateChange(state))
+        worker?.notify("transport.sctpstatechange", id, ["sctpState": .string(state)])
+    }
+
+    /// A data channel message: to the data producer on that stream.
+    func sctpMessage(streamId: Int, ppid: UInt32, _ data: [UInt8]) {
+        guard !closed else { return }
+        // DCEP (ppid 50) is not used: mediasoup clients negotiate channels.
+        guard let dp = dataProducers.values.first(where: { $0.sctpStreamParameters?.streamId == streamId }) else { return }
+        dp.received(data, ppid: ppid)
+    }
+
+    /// The endpoint closed its side of a stream: close ours as well, so its
+    /// data channel finishes closing (RFC 8831).
+    func sctpStreamReset(_ streamId: Int) {
+        guard !closed else { return }
+        if dataConsumers.values.contains(where: { $0.sctpStreamParameters?.streamId == streamId }) { sctp?.resetStream(streamId) }
+    }
+
+    /// Frees the association with the transport (no event, as mediasoup).
+    func closeSctp() {
+        guard let sctp else { return }
+        sctpState = "closed"
+        sctp.close()
+        self.sctp = nil
+    }
+
     /// How many SCTP stream ids data consumers may use here.
-    var sctpStreamLimit: Int { 65535 }
+    var sctpStreamLimit: Int { sctp?.parameters.MIS ?? 65535 }
 
     /// The lowest stream id no data consumer of this transport uses.
     func freeSctpStreamId() -> Int? {
@@ -273,7 +350,7 @@ public class Transport {
         if type == "direct", sctp != nil { throw .invalidArgument("sctpStreamParameters are not used on a DirectTransport") }
         if type == "sctp" {
             guard let sctp else { throw .invalidArgument("missing sctpStreamParameters") }
-            if let mis = (self as? WebRtcTransport)?.sctpParameters?.MIS, sctp.streamId >= mis {
+            if let mis = sctpParameters?.MIS, sctp.streamId >= mis {
                 throw .invalidArgument("sctpStreamParameters.streamId \(sctp.streamId) not below the incoming stream count (MIS \(mis))")
             }
             if dataProducers.values.contains(where: { $0.sctpStreamParameters?.streamId == sctp.streamId }) {

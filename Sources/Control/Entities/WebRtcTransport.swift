@@ -91,12 +91,6 @@ public final class WebRtcTransport: Transport {
     public private(set) var iceSelectedTuple: TransportTuple?
     /// "new", "connecting", "connected", "failed", "closed".
     public private(set) var dtlsState = "new"
-    /// With `enableSctp`: what the remote's SCTP needs, and the
-    /// association's state ("new", "connecting", "connected", "failed",
-    /// "closed").
-    public var sctpParameters: SctpParameters? { sctp?.parameters }
-    public private(set) var sctpState: String?
-    var sctp: SctpAssociation?
     private var connected = false
     /// Where we listen (one entry per candidate, with its protocol).
     private let localTuples: [TransportTuple]
@@ -141,7 +135,7 @@ public final class WebRtcTransport: Transport {
         let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: candidates, dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localTuples: tuples, appData: options.appData ?? [:])
         if options.enableSctp == true {
             do {
-                try t.setUpSctp(options)
+                try t.setUpSctp(SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
             } catch {
                 t.close()
                 throw error
@@ -154,57 +148,7 @@ public final class WebRtcTransport: Transport {
         return t
     }
 
-    private func setUpSctp(_ options: WebRtcTransportOptions) throws(SFUError) {
-        let streams = options.numSctpStreams ?? NumSctpStreams()
-        guard (1...65535).contains(streams.OS), (1...65535).contains(streams.MIS) else {
-            throw .invalidArgument("invalid numSctpStreams (OS and MIS from 1 to 65535)")
-        }
-        let maxMessage = options.maxSctpMessageSize ?? 262_144
-        guard (1...268_435_456).contains(maxMessage) else { throw .invalidArgument("invalid maxSctpMessageSize \(maxMessage)") }
-        let sendBuffer = options.sctpSendBufferSize ?? 262_144
-        guard (1...268_435_456).contains(sendBuffer) else { throw .invalidArgument("invalid sctpSendBufferSize \(sendBuffer)") }
-        let association = try SctpAssociation(streams: streams, maxMessageSize: maxMessage, sendBufferSize: sendBuffer)
-        let forwarder = self.forwarder, handle = self.handle
-        association.output = { forwarder.send(.sendSctp(transport: handle, $0)) }
-        association.onState = { [weak self] in self?.sctpStateChanged($0.rawValue) }
-        association.onMessage = { [weak self] streamId, ppid, data in self?.sctpMessage(streamId: Int(streamId), ppid: ppid, data) }
-        association.onStreamReset = { [weak self] streamId in self?.sctpStreamReset(Int(streamId)) }
-        sctp = association
-        sctpState = "new"
-        forwarder.send(.enableSctp(transport: handle))
-    }
 
-    /// An SCTP packet from the endpoint, out of DTLS.
-    func sctpData(_ packet: [UInt8]) {
-        guard !closed else { return }
-        sctp?.input(packet)
-    }
-
-    func sctpStateChanged(_ state: String) {
-        guard !closed, sctpState != state else { return }
-        sctpState = state
-        eventChannel.emit(.sctpStateChange(state))
-        worker?.notify("transport.sctpstatechange", id, ["sctpState": .string(state)])
-    }
-
-    /// A data channel message: to the data producer on that stream.
-    func sctpMessage(streamId: Int, ppid: UInt32, _ data: [UInt8]) {
-        guard !closed else { return }
-        // DCEP (ppid 50) is not used: mediasoup clients negotiate channels.
-        guard let dp = dataProducers.values.first(where: { $0.sctpStreamParameters?.streamId == streamId }) else { return }
-        dp.received(data, ppid: ppid)
-    }
-
-    /// The endpoint closed its side of a stream: close ours as well, so its
-    /// data channel finishes closing (RFC 8831).
-    func sctpStreamReset(_ streamId: Int) {
-        guard !closed else { return }
-        if dataConsumers.values.contains(where: { $0.sctpStreamParameters?.streamId == streamId }) { sctp?.resetStream(streamId) }
-    }
-
-    override var dataType: String? { sctp != nil ? "sctp" : nil }
-
-    override var sctpStreamLimit: Int { sctp?.parameters.MIS ?? 0 }
 
     /// Resolves `listenInfos` to one protocol each: an entry without a
     /// protocol gives UDP unless `enableUdp` is false, and TCP if `enableTcp`.
@@ -301,9 +245,6 @@ public final class WebRtcTransport: Transport {
         // States go to closed without events, as in mediasoup.
         iceState = "closed"
         dtlsState = "closed"
-        if sctp != nil { sctpState = "closed" }
-        sctp?.close()
-        sctp = nil
     }
 
     override var statsType: String { "webrtc-transport" }

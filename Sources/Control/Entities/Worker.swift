@@ -183,7 +183,7 @@ public final class Worker {
         case let .dtlsState(handle, state):
             (transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
         case let .sctpData(handle, packet):
-            (transportsByHandle[handle] as? WebRtcTransport)?.sctpData(packet)
+            transportsByHandle[handle]?.sctpData(packet)
         case let .audioLevels(handle, samples):
             observersByHandle[handle]?.intervalEnded(samples)
         case .died(let reason):

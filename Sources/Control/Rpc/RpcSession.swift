@@ -261,7 +261,8 @@ public final class RpcSession {
             let t = try router(p).createPipeTransport(options)
             owned.insert(t.id)
             ownedTransports.append(t)
-            return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null])
+            return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null,
+                            "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null, "sctpState": t.sctpState.map { .string($0) } ?? .null])
         case "router.pipeToRouter":
             let source = try router(p)
             let targetId = try string(p, "targetRouterId")
@@ -478,7 +479,8 @@ public final class RpcSession {
     private func plainTransportJSON(_ t: PlainTransport) -> JSONValue {
         var o: [String: JSONValue] = [
             "id": .string(t.id), "tuple": .encoding(t.tuple), "rtcpMux": .bool(t.rtcpMux), "comedia": .bool(t.comedia),
-            "sctpParameters": .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null,
+            "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null, "sctpState": t.sctpState.map { .string($0) } ?? .null,
+            "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null,
         ]
         if let r = t.rtcpTuple { o["rtcpTuple"] = .encoding(r) }
         return .object(o)

@@ -84,7 +84,8 @@ extension ForwarderLoop {
         case .requestKeyFrame(let h):
             if consumers[Int(h)].inUse { requestKeyFrame(consumer: Int(h)) }
         case let .enableSctp(h):
-            if transports[Int(h)].inUse, transports[Int(h)].webrtc { webrtc[Int(h)].sctp = true }
+            guard transports[Int(h)].inUse else { return }
+            if transports[Int(h)].webrtc { webrtc[Int(h)].sctp = true } else { transports[Int(h)].rawSctp = true }
         case let .sendSctp(h, packet):
             sendSctp(transport: Int(h), packet)
         case let .setMaxIncomingBitrate(h, bitrate):

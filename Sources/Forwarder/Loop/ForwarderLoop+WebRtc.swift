@@ -173,7 +173,17 @@ extension ForwarderLoop {
 
     /// Sends one SCTP packet as a DTLS record on a connected transport.
     mutating func sendSctp(transport t: Int, _ packet: [UInt8]) {
-        guard transports[t].inUse, transports[t].webrtc, webrtc[t].dtlsState == 2, let d = webrtc[t].dtls else { return }
+        guard transports[t].inUse else { return }
+        if transports[t].rawSctp {
+            // Plain UDP: the packet as it is, to the remote tuple.
+            guard transports[t].remoteRtp.isSet, transports[t].rtpSocket >= 0, packet.count <= settings.bufferSize else { return }
+            let slot = freeSendSlots.pop()
+            guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
+            packet.withUnsafeBytes { sendSlab.slot(Int(slot)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            sendRaw(slot: slot, length: packet.count, socket: transports[t].rtpSocket, to: transports[t].remoteRtp)
+            return
+        }
+        guard transports[t].webrtc, webrtc[t].dtlsState == 2, let d = webrtc[t].dtls else { return }
         let ok = packet.withUnsafeBufferPointer { rsfu_dtls_write(d, $0.baseAddress, $0.count) == 0 }
         guard ok else { counters.dropSendError &+= 1; return }
         afterDtls(t, result: 0)

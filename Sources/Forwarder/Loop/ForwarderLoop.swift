@@ -433,7 +433,18 @@ struct ForwarderLoop: ~Copyable {
         }
 
         let kind = PacketClass.classify(payload, count: size)
-        guard kind == .rtp || kind == .rtcp else { counters.dropNotRtp &+= 1; return }
+        guard kind == .rtp || kind == .rtcp else {
+            // SCTP over plain UDP (mediasoup's rule: ports 5000 to 5000).
+            if transports[t].rawSctp, size >= 12, readUInt16(payload, 0) == 5000, readUInt16(payload, 2) == 5000 {
+                // From a stranger: counted by acceptSource and dropped.
+                if acceptSource(transport: t, rtcp: false, name: name, nameLength: nameLength) {
+                    worker.onEvent(.sctpData(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: payload, count: size))))
+                }
+                return
+            }
+            counters.dropNotRtp &+= 1
+            return
+        }
         guard acceptSource(transport: t, rtcp: sockets[socket].isRtcp, name: name, nameLength: nameLength) else { return }
         receiveMedia(payload, size: size, transport: t, rtcp: kind == .rtcp)
     }

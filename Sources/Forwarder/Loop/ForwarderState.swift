@@ -85,6 +85,9 @@ package struct TransportState {
     /// (0: none), when it was last sent, and how many "unlimited" (0)
     /// REMBs remain to be sent after the cap was lifted.
     var maxIncomingBitrate: UInt32 = 0
+    /// Plain and UDP pipe transports with SCTP: datagrams from and to port
+    /// 5000 on both ends are SCTP packets for the control layer.
+    var rawSctp = false
     var limitationRembSentNs: Int64 = 0
     var unlimitedRembsLeft: UInt8 = 0
     var remoteRtp = SocketAddress()
