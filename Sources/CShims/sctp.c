@@ -92,6 +92,15 @@ static int on_receive(struct socket *sock, union sctp_sockstore addr, void *data
     return 1;
 }
 
+/* Free space in the send buffer changed (usrsctp calls this as data is
+ * acknowledged): the caller derives the buffered amount from it. */
+static int on_send_space(struct socket *sock, uint32_t sb_free, void *ulp) {
+    (void)sock;
+    struct rsfu_sctp *s = ulp;
+    event_fn(s->id, RSFU_SCTP_SEND_SPACE, (int)(sb_free > INT32_MAX ? INT32_MAX : sb_free));
+    return 0;
+}
+
 static void no_debug(const char *format, ...) { (void)format; }
 
 int rsfu_sctp_global_init(rsfu_sctp_output_fn output, rsfu_sctp_message_fn message, rsfu_sctp_event_fn event) {
@@ -128,7 +137,7 @@ struct rsfu_sctp *rsfu_sctp_create(uintptr_t id, uint16_t os, uint16_t mis, uint
     s->id = id;
     s->max_message = max_message;
     usrsctp_register_address(s);
-    s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, on_receive, NULL, 0, s);
+    s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, on_receive, on_send_space, 0, s);
     if (!s->sock) { usrsctp_deregister_address(s); free(s); return NULL; }
     usrsctp_set_non_blocking(s->sock, 1);
     struct linger lg = { .l_onoff = 1, .l_linger = 0 };

@@ -283,16 +283,36 @@ struct SctpPipeTests {
         let sink = try r2.createDirectTransport()
         let far = try sink.consumeData(DataConsumerOptions(dataProducerId: dp.id))
         let events = far.events
+        let pipeEvents = pipeConsumer.events
+        try pipeConsumer.setBufferedAmountLowThreshold(1000)
         let big = (0..<100_000).map { UInt8($0 % 251) }
         try dp.send(text: "over udp")
         try dp.send(big)
+        #expect(try pipeConsumer.getBufferedAmount() > 1000, "queued until acknowledged")
         for _ in 0..<150 where far.messagesSent < 2 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(far.messagesSent == 2)
+        for _ in 0..<50 where try pipeConsumer.getBufferedAmount() > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try pipeConsumer.getStats()[0].bufferedAmount == 0)
+
+        // A full send buffer (messages sent faster than the peer can
+        // acknowledge): the message is refused and the data consumer says so.
+        var small = options
+        small.sctpSendBufferSize = 8192
+        let c = try r1.createPipeTransport(small), d = try r2.createPipeTransport(small)
+        try c.connect(ip: "127.0.0.1", port: try #require(d.tuple).localPort)
+        try d.connect(ip: "127.0.0.1", port: try #require(c.tuple).localPort)
+        for _ in 0..<150 where c.sctpState != "connected" { try await Task.sleep(for: .milliseconds(20)) }
+        let tight = try c.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+        let tightEvents = tight.events
+        for _ in 0..<5 { try dp.send(Array(big[0..<6000])) }
+        #expect(tight.messagesSent >= 1 && tight.messagesSent < 5)
         // Media sockets keep their job: no SCTP packet was counted as bad RTP.
         #expect(await w2.getResourceUsage().dropNotRtp == 0)
         w1.close(); w2.close()
         var got: [[UInt8]] = []
         for case let .message(bytes, _) in await collect(events) { got.append(bytes) }
         #expect(got == [Array("over udp".utf8), big])
+        #expect(await collect(pipeEvents).contains { if case .bufferedAmountLow = $0 { true } else { false } })
+        #expect(await collect(tightEvents).contains { if case .sctpSendBufferFull = $0 { true } else { false } })
     }
 }

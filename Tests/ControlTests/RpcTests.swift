@@ -206,6 +206,10 @@ struct RpcTests {
             #expect(msg["params"]?["dataConsumerId"]?.stringValue == dcId)
             #expect(msg["params"]?["message"]?.stringValue == "aGk=")
             #expect(msg["params"]?["ppid"]?.numberValue == 51)
+            let buffered = try await rpc.call("dataConsumer.getBufferedAmount", .object(["dataConsumerId": .string(dcId)]))
+            #expect(buffered["result"]?["bufferedAmount"]?.numberValue == 0)
+            let badThreshold = try await rpc.call("dataConsumer.setBufferedAmountLowThreshold", .object(["dataConsumerId": .string(dcId), "threshold": .number(-1)]))
+            #expect(badThreshold["error"]?["data"]?["type"]?.stringValue == "TypeError")
             // pipeToRouter across the workers.
             let t = try await rpc.call("router.createPlainTransport", json(#"{"routerId":"\#(r1)","listenInfo":{"protocol":"udp","ip":"127.0.0.1"},"comedia":true}"#))
             let tId = t["result"]?["id"]?.stringValue ?? ""

@@ -38,13 +38,14 @@ int64_t rsfu_thread_cpu_ns(pthread_t thread);
 typedef void (*rsfu_sctp_output_fn)(uintptr_t id, const void *data, size_t len);
 typedef void (*rsfu_sctp_message_fn)(uintptr_t id, uint16_t sid, uint32_t ppid, const void *data, size_t len);
 typedef void (*rsfu_sctp_event_fn)(uintptr_t id, int kind, int value);
-enum { RSFU_SCTP_CONNECTED = 1, RSFU_SCTP_FAILED = 2, RSFU_SCTP_CLOSED = 3, RSFU_SCTP_STREAM_RESET = 4 };
+enum { RSFU_SCTP_CONNECTED = 1, RSFU_SCTP_FAILED = 2, RSFU_SCTP_CLOSED = 3, RSFU_SCTP_STREAM_RESET = 4, RSFU_SCTP_SEND_SPACE = 5 };
 struct rsfu_sctp;
 int rsfu_sctp_global_init(rsfu_sctp_output_fn output, rsfu_sctp_message_fn message, rsfu_sctp_event_fn event);
 void rsfu_sctp_handle_timers(uint32_t elapsed_ms);
 struct rsfu_sctp *rsfu_sctp_create(uintptr_t id, uint16_t os, uint16_t mis, uint32_t send_buffer, uint32_t max_message);
 int rsfu_sctp_connect(struct rsfu_sctp *s, uint16_t remote_port);
 void rsfu_sctp_input(struct rsfu_sctp *s, const void *data, size_t len);
+/// 0 when queued, else -errno (-EWOULDBLOCK: the send buffer is full).
 int rsfu_sctp_send(struct rsfu_sctp *s, uint16_t sid, uint32_t ppid, int ordered,
                    int max_retransmits, int max_lifetime_ms, const void *data, size_t len);
 int rsfu_sctp_reset_stream(struct rsfu_sctp *s, uint16_t sid);

@@ -7,6 +7,11 @@ public enum DataConsumerEvent: Sendable {
     case dataProducerResume
     /// A message for the application (DirectTransport data consumers).
     case message([UInt8], ppid: UInt32)
+    /// SCTP data consumers: the association's buffered bytes fell to the
+    /// threshold set with `setBufferedAmountLowThreshold` (with the amount).
+    case bufferedAmountLow(Int)
+    /// SCTP data consumers: a message was dropped, the send buffer being full.
+    case sctpSendBufferFull
 }
 
 public enum DataConsumerObserverEvent: Sendable {
@@ -33,6 +38,12 @@ public final class DataConsumer {
     /// For a pipe data consumer made by pipeToRouter: the data producer it feeds.
     weak var pipeDataProducer: DataProducer?
     var messagesSent: UInt64 = 0
+    /// SCTP: the association's buffered amount as last reported, the
+    /// threshold for `bufferedAmountLow`, and whether to report the next
+    /// change even without a crossing (the threshold was set below it).
+    public private(set) var bufferedAmount = 0
+    public private(set) var bufferedAmountLowThreshold = 0
+    private var forceBufferedAmountLow = false
     var bytesSent: UInt64 = 0
     private let eventChannel = EventChannel<DataConsumerEvent>()
     private let observerChannel = EventChannel<DataConsumerObserverEvent>()
@@ -137,11 +148,19 @@ public final class DataConsumer {
         }
         if let p = sctpStreamParameters {
             // Over SCTP to the endpoint: counted once queued.
-            guard let sctp = transport?.sctp,
-                  sctp.send(streamId: p.streamId, ppid: ppid, ordered: p.ordered ?? true, maxRetransmits: p.maxRetransmits,
-                            maxPacketLifeTime: p.maxPacketLifeTime, message) else { return }
-            messagesSent += 1
-            bytesSent += UInt64(message.count)
+            guard let sctp = transport?.sctp else { return }
+            switch sctp.send(streamId: p.streamId, ppid: ppid, ordered: p.ordered ?? true, maxRetransmits: p.maxRetransmits,
+                             maxPacketLifeTime: p.maxPacketLifeTime, message) {
+            case .sent:
+                messagesSent += 1
+                bytesSent += UInt64(message.count)
+            case .bufferFull:
+                eventChannel.emit(.sctpSendBufferFull)
+                worker?.notify("dataconsumer.sctpsendbufferfull", id, idKey: "dataConsumerId")
+            case .failed:
+                // Not connected yet, or larger than the whole send buffer.
+                worker?.logger.debug("SCTP message not sent", metadata: ["dataConsumer": .string(id), "bytes": .stringConvertible(message.count)])
+            }
             return
         }
         messagesSent += 1
@@ -150,10 +169,38 @@ public final class DataConsumer {
         worker?.notify("dataconsumer.message", id, ["message": .string(Data(message).base64EncodedString()), "ppid": .number(Double(ppid))], idKey: "dataConsumerId")
     }
 
+    /// The SCTP association's buffered bytes (shared by its data consumers).
+    public func getBufferedAmount() throws(SFUError) -> Int {
+        try checkOpen()
+        return transport?.sctp?.bufferedAmount ?? 0
+    }
+
+    /// `bufferedAmountLow` fires when the buffered amount falls to this
+    /// many bytes or below (as mediasoup: at once if it already is).
+    public func setBufferedAmountLowThreshold(_ threshold: Int) throws(SFUError) {
+        try checkOpen()
+        guard threshold >= 0 else { throw .invalidArgument("threshold must be a positive number") }
+        bufferedAmountLowThreshold = threshold
+        if bufferedAmount <= threshold { forceBufferedAmountLow = true }
+    }
+
+    func sctpBufferedAmountChanged(_ amount: Int) {
+        guard !closed, sctpStreamParameters != nil else { return }
+        let previous = bufferedAmount
+        bufferedAmount = amount
+        if forceBufferedAmountLow || (previous > bufferedAmountLowThreshold && amount <= bufferedAmountLowThreshold) {
+            forceBufferedAmountLow = false
+            eventChannel.emit(.bufferedAmountLow(amount))
+            worker?.notify("dataconsumer.bufferedamountlow", id, ["bufferedAmount": .number(Double(amount))], idKey: "dataConsumerId")
+        }
+    }
+
     /// mediasoup's "data-consumer" stats entry.
     public func getStats() throws(SFUError) -> [DataStats] {
         try checkOpen()
-        return [DataStats(type: "data-consumer", timestamp: nowMillis(), label: label, protocol: `protocol`, messagesSent: messagesSent, bytesSent: bytesSent)]
+        var s = DataStats(type: "data-consumer", timestamp: nowMillis(), label: label, protocol: `protocol`, messagesSent: messagesSent, bytesSent: bytesSent)
+        if sctpStreamParameters != nil { s.bufferedAmount = transport?.sctp?.bufferedAmount ?? 0 }
+        return [s]
     }
 
     public struct Dump: Codable, Sendable {

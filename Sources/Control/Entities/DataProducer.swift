@@ -42,6 +42,8 @@ public struct DataStats: Codable, Sendable, Hashable {
     public var bytesReceived: UInt64?
     public var messagesSent: UInt64?
     public var bytesSent: UInt64?
+    /// Data consumers over SCTP: bytes queued in the association.
+    public var bufferedAmount: Int? = nil
 }
 
 /// Options of `transport.produceData`.

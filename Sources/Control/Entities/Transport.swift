@@ -289,6 +289,9 @@ public class Transport {
         association.onState = { [weak self] in self?.sctpStateChanged($0.rawValue) }
         association.onMessage = { [weak self] streamId, ppid, data in self?.sctpMessage(streamId: Int(streamId), ppid: ppid, data) }
         association.onStreamReset = { [weak self] streamId in self?.sctpStreamReset(Int(streamId)) }
+        association.onBufferedAmount = { [weak self] amount in
+            for dc in self?.dataConsumers.values ?? [] { dc.sctpBufferedAmountChanged(amount) }
+        }
         sctp = association
         sctpState = "new"
         forwarder.send(.enableSctp(transport: handle))

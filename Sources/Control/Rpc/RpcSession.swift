@@ -398,6 +398,14 @@ public final class RpcSession {
             return Self.ok
         case "dataProducer.getStats":
             return .encoding(try dataProducer(p).getStats())
+        case "dataConsumer.getBufferedAmount":
+            return .object(["bufferedAmount": .number(Double(try dataConsumer(p).getBufferedAmount()))])
+        case "dataConsumer.setBufferedAmountLowThreshold":
+            guard let number = p["threshold"]?.numberValue, let threshold = Int(exactly: number) else {
+                throw SFUError.invalidArgument("missing or invalid params.threshold")
+            }
+            try dataConsumer(p).setBufferedAmountLowThreshold(threshold)
+            return Self.ok
         case "dataConsumer.getStats":
             return .encoding(try dataConsumer(p).getStats())
         case "rtpObserver.dump":

@@ -1,4 +1,7 @@
 import RingSFUCShims
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// mediasoup's `sctpParameters` of a transport (what the remote side needs
 /// to set up its SCTP association).
@@ -33,16 +36,23 @@ final class SctpAssociation {
     let parameters: SctpParameters
     private(set) var state = State.new
     private var raw: OpaquePointer?
+    let sendBufferSize: Int
+    /// Bytes queued and not yet acknowledged by the peer.
+    private(set) var bufferedAmount = 0
     /// Where the association's packets and messages go.
     var output: ([UInt8]) -> Void = { _ in }
     var onMessage: (_ streamId: UInt16, _ ppid: UInt32, _ data: [UInt8]) -> Void = { _, _, _ in }
     var onState: (State) -> Void = { _ in }
     var onStreamReset: (UInt16) -> Void = { _ in }
+    var onBufferedAmount: (Int) -> Void = { _ in }
+
+    enum SendResult { case sent, bufferFull, failed }
 
     init(streams: NumSctpStreams, maxMessageSize: Int, sendBufferSize: Int) throws(SFUError) {
         SctpStack.start()
         id = SctpStack.nextId()
         parameters = SctpParameters(port: 5000, OS: streams.OS, MIS: streams.MIS, maxMessageSize: maxMessageSize)
+        self.sendBufferSize = sendBufferSize
         guard let s = rsfu_sctp_create(UInt(id), UInt16(streams.OS), UInt16(streams.MIS), UInt32(sendBufferSize), UInt32(maxMessageSize)) else {
             throw .failure("could not create the SCTP association")
         }
@@ -64,15 +74,26 @@ final class SctpAssociation {
         packet.withUnsafeBytes { rsfu_sctp_input(raw, $0.baseAddress, $0.count) }
     }
 
-    /// Sends one message; false if it could not be queued (association not
-    /// connected, or the send buffer is full).
+    /// Sends one message: queued, refused because the send buffer is full,
+    /// or failed (not connected, or too large).
     @discardableResult
-    func send(streamId: Int, ppid: UInt32, ordered: Bool, maxRetransmits: Int?, maxPacketLifeTime: Int?, _ message: [UInt8]) -> Bool {
-        guard let raw, state == .connected else { return false }
+    func send(streamId: Int, ppid: UInt32, ordered: Bool, maxRetransmits: Int?, maxPacketLifeTime: Int?, _ message: [UInt8]) -> SendResult {
+        guard let raw, state == .connected else { return .failed }
         let rc = message.withUnsafeBytes {
             rsfu_sctp_send(raw, UInt16(streamId), ppid, ordered ? 1 : 0, Int32(maxRetransmits ?? -1), Int32(maxPacketLifeTime ?? -1), $0.baseAddress, $0.count)
         }
-        return rc == 0
+        if rc == 0 {
+            setBufferedAmount(bufferedAmount + max(1, message.count))
+            return .sent
+        }
+        return rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -ENOBUFS ? .bufferFull : .failed
+    }
+
+    private func setBufferedAmount(_ value: Int) {
+        let v = max(0, value)
+        guard v != bufferedAmount else { return }
+        bufferedAmount = v
+        onBufferedAmount(v)
     }
 
     /// Resets our outgoing stream (the peer's data channel on it closes).
@@ -102,6 +123,7 @@ final class SctpAssociation {
         case Int32(RSFU_SCTP_FAILED): setState(.failed)
         case Int32(RSFU_SCTP_CLOSED): setState(.closed)
         case Int32(RSFU_SCTP_STREAM_RESET): onStreamReset(UInt16(truncatingIfNeeded: value))
+        case Int32(RSFU_SCTP_SEND_SPACE): setBufferedAmount(sendBufferSize - Int(value))
         default: break
         }
     }
