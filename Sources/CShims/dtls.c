@@ -151,6 +151,8 @@ static int step(rsfu_dtls *d) {
 int rsfu_dtls_start(rsfu_dtls *d) { return step(d); }
 
 int rsfu_dtls_feed(rsfu_dtls *d, const uint8_t *data, size_t len) {
+    /* A failed or closed session takes nothing more (nothing would read it). */
+    if (d->failed) return -1;
     if (len > 0 && BIO_write(d->in, data, (int)len) <= 0) return -1;
     /* After the handshake, records are application data (SCTP) or
      * alerts: the caller takes them with rsfu_dtls_read. */
@@ -159,16 +161,17 @@ int rsfu_dtls_feed(rsfu_dtls *d, const uint8_t *data, size_t len) {
 
 int rsfu_dtls_read(rsfu_dtls *d, uint8_t *buf, size_t cap) {
     if (!d->done || d->failed) return 0;
-    if (BIO_ctrl_pending(d->in) == 0 && SSL_pending(d->ssl) == 0) return 0;
+    /* Records OpenSSL already buffered count too (several per datagram). */
+    if (BIO_ctrl_pending(d->in) == 0 && !SSL_has_pending(d->ssl)) return 0;
     int r = SSL_read(d->ssl, buf, (int)cap);
     if (r > 0) return r;
     int e = SSL_get_error(d->ssl, r);
     ERR_clear_error();
-    if (e == SSL_ERROR_ZERO_RETURN) { d->failed = 1; return -2; } /* close_notify */
     if (e == SSL_ERROR_WANT_READ) return 0;
-    /* A bad record: skip what is left of this datagram. */
+    /* close_notify, a fatal alert or a broken session: it is over. */
+    d->failed = 1;
     (void)BIO_reset(d->in);
-    return 0;
+    return -2;
 }
 
 int rsfu_dtls_write(rsfu_dtls *d, const uint8_t *data, size_t len) {

@@ -16,6 +16,10 @@ struct rsfu_sctp {
     uint8_t *partial;
     size_t partial_len;
     size_t partial_cap;
+    uint16_t partial_sid;
+    /* The message being gathered is dropped at its end (too large, or
+     * memory ran out). */
+    int partial_drop;
     size_t max_message;
 };
 
@@ -44,12 +48,21 @@ static void on_notification(struct rsfu_sctp *s, const union sctp_notification *
             }
         }
         break;
+    case SCTP_PARTIAL_DELIVERY_EVENT:
+        /* The peer gave up a message mid-way (partial reliability): what
+         * was gathered of it must not prefix the next one. */
+        if (len >= sizeof(struct sctp_pdapi_event) && n->sn_pdapi_event.pdapi_indication == SCTP_PARTIAL_DELIVERY_ABORTED) {
+            s->partial_len = 0;
+            s->partial_drop = 0;
+        }
+        break;
     case SCTP_STREAM_RESET_EVENT: {
         const struct sctp_stream_reset_event *e = &n->sn_strreset_event;
         if (len < sizeof(*e) || !(e->strreset_flags & SCTP_STREAM_RESET_INCOMING_SSN)) break;
         if (e->strreset_flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED)) break;
         size_t count = (len - sizeof(*e)) / sizeof(uint16_t);
-        for (size_t i = 0; i < count; i++) event_fn(s->id, RSFU_SCTP_STREAM_RESET, e->strreset_stream_list[i]);
+        uintptr_t id = s->id;
+        for (size_t i = 0; i < count; i++) event_fn(id, RSFU_SCTP_STREAM_RESET, e->strreset_stream_list[i]);
         break;
     }
     default:
@@ -64,28 +77,35 @@ static int on_receive(struct socket *sock, union sctp_sockstore addr, void *data
     if (data == NULL) return 1;
     if (flags & MSG_NOTIFICATION) {
         on_notification(s, data, len);
-    } else if (!(flags & MSG_EOR) || s->partial_len > 0) {
-        /* Part of a larger message: gather it (bounded by the maximum
-         * message size; beyond it the message is dropped). */
-        if (s->partial_len + len <= s->max_message) {
-            if (s->partial_len + len > s->partial_cap) {
-                size_t cap = s->partial_cap ? s->partial_cap : 65536;
-                while (cap < s->partial_len + len) cap *= 2;
-                uint8_t *p = realloc(s->partial, cap);
-                if (p) { s->partial = p; s->partial_cap = cap; }
-            }
-            if (s->partial_len + len <= s->partial_cap) {
-                memcpy(s->partial + s->partial_len, data, len);
-                s->partial_len += len;
-            }
-        } else {
-            s->partial_len = s->max_message + 1; /* too large: drop at EOR */
+    } else if (!(flags & MSG_EOR) || s->partial_len > 0 || s->partial_drop) {
+        /* Part of a larger message: gather it, bounded by the maximum
+         * message size. A piece of another stream means the previous
+         * message was abandoned. */
+        if ((s->partial_len > 0 || s->partial_drop) && info.rcv_sid != s->partial_sid) {
+            s->partial_len = 0;
+            s->partial_drop = 0;
+        }
+        s->partial_sid = info.rcv_sid;
+        if (!s->partial_drop && s->partial_len + len > s->max_message) s->partial_drop = 1;
+        if (!s->partial_drop && s->partial_len + len > s->partial_cap) {
+            size_t cap = s->partial_cap ? s->partial_cap : 65536;
+            while (cap < s->partial_len + len) cap *= 2;
+            uint8_t *p = realloc(s->partial, cap);
+            if (p) { s->partial = p; s->partial_cap = cap; } else { s->partial_drop = 1; }
+        }
+        if (!s->partial_drop) {
+            memcpy(s->partial + s->partial_len, data, len);
+            s->partial_len += len;
         }
         if (flags & MSG_EOR) {
-            if (s->partial_len <= s->max_message) message_fn(s->id, info.rcv_sid, ntohl(info.rcv_ppid), s->partial, s->partial_len);
+            uintptr_t id = s->id;
+            int deliver = !s->partial_drop;
+            size_t total = s->partial_len;
             s->partial_len = 0;
+            s->partial_drop = 0;
+            if (deliver) message_fn(id, info.rcv_sid, ntohl(info.rcv_ppid), s->partial, total);
         }
-    } else {
+    } else if (len <= s->max_message) {
         message_fn(s->id, info.rcv_sid, ntohl(info.rcv_ppid), data, len);
     }
     free(data);
@@ -147,7 +167,7 @@ struct rsfu_sctp *rsfu_sctp_create(uintptr_t id, uint16_t os, uint16_t mis, uint
     int one = 1;
     usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof(one));
     usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_RECVRCVINFO, &one, sizeof(one));
-    uint16_t events[] = { SCTP_ASSOC_CHANGE, SCTP_STREAM_RESET_EVENT };
+    uint16_t events[] = { SCTP_ASSOC_CHANGE, SCTP_STREAM_RESET_EVENT, SCTP_PARTIAL_DELIVERY_EVENT };
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
         struct sctp_event ev;
         memset(&ev, 0, sizeof(ev));

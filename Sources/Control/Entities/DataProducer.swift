@@ -18,6 +18,8 @@ public struct SctpStreamParameters: Codable, Sendable, Hashable {
     /// partially reliable (one of the two limits) and then unordered.
     func validated() throws(SFUError) -> SctpStreamParameters {
         guard (0...65534).contains(streamId) else { throw .invalidArgument("invalid sctpStreamParameters.streamId \(streamId)") }
+        if let m = maxRetransmits, !(0...65535).contains(m) { throw .invalidArgument("invalid sctpStreamParameters.maxRetransmits \(m)") }
+        if let m = maxPacketLifeTime, !(0...Int(Int32.max)).contains(m) { throw .invalidArgument("invalid sctpStreamParameters.maxPacketLifeTime \(m)") }
         if maxPacketLifeTime != nil && maxRetransmits != nil {
             throw .invalidArgument("cannot provide both maxPacketLifeTime and maxRetransmits")
         }

@@ -313,16 +313,18 @@ public class Transport {
     /// A data channel message: to the data producer on that stream.
     func sctpMessage(streamId: Int, ppid: UInt32, _ data: [UInt8]) {
         guard !closed else { return }
-        // DCEP (ppid 50) is not used: mediasoup clients negotiate channels.
-        guard let dp = dataProducers.values.first(where: { $0.sctpStreamParameters?.streamId == streamId }) else { return }
+        // DCEP (ppid 50) is not used: mediasoup clients negotiate channels,
+        // and its messages are not data.
+        guard ppid != 50, let dp = dataProducers.values.first(where: { $0.sctpStreamParameters?.streamId == streamId }) else { return }
         dp.received(data, ppid: ppid)
     }
 
-    /// The endpoint closed its side of a stream: close ours as well, so its
-    /// data channel finishes closing (RFC 8831).
+    /// The endpoint closed its side of a stream: close ours as well (as
+    /// mediasoup does, whatever uses it), so its data channel finishes
+    /// closing (RFC 8831).
     func sctpStreamReset(_ streamId: Int) {
-        guard !closed else { return }
-        if dataConsumers.values.contains(where: { $0.sctpStreamParameters?.streamId == streamId }) { sctp?.resetStream(streamId) }
+        guard !closed, let sctp, streamId < sctp.parameters.OS else { return }
+        sctp.resetStream(streamId)
     }
 
     /// Frees the association with the transport (no event, as mediasoup).
@@ -334,7 +336,7 @@ public class Transport {
     }
 
     /// How many SCTP stream ids data consumers may use here.
-    var sctpStreamLimit: Int { sctp?.parameters.MIS ?? 65535 }
+    var sctpStreamLimit: Int { sctp.map { min($0.parameters.OS, $0.parameters.MIS) } ?? 65535 }
 
     /// The lowest stream id no data consumer of this transport uses.
     func freeSctpStreamId() -> Int? {

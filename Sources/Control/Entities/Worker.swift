@@ -183,6 +183,7 @@ public final class Worker {
         case let .dtlsState(handle, state):
             (transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
         case let .sctpData(handle, packet):
+            forwarder.sctpQueuedBytes.subtract(packet.count, ordering: .relaxed)
             transportsByHandle[handle]?.sctpData(packet)
         case let .audioLevels(handle, samples):
             observersByHandle[handle]?.intervalEnded(samples)
@@ -353,6 +354,7 @@ public final class Worker {
     public func getResourceUsage() async -> WorkerResourceUsage {
         let (c, r) = await forwarder.counters()
         var usage = Self.usage(c, r, cpuSeconds: forwarderCpuSeconds)
+        usage.dropSctpBacklog = c.dropSctpBacklog
         if let ru = await forwarder.threadUsage() {
             func ms(_ t: timeval) -> Double { Double(t.tv_sec) * 1000 + Double(t.tv_usec) / 1000 }
             usage.ru_utime = ms(ru.ru_utime)

@@ -65,13 +65,13 @@ final class SctpAssociation {
     func connect(remotePort: Int) {
         guard let raw, state == .new else { return }
         setState(.connecting)
-        if rsfu_sctp_connect(raw, UInt16(clamping: remotePort)) != 0 { setState(.failed) }
+        if SctpStack.calling({ rsfu_sctp_connect(raw, UInt16(clamping: remotePort)) }) != 0 { setState(.failed) }
     }
 
     /// An SCTP packet from the peer (DTLS application data).
     func input(_ packet: [UInt8]) {
         guard let raw else { return }
-        packet.withUnsafeBytes { rsfu_sctp_input(raw, $0.baseAddress, $0.count) }
+        SctpStack.calling { packet.withUnsafeBytes { rsfu_sctp_input(raw, $0.baseAddress, $0.count) } }
     }
 
     /// Sends one message: queued, refused because the send buffer is full,
@@ -79,8 +79,10 @@ final class SctpAssociation {
     @discardableResult
     func send(streamId: Int, ppid: UInt32, ordered: Bool, maxRetransmits: Int?, maxPacketLifeTime: Int?, _ message: [UInt8]) -> SendResult {
         guard let raw, state == .connected else { return .failed }
-        let rc = message.withUnsafeBytes {
-            rsfu_sctp_send(raw, UInt16(streamId), ppid, ordered ? 1 : 0, Int32(maxRetransmits ?? -1), Int32(maxPacketLifeTime ?? -1), $0.baseAddress, $0.count)
+        let rc = SctpStack.calling {
+            message.withUnsafeBytes {
+                rsfu_sctp_send(raw, UInt16(streamId), ppid, ordered ? 1 : 0, Int32(maxRetransmits ?? -1), Int32(maxPacketLifeTime ?? -1), $0.baseAddress, $0.count)
+            }
         }
         if rc == 0 {
             setBufferedAmount(bufferedAmount + max(1, message.count))
@@ -99,16 +101,17 @@ final class SctpAssociation {
     /// Resets our outgoing stream (the peer's data channel on it closes).
     func resetStream(_ streamId: Int) {
         guard let raw, state == .connected else { return }
-        _ = rsfu_sctp_reset_stream(raw, UInt16(streamId))
+        _ = SctpStack.calling { rsfu_sctp_reset_stream(raw, UInt16(streamId)) }
     }
 
     func close() {
         guard let raw else { return }
         self.raw = nil
-        // Closing may still send (an ABORT): keep the id routable until then.
-        rsfu_sctp_close(raw)
-        SctpStack.associations[id] = nil
         if state != .failed { state = .closed }
+        // Closing may still send (an ABORT): the id stays routable until it
+        // is done. From inside one of usrsctp's callbacks (an application
+        // closing a transport on an event) it waits until usrsctp returns.
+        SctpStack.close(raw, id: id)
     }
 
     fileprivate func setState(_ s: State) {
@@ -138,6 +141,35 @@ enum SctpStack {
     private static var lastId: UInt = 0
     private static var timer: Task<Void, Never>?
 
+    /// usrsctp calls in progress, and associations to free once none is.
+    private static var depth = 0
+    private static var pendingCloses: [(OpaquePointer, UInt)] = []
+
+    /// Runs a usrsctp call; closes requested meanwhile happen after it.
+    static func calling<T>(_ body: () -> T) -> T {
+        depth += 1
+        let result = body()
+        depth -= 1
+        if depth == 0 {
+            while !pendingCloses.isEmpty {
+                let (raw, id) = pendingCloses.removeLast()
+                close(raw, id: id)
+            }
+        }
+        return result
+    }
+
+    static func close(_ raw: OpaquePointer, id: UInt) {
+        guard depth == 0 else {
+            pendingCloses.append((raw, id))
+            return
+        }
+        depth += 1
+        rsfu_sctp_close(raw)
+        depth -= 1
+        associations[id] = nil
+    }
+
     static func nextId() -> UInt {
         lastId += 1
         return lastId
@@ -153,11 +185,11 @@ enum SctpStack {
             var last = ContinuousClock.now
             while !associations.isEmpty {
                 try? await Task.sleep(for: .milliseconds(10))
-                let now = ContinuousClock.now
-                let elapsed = now - last
-                last = now
+                // Whole milliseconds; the remainder is carried to the next tick.
+                let elapsed = ContinuousClock.now - last
                 let ms = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-                rsfu_sctp_handle_timers(UInt32(clamping: ms))
+                last = last.advanced(by: .milliseconds(ms))
+                calling { rsfu_sctp_handle_timers(UInt32(clamping: ms)) }
             }
             timer = nil
         }

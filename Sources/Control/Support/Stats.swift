@@ -83,6 +83,8 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropRecvPoolEmpty: UInt64
     /// Datagrams the kernel dropped because the worker fell behind.
     public var dropSocketOverflow: UInt64
+    /// SCTP packets dropped because too many were waiting for the control layer.
+    public var dropSctpBacklog: UInt64 = 0
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64

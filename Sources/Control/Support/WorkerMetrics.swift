@@ -50,7 +50,7 @@ final class WorkerMetrics {
         add("ringsfu_tcp_connections_accepted_total", c.tcpAccepted)
         let drops: [(String, UInt64)] = [
             ("malformed", c.dropMalformed), ("unknown_ssrc", c.dropUnknownSsrc), ("unknown_source", c.dropUnknownSource),
-            ("not_rtp", c.dropNotRtp), ("receive_pool_empty", c.dropRecvPoolEmpty), ("socket_overflow", c.dropSocketOverflow),
+            ("not_rtp", c.dropNotRtp), ("receive_pool_empty", c.dropRecvPoolEmpty), ("socket_overflow", c.dropSocketOverflow), ("sctp_backlog", c.dropSctpBacklog),
             ("send_pool_empty", c.dropSendPoolEmpty), ("send_error", c.dropSendError), ("truncated", c.dropTruncated),
             ("stun", c.dropStun), ("not_ready", c.dropNotReady), ("srtp_auth", c.dropSrtpAuth), ("srtp_replay", c.dropSrtpReplay),
             ("srtp_other", c.dropSrtpOther), ("pipe_full", c.dropPipeFull), ("tcp_frame", c.dropTcpFrame),

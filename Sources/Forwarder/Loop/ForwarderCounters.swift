@@ -21,6 +21,8 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     /// Datagrams the kernel dropped because a socket's queue overflowed
     /// (the loop fell behind), reported through SO_RXQ_OVFL.
     package var dropSocketOverflow: UInt64 = 0
+    /// SCTP packets dropped because the control layer had too many waiting.
+    package var dropSctpBacklog: UInt64 = 0
     package var dropSendPoolEmpty: UInt64 = 0
     package var dropSendError: UInt64 = 0
     package var dropTruncated: UInt64 = 0

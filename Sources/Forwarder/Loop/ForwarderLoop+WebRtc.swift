@@ -58,7 +58,8 @@ extension ForwarderLoop {
         case .stun:
             handleStun(packet, size: size, transport: t, socket: socket, source: SocketAddress(raw: name, length: nameLength))
         case .dtls:
-            guard fromSelected, let d = webrtc[t].dtls else { counters.dropNotReady &+= 1; return }
+            // Nothing more for a failed or closed session (it would only pile up).
+            guard fromSelected, let d = webrtc[t].dtls, webrtc[t].dtlsState < 3 else { counters.dropNotReady &+= 1; return }
             var r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
             if r == 1 && webrtc[t].dtlsState == 2 { r = readDtlsData(t, d) }
             afterDtls(t, result: r)
@@ -164,11 +165,22 @@ extension ForwarderLoop {
             if webrtc[t].sctp {
                 // Data channel traffic leaves the forwarder as a copy (it is
                 // handled by the control layer's SCTP stack, not forwarded here).
-                worker.onEvent(.sctpData(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: buffer, count: Int(n)))))
+                handOverSctp(t, buffer, Int(n))
             } else {
                 counters.dropNotReady &+= 1
             }
         }
+    }
+
+    /// Gives an SCTP packet to the control layer, unless too many bytes are
+    /// already waiting there (a flood is dropped; SCTP retransmits).
+    mutating func handOverSctp(_ t: Int, _ data: UnsafeRawPointer, _ count: Int) {
+        guard worker.sctpQueuedBytes.load(ordering: .relaxed) < ForwarderWorker.sctpQueueLimit else {
+            counters.dropSctpBacklog &+= 1
+            return
+        }
+        worker.sctpQueuedBytes.add(count, ordering: .relaxed)
+        worker.onEvent(.sctpData(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: data, count: count))))
     }
 
     /// Sends one SCTP packet as a DTLS record on a connected transport.
@@ -184,6 +196,9 @@ extension ForwarderLoop {
             return
         }
         guard transports[t].webrtc, webrtc[t].dtlsState == 2, let d = webrtc[t].dtls else { return }
+        // One record per datagram: without a free slot for it, the record
+        // would wait and be cut across datagrams with the next one.
+        guard freeSendSlots.available > 0 else { counters.dropSendPoolEmpty &+= 1; return }
         let ok = packet.withUnsafeBufferPointer { rsfu_dtls_write(d, $0.baseAddress, $0.count) == 0 }
         guard ok else { counters.dropSendError &+= 1; return }
         afterDtls(t, result: 0)

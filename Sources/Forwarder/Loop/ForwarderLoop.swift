@@ -438,7 +438,7 @@ struct ForwarderLoop: ~Copyable {
             if transports[t].rawSctp, size >= 12, readUInt16(payload, 0) == 5000, readUInt16(payload, 2) == 5000 {
                 // From a stranger: counted by acceptSource and dropped.
                 if acceptSource(transport: t, rtcp: false, name: name, nameLength: nameLength) {
-                    worker.onEvent(.sctpData(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: payload, count: size))))
+                    handOverSctp(t, payload, size)
                 }
                 return
             }

@@ -149,6 +149,11 @@ package final class ForwarderWorker: @unchecked Sendable {
         }
     }
 
+    /// SCTP bytes handed to the control layer and not yet taken by it, and
+    /// the most that may wait.
+    package let sctpQueuedBytes = Atomic<Int>(0)
+    package static let sctpQueueLimit = 4 << 20
+
     /// Queues a command and wakes the thread. Safe from any thread.
     package func send(_ command: ForwarderCommand) {
         let queued = commands.withLock { q -> Bool in
