@@ -206,10 +206,11 @@ struct RpcTests {
             #expect(msg["params"]?["dataConsumerId"]?.stringValue == dcId)
             #expect(msg["params"]?["message"]?.stringValue == "aGk=")
             #expect(msg["params"]?["ppid"]?.numberValue == 51)
+            // Buffered amounts are for SCTP data consumers only.
             let buffered = try await rpc.call("dataConsumer.getBufferedAmount", .object(["dataConsumerId": .string(dcId)]))
-            #expect(buffered["result"]?["bufferedAmount"]?.numberValue == 0)
-            let badThreshold = try await rpc.call("dataConsumer.setBufferedAmountLowThreshold", .object(["dataConsumerId": .string(dcId), "threshold": .number(-1)]))
-            #expect(badThreshold["error"]?["data"]?["type"]?.stringValue == "TypeError")
+            #expect(buffered["error"]?["data"]?["type"]?.stringValue == "InvalidStateError")
+            let badThreshold = try await rpc.call("dataConsumer.setBufferedAmountLowThreshold", .object(["dataConsumerId": .string(dcId), "threshold": .number(5)]))
+            #expect(badThreshold["error"]?["data"]?["type"]?.stringValue == "InvalidStateError")
             // pipeToRouter across the workers.
             let t = try await rpc.call("router.createPlainTransport", json(#"{"routerId":"\#(r1)","listenInfo":{"protocol":"udp","ip":"127.0.0.1"},"comedia":true}"#))
             let tId = t["result"]?["id"]?.stringValue ?? ""
@@ -222,6 +223,8 @@ struct RpcTests {
             let pipedData = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(r1), "dataProducerId": .string(dpId), "targetRouterId": .string(r2)]))
             #expect(pipedData["result"]?["pipeDataProducerId"]?.stringValue == dpId)
             #expect(pipedData["result"]?["pipeDataConsumerId"]?.stringValue != nil)
+            let both = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(r1), "producerId": .string(pId), "dataProducerId": .string(dpId), "targetRouterId": .string(r2)]))
+            #expect(both["error"]?["message"]?.stringValue == "just producerId or dataProducerId can be given")
             // Observers.
             let o = try await rpc.call("router.createAudioLevelObserver", .object(["routerId": .string(r1), "interval": .number(250)]))
             let oId = try #require(o["result"]?["id"]?.stringValue)

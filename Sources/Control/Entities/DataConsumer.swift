@@ -172,27 +172,40 @@ public final class DataConsumer {
     /// The SCTP association's buffered bytes (shared by its data consumers).
     public func getBufferedAmount() throws(SFUError) -> Int {
         try checkOpen()
+        guard sctpStreamParameters != nil else { throw .invalidState("invalid DataConsumer type \(type) (not sctp)") }
         return transport?.sctp?.bufferedAmount ?? 0
     }
 
     /// `bufferedAmountLow` fires when the buffered amount falls to this
-    /// many bytes or below (as mediasoup: at once if it already is).
+    /// many bytes or below: at once if it already is, else on the next
+    /// change that brings it there (mediasoup's semantics).
     public func setBufferedAmountLowThreshold(_ threshold: Int) throws(SFUError) {
         try checkOpen()
+        guard sctpStreamParameters != nil else { throw .invalidState("invalid DataConsumer type \(type) (not sctp)") }
         guard threshold >= 0 else { throw .invalidArgument("threshold must be a positive number") }
         bufferedAmountLowThreshold = threshold
-        if bufferedAmount <= threshold { forceBufferedAmountLow = true }
+        bufferedAmount = transport?.sctp?.bufferedAmount ?? bufferedAmount
+        if bufferedAmount <= threshold {
+            forceBufferedAmountLow = false
+            emitBufferedAmountLow()
+        } else {
+            forceBufferedAmountLow = true
+        }
     }
 
     func sctpBufferedAmountChanged(_ amount: Int) {
         guard !closed, sctpStreamParameters != nil else { return }
         let previous = bufferedAmount
         bufferedAmount = amount
-        if forceBufferedAmountLow || (previous > bufferedAmountLowThreshold && amount <= bufferedAmountLowThreshold) {
+        if (forceBufferedAmountLow || previous > bufferedAmountLowThreshold) && amount <= bufferedAmountLowThreshold {
             forceBufferedAmountLow = false
-            eventChannel.emit(.bufferedAmountLow(amount))
-            worker?.notify("dataconsumer.bufferedamountlow", id, ["bufferedAmount": .number(Double(amount))], idKey: "dataConsumerId")
+            emitBufferedAmountLow()
         }
+    }
+
+    private func emitBufferedAmountLow() {
+        eventChannel.emit(.bufferedAmountLow(bufferedAmount))
+        worker?.notify("dataconsumer.bufferedamountlow", id, ["bufferedAmount": .number(Double(bufferedAmount))], idKey: "dataConsumerId")
     }
 
     /// mediasoup's "data-consumer" stats entry.

@@ -160,7 +160,7 @@ public final class DataProducer {
     func transportClosed() {
         guard !closed else { return }
         closed = true
-        worker?.dataProducersById[id] = nil
+        if worker?.dataProducersById[id] === self { worker?.dataProducersById[id] = nil }
         eventChannel.emit(.transportClose)
         worker?.notify("dataproducer.transportclose", id, idKey: "dataProducerId")
         observerChannel.emit(.close)

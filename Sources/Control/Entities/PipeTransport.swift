@@ -39,6 +39,9 @@ public final class PipeTransport: Transport {
     /// key this end sends with; give it to the other end's `connect`.
     public private(set) var srtpParameters: SrtpParameters?
     private var connected = false
+    /// Set while pipeToRouter makes a pipe data consumer: on an in-process
+    /// pair only those carry messages (to their pipe data producer).
+    var makingPipeDataConsumer = false
     /// Pipe consumers get an RTX stream and NACK (UDP pipes between hosts lose packets).
     public private(set) var enableRtx = false
 

@@ -199,6 +199,8 @@ public final class Router {
             throw .invalidState("DataProducer \"\(dataProducerId)\" is already piped to that Router")
         }
         let pair = try pipePair(to: other)
+        pair.local.makingPipeDataConsumer = true
+        defer { pair.local.makingPipeDataConsumer = false }
         let pipeDataConsumer = try pair.local.consumeData(DataConsumerOptions(dataProducerId: dataProducerId))
         let pipeDataProducer: DataProducer
         do {
@@ -269,12 +271,13 @@ public final class Router {
 
     func producerAdded(_ producer: Producer) {
         producers[producer.id] = producer
-        worker?.producersById[producer.id] = producer
+        // A pipe copy in the same worker does not hide its original.
+        if worker?.producersById[producer.id] == nil { worker?.producersById[producer.id] = producer }
     }
 
     func producerRemoved(_ producer: Producer) {
         producers[producer.id] = nil
-        worker?.producersById[producer.id] = nil
+        if worker?.producersById[producer.id] === producer { worker?.producersById[producer.id] = nil }
     }
 
     /// Whether a consumer with `rtpCapabilities` could consume the producer.

@@ -229,7 +229,7 @@ public class Transport {
     func dataProducerRemoved(_ dp: DataProducer) {
         dataProducers[dp.id] = nil
         router?.dataProducers[dp.id] = nil
-        worker?.dataProducersById[dp.id] = nil
+        if worker?.dataProducersById[dp.id] === dp { worker?.dataProducersById[dp.id] = nil }
     }
 
     func dataConsumerRemoved(_ dc: DataConsumer) {
@@ -365,7 +365,8 @@ public class Transport {
         let dp = DataProducer(transport: self, id: options.id, type: type, sctpStreamParameters: sctp, label: options.label ?? "", protocol: options.protocol ?? "", paused: options.paused ?? false, appData: options.appData ?? [:])
         dataProducers[dp.id] = dp
         router.dataProducers[dp.id] = dp
-        worker.dataProducersById[dp.id] = dp
+        // A pipe copy in the same worker does not hide its original.
+        if worker.dataProducersById[dp.id] == nil { worker.dataProducersById[dp.id] = dp }
         observerChannel.emit(.newDataProducer(dp))
         return dp
     }
@@ -375,6 +376,9 @@ public class Transport {
         try checkOpen()
         guard let router, let worker else { throw .invalidState("Transport closed") }
         guard let type = dataType else { throw .unsupported("SCTP not enabled on this transport") }
+        if let pipe = self as? PipeTransport, pipe.tuple == nil, !pipe.makingPipeDataConsumer {
+            throw .invalidState("data consumers on an in-process pipe are made by pipeToRouter")
+        }
         guard let dp = router.dataProducers[options.dataProducerId] else {
             throw .failure("DataProducer with id \"\(options.dataProducerId)\" not found")
         }

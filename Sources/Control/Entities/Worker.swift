@@ -295,7 +295,7 @@ public final class Worker {
         switch name {
         case nil: return .error
         case "warn": return .warning
-        case "none": return .critical
+        case "none": return .critical // swift-log has no "off"; nothing logs at critical
         case let name?:
             guard let level = Logger.Level(rawValue: name) else {
                 throw .invalidArgument("invalid logLevel '\(name)' (debug, warn, error, none, or a swift-log level)")

@@ -267,7 +267,9 @@ public final class RpcSession {
             let source = try router(p)
             let targetId = try string(p, "targetRouterId")
             guard let target = pool.router(id: targetId) else { throw lookupFailure("Router", targetId) }
-            if let dataProducerId = p["dataProducerId"]?.stringValue {
+            if p["dataProducerId"] != nil {
+                guard p["producerId"] == nil else { throw SFUError.invalidArgument("just producerId or dataProducerId can be given") }
+                let dataProducerId = try string(p, "dataProducerId")
                 let result = try source.pipeToRouter(dataProducerId: dataProducerId, router: target)
                 owned.insert(result.pipeDataConsumer.id)
                 owned.insert(result.pipeDataProducer.id)

@@ -37,13 +37,15 @@ public final class WorkerPool {
         for w in workers { if let t = w.transportsById[id] { return t } }
         return nil
     }
+    /// A pipe copy (pipeToRouter) shares its original's id: the original
+    /// is the one found, the copy only if there is no original.
     func producer(id: String) -> Producer? {
-        for w in workers { if let p = w.producersById[id] { return p } }
-        return nil
+        let found = workers.compactMap { $0.producersById[id] }
+        return found.first { $0.pipeConsumer == nil } ?? found.first
     }
     func dataProducer(id: String) -> DataProducer? {
-        for w in workers { if let x = w.dataProducersById[id] { return x } }
-        return nil
+        let found = workers.compactMap { $0.dataProducersById[id] }
+        return found.first { $0.pipeDataConsumer == nil } ?? found.first
     }
     func dataConsumer(id: String) -> DataConsumer? {
         for w in workers { if let x = w.dataConsumersById[id] { return x } }
