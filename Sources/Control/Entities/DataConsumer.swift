@@ -141,32 +141,29 @@ public final class DataConsumer {
     func deliver(_ message: [UInt8], ppid: UInt32) {
         guard !closed, !paused, !dataProducerPaused else { return }
         if let pipeDataProducer {
-            messagesSent += 1
-            bytesSent += UInt64(message.count)
             pipeDataProducer.received(message, ppid: ppid)
-            return
-        }
-        if let p = sctpStreamParameters {
+        } else if let p = sctpStreamParameters {
             // Over SCTP to the endpoint: counted once queued.
             guard let sctp = transport?.sctp else { return }
             switch sctp.send(streamId: p.streamId, ppid: ppid, ordered: p.ordered ?? true, maxRetransmits: p.maxRetransmits,
                              maxPacketLifeTime: p.maxPacketLifeTime, message) {
             case .sent:
-                messagesSent += 1
-                bytesSent += UInt64(message.count)
+                break
             case .bufferFull:
                 eventChannel.emit(.sctpSendBufferFull)
                 worker?.notify("dataconsumer.sctpsendbufferfull", id, idKey: "dataConsumerId")
+                return
             case .failed:
                 // Not connected yet, or larger than the whole send buffer.
                 worker?.logger.debug("SCTP message not sent", metadata: ["dataConsumer": .string(id), "bytes": .stringConvertible(message.count)])
+                return
             }
-            return
+        } else {
+            eventChannel.emit(.message(message, ppid: ppid))
+            worker?.notify("dataconsumer.message", id, ["message": .string(Data(message).base64EncodedString()), "ppid": .number(Double(ppid))], idKey: "dataConsumerId")
         }
         messagesSent += 1
         bytesSent += UInt64(message.count)
-        eventChannel.emit(.message(message, ppid: ppid))
-        worker?.notify("dataconsumer.message", id, ["message": .string(Data(message).base64EncodedString()), "ppid": .number(Double(ppid))], idKey: "dataConsumerId")
     }
 
     /// The SCTP association's buffered bytes (shared by its data consumers).

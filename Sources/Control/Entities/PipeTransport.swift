@@ -59,14 +59,7 @@ public final class PipeTransport: Transport {
         t.tuple = tuple
         t.srtpParameters = srtp?.0
         t.enableRtx = options.enableRtx ?? false
-        if options.enableSctp == true {
-            do {
-                try t.setUpSctp(SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
-            } catch {
-                t.close()
-                throw error
-            }
-        }
+        try t.setUpSctp(enabled: options.enableSctp, SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
         return t
     }
 

@@ -115,14 +115,7 @@ public final class PlainTransport: Transport {
         let (handle, tuple, rtcpTuple) = try openSockets(router: router, worker: worker, options: options)
         if let srtp { worker.forwarder.send(.setTransportSrtp(handle: handle, send: srtp.1, receive: nil)) }
         let t = PlainTransport(router: router, worker: worker, handle: handle, tuple: tuple, rtcpTuple: rtcpTuple, rtcpMux: options.rtcpMux ?? true, comedia: options.comedia ?? false, srtpParameters: srtp?.0, appData: options.appData ?? [:])
-        if options.enableSctp == true {
-            do {
-                try t.setUpSctp(SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
-            } catch {
-                t.close()
-                throw error
-            }
-        }
+        try t.setUpSctp(enabled: options.enableSctp, SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
         return t
     }
 

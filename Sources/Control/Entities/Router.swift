@@ -148,9 +148,7 @@ public final class Router {
     /// producer there, with the original producer's id, through a ring in
     /// memory. Closing, pausing and resuming propagate across the pipe.
     public func pipeToRouter(producerId: String, router other: Router) throws(SFUError) -> PipeToRouterResult {
-        try checkOpen()
-        try other.checkOpen()
-        guard other !== self else { throw .invalidArgument("cannot use this Router as destination") }
+        try checkPipeDestination(other)
         guard let producer = producers[producerId] else { throw .failure("Producer with id \"\(producerId)\" not found") }
         guard other.producers[producerId] == nil else {
             throw .invalidState("Producer \"\(producerId)\" is already piped to that Router")
@@ -167,6 +165,12 @@ public final class Router {
         pipeConsumer.pipeProducer = pipeProducer
         pipeProducer.pipeConsumer = pipeConsumer
         return PipeToRouterResult(pipeConsumer: pipeConsumer, pipeProducer: pipeProducer)
+    }
+
+    private func checkPipeDestination(_ other: Router) throws(SFUError) {
+        try checkOpen()
+        try other.checkOpen()
+        guard other !== self else { throw .invalidArgument("cannot use this Router as destination") }
     }
 
     /// The in-process pipe pair to `other`, made on first use.
@@ -191,9 +195,7 @@ public final class Router {
     /// (same id, label, protocol and stream parameters as the original).
     /// Closing either, pausing and resuming propagate as for media pipes.
     public func pipeToRouter(dataProducerId: String, router other: Router) throws(SFUError) -> PipeToRouterDataResult {
-        try checkOpen()
-        try other.checkOpen()
-        guard other !== self else { throw .invalidArgument("cannot use this Router as destination") }
+        try checkPipeDestination(other)
         guard let dataProducer = dataProducers[dataProducerId] else { throw .failure("DataProducer with id \"\(dataProducerId)\" not found") }
         guard other.dataProducers[dataProducerId] == nil else {
             throw .invalidState("DataProducer \"\(dataProducerId)\" is already piped to that Router")

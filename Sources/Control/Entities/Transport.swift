@@ -274,7 +274,19 @@ public class Transport {
         }
     }
 
-    func setUpSctp(_ options: SctpOptions) throws(SFUError) {
+    /// With `enableSctp`, gives the new transport its association; on bad
+    /// options the transport is closed again before the error is thrown.
+    func setUpSctp(enabled: Bool?, _ options: SctpOptions) throws(SFUError) {
+        guard enabled == true else { return }
+        do {
+            try makeSctpAssociation(options)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private func makeSctpAssociation(_ options: SctpOptions) throws(SFUError) {
         let streams = options.streams ?? NumSctpStreams()
         guard (1...65535).contains(streams.OS), (1...65535).contains(streams.MIS) else {
             throw .invalidArgument("invalid numSctpStreams (OS and MIS from 1 to 65535)")

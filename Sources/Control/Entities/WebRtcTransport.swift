@@ -133,14 +133,7 @@ public final class WebRtcTransport: Transport {
         }
         let candidates = candidates(for: tuples, preferUdp: options.preferUdp ?? false, preferTcp: options.preferTcp ?? false)
         let t = WebRtcTransport(router: router, worker: worker, handle: handle, ice: ice, candidates: candidates, dtls: DtlsParameters(role: "auto", fingerprints: fingerprints(worker)), localTuples: tuples, appData: options.appData ?? [:])
-        if options.enableSctp == true {
-            do {
-                try t.setUpSctp(SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
-            } catch {
-                t.close()
-                throw error
-            }
-        }
+        try t.setUpSctp(enabled: options.enableSctp, SctpOptions(options.numSctpStreams, options.maxSctpMessageSize, options.sctpSendBufferSize))
         if let server {
             t.server = server
             server.handle(t)

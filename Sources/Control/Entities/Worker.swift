@@ -354,7 +354,6 @@ public final class Worker {
     public func getResourceUsage() async -> WorkerResourceUsage {
         let (c, r) = await forwarder.counters()
         var usage = Self.usage(c, r, cpuSeconds: forwarderCpuSeconds)
-        usage.dropSctpBacklog = c.dropSctpBacklog
         if let ru = await forwarder.threadUsage() {
             func ms(_ t: timeval) -> Double { Double(t.tv_sec) * 1000 + Double(t.tv_usec) / 1000 }
             usage.ru_utime = ms(ru.ru_utime)
@@ -378,7 +377,7 @@ public final class Worker {
     }
 
     static func usage(_ c: ForwarderCounters, _ r: ForwarderResources, cpuSeconds: Double) -> WorkerResourceUsage {
-        WorkerResourceUsage(
+        var usage = WorkerResourceUsage(
             packetsIn: c.packetsIn, bytesIn: c.bytesIn, packetsOut: c.packetsOut, bytesOut: c.bytesOut,
             rtcpIn: c.rtcpIn, rtcpOut: c.rtcpOut, retransmitted: c.retransmitted, sendCalls: c.sendCalls, dropMalformed: c.dropMalformed, dropUnknownSsrc: c.dropUnknownSsrc,
             dropUnknownSource: c.dropUnknownSource, dropNotRtp: c.dropNotRtp, dropRecvPoolEmpty: c.dropRecvPoolEmpty, dropSocketOverflow: c.dropSocketOverflow,
@@ -387,6 +386,8 @@ public final class Worker {
             routers: r.routers, transports: r.transports, producers: r.producers, consumers: r.consumers,
             sockets: r.sockets, tcpConnections: r.tcpConnections, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
             forwarderCpuSeconds: cpuSeconds)
+        usage.dropSctpBacklog = c.dropSctpBacklog
+        return usage
     }
 
     /// CPU time of the forwarder thread so far (0 once it has ended).
