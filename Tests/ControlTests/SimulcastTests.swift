@@ -127,6 +127,62 @@ struct SimulcastTests {
         #expect(layers == [2, 0, 1])
     }
 
+    /// Each layer numbers its VP8 pictures and TL0 frames on its own; what
+    /// the consumer sends is one stream: the switching key frame continues
+    /// right after the last picture of the old layer (a browser freezes
+    /// otherwise, its frame reference finder taking the new numbers as old).
+    @Test func vp8DescriptorsContinueAcrossSwitches() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [vp8])
+        let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let producer = try ingress.produce(ProducerOptions(kind: .video, rtpParameters: parameters(rids: false)))
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        let sink = TestSocket()
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
+        await worker.sync()
+        let feeder = TestSocket()
+        let port = UInt16(ingress.tuple.localPort)
+        var seqs: [UInt16] = [1000, 5000, 9000]
+        var pictures: [UInt16] = [20000, 300, 32760]
+        var tl0s: [UInt8] = [7, 250, 90]
+        // One packet per picture; TL0 every other picture.
+        func send(_ layer: Int, key: Bool = false) {
+            let d = vp8Descriptor(pictureId: pictures[layer], tl0: tl0s[layer], tid: pictures[layer] % 2 == 0 ? 0 : 1, key: key)
+            feeder.send(makeRtp(pt: 96, seq: seqs[layer], ts: UInt32(seqs[layer]) &* 3000, ssrc: Self.ssrcs[layer], payload: d), to: port)
+            seqs[layer] &+= 1
+            pictures[layer] = (pictures[layer] + 1) & 0x7FFF
+            if pictures[layer] % 2 == 0 { tl0s[layer] &+= 1 }
+        }
+        func numbers(_ count: Int) throws -> [(UInt16, UInt8)] {
+            try sink.receiveAll(count).map { d in
+                let h = try d.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+                return vp8Numbers(Array(d[h.payloadOffset...]))
+            }
+        }
+        for layer in 0..<3 { send(layer, key: true) }
+        for _ in 0..<3 { for layer in 0..<3 { send(layer) } }
+        let top = try numbers(4)
+        #expect(top.map(\.0) == [32760, 32761, 32762, 32763])
+        for target in [0, 1, 2, 0] {
+            try consumer.setPreferredLayers(ConsumerLayers(spatialLayer: target))
+            await worker.sync()
+            send(target, key: true)
+            for _ in 0..<3 { for layer in 0..<3 { send(layer) } }
+        }
+        let rest = try numbers(16)
+        #expect(rest.count == 16)
+        var all = top + rest
+        // Picture ids: one after another (15 bits); TL0PICIDX never goes back.
+        for i in 1..<all.count {
+            #expect(all[i].0 == (all[i - 1].0 + 1) & 0x7FFF, "picture \(i): \(all.map(\.0))")
+            let step = all[i].1 &- all[i - 1].1
+            #expect(step <= 1, "TL0PICIDX \(i): \(all.map(\.1))")
+        }
+        all.removeAll()
+        worker.close()
+    }
+
     /// Encodings signalled by RID only: SSRCs are learnt per layer from the
     /// RID header extension, as mediasoup-client's simulcast sends them.
     @Test func ridEncodingsAreLearnt() async throws {

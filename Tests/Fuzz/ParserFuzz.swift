@@ -22,11 +22,12 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     defer { buffer.deallocate() }
     if count > 0 { buffer.copyMemory(from: input.baseAddress! + 1, byteCount: count) }
     _ = PacketClass.classify(buffer, count: count)
-    switch first % 5 {
+    switch first % 6 {
     case 0: rtp(buffer, count)
     case 1: rtcp(buffer, count)
     case 2: stun(buffer, count)
     case 3: keyFrames(buffer, count)
+    case 5: transportCcRecorder(buffer, count)
     default:
         rtp(buffer, count)
         rtcp(buffer, count)
@@ -85,6 +86,45 @@ func rtcp(_ p: UnsafeMutableRawPointer, _ count: Int) {
         default:
             break
         }
+    }
+}
+
+/// Stateful: the input is a script of arrivals (3 bytes each: sequence
+/// number, then a time step that may go backwards) with feedback written
+/// now and then into buffers of varying size. Every feedback packet must
+/// fit its buffer, parse, and report a status for each number it covers.
+func transportCcRecorder(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    let ring = UnsafeMutablePointer<UInt64>.allocate(capacity: TransportCcRecorder.capacity)
+    defer { ring.deallocate() }
+    var recorder = TransportCcRecorder(ring: ring)
+    let out = UnsafeMutableRawPointer.allocate(byteCount: 1500, alignment: 8)
+    defer { out.deallocate() }
+    var now: Int64 = 1_000_000_000
+    var i = 0
+    while i + 3 <= count {
+        let seq = UInt16(p.load(fromByteOffset: i, as: UInt8.self)) << 8 | UInt16(p.load(fromByteOffset: i + 1, as: UInt8.self))
+        let step = Int8(bitPattern: p.load(fromByteOffset: i + 2, as: UInt8.self))
+        // Mostly forward in 100 us steps, sometimes jumping by seconds either way.
+        now += step == -128 ? 20_000_000_000 : Int64(step) * (step < -100 ? 50_000_000 : 100_000)
+        recorder.record(sequence: seq, arrivalNs: now)
+        promise(recorder.pending <= TransportCcRecorder.capacity, "recorder bounded")
+        if step & 0x0F == 0 {
+            let capacity = 32 + Int(UInt8(bitPattern: step)) * 4
+            for _ in 0..<64 {
+                let n = recorder.writeFeedback(out, capacity: capacity, senderSsrc: 1)
+                if n == 0 { break }
+                promise(n <= capacity && n % 4 == 0, "feedback within its buffer")
+                var parsed = false
+                try? Rtcp.forEach(out, count: n) { (v) throws(RtcpError) in
+                    var statuses = 0
+                    let h = try Rtcp.forEachTransportCcPacket(v) { _, _ in statuses += 1 }
+                    promise(statuses == Int(h.statusCount) && h.receivedCount > 0, "feedback statuses")
+                    parsed = true
+                }
+                promise(parsed, "feedback parses")
+            }
+        }
+        i += 3
     }
 }
 

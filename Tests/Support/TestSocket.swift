@@ -163,3 +163,15 @@ public final class TestTcpConnection: @unchecked Sendable {
         return false
     }
 }
+
+/// A VP8 payload descriptor with the extension fields a browser sends: a
+/// 15-bit picture id, TL0PICIDX and the temporal layer, then the VP8
+/// payload header byte (key frame or not) and one payload byte.
+public func vp8Descriptor(pictureId: UInt16, tl0: UInt8, tid: UInt8 = 0, key: Bool = false, start: Bool = true) -> [UInt8] {
+    [0x80 | (start ? 0x10 : 0), 0xE0, 0x80 | UInt8(pictureId >> 8), UInt8(pictureId & 0xFF), tl0, tid << 6, key ? 0x00 : 0x01, 0xAA]
+}
+
+/// The picture id and TL0PICIDX of a descriptor built by `vp8Descriptor`.
+public func vp8Numbers(_ d: [UInt8]) -> (pictureId: UInt16, tl0: UInt8) {
+    (UInt16(d[2] & 0x7F) << 8 | UInt16(d[3]), d[4])
+}

@@ -172,9 +172,21 @@ public final class Producer {
             spec.mid = Array(mid.utf8)
             spec.midExtensionId = UInt8(e.id)
         }
+        // Congestion feedback to the sender, mediasoup's rule: transport-wide
+        // CC when both its extension and feedback were negotiated, else REMB.
+        let negotiated = rtpParameters.codecs.flatMap { $0.rtcpFeedback ?? [] }
+        if negotiated.contains(where: { $0.type == "transport-cc" }),
+           let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.transportWideCc }), (1...255).contains(e.id) {
+            spec.transportCcExtensionId = UInt8(e.id)
+        } else if negotiated.contains(where: { $0.type == "goog-remb" }) {
+            spec.remb = true
+        }
         if let e = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.rid }), encodings.contains(where: { $0.rid != nil }) {
             spec.rids = encodings.map { Array(($0.rid ?? "").utf8) }
             spec.ridExtensionId = UInt8(e.id)
+            if let r = own.first(where: { $0.uri == SupportedRtpCapabilities.Uri.rrid }), (1...255).contains(r.id) {
+                spec.rridExtensionId = UInt8(r.id)
+            }
         }
         return spec
     }

@@ -387,6 +387,9 @@ public final class Worker {
             sockets: r.sockets, tcpConnections: r.tcpConnections, ssrcEntries: r.ssrcEntries, freeSendSlots: r.freeSendSlots, sendSlots: r.sendSlots,
             forwarderCpuSeconds: cpuSeconds)
         usage.dropSctpBacklog = c.dropSctpBacklog
+        usage.transportCcFeedback = c.transportCcFeedback
+        usage.rembSent = c.rembSent
+        usage.transportCcUnavailable = c.dropTransportCcUnavailable
         return usage
     }
 

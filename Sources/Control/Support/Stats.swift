@@ -85,6 +85,11 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var dropSocketOverflow: UInt64
     /// SCTP packets dropped because too many were waiting for the control layer.
     public var dropSctpBacklog: UInt64 = 0
+    /// Congestion feedback sent to publishers: transport-wide CC packets and
+    /// estimate REMBs; transports left without transport-wide CC feedback.
+    public var transportCcFeedback: UInt64 = 0
+    public var rembSent: UInt64 = 0
+    public var transportCcUnavailable: UInt64 = 0
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64

@@ -48,6 +48,9 @@ final class WorkerMetrics {
         add("ringsfu_rtcp_sent_total", c.rtcpOut)
         add("ringsfu_send_calls_total", c.sendCalls)
         add("ringsfu_tcp_connections_accepted_total", c.tcpAccepted)
+        add("ringsfu_transport_cc_feedback_sent_total", c.transportCcFeedback)
+        add("ringsfu_remb_estimates_sent_total", c.rembSent)
+        add("ringsfu_transport_cc_unavailable_total", c.dropTransportCcUnavailable)
         let drops: [(String, UInt64)] = [
             ("malformed", c.dropMalformed), ("unknown_ssrc", c.dropUnknownSsrc), ("unknown_source", c.dropUnknownSource),
             ("not_rtp", c.dropNotRtp), ("receive_pool_empty", c.dropRecvPoolEmpty), ("socket_overflow", c.dropSocketOverflow), ("sctp_backlog", c.dropSctpBacklog),

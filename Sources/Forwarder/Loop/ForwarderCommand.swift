@@ -27,6 +27,15 @@ package struct ProducerSpec: Sendable {
     package var rids: [[UInt8]] = []
     package var midExtensionId: UInt8 = 0
     package var ridExtensionId: UInt8 = 0
+    /// The repaired RID's: RTX streams of RID-only layers are learnt by it.
+    package var rridExtensionId: UInt8 = 0
+    /// The endpoint's id of the transport-wide sequence number extension,
+    /// when it also negotiated "transport-cc" feedback (0: not): the
+    /// transport then acknowledges every packet's arrival.
+    package var transportCcExtensionId: UInt8 = 0
+    /// "goog-remb" negotiated (and not transport-cc): the transport sends a
+    /// receive-side estimate as REMB.
+    package var remb = false
     /// Ask the endpoint for key frames with FIR (only "ccm fir" negotiated).
     package var useFir = false
     /// The media codec's clock rate (statistics), generic NACK negotiated

@@ -46,6 +46,11 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropTcpBackpressure: UInt64 = 0
     /// RTCP compound packets that failed to parse.
     package var dropRtcpMalformed: UInt64 = 0
+    /// Transport-wide CC feedback and estimate REMB packets sent, and
+    /// transports left without feedback (every recorder taken).
+    package var transportCcFeedback: UInt64 = 0
+    package var rembSent: UInt64 = 0
+    package var dropTransportCcUnavailable: UInt64 = 0
     package var loopTurns: UInt64 = 0
     package var recvRearms: UInt64 = 0
 

@@ -260,6 +260,7 @@ extension ForwarderLoop {
         if transports[h].webrtc { closeWebRtc(h) }
         if let s = transports[h].srtpSend { srtp_dealloc(s) }
         if let s = transports[h].srtpReceive { srtp_dealloc(s) }
+        disableFeedback(transport: h)
         let r = Int(transports[h].router)
         let prev = transports[h].prevInRouter, next = transports[h].nextInRouter
         if prev >= 0 { transports[Int(prev)].nextInRouter = next } else { routers[r].firstTransport = next }
@@ -316,6 +317,8 @@ extension ForwarderLoop {
         ensureReportTimer()
         if spec.midExtensionId != 0 { transports[t].midExtensionId = spec.midExtensionId }
         if spec.ridExtensionId != 0 { transports[t].ridExtensionId = spec.ridExtensionId }
+        if spec.rridExtensionId != 0 { transports[t].rridExtensionId = spec.rridExtensionId }
+        enableFeedback(transport: t, spec)
         if !spec.mid.isEmpty {
             p.midKey = spec.mid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
             midTable.insert(transport: UInt32(t), ssrc: p.midKey, value: UInt32(h))

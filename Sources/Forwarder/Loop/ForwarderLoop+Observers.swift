@@ -9,6 +9,7 @@ enum TimerKind: UInt16 {
     case keyFrameRetry = 5
     case nack = 6
     case reports = 7
+    case feedback = 8
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -51,6 +52,7 @@ extension ForwarderLoop {
                 case .keyFrameRetry: keyFrameRetryFired(due[i])
                 case .nack: nackTimerFired()
                 case .reports: reportTimerFired()
+                case .feedback: feedbackTimerFired()
                 case nil: break
                 }
             }

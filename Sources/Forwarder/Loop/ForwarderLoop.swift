@@ -105,6 +105,14 @@ struct ForwarderLoop: ~Copyable {
     /// Receive streams of layers above 0 (layer 0 uses the producer's own).
     var freeExtraStreams: FreeList
     var consentTimerArmed = false
+    /// Transport-wide CC arrival recorders (each with a ring in the slab),
+    /// and the transports that send congestion feedback (timer-driven).
+    let transportCcRecorders: UnsafeMutablePointer<TransportCcRecorder>
+    let transportCcRings: Slab
+    var freeTransportCc: FreeList
+    let feedbackTransports: UnsafeMutablePointer<Int32>
+    var feedbackTransportCount = 0
+    var feedbackTimerArmed = false
     /// RFC 7675 consent freshness timeout (30 s; settable for tests).
     let consentTimeoutNs: Int64
     var fatalReason: String? = nil
@@ -223,6 +231,14 @@ struct ForwarderLoop: ~Copyable {
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
+        let recorders = max(1, settings.maxTransportCcTransports)
+        transportCcRings = Slab(slotSize: TransportCcRecorder.capacity * 8, count: recorders)
+        transportCcRecorders = .allocate(capacity: recorders)
+        for i in 0..<recorders {
+            (transportCcRecorders + i).initialize(to: TransportCcRecorder(ring: transportCcRings.slot(i).assumingMemoryBound(to: UInt64.self)))
+        }
+        freeTransportCc = FreeList(capacity: settings.maxTransportCcTransports)
+        feedbackTransports = .allocate(capacity: Int(settings.maxTransports))
         consentTimeoutNs = Int64(settings.iceConsentTimeoutMs) * 1_000_000
     }
 
@@ -248,6 +264,8 @@ struct ForwarderLoop: ~Copyable {
         tcpDirty.deallocate()
         receiveStreams.deallocate()
         nackStreams.deallocate()
+        transportCcRecorders.deallocate()
+        feedbackTransports.deallocate()
     }
 
     // MARK: - Submission helpers
@@ -501,6 +519,7 @@ struct ForwarderLoop: ~Copyable {
             counters.dropMalformed &+= 1
             return
         }
+        if transports[t].transportCc >= 0 { recordTransportCc(packet, header, transport: t) }
         guard let handle = ssrcTable.lookup(transport: UInt32(t), ssrc: header.ssrc) ?? learnSsrc(packet, header, transport: t) else {
             counters.dropUnknownSsrc &+= 1
             return
@@ -508,7 +527,7 @@ struct ForwarderLoop: ~Copyable {
         let p = Int(handle & Self.handleMask)
         let layer = Int((handle >> Self.layerShift) & 0x7)
         let repair = handle & Self.rtxFlag != 0
-        if transports[t].maxIncomingBitrate != 0 || transports[t].unlimitedRembsLeft != 0 {
+        if transports[t].maxIncomingBitrate != 0 || transports[t].unlimitedRembsLeft != 0, !transports[t].remb.enabled {
             mayAnnounceIncomingLimit(transport: t)
         }
         if repair {
@@ -622,29 +641,56 @@ struct ForwarderLoop: ~Copyable {
         }
         consumers[ci].syncRequired = false
         consumers[ci].started = true
+        // The switching key frame continues the descriptor numbering too.
+        if consumers[ci].simulcast { consumers[ci].vp8.sync() }
         consumers[ci].syncSequence = header.sequenceNumber
         consumers[ci].lastProducerSequence = header.sequenceNumber
         consumers[ci].syncSpan = 0
     }
 
-    /// An unknown SSRC carrying a known RID (the layer) or MID becomes the
-    /// producer's (mediasoup's RtpListener order), so later packets match by SSRC.
+    /// An unknown SSRC is learnt from the header extensions, so later packets
+    /// match by SSRC (mediasoup's RtpListener and Producer order): with a
+    /// repaired RID it is that layer's RTX stream; with a RID, that layer's
+    /// media; with only a MID, the stream of a single-encoding producer (RTX
+    /// when its payload type is an RTX one). A MID never names a layer of a
+    /// simulcast producer: RTX probes carry the MID too, and taking one for
+    /// layer 0 would leave the real layer 0 unknown.
     mutating func learnSsrc(_ packet: UnsafeMutableRawPointer, _ header: RtpHeader, transport t: Int) -> UInt32? {
-        let midId = transports[t].midExtensionId, ridId = transports[t].ridExtensionId
-        guard midId != 0 || ridId != 0, header.extensionOffset != nil else { return nil }
-        var midKey: UInt32 = 0, ridKey: UInt32 = 0
+        let midId = transports[t].midExtensionId, ridId = transports[t].ridExtensionId, rridId = transports[t].rridExtensionId
+        guard midId != 0 || ridId != 0 || rridId != 0, header.extensionOffset != nil else { return nil }
+        var midKey: UInt32 = 0, ridKey: UInt32 = 0, rridKey: UInt32 = 0
         try? RtpHeaderExtensions.forEach(packet, header) { id, offset, length in
             if id == midId { midKey = Self.valueKey(packet + offset, length) }
             if id == ridId { ridKey = Self.valueKey(packet + offset, length) }
+            if id == rridId { rridKey = Self.valueKey(packet + offset, length) }
         }
-        var found: UInt32? = nil
-        if ridKey != 0 { found = ridTable.lookup(transport: UInt32(t), ssrc: ridKey) }
-        if found == nil, midKey != 0 { found = midTable.lookup(transport: UInt32(t), ssrc: midKey) }
-        guard let value = found else { return nil }
+        var value: UInt32
+        var repair = false
+        if rridKey != 0, let v = ridTable.lookup(transport: UInt32(t), ssrc: rridKey) {
+            value = v
+            repair = true
+        } else if ridKey != 0, let v = ridTable.lookup(transport: UInt32(t), ssrc: ridKey) {
+            value = v
+        } else if ridKey == 0, rridKey == 0, midKey != 0, let v = midTable.lookup(transport: UInt32(t), ssrc: midKey) {
+            value = v
+            let p = Int(v & Self.handleMask)
+            guard producers[p].inUse, producers[p].layerCount == 1 else { return nil }
+            repair = producers[p].rtxPayloadTypes[header.payloadType] != PayloadTypeMap.none
+        } else {
+            return nil
+        }
         let p = Int(value & Self.handleMask), layer = Int((value >> Self.layerShift) & 0x7)
-        guard producers[p].inUse, layer < producers[p].layerCount, producers[p].ssrcs[layer] == 0 else { return nil }
-        guard ssrcTable.insert(transport: UInt32(t), ssrc: header.ssrc, value: value) else { return nil }
-        producers[p].ssrcs[layer] = header.ssrc
+        guard producers[p].inUse, layer < producers[p].layerCount else { return nil }
+        if repair {
+            guard producers[p].rtxSsrcs[layer] == 0, producers[p].rtxPayloadTypes[header.payloadType] != PayloadTypeMap.none else { return nil }
+            value |= Self.rtxFlag
+            guard ssrcTable.insert(transport: UInt32(t), ssrc: header.ssrc, value: value) else { return nil }
+            producers[p].rtxSsrcs[layer] = header.ssrc
+        } else {
+            guard producers[p].ssrcs[layer] == 0 else { return nil }
+            guard ssrcTable.insert(transport: UInt32(t), ssrc: header.ssrc, value: value) else { return nil }
+            producers[p].ssrcs[layer] = header.ssrc
+        }
         return value
     }
 
@@ -681,6 +727,13 @@ struct ForwarderLoop: ~Copyable {
         }
         let out = sendSlab.slot(Int(slot))
         out.copyMemory(from: packet, byteCount: size)
+        if consumers[ci].simulcast, header.payloadLength > 0,
+           producers[Int(consumers[ci].producer)].codecs[Int(routerPt & 0x7F)] == KeyFrameCodec.vp8.rawValue,
+           !consumers[ci].vp8.rewrite(out + header.payloadOffset, count: header.payloadLength) {
+            counters.dropMalformed &+= 1
+            freeSendSlots.push(slot)
+            return
+        }
         RtpRewrite.setSsrc(out, consumers[ci].layered ? consumers[ci].layerSsrcs[layer] : consumers[ci].ssrc)
         RtpRewrite.setPayloadType(out, outPt)
         let seq = header.sequenceNumber &+ consumers[ci].seqOffset

@@ -71,6 +71,7 @@ package struct TransportState {
     /// Header extension ids this transport's endpoint uses for MID and RID.
     var midExtensionId: UInt8 = 0
     var ridExtensionId: UInt8 = 0
+    var rridExtensionId: UInt8 = 0
     /// ICE-lite + DTLS (state in the loop's WebRTC side table).
     var webrtc = false
     /// libsrtp sessions (nil: plain RTP).
@@ -90,6 +91,13 @@ package struct TransportState {
     var rawSctp = false
     var limitationRembSentNs: Int64 = 0
     var unlimitedRembsLeft: UInt8 = 0
+    /// Congestion feedback to the endpoint: transport-wide CC (the arrival
+    /// recorder's index, -1: none, and the endpoint's extension id), or a
+    /// receive-side estimate sent as REMB; listed for the feedback timer.
+    var transportCc: Int32 = -1
+    var transportCcExtensionId: UInt8 = 0
+    var remb = RembEstimator()
+    var feedbackListed = false
     var remoteRtp = SocketAddress()
     var remoteRtcp = SocketAddress()
     var counters = EntityCounters()
@@ -190,6 +198,8 @@ package struct ConsumerState {
     var currentLayer = -1
     var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
+    /// VP8 picture id / TL0PICIDX continuity across layer switches.
+    var vp8 = Vp8EncodingContext()
     /// The last timestamp sent and when (timestamps continue across layer switches).
     var lastTsOut: UInt32 = 0
     var lastSentNs: Int64 = 0

@@ -226,11 +226,24 @@ package enum Rtcp {
     /// Transport-wide CC feedback: header, with every status chunk and
     /// receive delta checked against the length.
     package static func transportCc(_ v: RtcpView) throws(RtcpError) -> TransportCcHeader {
+        var received = 0
+        let header = try forEachTransportCcPacket(v) { _, delta in if delta != nil { received += 1 } }
+        return TransportCcHeader(baseSequence: header.baseSequence, statusCount: header.statusCount, referenceTime: header.referenceTime,
+                                 feedbackCount: header.feedbackCount, receivedCount: received)
+    }
+
+    /// Walks a transport-wide CC feedback packet: `body(sequence, delta)`
+    /// for each packet status in order, the receive delta in 250 us ticks
+    /// (nil: not received). Everything is checked against the length before
+    /// `body` sees anything, so a truncated packet reports nothing.
+    @discardableResult
+    package static func forEachTransportCcPacket(_ v: RtcpView, _ body: (UInt16, Int32?) -> Void) throws(RtcpError) -> TransportCcHeader {
         guard v.type == RtcpType.rtpfb, v.count == RtcpFormat.transportCc, v.length >= 20 else { throw .truncated }
         let base = v.u16(12)
         let statusCount = Int(v.u16(14))
         let ref24 = v.u32(16) >> 8
         let reference = ref24 & 0x80_0000 != 0 ? Int32(bitPattern: ref24 | 0xFF00_0000) : Int32(ref24)
+        // Pass 1: chunk bounds and the bytes of deltas they announce.
         var o = 20
         var described = 0
         var deltaBytes = 0
@@ -239,30 +252,49 @@ package enum Rtcp {
             guard o + 2 <= v.length else { throw .truncated }
             let chunk = v.u16(o)
             o += 2
-            if chunk & 0x8000 == 0 {
-                // Run length: 2-bit symbol, 13-bit length.
-                let symbol = Int((chunk >> 13) & 0x3)
-                let run = min(Int(chunk & 0x1FFF), statusCount - described)
-                if symbol == 1 { deltaBytes += run; received += run } else if symbol == 2 { deltaBytes += 2 * run; received += run }
-                described += run
-                if chunk & 0x1FFF == 0 { throw .truncated }
-            } else if chunk & 0x4000 == 0 {
-                // Status vector of 14 one-bit symbols.
-                for i in 0..<14 where described < statusCount {
-                    if chunk & (1 << (13 - i)) != 0 { deltaBytes += 1; received += 1 }
-                    described += 1
-                }
-            } else {
-                // Status vector of 7 two-bit symbols.
-                for i in 0..<7 where described < statusCount {
-                    let symbol = Int((chunk >> (12 - 2 * i)) & 0x3)
-                    if symbol == 1 { deltaBytes += 1; received += 1 } else if symbol == 2 { deltaBytes += 2; received += 1 }
-                    described += 1
-                }
+            forEachSymbol(chunk, remaining: statusCount - described) { symbol in
+                if symbol == 1 || symbol == 2 { deltaBytes += Int(symbol); received += 1 }
+                described += 1
             }
+            if chunk & 0x8000 == 0 && chunk & 0x1FFF == 0 { throw .truncated } // an empty run: no progress
         }
         guard o + deltaBytes <= v.length else { throw .truncated }
+        // Pass 2: the statuses with their deltas.
+        var c = 20
+        var d = o
+        var sequence = base
+        described = 0
+        while described < statusCount {
+            let chunk = v.u16(c)
+            c += 2
+            forEachSymbol(chunk, remaining: statusCount - described) { symbol in
+                switch symbol {
+                case 1: body(sequence, Int32(v.u8(d))); d += 1
+                case 2: body(sequence, Int32(Int16(bitPattern: v.u16(d)))); d += 2
+                default: body(sequence, nil)
+                }
+                sequence &+= 1
+                described += 1
+            }
+        }
         return TransportCcHeader(baseSequence: base, statusCount: UInt16(statusCount), referenceTime: reference, feedbackCount: v.u8(19), receivedCount: received)
+    }
+
+    /// The status symbols of one chunk (at most `remaining`): 0 not
+    /// received, 1 small delta, 2 large delta, 3 reserved (no delta).
+    @inline(__always)
+    static func forEachSymbol(_ chunk: UInt16, remaining: Int, _ body: (UInt8) -> Void) {
+        if chunk & 0x8000 == 0 {
+            // Run length: 0 | symbol (2 bits) | length (13 bits).
+            let symbol = UInt8((chunk >> 13) & 0x3)
+            for _ in 0..<min(Int(chunk & 0x1FFF), remaining) { body(symbol) }
+        } else if chunk & 0x4000 == 0 {
+            // Status vector of 14 one-bit symbols.
+            for i in 0..<min(14, remaining) { body(chunk & (1 << (13 - i)) != 0 ? 1 : 0) }
+        } else {
+            // Status vector of 7 two-bit symbols.
+            for i in 0..<min(7, remaining) { body(UInt8((chunk >> (12 - 2 * i)) & 0x3)) }
+        }
     }
 }
 
