@@ -8,9 +8,9 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # All suites use Swift Testing; skipping the XCTest pass avoids an empty report.
 # Suites that assert RTCP timing (report intervals, NACK retries, key frame
-# request retries, simulcast fallback) run on their own afterwards, one test at a time, so the
+# request retries, simulcast fallback, REMB rates) run on their own afterwards, one test at a time, so the
 # parallel suites cannot starve them.
-timed='ReportsTests|NackGeneratorTests|KeyFrameRequestTests|SimulcastTests'
+timed='ReportsTests|NackGeneratorTests|KeyFrameRequestTests|SimulcastTests|CongestionFeedbackTests'
 swift test --skip-build --disable-xctest --skip "$timed" 2>&1 | tee "$log"
 swift test --skip-build --disable-xctest --filter "$timed" --no-parallel 2>&1 | tee -a "$log"
 # The allocation check runs the perf binary under the malloc interposer.
