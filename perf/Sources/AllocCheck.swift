@@ -37,12 +37,14 @@ struct AllocCheck: AsyncParsableCommand {
         let sink = Sink(cpu: nil)
         sink.start()
         let (video, audio) = Fanout.ssrcs(40, .realistic)
-        let (port, thread, _, _) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"))
+        let (port, thread, _, _) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"), transportCc: true)
         let expectedOut = UInt64(consumers)
 
         // Warm up: every code path of the loop has run at least once.
         let sourcePort = UInt16.random(in: 40000...49999)
         let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
+        // Transport-wide sequence numbers too: arrivals recorded, feedback sent.
+        warm.transportCcId = Fanout.transportCcId
         warm.start()
         try await Task.sleep(for: .seconds(1))
         // ...including a round of RTCP reports (every 1-1.5 s): first uses
@@ -69,6 +71,7 @@ struct AllocCheck: AsyncParsableCommand {
         try await Task.sleep(for: .milliseconds(50))
         MallocInterposerSwift.hook()
         let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
+        gen.transportCcId = Fanout.transportCcId
         gen.start()
         // Each input packet is forwarded to every consumer.
         while gen.sentVideo.load(ordering: .relaxed) * UInt64(consumers) < UInt64(packets) {
@@ -97,7 +100,7 @@ struct AllocCheck: AsyncParsableCommand {
                 }
             }
         }
-        print("forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each); forwarder-thread allocations: \(allocations)")
+        print("forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each, \(after.transportCcFeedback - before.transportCcFeedback) transport-cc feedback packets); forwarder-thread allocations: \(allocations)")
         if MallocInterposerSwift.getStatistics().mallocCount == 0 {
             print("error: the malloc interposer is not preloaded (LD_PRELOAD)")
             throw ExitCode(2)

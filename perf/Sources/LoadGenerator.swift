@@ -19,6 +19,18 @@ enum TrafficMode: String, CaseIterable {
 /// its send time (monotonic ns) at a fixed payload offset for the sink.
 final class LoadGenerator: @unchecked Sendable {
     static let timestampOffset = 14 // 12-byte RTP header + 2-byte VP8 descriptor
+
+    /// Where an RTP packet's payload starts (after CSRCs and extensions).
+    static func payloadOffset(_ p: UnsafeRawPointer) -> Int {
+        let b0 = p.load(as: UInt8.self)
+        var o = 12 + 4 * Int(b0 & 0x0F)
+        if b0 & 0x10 != 0 { o += 4 + 4 * Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o + 2, as: UInt16.self))) }
+        return o
+    }
+
+    /// Header extension id of the transport-wide sequence number, written
+    /// into every packet when set (one counter across all streams).
+    var transportCcId: UInt8? = nil
     let destination: (String, UInt16)
     let videoSsrcs: [UInt32]
     let audioSsrcs: [UInt32]
@@ -96,6 +108,7 @@ final class LoadGenerator: @unchecked Sendable {
         let start = rsfu_monotonic_ns()
         var videoSent: UInt64 = 0, audioSent: UInt64 = 0
         var rng = SystemRandomNumberGenerator()
+        var wideSeq: UInt16 = 0
 
         func reap(_ ring: inout io_uring, wait: Bool) {
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
@@ -110,15 +123,27 @@ final class LoadGenerator: @unchecked Sendable {
             while inflight >= slots - 1 { _ = io_uring_submit(&ring); reap(&ring, wait: true) }
             let p = mem + nextSlot * slotSize
             nextSlot = (nextSlot + 1) % slots
-            p.storeBytes(of: 0x80, toByteOffset: 0, as: UInt8.self)
+            p.storeBytes(of: transportCcId == nil ? 0x80 : 0x90, toByteOffset: 0, as: UInt8.self)
             p.storeBytes(of: (marker ? 0x80 : 0) | pt, toByteOffset: 1, as: UInt8.self)
             p.storeBytes(of: seq.bigEndian, toByteOffset: 2, as: UInt16.self)
             p.storeBytes(of: ts.bigEndian, toByteOffset: 4, as: UInt32.self)
             p.storeBytes(of: ssrc.bigEndian, toByteOffset: 8, as: UInt32.self)
+            var o = 12
+            var size = size
+            if let id = transportCcId {
+                // One-byte header block with the 2-byte transport-wide sequence number.
+                p.storeBytes(of: UInt32(0xBEDE_0001).bigEndian, toByteOffset: 12, as: UInt32.self)
+                p.storeBytes(of: id << 4 | 1, toByteOffset: 16, as: UInt8.self)
+                p.storeBytes(of: wideSeq.bigEndian, toByteOffset: 17, as: UInt16.self)
+                p.storeBytes(of: 0, toByteOffset: 19, as: UInt8.self)
+                wideSeq &+= 1
+                o = 20
+                size += 8
+            }
             // VP8 descriptor: S=1 PID=0, then the P bit (0 = key frame).
-            p.storeBytes(of: 0x10, toByteOffset: 12, as: UInt8.self)
-            p.storeBytes(of: key ? 0x00 : 0x01, toByteOffset: 13, as: UInt8.self)
-            p.storeBytes(of: rsfu_monotonic_ns(), toByteOffset: Self.timestampOffset + 2, as: Int64.self)
+            p.storeBytes(of: 0x10, toByteOffset: o, as: UInt8.self)
+            p.storeBytes(of: key ? 0x00 : 0x01, toByteOffset: o + 1, as: UInt8.self)
+            p.storeBytes(of: rsfu_monotonic_ns(), toByteOffset: o + 2, as: Int64.self)
             var length = size
             if let srtp {
                 var len = Int32(size)

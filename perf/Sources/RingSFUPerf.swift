@@ -108,6 +108,9 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "Packets in the worker's retransmission store (WorkerSettings.retransmissionBufferPackets; the worker's default when not given).")
     var retransmissionPackets: Int?
 
+    @Flag(help: "Negotiate transport-wide CC on the ingest: the generator numbers every packet in the extension and the worker records arrivals and sends feedback.")
+    var transportCc = false
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -116,6 +119,7 @@ struct Fanout: AsyncParsableCommand {
         if srtp != nil && srtpSuite == nil { throw ValidationError("--srtp takes aes-cm or gcm") }
         if srtp != nil && (baseline || target != nil) { throw ValidationError("--srtp runs the in-process worker only (no --baseline, no --target)") }
         if loss > 0 && (srtp != nil || target != nil) { throw ValidationError("--loss runs the in-process worker without SRTP") }
+        if transportCc && target != nil { throw ValidationError("--transport-cc runs the in-process worker only (no --target)") }
         guard loss >= 0 && loss < 100 else { throw ValidationError("--loss takes a percentage from 0 to 100") }
         if srtpSuite != nil { try SrtpLibrary.initialize(openssl: true) }
         let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -170,6 +174,8 @@ struct Fanout: AsyncParsableCommand {
         (Array((0..<streams).map { 10_000 + UInt32($0) }), mode == .synthetic ? [] : Array((0..<streams).map { 50_000 + UInt32($0) }))
     }
 
+    static let transportCcId: UInt8 = 5
+
     func runSfu(consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
         let p = streams(n, mode)
         let (video, audio) = Self.ssrcs(p, mode)
@@ -179,12 +185,13 @@ struct Fanout: AsyncParsableCommand {
         let publisherKey = srtpSuite.map { suite in
             SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) })
         }
-        let (ingestPort, threadId, sinkKeys, rtxPt) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey)
+        let (ingestPort, threadId, sinkKeys, rtxPt) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey, transportCc: transportCc)
         sink.srtpByPort = sinkKeys
         sink.nackFraction = loss / 100
         sink.rtxPayloadType = rtxPt
         sink.start()
         let generator = LoadGenerator(destination: ("127.0.0.1", ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: inputRate(n), mode: mode, cpu: loadCpu, srtpKey: publisherKey)
+        if transportCc { generator.transportCcId = Self.transportCcId }
         generator.start()
         try await Task.sleep(for: .seconds(1))
         let u0 = await worker.getResourceUsage()
@@ -244,7 +251,7 @@ struct Fanout: AsyncParsableCommand {
     }
 
     @RingSFUActor
-    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
+    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
         let router = try worker.createRouter(mediaCodecs: [
             RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
             RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
@@ -255,15 +262,17 @@ struct Fanout: AsyncParsableCommand {
         }
         var sinkKeys: [UInt16: SrtpKey] = [:]
         var producers: [Producer] = []
+        let extensions = transportCc ? [RtpHeaderExtensionParameters(uri: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", id: Int(Self.transportCcId))] : []
+        let feedback = transportCc ? [RtcpFeedback(type: "transport-cc", parameter: "")] : []
         for ssrc in video {
             producers.append(try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
-                codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
-                encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
+                codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000, rtcpFeedback: feedback)],
+                headerExtensions: extensions, encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
         }
         for ssrc in audio {
             producers.append(try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: RtpParameters(
-                codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2)],
-                encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
+                codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2, rtcpFeedback: feedback)],
+                headerExtensions: extensions, encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
         }
         for _ in 0..<n {
             let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))

@@ -132,7 +132,10 @@ final class Sink: @unchecked Sendable {
             let now = rsfu_monotonic_ns()
             var count = 0
             for i in 0..<n where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset + 10) {
-                let sent = (mem + i * size).loadUnaligned(fromByteOffset: LoadGenerator.timestampOffset + 2, as: Int64.self)
+                // The send time sits after the VP8 descriptor, behind any header extension.
+                let at = LoadGenerator.payloadOffset(mem + i * size) + 2
+                guard Int(msgs[i].msg_len) >= at + 8 else { continue }
+                let sent = (mem + i * size).loadUnaligned(fromByteOffset: at, as: Int64.self)
                 latencies[count] = UInt64(max(0, (now - sent) / 1000))
                 count += 1
             }
