@@ -3,8 +3,8 @@
 # Idempotent and non-interactive: only missing packages are installed.
 set -euo pipefail
 
-# chromium: the headless browser peer of the end-to-end tests.
-packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv chromium)
+# chromium: the headless browser peer of the end-to-end tests; prometheus: promtool checks /metrics.
+packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv chromium prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,11 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import Logging
 import Metrics
 import Prometheus
 import RingSFU
+import ServiceLifecycle
 
 @main
 struct RingSFUCommand: AsyncParsableCommand {
@@ -38,8 +41,64 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (or mediasoup's warn, none).")
     var logLevel = "info"
 
+    @Option(help: "Secret clients present to use /rpc (Authorization: Bearer, a ringsfu.token.<secret> subprotocol, or ?token=). Also RINGSFU_API_TOKEN. Without one the server listens on loopback only.")
+    var apiToken: String?
+
+    @Option(help: "File holding the API secret (first line).")
+    var apiTokenFile: String?
+
+    @Option(help: "Secret of the admin, who sees and acts on every client's entities and the workers. Also RINGSFU_ADMIN_TOKEN.")
+    var adminToken: String?
+
+    @Option(help: "File holding the admin secret (first line).")
+    var adminTokenFile: String?
+
+    @Option(help: "Largest WebSocket message a client may send, in bytes.")
+    var maxMessageBytes = 4 << 20
+
+    @Option(help: "Bytes of responses and notifications queued for a client that does not read before it is disconnected.")
+    var maxQueuedBytes = 16 << 20
+
+    @Flag(help: "Let clients bind media ports outside --rtc-min-port..--rtc-max-port (and below 1024).")
+    var allowAnyPort = false
+
+    @Option(help: "ICE-TCP connections each worker holds at once.")
+    var maxTcpConnections = 128
+
+    @Option(help: "Seconds a graceful shutdown (SIGTERM/SIGINT) may take before the server stops anyway; a second signal exits at once.")
+    var shutdownTimeout = 5
+
     func validate() throws {
         do { _ = try Worker.logLevel(named: logLevel) } catch { throw ValidationError(error.message) }
+        guard maxMessageBytes >= 1024, maxQueuedBytes >= maxMessageBytes else {
+            throw ValidationError("--max-message-bytes must be at least 1024 and --max-queued-bytes at least as large")
+        }
+        guard (1...300).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout takes 1 to 300 seconds") }
+        let secret = try Self.secret(apiToken, file: apiTokenFile, env: "RINGSFU_API_TOKEN", name: "API")
+        if secret == nil, !Self.isLoopback(host) {
+            throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
+        }
+        _ = try Self.secret(adminToken, file: adminTokenFile, env: "RINGSFU_ADMIN_TOKEN", name: "admin")
+    }
+
+    /// A secret from its flag, its file or the environment, in that order.
+    static func secret(_ flag: String?, file: String?, env: String, name: String) throws -> String? {
+        var value = flag
+        if value == nil, let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read the \(name) token file \(file)") }
+            value = text.split(whereSeparator: \.isNewline).first.map(String.init)
+        }
+        if value == nil { value = ProcessInfo.processInfo.environment[env] }
+        guard let secret = value?.trimmingSpaces, !secret.isEmpty else { return nil }
+        guard secret.count >= 16 else { throw ValidationError("the \(name) token must be at least 16 characters") }
+        guard secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._~".contains($0)) }) else {
+            throw ValidationError("the \(name) token may hold letters, digits and - . _ ~ only (it travels in a header, a subprotocol and a URL)")
+        }
+        return secret
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     func run() async throws {
@@ -55,12 +114,67 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let count = workers ?? max(1, System.coreCount)
         let pool = await WorkerPool()
-        try await pool.start(count: count, settings: WorkerSettings(logLevel: logLevel, rtcMinPort: rtcMinPort, rtcMaxPort: rtcMaxPort), pin: pin)
-        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level)
-        Logger(label: "ringsfu").info("ringsfu serving", metadata: ["address": "http://\(host):\(port)", "rpc": "ws://\(host):\(port)/rpc",
-                                                            "metrics": "http://\(host):\(port)/metrics", "workers": "\(count)"])
-        try await app.runService()
+        var settings = WorkerSettings(logLevel: logLevel, rtcMinPort: rtcMinPort, rtcMaxPort: rtcMaxPort)
+        settings.maxTcpConnections = maxTcpConnections
+        try await pool.start(count: count, settings: settings, pin: pin)
+        var limits = ServerLimits()
+        limits.apiToken = try Self.secret(apiToken, file: apiTokenFile, env: "RINGSFU_API_TOKEN", name: "API")
+        limits.adminToken = try Self.secret(adminToken, file: adminTokenFile, env: "RINGSFU_ADMIN_TOKEN", name: "admin")
+        limits.maxMessageBytes = maxMessageBytes
+        limits.maxQueuedBytes = maxQueuedBytes
+        limits.allowAnyPort = allowAnyPort
+        let connections = Connections()
+        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections)
+        let logger = Logger(label: "ringsfu")
+        logger.info("ringsfu serving", metadata: ["address": "http://\(host):\(port)", "rpc": "ws://\(host):\(port)/rpc",
+                                                 "metrics": "http://\(host):\(port)/metrics", "workers": "\(count)",
+                                                 "auth": "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"])
+        // SIGTERM/SIGINT: close every client with 1001 and the reason (its
+        // entities close as on any disconnect), stop the HTTP server, then
+        // the workers; bounded in time whatever clients do. A second signal
+        // exits at once.
+        var config = ServiceGroupConfiguration(services: [app], logger: logger)
+        config.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
+        config.maximumCancellationDuration = .seconds(2)
+        let group = ServiceGroup(configuration: config)
+        ShutdownSignals.install {
+            logger.info("shutting down")
+            Task {
+                await connections.closeAll(reason: "server shutting down")
+                // Let the close frames go out before the listener stops.
+                try? await Task.sleep(for: .milliseconds(200))
+                await group.triggerGracefulShutdown()
+            }
+        }
+        do {
+            try await group.run()
+        } catch {
+            logger.warning("server stopped: \(error)")
+        }
         await pool.closeAll()
+        logger.info("ringsfu stopped")
+    }
+}
+
+/// SIGTERM/SIGINT: the first starts a graceful shutdown, a second one
+/// exits at once.
+enum ShutdownSignals {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    nonisolated(unsafe) static var count = 0
+
+    static func install(_ onFirst: @escaping @Sendable () -> Void) {
+        let queue = DispatchQueue(label: "ringsfu.signals")
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            // Handlers run one at a time on the serial queue.
+            source.setEventHandler {
+                count += 1
+                if count == 1 { onFirst() } else { _exit(130) }
+            }
+            source.resume()
+            sources.append(source)
+        }
     }
 }
 

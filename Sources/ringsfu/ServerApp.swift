@@ -3,59 +3,181 @@ import HummingbirdWebSocket
 import Logging
 import Prometheus
 import RingSFU
+import ServiceLifecycle
+
+/// What the control API accepts and how much a client may cost.
+struct ServerLimits: Sendable {
+    /// The API secret (nil: none; the server then listens on loopback only)
+    /// and the admin secret (sees and acts on everything).
+    var apiToken: String? = nil
+    var adminToken: String? = nil
+    /// Largest WebSocket message (and frame) accepted.
+    var maxMessageBytes = 4 << 20
+    /// Bytes of responses and notifications queued for one client that does
+    /// not read; past it the client is disconnected.
+    var maxQueuedBytes = 16 << 20
+    /// How long a closing WebSocket waits for the client's close frame.
+    var closeTimeout: Duration = .seconds(2)
+    /// Clients may bind media ports outside the workers' range (and below 1024).
+    var allowAnyPort = false
+}
+
+/// The open WebSocket connections, so that shutdown can tell each client
+/// why it is closed (1001) before the HTTP server winds down.
+actor Connections {
+    private var writers: [Int: WebSocketOutboundWriter] = [:]
+    private var next = 0
+
+    func add(_ writer: WebSocketOutboundWriter) -> Int {
+        next += 1
+        writers[next] = writer
+        return next
+    }
+
+    func remove(_ id: Int) { writers[id] = nil }
+
+    /// Sends every client a close frame (1001 and the reason); does not
+    /// wait for clients to answer.
+    func closeAll(reason: String) {
+        for writer in writers.values {
+            Task { try? await writer.close(.goingAway, reason: reason) }
+        }
+    }
+}
+
+/// Who a connection is, once its credentials were checked.
+enum ClientRole: Sendable {
+    case user, admin
+}
 
 /// The HTTP side of `ringsfu serve`: the JSON-RPC WebSocket endpoint, a
 /// Prometheus `/metrics` endpoint, a health check and a small landing page.
 enum ServerApp {
     static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                      logLevel: Logger.Level = .info) -> some ApplicationProtocol {
+                      logLevel: Logger.Level = .info, limits: ServerLimits = ServerLimits(),
+                      connections: Connections = Connections()) -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: BasicWebSocketRequestContext.self)
         router.get("/health") { _, _ in "ok" }
         let factory = PrometheusMetricsFactory(registry: metrics)
         router.get("/metrics") { _, _ in
             // Fresh figures from every worker, then the text exposition format.
             for worker in await pool.workers { await worker.publishMetrics(factory: factory) }
+            // swift-metrics carries no help text: every family gets its # HELP here.
+            let text = RingSFUMetrics.annotate(String(decoding: metrics.emitToBuffer(), as: UTF8.self))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: landingPage)))
         }
-        router.ws("/rpc") { inbound, outbound, _ in
-            try await serveRpc(pool: pool, inbound: inbound, outbound: outbound)
+        router.ws("/rpc", shouldUpgrade: { request, _ in
+            var headers = HTTPFields()
+            if let protocolName = answeredProtocol(request) { headers[.secWebSocketProtocol] = protocolName }
+            return .upgrade(headers)
+        }) { inbound, outbound, context in
+            // Hummingbird answers a refused upgrade with a bare 400; a client
+            // (a browser above all, which sees no HTTP status) learns more from
+            // a close frame with the reason, before any session exists.
+            guard let role = authenticate(context.request, limits: limits) else {
+                try? await outbound.close(.policyViolation, reason: "missing or wrong API token")
+                return
+            }
+            let id = await connections.add(outbound)
+            defer { Task { await connections.remove(id) } }
+            try await serveRpc(pool: pool, inbound: inbound, outbound: outbound, role: role, limits: limits)
         }
         var logger = Logger(label: "ringsfu.http")
         logger.logLevel = logLevel
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(
+                maxFrameSize: limits.maxMessageBytes, closeTimeout: limits.closeTimeout, validateUTF8: true))),
             configuration: .init(address: .hostname(host, port: port)),
             logger: logger
         )
     }
 
-    /// One JSON-RPC session per connection: requests in order, responses and
-    /// notifications through one writer so their order is kept.
-    static func serveRpc(pool: WorkerPool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let session = await RpcSession(pool: pool)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await text in session.outbound {
-                    try await outbound.write(.text(text))
-                }
-            }
-            do {
-                for try await message in inbound.messages(maxSize: 4 << 20) {
-                    switch message {
-                    case .text(let text): await session.handle(text)
-                    case .binary(let buffer): await session.handle(String(buffer: buffer))
+    /// The subprotocol a browser offers to carry the token (it cannot set
+    /// headers on a WebSocket): `ringsfu.token.<token>`, answered `ringsfu`.
+    static let protocolName = "ringsfu"
+    static let tokenProtocolPrefix = "ringsfu.token."
+
+    /// The subprotocols a client offered.
+    static func offeredProtocols(_ request: Request) -> [String] {
+        (request.headers[.secWebSocketProtocol] ?? "").split(separator: ",").map { String($0).trimmingSpaces }
+    }
+
+    /// `ringsfu` when the client offered it (or a token subprotocol): a
+    /// browser fails the connection unless one offered protocol is chosen.
+    static func answeredProtocol(_ request: Request) -> String? {
+        offeredProtocols(request).contains { $0 == protocolName || $0.hasPrefix(tokenProtocolPrefix) } ? protocolName : nil
+    }
+
+    /// Checks the connection's credentials: `Authorization: Bearer`, a
+    /// `ringsfu.token.` subprotocol, or a `token` query parameter, against
+    /// the admin and API secrets (compared in constant time). Without an API
+    /// secret (a loopback-only server) every client is a user. Nil: refused.
+    static func authenticate(_ request: Request, limits: ServerLimits) -> ClientRole? {
+        var offered: [String] = []
+        if let auth = request.headers[.authorization] {
+            let parts = auth.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { offered.append(String(parts[1]).trimmingSpaces) }
+        }
+        for p in offeredProtocols(request) where p.hasPrefix(tokenProtocolPrefix) { offered.append(String(p.dropFirst(tokenProtocolPrefix.count))) }
+        if let token = request.uri.queryParameters["token"] { offered.append(String(token)) }
+        if let admin = limits.adminToken, offered.contains(where: { constantTimeEqual($0, admin) }) { return .admin }
+        guard let api = limits.apiToken else { return .user }
+        return offered.contains { constantTimeEqual($0, api) } ? .user : nil
+    }
+
+    /// Compares two secrets in time that depends only on their lengths.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        for i in 0..<max(x.count, y.count) {
+            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return diff == 0
+    }
+
+    /// One JSON-RPC session per connection: requests in order (so at most one
+    /// is in flight per client), responses and notifications through one
+    /// writer so their order is kept. A client that stops reading is cut off
+    /// when its queue passes the limit (close 1008). Shutdown closes clients
+    /// through `Connections` (1001).
+    static func serveRpc(pool: WorkerPool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
+                         role: ClientRole, limits: ServerLimits) async throws {
+        let session = await RpcSession(pool: pool, admin: role == .admin, maxQueuedBytes: limits.maxQueuedBytes, allowAnyPort: limits.allowAnyPort)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await text in session.outbound {
+                        try await outbound.write(.text(text))
+                        await session.written(text.utf8.count)
+                    }
+                    if await session.overflowed {
+                        try? await outbound.close(.policyViolation, reason: "outbound queue over \(limits.maxQueuedBytes) bytes: read your responses")
                     }
                 }
-            } catch {
-                // A broken connection ends the session like a clean close.
+                var failure: (any Error)? = nil
+                do {
+                    for try await message in inbound.messages(maxSize: limits.maxMessageBytes) {
+                        switch message {
+                        case .text(let text): await session.handle(text)
+                        case .binary: await session.rejectBinary()
+                        }
+                        if await session.overflowed { break }
+                    }
+                } catch {
+                    // A broken connection ends the session like a clean close;
+                    // a protocol error (e.g. invalid UTF-8: 1007) is passed on so
+                    // the connection closes with its code.
+                    failure = error
+                }
+                await session.end()
+                try await group.waitForAll()
+                if let failure { throw failure }
             }
-            await session.end()
-            try await group.waitForAll()
         }
     }
 
@@ -67,10 +189,20 @@ enum ServerApp {
     <p>JSON-RPC 2.0 control API over WebSocket at <code>/rpc</code>. See <code>doc/rpc.md</code>.</p>
     <pre id="out">connecting...</pre>
     <script>
-    const ws = new WebSocket(`ws://${location.host}/rpc`);
+    const token = new URLSearchParams(location.search).get("token");
+    const ws = new WebSocket(`ws://${location.host}/rpc`, token ? ["ringsfu", "ringsfu.token." + token] : []);
     ws.onopen = () => ws.send(JSON.stringify({jsonrpc: "2.0", id: 1, method: "worker.list"}));
     ws.onmessage = (e) => { document.getElementById("out").textContent = "workers: " + e.data; };
     </script>
     </body></html>
     """
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
 }

@@ -73,6 +73,61 @@ struct IceTcpTests {
         }
     }
 
+    /// Idle connections cannot take the worker's ICE-TCP table: one source
+    /// address holds at most its cap of connections without a STUN check
+    /// (the rest are refused at once), those are closed after the idle
+    /// timeout on a transport's own listener too, and clients that check
+    /// keep connecting throughout.
+    @Test func idleConnectionsAreCappedAndReaped() async throws {
+        var settings = WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 64)
+        settings.tcpIdleTimeoutMs = 1500
+        let worker = try await Worker.create(settings)
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let listen = [TransportListenInfo(protocol: "tcp", ip: "127.0.0.1")]
+        let victim = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen))
+        let other = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen))
+        let victimPort = try #require(victim.iceCandidates.first?.port)
+        // 500 connections from "another machine" that never speak.
+        var idle: [TestTcpConnection] = []
+        for _ in 0..<500 {
+            if let c = TestTcpConnection(port: UInt16(victimPort), sourceIp: "127.0.0.2") { idle.append(c) }
+        }
+        #expect(idle.count == 500)
+        var usage = await worker.getResourceUsage()
+        for _ in 0..<100 where usage.tcpAccepted + usage.tcpRefused < 500 {
+            try await Task.sleep(for: .milliseconds(20))
+            usage = await worker.getResourceUsage()
+        }
+        #expect(usage.tcpAccepted == 16 && usage.tcpRefused == 484, "accepted \(usage.tcpAccepted), refused \(usage.tcpRefused)")
+        // Clients that check still get in, on the flooded listener and elsewhere.
+        var clients: [TcpClient] = []
+        for (t, port) in [(victim, victimPort), (other, try #require(other.iceCandidates.first?.port))] {
+            let client = try TcpClient(port: port)
+            clients.append(client)
+            let reply = try #require(client.check(ufrag: t.iceParameters.usernameFragment, password: t.iceParameters.password))
+            let m = try reply.withUnsafeBytes { try StunMessage.parse($0.baseAddress!, count: $0.count) }
+            #expect(m.messageClass == .success)
+        }
+        // The silent ones are closed after the idle timeout; the checked ones stay.
+        for _ in 0..<150 where usage.tcpReaped < 16 {
+            try await Task.sleep(for: .milliseconds(20))
+            usage = await worker.getResourceUsage()
+        }
+        #expect(usage.tcpReaped == 16)
+        #expect(usage.tcpConnections == 2)
+        // The table has room again for that source.
+        let late = try #require(TestTcpConnection(port: UInt16(victimPort), sourceIp: "127.0.0.2"))
+        for _ in 0..<100 where usage.tcpAccepted < 19 {
+            try await Task.sleep(for: .milliseconds(20))
+            usage = await worker.getResourceUsage()
+        }
+        #expect(usage.tcpAccepted == 19)
+        _ = late
+        clients.removeAll()
+        idle.removeAll()
+        worker.close()
+    }
+
     @Test func candidatesFollowListenInfosAndPreferences() async throws {
         let worker = try await testWorker()
         let router = try worker.createRouter(mediaCodecs: [opus])

@@ -60,18 +60,22 @@ struct RpcTests {
 
     func json(_ s: String) -> JSONValue { try! JSONDecoder().decode(JSONValue.self, from: Data(s.utf8)) }
 
-    func freePort() -> Int {
-        let b = try! UdpSocket.bind(ip: "127.0.0.1", port: nil, range: 50000...59999)
+    func freePort(in range: ClosedRange<UInt16> = 50000...59999) -> Int {
+        let b = try! UdpSocket.bind(ip: "127.0.0.1", port: nil, range: range)
         close(b.fd)
         return Int(b.local.port)
     }
 
+    static let adminToken = "test-admin-token-0123456789"
+    /// Connecting as the admin (worker-wide methods).
+    static let asAdmin = WebSocketClientConfiguration(maxFrameSize: 1 << 22, additionalHeaders: [.authorization: "Bearer \(adminToken)"])
+
     /// A real server with two workers on a free port, listening when this returns.
-    func startServer() async throws -> (WorkerPool, Int, Task<Void, any Error>) {
+    func startServer(limits: ServerLimits = ServerLimits(adminToken: RpcTests.adminToken)) async throws -> (WorkerPool, Int, Task<Void, any Error>) {
         let pool = await WorkerPool()
         try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 256))
         let port = freePort()
-        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning)
+        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning, limits: limits)
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
         try await Task.sleep(for: .milliseconds(300))
         return (pool, port, server)
@@ -82,7 +86,7 @@ struct RpcTests {
         defer { server.cancel() }
         let sink = TestSocket()
         let sender = TestSocket()
-        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/rpc", logger: Logger(label: "test")) { inbound, outbound, _ in
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/rpc", configuration: Self.asAdmin, logger: Logger(label: "test")) { inbound, outbound, _ in
             let rpc = Conversation(inbound: inbound, outbound: outbound)
             let codecs = json(#"[{"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2},{"kind":"video","mimeType":"video/VP8","clockRate":90000}]"#)
             let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": codecs]))

@@ -99,8 +99,17 @@ public final class TestTcpConnection: @unchecked Sendable {
     public let localPort: UInt16
     private var pending: [UInt8] = []
 
-    public init?(port: UInt16) {
+    /// Connects to 127.0.0.1:`port`, from `sourceIp` (another loopback
+    /// address stands for another machine) when given.
+    public init?(port: UInt16, sourceIp: String? = nil) {
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let sourceIp {
+            var source = SocketAddress(ip: sourceIp, port: 0)!
+            let rc = withUnsafePointer(to: &source.storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, source.length) }
+            }
+            guard rc == 0 else { close(s); return nil }
+        }
         var addr = SocketAddress(ip: "127.0.0.1", port: port)!
         let rc = withUnsafePointer(to: &addr.storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, addr.length) }

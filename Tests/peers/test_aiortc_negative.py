@@ -12,7 +12,7 @@ import websockets
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
-from test_aiortc_publish import Rpc, answer_sdp, offer_parameters, server  # noqa: F401
+from test_aiortc_publish import Rpc, answer_sdp, as_admin, offer_parameters, server  # noqa: F401
 
 CODECS = [{"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
           {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}]
@@ -71,7 +71,7 @@ def notified(rpc, method, field):
 @pytest.mark.asyncio
 async def test_wrong_fingerprint_fails_and_forwards_nothing(server):
     sink = udp_sink()
-    async with websockets.connect(server) as ws:
+    async with websockets.connect(as_admin(server)) as ws:
         rpc = Rpc(ws)
         # One hex digit of aiortc's certificate fingerprint changed.
         flip = lambda fp: ("0" if fp[0] != "0" else "1") + fp[1:]
@@ -93,7 +93,7 @@ async def test_wrong_fingerprint_fails_and_forwards_nothing(server):
 @pytest.mark.asyncio
 async def test_wrong_ice_password_gets_no_answer(server):
     sink = udp_sink()
-    async with websockets.connect(server) as ws:
+    async with websockets.connect(as_admin(server)) as ws:
         rpc = Rpc(ws)
         before = (await rpc.call("worker.getResourceUsage"))["dropStun"]
         pc, transport = await publish_setup(rpc, sink.getsockname()[1], password_mangle=lambda p: p[::-1])
@@ -112,7 +112,7 @@ async def test_wrong_ice_password_gets_no_answer(server):
 
 @pytest.mark.asyncio
 async def test_stun_flood_from_unknown_ufrag_is_dropped_and_counted(server):
-    async with websockets.connect(server) as ws:
+    async with websockets.connect(as_admin(server)) as ws:
         rpc = Rpc(ws)
         router = await rpc.call("worker.createRouter", mediaCodecs=CODECS)
         transport = await rpc.call("router.createWebRtcTransport", routerId=router["id"],

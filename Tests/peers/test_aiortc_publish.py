@@ -31,12 +31,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The tests that read worker-wide counters connect as the admin.
+ADMIN_TOKEN = "peers-admin-token-0123456789"
+
+
+def as_admin(url):
+    return url + "?token=" + ADMIN_TOKEN
+
+
 @pytest.fixture
 def server():
     binary = os.environ.get("RINGSFU_BIN") or subprocess.check_output(
         ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
     port = free_port()
-    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--workers", "1",
+    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--workers", "1", "--admin-token", ADMIN_TOKEN,
                              "--rtc-min-port", "41000", "--rtc-max-port", "41999", "--log-level", "warning"])
     deadline = time.time() + 10
     while time.time() < deadline:
@@ -129,7 +137,7 @@ async def test_aiortc_publishes_vp8(server):
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.setblocking(False)
-    async with websockets.connect(server) as ws:
+    async with websockets.connect(as_admin(server)) as ws:
         rpc = Rpc(ws)
         router = await rpc.call("worker.createRouter", mediaCodecs=[
             {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},

@@ -2,6 +2,7 @@
 its fake camera through a WebRtcTransport and receives it back through a
 consumer on another, driven over JSON-RPC from the page itself
 (chromium_page.html); over UDP, and over ICE-TCP only."""
+import asyncio
 import http.server
 import json
 import os
@@ -13,6 +14,7 @@ import threading
 import urllib.parse
 
 import pytest
+import websockets
 
 from shaping_relay import ShapingRelay
 from test_aiortc_publish import server  # noqa: F401
@@ -94,6 +96,40 @@ def test_chromium_publishes_and_receives(server, protocol):  # noqa: F811
     assert r["producerStats"][0]["packetCount"] > 0, r
     assert r["consumerStats"][0]["packetCount"] > 0, r
     assert r["sendStats"][0]["iceSelectedTuple"]["protocol"] == protocol, r
+
+
+def test_chromium_ice_tcp_through_an_idle_connection_flood(server):  # noqa: F811
+    """500 idle TCP connections from another address (127.0.0.2) to one
+    transport's ICE-TCP port used to take every ICE-TCP slot of the worker;
+    now that source is capped and its idle connections closed, and the
+    browser still connects over ICE-TCP and decodes."""
+    async def make_victim():
+        ws = await websockets.connect(server)
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "worker.createRouter", "params": {}}))
+        router = json.loads(await ws.recv())["result"]["id"]
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "router.createWebRtcTransport",
+                                  "params": {"routerId": router, "listenInfos": [{"protocol": "tcp", "ip": "127.0.0.1"}]}}))
+        transport = json.loads(await ws.recv())["result"]
+        return ws, transport["iceCandidates"][0]["port"]
+
+    loop = asyncio.new_event_loop()
+    ws, port = loop.run_until_complete(make_victim())
+    flood = []
+    try:
+        for _ in range(500):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", port))
+            flood.append(s)
+        r = run_page(server, {"listenInfos": [{"protocol": "tcp", "ip": "127.0.0.1"}]})
+        assert "error" not in r, r
+        assert r["framesDecoded"] >= 30, r
+        assert r["sendStats"][0]["iceSelectedTuple"]["protocol"] == "tcp", r
+    finally:
+        for s in flood:
+            s.close()
+        loop.run_until_complete(ws.close())
+        loop.close()
 
 
 def test_chromium_data_channels(server):  # noqa: F811

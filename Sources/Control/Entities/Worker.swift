@@ -32,6 +32,15 @@ public struct WorkerSettings: Codable, Sendable, Hashable {
     public var appData: AppData?
     /// ICE consent timeout in milliseconds (RFC 7675: 30000; lower only for tests).
     public var iceConsentTimeoutMs: Int?
+    /// ICE-TCP: connections the worker holds at once (default 128), the time
+    /// an accepted connection has to pass a valid STUN check before it is
+    /// closed (default 10000 ms), and how many connections without one a
+    /// single listener or a single source address may hold (defaults 32 and
+    /// 16); connections beyond the caps are refused.
+    public var maxTcpConnections: Int?
+    public var tcpIdleTimeoutMs: Int?
+    public var maxPendingTcpPerListener: Int?
+    public var maxPendingTcpPerSource: Int?
 
     public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, receiveBuffers: Int? = nil, retransmissionBufferPackets: Int? = nil, appData: AppData? = nil) {
         self.receiveBuffers = receiveBuffers
@@ -109,6 +118,22 @@ public final class Worker {
         if let n = settings.maxProducers { fs.maxProducers = UInt32(max(1, n)) }
         if let n = settings.maxConsumers { fs.maxConsumers = UInt32(max(1, n)) }
         if let ms = settings.iceConsentTimeoutMs { fs.iceConsentTimeoutMs = max(100, ms) }
+        if let n = settings.maxTcpConnections {
+            guard (1...65536).contains(n) else { throw .invalidArgument("invalid maxTcpConnections \(n) (1-65536)") }
+            fs.maxTcpConnections = n
+        }
+        if let ms = settings.tcpIdleTimeoutMs {
+            guard (100...600_000).contains(ms) else { throw .invalidArgument("invalid tcpIdleTimeoutMs \(ms) (100-600000)") }
+            fs.tcpIdleTimeoutMs = ms
+        }
+        if let n = settings.maxPendingTcpPerListener {
+            guard n >= 1 else { throw .invalidArgument("invalid maxPendingTcpPerListener \(n) (at least 1)") }
+            fs.maxPendingTcpPerListener = n
+        }
+        if let n = settings.maxPendingTcpPerSource {
+            guard n >= 1 else { throw .invalidArgument("invalid maxPendingTcpPerSource \(n) (at least 1)") }
+            fs.maxPendingTcpPerSource = n
+        }
         if let n = settings.receiveBuffers {
             guard (1...32768).contains(n) else { throw .invalidArgument("invalid receiveBuffers \(n) (1-32768)") }
             var size = 1
@@ -390,6 +415,7 @@ public final class Worker {
         usage.transportCcFeedback = c.transportCcFeedback
         usage.rembSent = c.rembSent
         usage.transportCcUnavailable = c.dropTransportCcUnavailable
+        usage.tcpReaped = c.tcpReaped
         return usage
     }
 
@@ -402,6 +428,11 @@ public final class Worker {
 
     /// The worker's forwarder thread id (for per-thread CPU accounting).
     package var forwarderThread: UInt { forwarder.threadId.load(ordering: .acquiring) }
+
+    /// Routers, WebRTC servers, transports, producers and consumers hosted.
+    public var entityCount: Int {
+        routers.count + webRtcServers.count + transportsById.count + producersById.count + consumersById.count
+    }
 
     /// Waits until every command sent so far has been applied by the forwarder.
     public func sync() async { await forwarder.barrier() }

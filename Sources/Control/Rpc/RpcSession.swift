@@ -7,19 +7,40 @@ import Foundation
 ///
 /// Entities created by a session are closed when the session ends, so a
 /// client that disconnects leaves nothing behind.
+///
+/// A session sees and acts on only what it created (and what hangs from
+/// it): another session's ids are answered exactly as unknown ones, dumps
+/// list only its own entities, and worker-wide operations (log levels,
+/// resource usage) are refused. An admin session sees and may act on
+/// everything.
 @RingSFUActor
 public final class RpcSession {
     public nonisolated let outbound: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
     private let pool: WorkerPool
+    /// Whether this session may act on every entity (the admin secret).
+    public let admin: Bool
     private var owned = Set<String>()
     private var ownedRouters: [Router] = []
     private var ownedTransports: [Transport] = []
+    private var ownedServers: [WebRtcServer] = []
     private var taps: [(Worker, Int)] = []
     private var ended = false
+    /// Bytes queued on `outbound` and not yet written by the connection;
+    /// past `maxQueuedBytes` the session ends itself (`overflowed`).
+    public private(set) var queuedBytes = 0
+    public let maxQueuedBytes: Int
+    public private(set) var overflowed = false
 
-    public init(pool: WorkerPool) {
+    /// Whether `listenInfo.port`/`portRange` may lie outside the worker's
+    /// port range (or below 1024): an operator's choice, off by default.
+    public let allowAnyPort: Bool
+
+    public init(pool: WorkerPool, admin: Bool = false, maxQueuedBytes: Int = 16 << 20, allowAnyPort: Bool = false) {
         self.pool = pool
+        self.admin = admin
+        self.allowAnyPort = allowAnyPort
+        self.maxQueuedBytes = maxQueuedBytes
         (outbound, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
         for worker in pool.workers {
             let token = worker.addNotificationTap { [weak self] n in self?.forward(n) }
@@ -34,8 +55,17 @@ public final class RpcSession {
         for (w, t) in taps { w.removeTap(t) }
         for t in ownedTransports where !t.closed { t.close() }
         for r in ownedRouters where !r.closed { r.close() }
+        for s in ownedServers where !s.closed { s.close() }
         continuation.finish()
     }
+
+    /// The connection wrote `bytes` of what `outbound` gave it.
+    public func written(_ bytes: Int) {
+        queuedBytes = max(0, queuedBytes - bytes)
+    }
+
+    /// True for ids this session may see and act on.
+    private func mine(_ id: String) -> Bool { admin || owned.contains(id) }
 
     private func forward(_ n: EntityNotification) {
         guard owned.contains(n.entityId) || n.method.hasPrefix("worker.") else { return }
@@ -43,43 +73,98 @@ public final class RpcSession {
     }
 
     private func send(_ value: JSONValue) {
-        guard let data = try? JSONEncoder().encode(value), let text = String(data: data, encoding: .utf8) else { return }
+        guard !ended, let data = try? JSONEncoder().encode(value), let text = String(data: data, encoding: .utf8) else { return }
+        queuedBytes += data.count
+        guard queuedBytes <= maxQueuedBytes else {
+            // A client that does not read: it is cut off rather than let the
+            // server's memory grow; its entities close as on any disconnect.
+            overflowed = true
+            end()
+            return
+        }
         continuation.yield(text)
     }
 
     // MARK: - Requests
 
-    /// Handles one request text and queues its response on `outbound`.
+    /// Batches may hold at most this many requests.
+    public static let maxBatch = 64
+
+    /// Handles one request text (a request, or a batch of them as a JSON
+    /// array) and queues its response on `outbound`.
     public func handle(_ text: String) async {
         let request: JSONValue
         do {
             request = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
         } catch {
-            return reply(id: .null, error: RpcError(code: -32700, message: "parse error: invalid JSON", type: "TypeError"))
+            return send(Self.errorResponse(id: .null, RpcError(code: -32700, message: "parse error: invalid JSON", type: "TypeError")))
         }
-        guard case .object(let obj) = request, obj["jsonrpc"]?.stringValue == "2.0", let method = obj["method"]?.stringValue else {
-            return reply(id: request["id"] ?? .null, error: RpcError(code: -32600, message: "invalid request: expected {\"jsonrpc\":\"2.0\",\"method\":...}", type: "TypeError"))
+        guard case .array(let batch) = request else {
+            if let response = await respond(to: request) { send(response) }
+            return
+        }
+        // JSON-RPC 2.0 batch: one array of the answers (none for notifications).
+        guard !batch.isEmpty else {
+            return send(Self.errorResponse(id: .null, RpcError(code: -32600, message: "invalid request: empty batch", type: "TypeError")))
+        }
+        guard batch.count <= Self.maxBatch else {
+            return send(Self.errorResponse(id: .null, RpcError(code: -32600, message: "invalid request: batch of \(batch.count) requests (at most \(Self.maxBatch))", type: "TypeError")))
+        }
+        var answers: [JSONValue] = []
+        for item in batch {
+            if let response = await respond(to: item) { answers.append(response) }
+        }
+        if !answers.isEmpty { send(.array(answers)) }
+    }
+
+    /// A binary WebSocket message: the API speaks JSON text only.
+    public func rejectBinary() {
+        send(Self.errorResponse(id: .null, RpcError(code: -32600, message: "invalid request: binary messages are not accepted; send JSON-RPC as text", type: "TypeError")))
+    }
+
+    /// The response to one request (nil for a notification).
+    private func respond(to request: JSONValue) async -> JSONValue? {
+        guard case .object(let obj) = request else {
+            return Self.errorResponse(id: .null, RpcError(code: -32600, message: "invalid request: expected an object", type: "TypeError"))
         }
         let id = obj["id"]
+        // Ids are kept exactly: strings, null, or integers a double holds
+        // exactly (|id| < 2^53); anything else is refused.
+        if let id {
+            switch id {
+            case .string, .null: break
+            case .number(let n) where n.rounded() == n && abs(n) < 9_007_199_254_740_992: break
+            case .number:
+                return Self.errorResponse(id: .null, RpcError(code: -32600, message: "invalid request: id must be a string or an integer below 2^53 in magnitude", type: "TypeError"))
+            default:
+                return Self.errorResponse(id: .null, RpcError(code: -32600, message: "invalid request: id must be a string, a number or null", type: "TypeError"))
+            }
+        }
+        guard obj["jsonrpc"]?.stringValue == "2.0", let method = obj["method"]?.stringValue else {
+            return Self.errorResponse(id: id ?? .null, RpcError(code: -32600, message: "invalid request: expected {\"jsonrpc\":\"2.0\",\"method\":...}", type: "TypeError"))
+        }
         let params = obj["params"] ?? .object([:])
+        guard case .object = params else {
+            return id.map { Self.errorResponse(id: $0, RpcError(code: -32602, message: "invalid params: expected an object", type: "TypeError")) }
+        }
         do {
             let result = try await dispatch(method, params)
             // A request without id is a notification: no answer.
-            if let id { send(.object(["jsonrpc": .string("2.0"), "id": id, "result": result])) }
+            return id.map { .object(["jsonrpc": .string("2.0"), "id": $0, "result": result]) }
         } catch let error as RpcError {
-            if let id { reply(id: id, error: error) }
+            return id.map { Self.errorResponse(id: $0, error) }
         } catch let error as SFUError {
-            if let id { reply(id: id, error: RpcError(error)) }
+            return id.map { Self.errorResponse(id: $0, RpcError(error)) }
         } catch {
-            if let id { reply(id: id, error: RpcError(code: -32603, message: "\(error)", type: "Error")) }
+            return id.map { Self.errorResponse(id: $0, RpcError(code: -32603, message: "\(error)", type: "Error")) }
         }
     }
 
-    private func reply(id: JSONValue, error: RpcError) {
-        send(.object(["jsonrpc": .string("2.0"), "id": id, "error": .object([
+    private static func errorResponse(id: JSONValue, _ error: RpcError) -> JSONValue {
+        .object(["jsonrpc": .string("2.0"), "id": id, "error": .object([
             "code": .number(Double(error.code)), "message": .string(error.message),
             "data": .object(["type": .string(error.type)]),
-        ])]))
+        ])])
     }
 
     struct RpcError: Error {
@@ -130,41 +215,42 @@ public final class RpcSession {
 
     private func router(_ p: JSONValue) throws(SFUError) -> Router {
         let id = try string(p, "routerId")
-        guard let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
+        guard mine(id), let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
         return r
     }
     private func transport(_ p: JSONValue) throws(SFUError) -> Transport {
         let id = try string(p, "transportId")
-        guard let t = pool.transport(id: id) else { throw lookupFailure("Transport", id) }
+        guard mine(id), let t = pool.transport(id: id) else { throw lookupFailure("Transport", id) }
         return t
     }
     private func producer(_ p: JSONValue) throws(SFUError) -> Producer {
         let id = try string(p, "producerId")
-        guard let x = pool.producer(id: id) else { throw lookupFailure("Producer", id) }
+        guard mine(id), let x = pool.producer(id: id) else { throw lookupFailure("Producer", id) }
         return x
     }
     private func consumer(_ p: JSONValue) throws(SFUError) -> Consumer {
         let id = try string(p, "consumerId")
-        guard let x = pool.consumer(id: id) else { throw lookupFailure("Consumer", id) }
+        guard mine(id), let x = pool.consumer(id: id) else { throw lookupFailure("Consumer", id) }
         return x
     }
     private func dataProducer(_ p: JSONValue) throws(SFUError) -> DataProducer {
         let id = try string(p, "dataProducerId")
-        guard let x = pool.dataProducer(id: id) else { throw lookupFailure("DataProducer", id) }
+        guard mine(id), let x = pool.dataProducer(id: id) else { throw lookupFailure("DataProducer", id) }
         return x
     }
     private func dataConsumer(_ p: JSONValue) throws(SFUError) -> DataConsumer {
         let id = try string(p, "dataConsumerId")
-        guard let x = pool.dataConsumer(id: id) else { throw lookupFailure("DataConsumer", id) }
+        guard mine(id), let x = pool.dataConsumer(id: id) else { throw lookupFailure("DataConsumer", id) }
         return x
     }
     private func rtpObserver(_ p: JSONValue) throws(SFUError) -> RtpObserver {
         let id = try string(p, "rtpObserverId")
-        guard let x = pool.rtpObserver(id: id) else { throw lookupFailure("RtpObserver", id) }
+        guard mine(id), let x = pool.rtpObserver(id: id) else { throw lookupFailure("RtpObserver", id) }
         return x
     }
     private func worker(_ p: JSONValue) throws(SFUError) -> Worker {
-        if let id = p["workerId"]?.stringValue {
+        if let value = p["workerId"] {
+            guard let id = value.stringValue else { throw .invalidArgument("invalid params.workerId: expected a string") }
             guard let w = pool.worker(id: id) else { throw .invalidArgument("unknown workerId \"\(id)\"") }
             return w
         }
@@ -176,6 +262,28 @@ public final class RpcSession {
     /// reported as closed (InvalidStateError), anything else as unknown.
     private func lookupFailure(_ kind: String, _ id: String) -> SFUError {
         owned.contains(id) ? .invalidState("\(kind) closed") : .invalidArgument("unknown \(kind.prefix(1).lowercased() + kind.dropFirst())Id \"\(id)\"")
+    }
+
+    /// A client may bind only ports of the worker's configured range (so
+    /// never a privileged one, nor one an operator kept for something else).
+    private func checkPorts(_ infos: [TransportListenInfo?], worker: Worker?, field: String) throws(SFUError) {
+        guard !allowAnyPort, let worker else { return }
+        let range = Int(worker.portRange.lowerBound)...Int(worker.portRange.upperBound)
+        for (i, info) in infos.enumerated() {
+            guard let info else { continue }
+            let name = infos.count > 1 && field.hasSuffix("s") ? "\(field)[\(i)]" : field
+            if let port = info.port, port != 0, !range.contains(port) || port < 1024 {
+                throw .invalidArgument("invalid params.\(name).port \(port): outside the worker's port range \(range.lowerBound)-\(range.upperBound)")
+            }
+            if let r = info.portRange, !(range.contains(r.min) && range.contains(r.max)) || r.min < 1024 {
+                throw .invalidArgument("invalid params.\(name).portRange \(r.min)-\(r.max): outside the worker's port range \(range.lowerBound)-\(range.upperBound)")
+            }
+        }
+    }
+
+    /// Worker-wide operations are for the admin.
+    private func requireAdmin(_ method: String) throws(SFUError) {
+        guard admin else { throw .unsupported("\(method) needs the admin token") }
     }
 
     private static let ok: JSONValue = .object([:])
@@ -195,27 +303,36 @@ public final class RpcSession {
             return .object(["id": .string(r.id), "workerId": .string(w.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
         case "worker.createWebRtcServer":
             let options = try p.decode(WebRtcServerOptions.self)
-            let s = try worker(p).createWebRtcServer(options)
+            let w = try worker(p)
+            try checkPorts(options.listenInfos, worker: w, field: "listenInfos")
+            let s = try w.createWebRtcServer(options)
             owned.insert(s.id)
+            ownedServers.append(s)
             return .object(["id": .string(s.id), "tuple": .encoding(s.tuple), "tuples": .encoding(s.tuples)])
         case "webRtcServer.close":
             let id = try string(p, "webRtcServerId")
-            guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
+            guard mine(id), let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
             s.close()
             return Self.ok
         case "webRtcServer.dump":
             let id = try string(p, "webRtcServerId")
-            guard let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
+            guard mine(id), let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
             return .encoding(try s.dump())
         case "worker.updateSettings":
+            try requireAdmin(method)
             let level = p["logLevel"]
             guard level == nil || level?.stringValue != nil else { throw SFUError.invalidArgument("invalid params.logLevel (a string)") }
             try worker(p).updateSettings(logLevel: level?.stringValue)
             return Self.ok
         case "worker.getResourceUsage":
+            try requireAdmin(method)
             return .encoding(try await worker(p).getResourceUsage())
         case "worker.dump":
-            return .encoding(try await worker(p).dump())
+            let w = try worker(p)
+            if admin { return .encoding(await w.dump()) }
+            // Only this session's routers and WebRTC servers; no worker-wide figures.
+            return .object(["id": .string(w.id), "routerIds": .array(w.routers.keys.filter { owned.contains($0) }.map { .string($0) }),
+                            "webRtcServerIds": .array(w.webRtcServers.keys.filter { owned.contains($0) }.map { .string($0) })])
 
         // Router
         case "router.close":
@@ -231,14 +348,20 @@ public final class RpcSession {
             return .object(["canConsume": .bool(try router(p).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
         case "router.createPlainTransport":
             let options = try p.decode(PlainTransportOptions.self)
-            let t = try router(p).createPlainTransport(options)
+            let r = try router(p)
+            try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
+            try checkPorts([options.rtcpListenInfo], worker: r.worker, field: "rtcpListenInfo")
+            let t = try r.createPlainTransport(options)
             owned.insert(t.id)
             ownedTransports.append(t)
             return plainTransportJSON(t)
 
         case "router.createWebRtcTransport":
             let options = try p.decode(WebRtcTransportOptions.self)
-            let t = try router(p).createWebRtcTransport(options)
+            if let server = options.webRtcServerId, !mine(server) { throw SFUError.invalidArgument("unknown webRtcServerId \"\(server)\"") }
+            let r = try router(p)
+            try checkPorts(options.listenInfos ?? [], worker: r.worker, field: "listenInfos")
+            let t = try r.createWebRtcTransport(options)
             owned.insert(t.id)
             ownedTransports.append(t)
             return .object([
@@ -258,7 +381,9 @@ public final class RpcSession {
 
         case "router.createPipeTransport":
             let options = try p.decode(PipeTransportOptions.self)
-            let t = try router(p).createPipeTransport(options)
+            let r = try router(p)
+            try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
+            let t = try r.createPipeTransport(options)
             owned.insert(t.id)
             ownedTransports.append(t)
             return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null,
@@ -266,7 +391,7 @@ public final class RpcSession {
         case "router.pipeToRouter":
             let source = try router(p)
             let targetId = try string(p, "targetRouterId")
-            guard let target = pool.router(id: targetId) else { throw lookupFailure("Router", targetId) }
+            guard mine(targetId), let target = pool.router(id: targetId) else { throw lookupFailure("Router", targetId) }
             if p["dataProducerId"] != nil {
                 guard p["producerId"] == nil else { throw SFUError.invalidArgument("just producerId or dataProducerId can be given") }
                 let dataProducerId = try string(p, "dataProducerId")

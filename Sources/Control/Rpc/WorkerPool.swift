@@ -19,9 +19,10 @@ public final class WorkerPool {
 
     public func worker(id: String) -> Worker? { workers.first { $0.id == id } }
 
-    /// The open worker hosting the fewest routers.
+    /// The open worker with the fewest entities (routers, WebRTC servers,
+    /// transports, producers and consumers), which is where the load is.
     public func leastLoaded() -> Worker? {
-        workers.filter { !$0.closed }.min { $0.routerCount < $1.routerCount }
+        workers.filter { !$0.closed }.min { $0.entityCount < $1.entityCount }
     }
 
     public func closeAll() {

@@ -48,6 +48,8 @@ final class WorkerMetrics {
         add("ringsfu_rtcp_sent_total", c.rtcpOut)
         add("ringsfu_send_calls_total", c.sendCalls)
         add("ringsfu_tcp_connections_accepted_total", c.tcpAccepted)
+        add("ringsfu_tcp_connections_refused_total", c.tcpRefused)
+        add("ringsfu_tcp_connections_reaped_total", c.tcpReaped)
         add("ringsfu_transport_cc_feedback_sent_total", c.transportCcFeedback)
         add("ringsfu_remb_estimates_sent_total", c.rembSent)
         add("ringsfu_transport_cc_unavailable_total", c.dropTransportCcUnavailable)
@@ -101,5 +103,61 @@ final class WorkerMetrics {
         counters = [:]
         gauges = [:]
         transportCounters = [:]
+    }
+}
+
+/// Descriptions of the metrics RingSFU exports, for exposition formats that
+/// carry them (Prometheus `# HELP`). swift-metrics has no place for help
+/// text, so an exporter adds it to its output with `annotate`.
+public enum RingSFUMetrics {
+    public static let help: [String: String] = [
+        "ringsfu_packets_received_total": "Datagrams (and ICE-TCP frames) received by the worker's forwarder.",
+        "ringsfu_bytes_received_total": "Bytes received by the worker's forwarder.",
+        "ringsfu_packets_sent_total": "Packets the worker's forwarder sent (media, RTCP, STUN, DTLS).",
+        "ringsfu_bytes_sent_total": "Bytes the worker's forwarder sent.",
+        "ringsfu_rtcp_received_total": "RTCP compound packets received.",
+        "ringsfu_rtcp_sent_total": "RTCP packets sent (reports, feedback, key frame requests).",
+        "ringsfu_send_calls_total": "Send operations submitted to the kernel (one may carry several packets with UDP GSO).",
+        "ringsfu_packets_dropped_total": "Packets dropped by the forwarder, by reason.",
+        "ringsfu_tcp_connections_accepted_total": "ICE-TCP connections accepted.",
+        "ringsfu_tcp_connections_refused_total": "ICE-TCP connections closed at once: connection table full, or a listener's or a source address's cap of connections without a STUN check reached.",
+        "ringsfu_tcp_connections_reaped_total": "ICE-TCP connections closed for sending no valid STUN check within the idle timeout.",
+        "ringsfu_transport_cc_feedback_sent_total": "Transport-wide congestion control feedback packets sent to publishers.",
+        "ringsfu_remb_estimates_sent_total": "REMB packets carrying a receive-side bandwidth estimate sent to publishers.",
+        "ringsfu_transport_cc_unavailable_total": "Transports left without transport-wide CC feedback because every arrival recorder was taken.",
+        "ringsfu_routers": "Routers hosted by the worker.",
+        "ringsfu_transports": "Transports hosted by the worker.",
+        "ringsfu_producers": "Producers hosted by the worker.",
+        "ringsfu_consumers": "Consumers hosted by the worker.",
+        "ringsfu_tcp_connections": "Open ICE-TCP connections.",
+        "ringsfu_free_send_slots": "Free packet slots in the worker's send pool.",
+        "ringsfu_forwarder_cpu_seconds_total": "CPU time used by the worker's forwarder thread.",
+        "ringsfu_transport_packets_received_total": "Packets received on one transport.",
+        "ringsfu_transport_bytes_received_total": "Bytes received on one transport.",
+        "ringsfu_transport_packets_sent_total": "Packets sent on one transport.",
+        "ringsfu_transport_bytes_sent_total": "Bytes sent on one transport.",
+        "ringsfu_transport_rtcp_received_total": "RTCP packets received on one transport.",
+    ]
+
+    /// Adds a `# HELP` line before each `# TYPE` line of a Prometheus text
+    /// exposition that has none: from `help` and `extra`, else a generic
+    /// one naming the metric (every family then has help text).
+    public static func annotate(_ exposition: String, extra: [String: String] = [:]) -> String {
+        var out = ""
+        out.reserveCapacity(exposition.utf8.count + 4096)
+        var described = Set<Substring>()
+        for line in exposition.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# HELP ") {
+                if let name = line.dropFirst(7).split(separator: " ").first { described.insert(name) }
+            } else if line.hasPrefix("# TYPE "), let name = line.dropFirst(7).split(separator: " ").first, !described.contains(name) {
+                let text = help[String(name)] ?? extra[String(name)] ?? "\(name.replacingOccurrences(of: "_", with: " ")) (no description)"
+                out += "# HELP \(name) \(text)\n"
+                described.insert(name)
+            }
+            out += line
+            out += "\n"
+        }
+        if out.hasSuffix("\n\n") { out.removeLast() }
+        return out
     }
 }

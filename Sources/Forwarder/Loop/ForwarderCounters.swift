@@ -40,6 +40,8 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var tcpAccepted: UInt64 = 0
     package var tcpClosed: UInt64 = 0
     package var tcpRefused: UInt64 = 0
+    /// ICE-TCP connections closed for passing no STUN check in time.
+    package var tcpReaped: UInt64 = 0
     /// Frames larger than a packet buffer (the connection is closed).
     package var dropTcpFrame: UInt64 = 0
     /// Packets dropped because a connection's send ring was full.

@@ -43,6 +43,28 @@ extension ForwarderLoop {
     }
 
     mutating func adoptConnection(fd: Int32, listener: Int) {
+        var peer = SocketAddress()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        _ = withUnsafeMutablePointer(to: &peer.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        peer.length = length
+        let sourceKey = peer.hostKey
+        // Connections that have not proved anything yet are capped per
+        // listener and per source; they are few (the table is small), so
+        // counting them at each accept is cheap.
+        var fromListener = 0, fromSource = 0
+        if freeTcpConns.available < freeTcpConns.capacity {
+            for i in 0..<freeTcpConns.capacity where tcpConns[i].inUse && !tcpConns[i].verified {
+                if tcpConns[i].listener == Int32(listener) { fromListener += 1 }
+                if tcpConns[i].sourceKey == sourceKey { fromSource += 1 }
+            }
+        }
+        guard fromListener < settings.maxPendingTcpPerListener, fromSource < settings.maxPendingTcpPerSource else {
+            counters.tcpRefused &+= 1
+            close(fd)
+            return
+        }
         let c = freeTcpConns.pop()
         let s = c >= 0 ? freeSockets.pop() : -1
         guard c >= 0, s >= 0 else {
@@ -56,19 +78,18 @@ extension ForwarderLoop {
         var conn = TcpConnState()
         conn.inUse = true
         conn.socket = s
-        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        _ = withUnsafeMutablePointer(to: &conn.peer.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
-        }
-        conn.peer.length = length
+        conn.peer = peer
         conn.acceptedNs = rsfu_monotonic_ns()
+        conn.listener = Int32(listener)
+        conn.sourceKey = sourceKey
         tcpConns[Int(c)] = conn
         let own = sockets[listener].server < 0
         sockets[Int(s)] = SocketState(inUse: true, fd: fd, transport: sockets[listener].transport, server: sockets[listener].server, kind: .tcpConnection, conn: c, bound: own)
         counters.tcpAccepted &+= 1
-        if !own {
-            timers.schedule(.init(kind: TimerKind.tcpIdle.rawValue, argument: UInt32(c)), at: conn.acceptedNs + Int64(settings.tcpIdleTimeoutMs) * 1_000_000)
-        }
+        // Every listener's connections must pass a STUN check in time (a
+        // transport's own listener included: its connections are bound to
+        // the transport from the start, but an idle one proves nothing).
+        timers.schedule(.init(kind: TimerKind.tcpIdle.rawValue, argument: UInt32(c)), at: conn.acceptedNs + Int64(settings.tcpIdleTimeoutMs) * 1_000_000)
         armTcpReceive(socket: Int(s))
     }
 
@@ -256,10 +277,10 @@ extension ForwarderLoop {
     /// An accepted connection that has not passed a STUN check in time is
     /// closed, so idle connections cannot exhaust the table.
     mutating func tcpIdleTimerFired(_ c: Int) {
-        guard c < freeTcpConns.capacity, tcpConns[c].inUse else { return }
+        guard c < freeTcpConns.capacity, tcpConns[c].inUse, !tcpConns[c].verified else { return }
         let s = Int(tcpConns[c].socket)
-        guard !sockets[s].bound else { return }
         if rsfu_monotonic_ns() - tcpConns[c].acceptedNs >= Int64(settings.tcpIdleTimeoutMs) * 1_000_000 {
+            counters.tcpReaped &+= 1
             closeTcpConnection(s)
         }
     }

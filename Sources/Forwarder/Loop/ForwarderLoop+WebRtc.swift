@@ -91,10 +91,14 @@ extension ForwarderLoop {
             }
         }
         guard valid else { counters.dropStun &+= 1; return }
-        if sockets[socket].kind == .tcpConnection && !sockets[socket].bound {
-            // A server's connection proved which transport it belongs to.
-            sockets[socket].transport = UInt32(t)
-            sockets[socket].bound = true
+        if sockets[socket].kind == .tcpConnection {
+            // The connection speaks ICE: it is no longer reaped or capped.
+            tcpConns[Int(sockets[socket].conn)].verified = true
+            if !sockets[socket].bound {
+                // A server's connection proved which transport it belongs to.
+                sockets[socket].transport = UInt32(t)
+                sockets[socket].bound = true
+            }
         }
         webrtc[t].lastCheckNs = rsfu_monotonic_ns()
         ensureConsentTimer()

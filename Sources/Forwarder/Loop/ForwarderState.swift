@@ -47,8 +47,15 @@ package struct TcpConnState {
     var tail = 0
     var sending = 0
     var queued = false
-    /// Accepted but not yet bound to a transport: closed when idle too long.
+    /// When it was accepted: a connection that has not passed a valid
+    /// STUN check (`verified`) within the idle timeout is closed, whatever
+    /// listener took it.
     var acceptedNs: Int64 = 0
+    var verified = false
+    /// The listener socket that accepted it, and a hash of the peer's
+    /// address without its port (per-listener and per-source caps).
+    var listener: Int32 = -1
+    var sourceKey: UInt32 = 0
 }
 
 package struct TransportState {

@@ -30,6 +30,11 @@ package struct ForwarderSettings: Sendable {
     package var tcpSendBufferSize = 64 * 1024
     /// An accepted TCP connection must pass a STUN check within this time.
     package var tcpIdleTimeoutMs = 10_000
+    /// Connections still without a valid STUN check that one listener, or
+    /// one source address (all ports, all listeners), may hold: beyond it
+    /// new ones are refused, so one peer cannot take the worker's table.
+    package var maxPendingTcpPerListener = 32
+    package var maxPendingTcpPerSource = 16
     /// ICE consent freshness timeout (RFC 7675: 30 s).
     package var iceConsentTimeoutMs = 30_000
     /// DTLS certificate and key (PEM); a self-signed ECDSA P-256 one when nil.

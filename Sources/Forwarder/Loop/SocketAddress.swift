@@ -49,6 +49,18 @@ package struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
 
     package var isSet: Bool { length > 0 }
 
+    /// FNV-1a of the host address alone (no port), never 0: one peer
+    /// machine whatever port it connects from.
+    package var hostKey: UInt32 {
+        var h: UInt32 = 0x811C_9DC5
+        withUnsafeBytes(of: storage) { raw in
+            // IPv4: 4 bytes at offset 4; IPv6: 16 bytes at offset 8.
+            let (offset, count) = family == AF_INET6 ? (8, 16) : (4, 4)
+            for i in offset..<(offset + count) { h = (h ^ UInt32(raw[i])) &* 0x0100_0193 }
+        }
+        return h == 0 ? 1 : h
+    }
+
     package var family: Int32 { Int32(storage.sin6_family) }
 
     package var port: UInt16 {

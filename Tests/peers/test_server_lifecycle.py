@@ -1,0 +1,122 @@
+"""`ringsfu serve` as an operator runs it: refuses to listen beyond loopback
+without an API token, shuts down within its bound on SIGTERM even with a
+client that stays connected and silent (the client sees close 1001), and a
+second signal ends it at once."""
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import websockets
+
+from test_aiortc_publish import ROOT, free_port
+
+
+def binary():
+    return os.environ.get("RINGSFU_BIN") or subprocess.check_output(
+        ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
+
+
+def start(*args, env=None):
+    port = free_port()
+    proc = subprocess.Popen([binary(), "serve", "--port", str(port), "--workers", "1", "--log-level", "warning", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                return proc, port
+            time.sleep(0.1)
+    return proc, port
+
+
+def test_non_loopback_host_needs_a_token():
+    proc = subprocess.run([binary(), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode != 0
+    assert "without an API token" in proc.stderr, proc.stderr
+
+
+def test_token_must_be_usable():
+    proc = subprocess.run([binary(), "serve", "--api-token", "short", "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode != 0 and "at least 16" in proc.stderr, proc.stderr
+
+
+def test_sigterm_with_a_silent_client_exits_within_the_bound():
+    token = "lifecycle-token-0123456789"
+    proc, port = start("--api-token", token, "--shutdown-timeout", "5")
+    assert proc.poll() is None, proc.communicate()
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/rpc",
+                                      additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.send('{"jsonrpc":"2.0","id":1,"method":"worker.createRouter","params":{}}')
+            assert "result" in await ws.recv()
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            # The client stays silent; the server closes it with 1001.
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), timeout=10)
+            return closed.value.rcvd.code if closed.value.rcvd else None, time.monotonic() - started
+
+    code, after = asyncio.run(scenario())
+    assert code == 1001, code
+    rc = proc.wait(timeout=10)
+    assert rc == 0, proc.communicate()
+    assert after < 6, after
+
+
+def test_second_signal_exits_at_once():
+    proc, port = start()
+    assert proc.poll() is None
+
+    async def hold():
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/rpc")
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.get_running_loop().run_in_executor(None, lambda: proc.wait(timeout=10))
+        await ws.close()
+        return rc, time.monotonic() - started
+
+    rc, after = asyncio.run(hold())
+    assert rc is not None and after < 2, (rc, after)
+
+
+def test_metrics_pass_promtool():
+    """Every exported family has HELP text and the exposition is valid:
+    `promtool check metrics` (Debian's prometheus package) reports nothing."""
+    import json
+    import shutil
+    import urllib.request
+
+    proc, port = start()
+    try:
+        async def entities():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/rpc") as ws:
+                await ws.send('{"jsonrpc":"2.0","id":1,"method":"worker.createRouter","params":{}}')
+                router = json.loads(await ws.recv())["result"]["id"]
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "router.createPlainTransport",
+                                          "params": {"routerId": router, "listenInfo": {"protocol": "udp", "ip": "127.0.0.1"}}}))
+                await ws.recv()
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    return r.read()
+
+        text = asyncio.run(entities())
+        assert b"ringsfu_transport_packets_received_total" in text
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is not installed (scripts/setup.sh installs prometheus)"
+        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+        assert check.returncode == 0 and check.stdout == b"" and check.stderr == b"", (check.stdout, check.stderr)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
