@@ -15,7 +15,7 @@ struct RingSFUPerf: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringsfu-perf",
         abstract: "Benchmarks for RingSFU's forwarder (build with -c release).",
-        subcommands: [Fanout.self, AllocCheck.self, SrtpBench.self]
+        subcommands: [Fanout.self, AllocCheck.self, SrtpBench.self, Soak.self]
     )
 }
 
@@ -101,6 +101,9 @@ struct Fanout: AsyncParsableCommand {
 
     @Option(help: "Drive a running `ringsfu serve` at this ws:// URL (its /rpc endpoint) instead of an in-process worker.")
     var target: String?
+
+    @Option(help: "With --target: the server's admin token (the worker's counters are the admin's to read).")
+    var token: String?
 
     @Option(help: "Simulated downstream loss in percent: the sink NACKs this share of the video packets it receives, so the SFU retransmits them (RTX) from its packet store.")
     var loss: Double = 0
@@ -226,7 +229,9 @@ struct Fanout: AsyncParsableCommand {
         let result = ResultBox()
         let rpcUrl = url.hasSuffix("/rpc") ? url : url + (url.hasSuffix("/") ? "rpc" : "/rpc")
         let duration = self.duration, loadCpu = self.loadCpu, rate = inputRate(n)
-        try await WebSocketClient.connect(url: rpcUrl, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
+        var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
+        if let token { config.additionalHeaders[.authorization] = "Bearer \(token)" }
+        try await WebSocketClient.connect(url: rpcUrl, configuration: config, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
             let room = RemoteRoom(inbound: inbound, outbound: outbound)
             try await room.setUp(consumers: n, video: video, audio: audio, sinkPort: sink.port)
             let generator = LoadGenerator(destination: ("127.0.0.1", room.ingestPort), videoSsrcs: video, audioSsrcs: audio, videoPps: rate, mode: mode, cpu: loadCpu)

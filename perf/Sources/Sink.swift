@@ -61,6 +61,11 @@ final class Sink: @unchecked Sendable {
         }
     }
 
+    /// Packets received so far in the window (it keeps running).
+    func peekWindow() -> (UInt64, Histogram<UInt64>) {
+        lock.withLock { s in (s.received - s.repairs, s.histogram) }
+    }
+
     func endWindow() -> (UInt64, Histogram<UInt64>) {
         lock.withLock { s in
             s.recording = false
