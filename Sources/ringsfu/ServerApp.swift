@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import Prometheus
 import RingSFU
 import ServiceLifecycle
@@ -36,12 +37,28 @@ actor Connections {
 
     func remove(_ id: Int) { writers[id] = nil }
 
+    var count: Int { writers.count }
+
     /// Sends every client a close frame (1001 and the reason); does not
     /// wait for clients to answer.
     func closeAll(reason: String) {
         for writer in writers.values {
             Task { try? await writer.close(.goingAway, reason: reason) }
         }
+    }
+}
+
+/// The server's request context: Hummingbird's WebSocket context plus the
+/// connection's channel, so that a client can be dropped outright.
+struct RpcRequestContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<Self>
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        channel = source.channel
     }
 }
 
@@ -56,7 +73,7 @@ enum ServerApp {
     static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                       logLevel: Logger.Level = .info, limits: ServerLimits = ServerLimits(),
                       connections: Connections = Connections()) -> some ApplicationProtocol {
-        let router = Hummingbird.Router(context: BasicWebSocketRequestContext.self)
+        let router = Hummingbird.Router(context: RpcRequestContext.self)
         router.get("/health") { _, _ in "ok" }
         let factory = PrometheusMetricsFactory(registry: metrics)
         router.get("/metrics") { _, _ in
@@ -84,7 +101,8 @@ enum ServerApp {
             }
             let id = await connections.add(outbound)
             defer { Task { await connections.remove(id) } }
-            try await serveRpc(pool: pool, inbound: inbound, outbound: outbound, role: role, limits: limits)
+            let channel = context.requestContext.channel
+            try await serveRpc(pool: pool, inbound: inbound, outbound: outbound, role: role, limits: limits) { channel.close(promise: nil) }
         }
         var logger = Logger(label: "ringsfu.http")
         logger.logLevel = logLevel
@@ -146,7 +164,7 @@ enum ServerApp {
     /// when its queue passes the limit (close 1008). Shutdown closes clients
     /// through `Connections` (1001).
     static func serveRpc(pool: WorkerPool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
-                         role: ClientRole, limits: ServerLimits) async throws {
+                         role: ClientRole, limits: ServerLimits, drop: @escaping @Sendable () -> Void = {}) async throws {
         let session = await RpcSession(pool: pool, admin: role == .admin, maxQueuedBytes: limits.maxQueuedBytes, allowAnyPort: limits.allowAnyPort)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -166,7 +184,16 @@ enum ServerApp {
                         case .text(let text): await session.handle(text)
                         case .binary: await session.rejectBinary()
                         }
-                        if await session.overflowed { break }
+                        if await session.overflowed {
+                            // The writer may be parked in a write the client never
+                            // drains: after a moment for the close frame, drop the
+                            // connection outright.
+                            Task {
+                                try? await Task.sleep(for: limits.closeTimeout)
+                                drop()
+                            }
+                            break
+                        }
                     }
                 } catch {
                     // A broken connection ends the session like a clean close;

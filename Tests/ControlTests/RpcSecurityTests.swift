@@ -310,6 +310,38 @@ struct RpcSecurityTests {
         #expect(await offPool { flooder.closeCode() } == 1008)
     }
 
+    /// One that never reads at all is not kept: its connection is dropped
+    /// soon after the cut, though its writes can never drain.
+    @Test func aClientThatNeverReadsIsDisconnected() async throws {
+        var limits = Self.limits
+        limits.maxQueuedBytes = 256 << 10
+        let connections = Connections()
+        let pool = await WorkerPool()
+        try await pool.start(count: 1, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 16, maxProducers: 16, maxConsumers: 16))
+        let port = RpcTests().freePort()
+        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning, limits: limits, connections: connections)
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer { server.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        let bearer = Self.bearer
+        let flooder = try #require(await offPool { RawWebSocket(port: port, headers: [bearer], receiveBuffer: 4096) })
+        #expect(await connections.count == 1)
+        let routerId = try #require(await offPool { () -> String? in
+            flooder.sendText(#"{"jsonrpc":"2.0","id":1,"method":"worker.createRouter","params":{"mediaCodecs":[{"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2},{"kind":"video","mimeType":"video/VP8","clockRate":90000}]}}"#)
+            return flooder.readJSON()?["result"]?["id"]?.stringValue
+        })
+        // From here on it never reads; ~5 KB answers pile up.
+        let request = #"{"jsonrpc":"2.0","id":2,"method":"router.getRtpCapabilities","params":{"routerId":"\#(routerId)"}}"#
+        let sender = Task.detached { for _ in 0..<5000 { flooder.sendText(request) } }
+        var gone = false
+        for _ in 0..<3000 {
+            if await connections.count == 0 { gone = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(gone, "the never-reading client's connection is still open")
+        sender.cancel()
+    }
+
     @Test func webRtcServersCloseWithTheirSession() async throws {
         let (pool, port, server) = try await RpcTests().startServer(limits: Self.limits)
         defer { server.cancel() }
