@@ -325,6 +325,8 @@ struct RpcSecurityTests {
         try await Task.sleep(for: .milliseconds(300))
         let bearer = Self.bearer
         let flooder = try #require(await offPool { RawWebSocket(port: port, headers: [bearer], receiveBuffer: 4096) })
+        // (The connection registers once its handler starts, just after the upgrade.)
+        for _ in 0..<100 where await connections.count == 0 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(await connections.count == 1)
         let routerId = try #require(await offPool { () -> String? in
             flooder.sendText(#"{"jsonrpc":"2.0","id":1,"method":"worker.createRouter","params":{"mediaCodecs":[{"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2},{"kind":"video","mimeType":"video/VP8","clockRate":90000}]}}"#)
