@@ -67,4 +67,46 @@ struct SrtpTransportTests {
         #expect(throws: SFUError.self) { try plain.connect(ip: "127.0.0.1", port: 5000, srtpParameters: t.srtpParameters) }
         worker.close()
     }
+
+    /// SRTP fails closed: when the forwarder cannot build a session from the
+    /// keys (here a send key libsrtp refuses, a receive key never given),
+    /// not one plain packet leaves and nothing plain is taken in.
+    @Test func srtpFailsClosed() async throws {
+        let worker = try await testWorker()
+        let router = try worker.createRouter(mediaCodecs: [opus])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true, enableSrtp: true))
+        _ = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 8080)))
+        let sink = TestSocket()
+        let egress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        try egress.connect(ip: "127.0.0.1", port: Int(sink.port))
+        _ = try egress.consume(ConsumerOptions(producerId: router.producers.values.first!.id, rtpCapabilities: router.rtpCapabilities))
+        // The subscriber's transport is switched to SRTP with a key of the
+        // wrong length: libsrtp refuses it.
+        worker.forwarder.send(.setTransportSrtp(handle: egress.handle, send: SrtpKey(suite: .aesCm128HmacSha1_80, key: [1, 2, 3]), receive: nil))
+        await worker.sync()
+
+        // The publisher sends plain RTP before connecting its key: dropped.
+        let sender = TestSocket()
+        for i in 0..<5 { sender.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 8080, payload: Array(repeating: 1, count: 40)), to: UInt16(ingest.tuple.localPort)) }
+        #expect(sink.receive(timeoutMs: 200) == nil)
+        var usage = await worker.getResourceUsage()
+        #expect(usage.dropNotReady >= 5)
+
+        // With its key the publisher gets through, but the refused send key
+        // means the subscriber gets nothing, not plain RTP.
+        let (publisherParams, publisherKey) = SrtpParameters.random(.aesCm128HmacSha1_80)
+        try ingest.connect(srtpParameters: publisherParams)
+        await worker.sync()
+        let publisher = try SrtpSession(suite: .aesCm128HmacSha1_80, key: publisherKey.key, direction: .outbound)
+        for i in 10..<15 {
+            var buf = makeRtp(pt: 111, seq: UInt16(i), ssrc: 8080, payload: Array(repeating: 2, count: 40)) + Array(repeating: 0, count: 64)
+            var len = buf.count - 64
+            try buf.withUnsafeMutableBytes { raw in try publisher.protect(raw.baseAddress!, length: &len, capacity: raw.count) }
+            sender.send(Array(buf[0..<len]), to: UInt16(ingest.tuple.localPort))
+        }
+        #expect(sink.receive(timeoutMs: 300) == nil, "no plain RTP on a transport whose SRTP failed")
+        usage = await worker.getResourceUsage()
+        #expect(usage.dropSrtpUnavailable >= 5)
+        worker.close()
+    }
 }

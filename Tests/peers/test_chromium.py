@@ -240,7 +240,7 @@ def test_chromium_simulcast_switches_without_freezing(server, protocol, negotiat
     samples = r["samples"]
     for s in samples:
         print(f"  t={s['t']:4.1f} preferred {s['preferred']} decoded {s['framesDecoded']:4d} {s['frameWidth']:4d} wide"
-              f" (sent {s['sentWidths']}), pli {s['pliCount']}, freezes {s['freezeCount']}")
+              f" (sent {s['sentWidths']} {s.get('sentFrames')}), pli {s['pliCount']}, freezes {s['freezeCount']}")
     print("layerschange:", r["layers"])
     # No stall: from the first decoded frame on, >= 10 frames in every 2 s.
     first = next(i for i, s in enumerate(samples) if s["framesDecoded"] > 0)

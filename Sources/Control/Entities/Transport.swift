@@ -310,6 +310,12 @@ public class Transport {
     }
 
     /// An SCTP packet from the endpoint (out of DTLS, or a plain UDP datagram).
+    /// The forwarder refused this transport's SRTP keys: it now sends and
+    /// accepts nothing in that direction (never plain RTP).
+    func srtpFailed(_ reason: String) {
+        worker?.logger.debug("transport \(id): SRTP unavailable (\(reason)); its media is dropped")
+    }
+
     func sctpData(_ packet: [UInt8]) {
         guard !closed else { return }
         sctp?.input(packet)

@@ -207,6 +207,8 @@ public final class Worker {
             (transportsByHandle[handle] as? WebRtcTransport)?.iceStateChanged(state)
         case let .dtlsState(handle, state):
             (transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
+        case let .srtpFailed(handle, reason):
+            transportsByHandle[handle]?.srtpFailed(reason)
         case let .sctpData(handle, packet):
             forwarder.sctpQueuedBytes.subtract(packet.count, ordering: .relaxed)
             transportsByHandle[handle]?.sctpData(packet)
@@ -416,6 +418,7 @@ public final class Worker {
         usage.rembSent = c.rembSent
         usage.transportCcUnavailable = c.dropTransportCcUnavailable
         usage.tcpReaped = c.tcpReaped
+        usage.dropSrtpUnavailable = c.dropSrtpUnavailable
         return usage
     }
 

@@ -92,6 +92,8 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     public var transportCcUnavailable: UInt64 = 0
     /// ICE-TCP connections closed for passing no STUN check in time.
     public var tcpReaped: UInt64 = 0
+    /// Packets not sent for want of SRTP keys (SRTP fails closed).
+    public var dropSrtpUnavailable: UInt64 = 0
     public var dropSendPoolEmpty: UInt64
     public var dropSendError: UInt64
     public var dropTruncated: UInt64

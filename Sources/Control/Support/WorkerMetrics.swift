@@ -58,7 +58,7 @@ final class WorkerMetrics {
             ("not_rtp", c.dropNotRtp), ("receive_pool_empty", c.dropRecvPoolEmpty), ("socket_overflow", c.dropSocketOverflow), ("sctp_backlog", c.dropSctpBacklog),
             ("send_pool_empty", c.dropSendPoolEmpty), ("send_error", c.dropSendError), ("truncated", c.dropTruncated),
             ("stun", c.dropStun), ("not_ready", c.dropNotReady), ("srtp_auth", c.dropSrtpAuth), ("srtp_replay", c.dropSrtpReplay),
-            ("srtp_other", c.dropSrtpOther), ("pipe_full", c.dropPipeFull), ("tcp_frame", c.dropTcpFrame),
+            ("srtp_other", c.dropSrtpOther), ("srtp_unavailable", c.dropSrtpUnavailable), ("pipe_full", c.dropPipeFull), ("tcp_frame", c.dropTcpFrame),
             ("tcp_backpressure", c.dropTcpBackpressure), ("rtcp_malformed", c.dropRtcpMalformed),
         ]
         for (reason, value) in drops { add("ringsfu_packets_dropped_total", value, [("reason", reason)]) }

@@ -244,6 +244,9 @@ package enum ForwarderEvent: Sendable {
     /// A trace event of a producer or consumer that enabled its type.
     case trace(TraceRecord)
     case consumerScore(consumer: UInt32, tag: UInt32, score: UInt8, producerScore: UInt8)
+    /// An SRTP session could not be created from the keys given: the
+    /// transport sends and accepts nothing in that direction.
+    case srtpFailed(transport: UInt32, String)
     /// The worker thread stopped on a fatal error.
     case died(String)
 }

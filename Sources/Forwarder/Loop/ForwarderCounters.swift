@@ -34,6 +34,9 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var dropSrtpAuth: UInt64 = 0
     package var dropSrtpReplay: UInt64 = 0
     package var dropSrtpOther: UInt64 = 0
+    /// Packets not sent because the transport's SRTP keys are missing or
+    /// were refused (SRTP fails closed: no plain RTP instead).
+    package var dropSrtpUnavailable: UInt64 = 0
     /// Packets dropped because a pipe ring to another worker was full.
     package var dropPipeFull: UInt64 = 0
     /// ICE-TCP connections accepted, closed, and refused (table full).

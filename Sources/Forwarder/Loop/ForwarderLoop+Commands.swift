@@ -50,13 +50,16 @@ extension ForwarderLoop {
             closeTransport(Int(h))
         case let .setTransportSrtp(h, send, receive):
             guard transports[Int(h)].inUse else { return }
+            transports[Int(h)].srtpRequired = true
             if let send {
                 if let old = transports[Int(h)].srtpSend { srtp_dealloc(old) }
                 transports[Int(h)].srtpSend = SrtpRaw.create(send, outbound: true)
+                if transports[Int(h)].srtpSend == nil { srtpFailed(Int(h), "the send key was refused by libsrtp") }
             }
             if let receive {
                 if let old = transports[Int(h)].srtpReceive { srtp_dealloc(old) }
                 transports[Int(h)].srtpReceive = SrtpRaw.create(receive, outbound: false)
+                if transports[Int(h)].srtpReceive == nil { srtpFailed(Int(h), "the receive key was refused by libsrtp") }
             }
         case let .addProducer(h, t, spec):
             addProducer(Int(h), transport: Int(t), spec)
@@ -247,6 +250,10 @@ extension ForwarderLoop {
         routers[r] = RouterState()
     }
 
+    mutating func srtpFailed(_ t: Int, _ reason: String) {
+        worker.onEvent(.srtpFailed(transport: UInt32(t), reason))
+    }
+
     mutating func closeTransport(_ h: Int) {
         guard transports[h].inUse else { return }
         while transports[h].firstProducer >= 0 { closeProducer(Int(transports[h].firstProducer)) }
@@ -390,6 +397,7 @@ extension ForwarderLoop {
             c.simulcast = true
             c.preferredLayer = max(0, min(layers - 1, spec.preferredLayer))
             c.targetLayer = c.preferredLayer
+            c.targetSinceNs = rsfu_monotonic_ns()
         }
         ensureReportTimer()
         c.syncRequired = true
@@ -413,25 +421,28 @@ extension ForwarderLoop {
     }
 
     /// A simulcast consumer's target: the highest layer up to its preferred
-    /// one that received packets in the last second (else the preferred
-    /// one). A new target asks that layer for a key frame to switch on.
-    mutating func updateTargetLayer(_ h: Int) {
+    /// one that is not silent (else the preferred one). A new target other
+    /// than the layer being forwarded asks that layer for a key frame to
+    /// switch on.
+    mutating func updateTargetLayer(_ h: Int, nowNs: Int64 = rsfu_monotonic_ns()) {
         guard consumers[h].simulcast else { return }
         let p = Int(consumers[h].producer)
-        let now = rsfu_monotonic_ns()
         var target = consumers[h].preferredLayer
         var layer = consumers[h].preferredLayer
         while layer >= 0 {
             let s = Int(producers[p].streams[layer])
-            if s >= 0, receiveStreams[s].lastArrivalNs != 0, now - receiveStreams[s].lastArrivalNs < 1_000_000_000 {
+            if s >= 0, !receiveStreams[s].silent(nowNs: nowNs) {
                 target = layer
                 break
             }
             layer -= 1
         }
         guard target != consumers[h].targetLayer || consumers[h].currentLayer != target else { return }
+        if target != consumers[h].targetLayer { consumers[h].targetSinceNs = nowNs }
         consumers[h].targetLayer = target
-        if consumers[h].active { requestKeyFrame(producer: p, layer: target) }
+        if consumers[h].active && (consumers[h].currentLayer != target || consumers[h].syncRequired) {
+            requestKeyFrame(producer: p, layer: target)
+        }
     }
 
     mutating func setConsumer(_ h: Int, _ change: (inout ConsumerState) -> Void) {

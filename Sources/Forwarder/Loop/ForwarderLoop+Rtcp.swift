@@ -342,8 +342,9 @@ extension ForwarderLoop {
                 return
             }
             size = Int(len)
-        } else if transports[t].webrtc {
-            freeSendSlots.push(slot) // no keys yet
+        } else if transports[t].srtpRequired {
+            counters.dropSrtpUnavailable &+= 1 // no keys yet, or refused ones
+            freeSendSlots.push(slot)
             return
         }
         let socket: Int32

@@ -10,6 +10,7 @@ extension ForwarderLoop {
     mutating func addWebRtcTransport(_ h: Int, router: Int, fd: Int32?, tcpFd: Int32?, _ credentials: IceCredentials) {
         addTransport(h, router: router, rtpFd: fd, rtcpFd: nil, comedia: false)
         transports[h].webrtc = true
+        transports[h].srtpRequired = true
         // Media goes out on the socket of the tuple ICE selects.
         transports[h].sendSocket = -1
         if let tcpFd { transports[h].tcpListener = addTcpListener(fd: tcpFd, transport: h, server: -1) }

@@ -44,6 +44,7 @@ extension ForwarderLoop {
         guard server < Int(settings.maxWebRtcServers), servers[server].inUse else { return }
         addTransport(h, router: router, rtpFd: nil, rtcpFd: nil, comedia: false)
         transports[h].webrtc = true
+        transports[h].srtpRequired = true
         transports[h].server = Int32(server)
         var w = WebRtcState()
         setCredentials(&w, credentials)

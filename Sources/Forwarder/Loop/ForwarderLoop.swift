@@ -477,6 +477,9 @@ struct ForwarderLoop: ~Copyable {
             let rc = rtcp ? srtp_unprotect_rtcp(srtp, packet, &len) : srtp_unprotect(srtp, packet, &len)
             guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
             length = Int(len)
+        } else if transports[t].srtpRequired {
+            counters.dropNotReady &+= 1 // no key yet (or a refused one): never taken as plain
+            return
         }
         if rtcp { receiveRtcp(packet, size: length, transport: t) } else { forwardRtp(packet, size: length, transport: t) }
     }
@@ -590,6 +593,15 @@ struct ForwarderLoop: ~Copyable {
                     // A pipe consumer: every layer, numbering untouched.
                     sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt, layer: layer)
                 } else if consumers[ci].simulcast {
+                    // Follow the publisher at once: a layer up to the preferred
+                    // one came back, or the target went silent while this lower
+                    // one flows (browsers pause encodings they cannot afford).
+                    let target = consumers[ci].targetLayer
+                    if layer > target ? layer <= consumers[ci].preferredLayer
+                        : layer < target && turnNs - consumers[ci].targetSinceNs > ReceiveStreamState.minSilenceNs
+                            && targetSilent(p, target) {
+                        updateTargetLayer(ci, nowNs: turnNs)
+                    }
                     if layer == consumers[ci].currentLayer && !consumers[ci].syncRequired {
                         sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                     } else if layer == consumers[ci].targetLayer {
@@ -706,6 +718,13 @@ struct ForwarderLoop: ~Copyable {
         return h == 0 ? 1 : h
     }
 
+    /// Whether a simulcast layer has stopped (or never started).
+    @inline(__always)
+    func targetSilent(_ p: Int, _ layer: Int) -> Bool {
+        let s = Int(producers[p].streams[layer])
+        return s < 0 || receiveStreams[s].silent(nowNs: turnNs)
+    }
+
     @inline(__always)
     func isKeyFrame(_ packet: UnsafeMutableRawPointer, _ header: RtpHeader, codec: UInt8) -> Bool {
         KeyFrameDetector.isKeyFrame(KeyFrameCodec(rawValue: codec) ?? .none, packet + header.payloadOffset, count: header.payloadLength)
@@ -715,8 +734,12 @@ struct ForwarderLoop: ~Copyable {
     mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8, layer: Int = 0, retransmission: Bool = false) {
         let t = Int(consumers[ci].transport)
         guard transports[t].remoteRtp.isSet || transports[t].direct || transports[t].pipeLink >= 0 else { return }
-        // Never plain RTP on a WebRTC transport: wait for DTLS to give keys.
-        if transports[t].webrtc && transports[t].srtpSend == nil { return }
+        // Never plain RTP where SRTP is due: wait for keys (DTLS or the
+        // application's), and send nothing if they were refused.
+        if transports[t].srtpRequired && transports[t].srtpSend == nil {
+            counters.dropSrtpUnavailable &+= 1
+            return
+        }
         let outPt = consumers[ci].payloadTypes[routerPt]
         guard outPt != PayloadTypeMap.none else { return }
         let slot = freeSendSlots.pop()

@@ -81,9 +81,13 @@ package struct TransportState {
     var rridExtensionId: UInt8 = 0
     /// ICE-lite + DTLS (state in the loop's WebRTC side table).
     var webrtc = false
-    /// libsrtp sessions (nil: plain RTP).
+    /// libsrtp sessions (nil: plain RTP unless `srtpRequired`).
     var srtpSend: srtp_t? = nil
     var srtpReceive: srtp_t? = nil
+    /// Set once a transport is to speak SRTP (WebRTC, SRTP plain and pipe
+    /// transports): from then on a direction without a session sends and
+    /// accepts nothing, never plain RTP (fail closed).
+    var srtpRequired = false
     /// In-process pipe: outbound link index and the peer's transport handle.
     var pipeLink: Int32 = -1
     var pipePeer: UInt32 = 0
@@ -203,6 +207,9 @@ package struct ConsumerState {
     var preferredLayer = 0
     var targetLayer = 0
     var currentLayer = -1
+    /// Since when the target is what it is: a target that never sent gets
+    /// that long to start before the consumer settles for a lower layer.
+    var targetSinceNs: Int64 = 0
     var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
     /// VP8 picture id / TL0PICIDX continuity across layer switches.

@@ -39,6 +39,10 @@ package struct ReceiveStreamState {
     /// The newest packet's timestamp and arrival (for SRs without a producer SR).
     var lastTimestamp: UInt32 = 0
     var lastArrivalNs: Int64 = 0
+    /// When the newest frame (timestamp) began, and the usual time between
+    /// frames (a moving average): how long a silence means "stopped".
+    var lastFrameArrivalNs: Int64 = 0
+    var frameIntervalNs: Int64 = 33_000_000
     /// Packets recovered by RTX or late arrival, and dropped duplicates.
     var recovered: UInt64 = 0
     var duplicates: UInt64 = 0
@@ -100,8 +104,28 @@ package struct ReceiveStreamState {
         }
         lastTransit = transit
         haveTransit = true
+        if timestamp != lastTimestamp || lastFrameArrivalNs == 0 {
+            if lastFrameArrivalNs != 0 {
+                let interval = min(max(0, arrivalNs - lastFrameArrivalNs), Self.maxFrameIntervalNs)
+                frameIntervalNs += (interval - frameIntervalNs) / 8
+            }
+            lastFrameArrivalNs = arrivalNs
+        }
         lastTimestamp = timestamp
         lastArrivalNs = arrivalNs
+    }
+
+    /// The least silence after which a stream counts as stopped, and the
+    /// longest frame interval the average takes in.
+    static let minSilenceNs: Int64 = 400_000_000
+    static let maxFrameIntervalNs: Int64 = 2_500_000_000
+
+    /// No packet for four usual frame intervals (at least 400 ms): the
+    /// sender paused this stream (a simulcast encoding it can no longer
+    /// afford), or never sent it. A slow screen share (a frame a second)
+    /// gets its four seconds.
+    func silent(nowNs: Int64) -> Bool {
+        lastArrivalNs == 0 || nowNs - lastArrivalNs > max(Self.minSilenceNs, 4 * frameIntervalNs)
     }
 
     /// Adds `count` missing packets; returns false (and forgets them all)
