@@ -162,12 +162,12 @@ struct IceTcpTests {
         let m = try response.withUnsafeBytes { try StunMessage.parse($0.baseAddress!, count: $0.count) }
         #expect(m.messageClass == .success)
         #expect(client.handshake() == .connected)
-        #expect(await waitFor { t.dtlsState == "connected" })
+        #expect(await waitFor { t.dtlsState == .connected })
         #expect(t.iceSelectedTuple?.protocol == "tcp")
         #expect(t.iceSelectedTuple?.remotePort == Int(client.connection.localPort))
         #expect(t.iceSelectedTuple?.localPort == t.iceCandidates[0].port)
         let stats = try await t.getStats()
-        #expect(stats[0].iceSelectedTuple?.protocol == "tcp" && stats[0].dtlsState == "connected" && stats[0].iceState == "completed")
+        #expect(stats[0].iceSelectedTuple?.protocol == "tcp" && stats[0].dtlsState == .connected && stats[0].iceState == .completed)
         let exported = client.dtls.srtpKeys()
         let keys = try #require(exported)
 
@@ -207,7 +207,7 @@ struct IceTcpTests {
         // The peer goes away: the selected tuple is lost.
         client.connection.sendRaw([])
         close(client.connection.fd)
-        #expect(await waitFor { t.iceState == "disconnected" })
+        #expect(await waitFor { t.iceState == .disconnected })
         t.close()
         await worker.sync()
         #expect(await worker.getResourceUsage().tcpConnections == 0)
@@ -234,7 +234,7 @@ struct IceTcpTests {
         #expect(ca.check(ufrag: a.iceParameters.usernameFragment, password: a.iceParameters.password) != nil)
         #expect(cb.check(ufrag: b.iceParameters.usernameFragment, password: b.iceParameters.password) != nil)
         #expect(ca.handshake() == .connected && cb.handshake() == .connected)
-        #expect(await waitFor { a.dtlsState == "connected" && b.dtlsState == "connected" })
+        #expect(await waitFor { a.dtlsState == .connected && b.dtlsState == .connected })
         let pa = try a.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1)))
         let pb = try b.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 2)))
         let sinkA = TestSocket(), sinkB = TestSocket()

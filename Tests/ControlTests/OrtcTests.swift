@@ -178,7 +178,7 @@ struct OrtcTests {
 
     @Test func producerTypes() throws {
         func type(_ mime: String, _ encodings: [RtpEncodingParameters]) throws -> String {
-            try Producer.type(of: RtpParameters(codecs: [RtpCodecParameters(mimeType: mime, payloadType: 96, clockRate: 90000)], encodings: encodings))
+            try Producer.type(of: RtpParameters(codecs: [RtpCodecParameters(mimeType: mime, payloadType: 96, clockRate: 90000)], encodings: encodings)).rawValue
         }
         #expect(try type("video/VP8", [RtpEncodingParameters(ssrc: 1)]) == "simple")
         #expect(try type("video/VP8", [RtpEncodingParameters(ssrc: 1), RtpEncodingParameters(ssrc: 2)]) == "simulcast")

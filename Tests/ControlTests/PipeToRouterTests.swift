@@ -46,7 +46,7 @@ struct PipeToRouterTests {
     func packetsCrossWorkers(sameWorker: Bool) async throws {
         let s = try await setUp(sameWorker: sameWorker)
         #expect(s.pipe.pipeProducer.id == s.producer.id)
-        #expect(s.pipe.pipeConsumer.type == "pipe")
+        #expect(s.pipe.pipeConsumer.type == .pipe)
         #expect(s.pipe.pipeConsumer.rtpParameters.mid == nil)
         send(s, from: 500, count: 30)
         let got = s.sink.receiveAll(30)
@@ -151,7 +151,7 @@ struct UdpPipeTransportTests {
         let producer = try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 31)))
         // What pipeToRouter does in-process, done by hand across the wire.
         let pipeConsumer = try p1.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: RtpCapabilities()))
-        #expect(pipeConsumer.type == "pipe")
+        #expect(pipeConsumer.type == .pipe)
         let pipeProducer = try p2.produce(ProducerOptions(id: producer.id, kind: .audio, rtpParameters: pipeConsumer.rtpParameters))
         let sink = TestSocket()
         let egress = try r2.createPlainTransport(PlainTransportOptions(listenInfo: loopback))

@@ -60,7 +60,7 @@ struct WebRtcTransportTests {
         }
     }
 
-    func waitFor(_ t: WebRtcTransport, dtlsState: String) async -> Bool {
+    func waitFor(_ t: WebRtcTransport, dtlsState: DtlsState) async -> Bool {
         for _ in 0..<100 {
             if t.dtlsState == dtlsState { return true }
             try? await Task.sleep(for: .milliseconds(20))
@@ -89,8 +89,8 @@ struct WebRtcTransportTests {
         }
         let handshakeState = client.handshake(t)
         #expect(handshakeState == .connected)
-        #expect(await waitFor(t, dtlsState: "connected"))
-        #expect(t.iceState == "completed")
+        #expect(await waitFor(t, dtlsState: .connected))
+        #expect(t.iceState == .completed)
         #expect(t.iceSelectedTuple?.remotePort == Int(client.socket.port))
 
         // Media: SRTP from the client, plain RTP out of a PlainTransport.
@@ -130,7 +130,7 @@ struct WebRtcTransportTests {
         try t.connect(dtlsParameters: DtlsParameters(role: "client", fingerprints: [DtlsFingerprint(algorithm: "sha-256", value: other.fingerprint("sha-256")!)]))
         #expect(client.check(t) != nil)
         _ = client.handshake(t)
-        #expect(await waitFor(t, dtlsState: "failed"))
+        #expect(await waitFor(t, dtlsState: .failed))
         _ = try t.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1234)))
         await worker.sync()
         client.socket.send(makeRtp(pt: 111, seq: 1, ssrc: 1234), to: UInt16(t.iceCandidates[0].port))
@@ -167,7 +167,7 @@ struct WebRtcTransportTests {
         }
         let serverState = server.state
         #expect(serverState == .connected)
-        #expect(await waitFor(t, dtlsState: "connected"))
+        #expect(await waitFor(t, dtlsState: .connected))
         worker.close()
     }
 
@@ -182,14 +182,14 @@ struct WebRtcTransportTests {
         let client = try Client()
         #expect(client.check(t) != nil)
         var sawCompleted = false
-        for _ in 0..<50 where !sawCompleted { try await Task.sleep(for: .milliseconds(20)); sawCompleted = t.iceState == "completed" }
+        for _ in 0..<50 where !sawCompleted { try await Task.sleep(for: .milliseconds(20)); sawCompleted = t.iceState == .completed }
         #expect(sawCompleted)
         var sawDisconnected = false
-        for _ in 0..<150 where !sawDisconnected { try await Task.sleep(for: .milliseconds(20)); sawDisconnected = t.iceState == "disconnected" }
+        for _ in 0..<150 where !sawDisconnected { try await Task.sleep(for: .milliseconds(20)); sawDisconnected = t.iceState == .disconnected }
         #expect(sawDisconnected)
         #expect(client.check(t) != nil)
         var back = false
-        for _ in 0..<50 where !back { try await Task.sleep(for: .milliseconds(20)); back = t.iceState == "completed" }
+        for _ in 0..<50 where !back { try await Task.sleep(for: .milliseconds(20)); back = t.iceState == .completed }
         #expect(back)
         worker.close()
     }
@@ -215,8 +215,8 @@ struct WebRtcTransportTests {
         #expect(ca.check(a, ufrag: "unknown") == nil)
         let sa = ca.handshake(a), sb = cb.handshake(b)
         #expect(sa == .connected && sb == .connected)
-        #expect(await waitFor(a, dtlsState: "connected"))
-        #expect(await waitFor(b, dtlsState: "connected"))
+        #expect(await waitFor(a, dtlsState: .connected))
+        #expect(await waitFor(b, dtlsState: .connected))
         // Media from each client reaches its own consumer.
         let pa = try a.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1)))
         let pb = try b.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 2)))
@@ -345,7 +345,7 @@ struct SctpOverDtlsTests {
         // The worker and the transport are still alive and answer checks.
         #expect(!worker.died && !t.closed)
         #expect(client.check(t) != nil)
-        #expect(t.dtlsState == "connected")
+        #expect(t.dtlsState == .connected)
 
         // Without enableSctp, application data is read and discarded.
         let plain = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
@@ -353,7 +353,7 @@ struct SctpOverDtlsTests {
         try plain.connect(dtlsParameters: other.dtlsParameters)
         #expect(other.check(plain) != nil)
         #expect(other.handshake(plain) == .connected)
-        for _ in 0..<100 where plain.dtlsState != "connected" { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<100 where plain.dtlsState != .connected { try await Task.sleep(for: .milliseconds(20)) }
         let before = await worker.getResourceUsage().dropNotReady
         for _ in 0..<10 { send(other, Self.sctpPacket(tag: 0, chunks: Self.initChunk()), to: plain) }
         try await Task.sleep(for: .milliseconds(100))

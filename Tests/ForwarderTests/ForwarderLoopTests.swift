@@ -25,18 +25,18 @@ struct ForwarderLoopTests {
 
     @Test func fanOutRewritesHeaders() async throws {
         let w = try await startWorker()
-        w.send(.addRouter(0))
+        w.send(.addRouter(Handle(index: 0, generation: 1)))
         let inSock = try UdpSocket.bind(ip: "127.0.0.1", port: nil, range: 30000...39999)
-        w.send(.addPlainTransport(handle: 0, router: 0, rtpFd: inSock.fd, rtcpFd: nil, comedia: true))
-        w.send(.addProducer(handle: 0, transport: 0, ProducerSpec(isVideo: false, ssrcs: [1111], payloadTypes: [(111, 100)], codecs: [(100, .none)], extensionIds: [(1, 5)], paused: false)))
+        w.send(.addPlainTransport(handle: Handle(index: 0, generation: 1), router: Handle(index: 0, generation: 1), rtpFd: inSock.fd, rtcpFd: nil, comedia: true))
+        w.send(.addProducer(handle: Handle(index: 0, generation: 1), transport: Handle(index: 0, generation: 1), ProducerSpec(isVideo: false, ssrcs: [1111], payloadTypes: [(111, 100)], codecs: [(100, .none)], extensionIds: [(1, 5)], paused: false)))
         var sinks: [TestSocket] = []
         for i in 0..<3 {
             let s = try UdpSocket.bind(ip: "127.0.0.1", port: nil, range: 30000...39999)
             let sink = TestSocket()
             sinks.append(sink)
-            w.send(.addPlainTransport(handle: UInt32(1 + i), router: 0, rtpFd: s.fd, rtcpFd: nil, comedia: false))
-            w.send(.connectTransport(handle: UInt32(1 + i), rtp: SocketAddress(ip: "127.0.0.1", port: sink.port)!, rtcp: nil))
-            w.send(.addConsumer(handle: UInt32(i), transport: UInt32(1 + i), producer: 0, ConsumerSpec(ssrc: 5000 + UInt32(i), payloadTypes: [(100, 100)], extensionIds: i == 0 ? [(5, 3)] : [], paused: false, producerPaused: false, waitsForKeyFrame: false)))
+            w.send(.addPlainTransport(handle: Handle(index: Int(1 + i), generation: 1), router: Handle(index: 0, generation: 1), rtpFd: s.fd, rtcpFd: nil, comedia: false))
+            w.send(.connectTransport(handle: Handle(index: Int(1 + i), generation: 1), rtp: SocketAddress(ip: "127.0.0.1", port: sink.port)!, rtcp: nil))
+            w.send(.addConsumer(handle: Handle(index: Int(i), generation: 1), transport: Handle(index: Int(1 + i), generation: 1), producer: Handle(index: 0, generation: 1), ConsumerSpec(ssrc: 5000 + UInt32(i), payloadTypes: [(100, 100)], extensionIds: i == 0 ? [(5, 3)] : [], paused: false, producerPaused: false, waitsForKeyFrame: false)))
         }
         await w.barrier()
         let sender = TestSocket()
@@ -66,3 +66,4 @@ struct ForwarderLoopTests {
         await w.stop()
     }
 }
+

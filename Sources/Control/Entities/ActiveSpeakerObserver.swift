@@ -38,7 +38,7 @@ public final class ActiveSpeakerObserver: RtpObserver {
     private var speakers: [String: SpeakerActivity] = [:]
     private let eventChannel = EventChannel<ActiveSpeakerObserverEvent>()
 
-    init(router: Router, worker: Worker, handle: UInt32, interval: Int, appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, interval: Int, appData: AppData) {
         self.interval = interval
         super.init(router: router, worker: worker, handle: handle, appData: appData)
     }

@@ -43,7 +43,7 @@ public final class AudioLevelObserver: RtpObserver {
     private var silent = true
     private let eventChannel = EventChannel<AudioLevelObserverEvent>()
 
-    init(router: Router, worker: Worker, handle: UInt32, maxEntries: Int, threshold: Int, interval: Int, appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, maxEntries: Int, threshold: Int, interval: Int, appData: AppData) {
         self.maxEntries = maxEntries
         self.threshold = threshold
         self.interval = interval

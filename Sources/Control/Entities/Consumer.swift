@@ -47,7 +47,7 @@ public final class Consumer {
     public nonisolated let kind: MediaKind
     public nonisolated let rtpParameters: RtpParameters
     /// `simple`, `simulcast`, `svc` or `pipe`.
-    public nonisolated let type: String
+    public nonisolated let type: ConsumerType
     public private(set) var paused: Bool
     public private(set) var producerPaused: Bool
     public private(set) var closed = false
@@ -60,13 +60,12 @@ public final class Consumer {
     weak var pipeProducer: Producer?
     weak var worker: Worker?
     let forwarder: ForwarderWorker
-    let handle: UInt32
+    let handle: Handle
     /// Distinguishes this consumer from later owners of the same handle.
-    let tag = UInt32.random(in: 1...UInt32.max)
     private let eventChannel = EventChannel<ConsumerEvent>()
     private let observerChannel = EventChannel<ConsumerObserverEvent>()
 
-    init(transport: Transport, producer: Producer, handle: UInt32, kind: MediaKind, rtpParameters: RtpParameters, type: String, paused: Bool, producerPaused: Bool, appData: AppData) {
+    init(transport: Transport, producer: Producer, handle: Handle, kind: MediaKind, rtpParameters: RtpParameters, type: ConsumerType, paused: Bool, producerPaused: Bool, appData: AppData) {
         id = UUID().uuidString.lowercased()
         producerId = producer.id
         self.transport = transport
@@ -88,18 +87,18 @@ public final class Consumer {
     func forwarderSpec() -> ConsumerSpec {
         let pts = rtpParameters.codecs.map { (UInt8($0.payloadType), UInt8($0.payloadType)) }
         let exts = (rtpParameters.headerExtensions ?? []).map { (UInt8($0.id), UInt8($0.id)) }
-        var spec = ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video, tag: tag)
+        var spec = ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video)
         if let mid = rtpParameters.mid, let ext = rtpParameters.headerExtensions?.first(where: { $0.uri == SupportedRtpCapabilities.Uri.mid }) {
             spec.mid = Array(mid.utf8)
             spec.midExtensionId = UInt8(ext.id)
         }
         spec.cname = Array((rtpParameters.rtcp?.cname ?? "").utf8.prefix(64))
-        if type == "simulcast" {
+        if type == .simulcast {
             spec.simulcast = true
             spec.preferredLayer = preferredLayers?.spatialLayer ?? producerLayerCount - 1
         }
         let encodings = rtpParameters.encodings ?? []
-        if type == "pipe" && encodings.count > 1 {
+        if type == .pipe && encodings.count > 1 {
             spec.layerSsrcs = encodings.map { $0.ssrc ?? 0 }
             spec.layerRtxSsrcs = encodings.map { $0.rtx?.ssrc ?? 0 }
         }
@@ -175,7 +174,7 @@ public final class Consumer {
     /// frame, which is asked for at once.
     public func setPreferredLayers(_ layers: ConsumerLayers) throws(SFUError) {
         try checkOpen()
-        guard type == "simulcast" else { throw .unsupported("setPreferredLayers() is for simulcast consumers") }
+        guard type == .simulcast else { throw .unsupported("setPreferredLayers() is for simulcast consumers") }
         let count = producerLayerCount
         guard (0..<count).contains(layers.spatialLayer) else { throw .invalidArgument("spatialLayer must be from 0 to \(count - 1)") }
         preferredLayers = layers
@@ -275,7 +274,7 @@ public final class Consumer {
         public var id: String
         public var producerId: String
         public var kind: MediaKind
-        public var type: String
+        public var type: ConsumerType
         public var rtpParameters: RtpParameters
         public var paused: Bool
         public var producerPaused: Bool

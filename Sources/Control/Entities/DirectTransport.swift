@@ -21,7 +21,7 @@ public struct DirectTransportOptions: Codable, Sendable {
 public final class DirectTransport: Transport {
     public nonisolated let maxMessageSize: Int
 
-    init(router: Router, worker: Worker, handle: UInt32, maxMessageSize: Int, appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, maxMessageSize: Int, appData: AppData) {
         self.maxMessageSize = maxMessageSize
         super.init(router: router, worker: worker, handle: handle, appData: appData)
     }

@@ -95,7 +95,7 @@ public final class PlainTransport: Transport {
     public nonisolated let comedia: Bool
     private var connected = false
 
-    init(router: Router, worker: Worker, handle: UInt32, tuple: TransportTuple, rtcpTuple: TransportTuple?, rtcpMux: Bool, comedia: Bool, srtpParameters: SrtpParameters?, appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, tuple: TransportTuple, rtcpTuple: TransportTuple?, rtcpMux: Bool, comedia: Bool, srtpParameters: SrtpParameters?, appData: AppData) {
         self.srtpParameters = srtpParameters
         self.tuple = tuple
         self.rtcpTuple = rtcpTuple
@@ -121,7 +121,7 @@ public final class PlainTransport: Transport {
 
     /// Binds the transport's socket(s) and hands them to the forwarder as a
     /// socket transport (shared with UDP pipe transports).
-    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (UInt32, TransportTuple, TransportTuple?) {
+    static func openSockets(router: Router, worker: Worker, options: PlainTransportOptions) throws(SFUError) -> (Handle, TransportTuple, TransportTuple?) {
         let info = options.listenInfo
         if let p = info.protocol, p != "udp" { throw .invalidArgument("listenInfo.protocol must be \"udp\" for a PlainTransport") }
         guard SocketAddress(ip: info.ip, port: 0) != nil else { throw .invalidArgument("invalid listenInfo.ip \"\(info.ip)\"") }

@@ -29,7 +29,7 @@ public final class Producer {
     public nonisolated let kind: MediaKind
     public nonisolated let rtpParameters: RtpParameters
     /// `simple`, `simulcast` or `svc`.
-    public nonisolated let type: String
+    public nonisolated let type: ProducerType
     public nonisolated let consumableRtpParameters: RtpParameters
     public private(set) var paused: Bool
     public private(set) var closed = false
@@ -40,7 +40,7 @@ public final class Producer {
     weak var transport: Transport?
     weak var worker: Worker?
     let forwarder: ForwarderWorker
-    let handle: UInt32
+    let handle: Handle
     var consumers = OrderedMap<Consumer>()
     /// For a pipe producer made by pipeToRouter: the consumer feeding it.
     weak var pipeConsumer: Consumer?
@@ -49,7 +49,7 @@ public final class Producer {
     private let eventChannel = EventChannel<ProducerEvent>()
     private let observerChannel = EventChannel<ProducerObserverEvent>()
 
-    init(transport: Transport, handle: UInt32, id: String?, kind: MediaKind, rtpParameters: RtpParameters, type: String, consumableRtpParameters: RtpParameters, paused: Bool, appData: AppData) {
+    init(transport: Transport, handle: Handle, id: String?, kind: MediaKind, rtpParameters: RtpParameters, type: ProducerType, consumableRtpParameters: RtpParameters, paused: Bool, appData: AppData) {
         self.id = id ?? UUID().uuidString.lowercased()
         self.transport = transport
         self.worker = transport.worker
@@ -98,25 +98,25 @@ public final class Producer {
     /// mediasoup's rule: one encoding without layers is simple; several
     /// encodings (VP8/H264) or temporal layers of VP8/H264 are simulcast;
     /// spatial/temporal layers of VP9, H264-SVC or AV1 are SVC.
-    nonisolated static func type(of params: RtpParameters) throws(SFUError) -> String {
+    nonisolated static func type(of params: RtpParameters) throws(SFUError) -> ProducerType {
         let encodings = params.encodings ?? []
         let media = params.codecs.first { !$0.mimeType.isRtxMime }!.mimeType.lowercased()
         if encodings.count > 1 {
             guard media == "video/vp8" || media == "video/h264" else {
                 throw .invalidArgument("\(media) codec not supported for simulcast")
             }
-            return "simulcast"
+            return .simulcast
         }
         let mode = encodings.first?.scalabilityMode ?? ""
         let (spatial, temporal) = layers(of: mode)
         if spatial > 1 || temporal > 1 {
             switch media {
-            case "video/vp9", "video/h264-svc", "video/av1": return "svc"
-            case "video/vp8", "video/h264": return "simulcast"
+            case "video/vp9", "video/h264-svc", "video/av1": return .svc
+            case "video/vp8", "video/h264": return .simulcast
             default: throw .invalidArgument("invalid RTP parameters: scalabilityMode \(mode) not supported for \(media)")
             }
         }
-        return "simple"
+        return .simple
     }
 
     nonisolated static func layers(of mode: String) -> (Int, Int) {
@@ -295,7 +295,7 @@ public final class Producer {
     public struct Dump: Codable, Sendable {
         public var id: String
         public var kind: MediaKind
-        public var type: String
+        public var type: ProducerType
         public var rtpParameters: RtpParameters
         public var consumableRtpParameters: RtpParameters
         public var paused: Bool
@@ -305,5 +305,24 @@ public final class Producer {
     public func dump() throws(SFUError) -> Dump {
         try checkOpen()
         return Dump(id: id, kind: kind, type: type, rtpParameters: rtpParameters, consumableRtpParameters: consumableRtpParameters, paused: paused, consumerIds: consumers.keys)
+    }
+}
+
+/// How a producer's stream is layered (mediasoup's names).
+public enum ProducerType: String, Sendable, Codable {
+    case simple, simulcast, svc
+}
+
+/// How a consumer forwards its producer (mediasoup's names): one stream,
+/// one simulcast layer at a time, SVC layers, or everything as is (pipe).
+public enum ConsumerType: String, Sendable, Codable {
+    case simple, simulcast, svc, pipe
+
+    init(_ producer: ProducerType) {
+        switch producer {
+        case .simple: self = .simple
+        case .simulcast: self = .simulcast
+        case .svc: self = .svc
+        }
     }
 }

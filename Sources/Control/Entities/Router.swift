@@ -23,7 +23,7 @@ public final class Router {
 
     weak var worker: Worker?
     let forwarder: ForwarderWorker
-    let handle: UInt32
+    let handle: Handle
     var transports = OrderedMap<Transport>()
     var producers: [String: Producer] = [:]
     var rtpObservers = OrderedMap<RtpObserver>()
@@ -33,7 +33,7 @@ public final class Router {
     private let eventChannel = EventChannel<RouterEvent>()
     private let observerChannel = EventChannel<RouterObserverEvent>()
 
-    init(worker: Worker, handle: UInt32, rtpCapabilities: RtpCapabilities, appData: AppData) {
+    init(worker: Worker, handle: Handle, rtpCapabilities: RtpCapabilities, appData: AppData) {
         id = UUID().uuidString.lowercased()
         self.worker = worker
         self.forwarder = worker.forwarder

@@ -19,11 +19,11 @@ public class RtpObserver {
     weak var router: Router?
     weak var worker: Worker?
     let forwarder: ForwarderWorker
-    let handle: UInt32
+    let handle: Handle
     var producers = OrderedMap<Producer>()
     let observerChannel = EventChannel<RtpObserverObserverEvent>()
 
-    init(router: Router, worker: Worker, handle: UInt32, appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, appData: AppData) {
         id = UUID().uuidString.lowercased()
         self.router = router
         self.worker = worker

@@ -10,9 +10,9 @@ public enum TransportEvent: Sendable {
     case rtcpTuple(TransportTuple)
     /// The WebRtcServer this transport listened on closed.
     case listenServerClose
-    case iceStateChange(String)
+    case iceStateChange(IceState)
     case iceSelectedTupleChange(TransportTuple)
-    case dtlsStateChange(String)
+    case dtlsStateChange(DtlsState)
     /// WebRtcTransport with `enableSctp`: "connecting", "connected", "failed", "closed".
     case sctpStateChange(String)
     /// RTCP the router sends to a DirectTransport's application (e.g. a key
@@ -58,7 +58,7 @@ public class Transport {
     weak var router: Router?
     weak var worker: Worker?
     let forwarder: ForwarderWorker
-    let handle: UInt32
+    let handle: Handle
     var producers = OrderedMap<Producer>()
     var consumers = OrderedMap<Consumer>()
     var dataProducers = OrderedMap<DataProducer>()
@@ -69,7 +69,7 @@ public class Transport {
     let eventChannel = EventChannel<TransportEvent>()
     let observerChannel = EventChannel<TransportObserverEvent>()
 
-    init(router: Router, worker: Worker, handle: UInt32, appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, appData: AppData) {
         id = UUID().uuidString.lowercased()
         self.router = router
         self.worker = worker
@@ -464,9 +464,9 @@ public class Transport {
         }
         let (params, pipe) = try consumerParameters(for: producer, options)
         guard let handle = forwarder.consumerHandles.allocate() else { throw .failure("too many consumers in this worker") }
-        let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? "pipe" : producer.type, paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
+        let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? .pipe : ConsumerType(producer.type), paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
         consumer.producerLayerCount = producer.rtpParameters.encodings?.count ?? 1
-        if consumer.type == "simulcast" {
+        if consumer.type == .simulcast {
             let layers = producer.rtpParameters.encodings?.count ?? 1
             let preferred = options.preferredLayers?.spatialLayer ?? layers - 1
             guard (0..<layers).contains(preferred) else { throw .invalidArgument("preferredLayers.spatialLayer must be from 0 to \(layers - 1)") }

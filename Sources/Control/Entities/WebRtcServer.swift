@@ -36,12 +36,12 @@ public final class WebRtcServer {
 
     weak var worker: Worker?
     let forwarder: ForwarderWorker
-    let handle: UInt32
+    let handle: Handle
     var transports = OrderedMap<WebRtcTransport>()
     private let eventChannel = EventChannel<WebRtcServerEvent>()
     private let observerChannel = EventChannel<WebRtcServerObserverEvent>()
 
-    init(worker: Worker, handle: UInt32, tuples: [TransportTuple], appData: AppData) {
+    init(worker: Worker, handle: Handle, tuples: [TransportTuple], appData: AppData) {
         id = UUID().uuidString.lowercased()
         self.worker = worker
         self.forwarder = worker.forwarder

@@ -1,6 +1,11 @@
 import Foundation
 import RingSFUForwarder
 
+/// A WebRTC transport's ICE and DTLS states (mediasoup's names); the
+/// forwarder reports them with these same types.
+public typealias IceState = RingSFUForwarder.IceState
+public typealias DtlsState = RingSFUForwarder.DtlsState
+
 /// ICE parameters, with mediasoup's names.
 public struct IceParameters: Codable, Sendable, Hashable {
     public var usernameFragment: String
@@ -87,15 +92,15 @@ public final class WebRtcTransport: Transport {
     public nonisolated let iceCandidates: [IceCandidate]
     public nonisolated let dtlsParameters: DtlsParameters
     /// "new", "connected", "completed", "disconnected", "closed".
-    public private(set) var iceState = "new"
+    public private(set) var iceState = IceState.new
     public private(set) var iceSelectedTuple: TransportTuple?
     /// "new", "connecting", "connected", "failed", "closed".
-    public private(set) var dtlsState = "new"
+    public private(set) var dtlsState = DtlsState.new
     private var connected = false
     /// Where we listen (one entry per candidate, with its protocol).
     private let localTuples: [TransportTuple]
 
-    init(router: Router, worker: Worker, handle: UInt32, ice: IceParameters, candidates: [IceCandidate], dtls: DtlsParameters, localTuples: [TransportTuple], appData: AppData) {
+    init(router: Router, worker: Worker, handle: Handle, ice: IceParameters, candidates: [IceCandidate], dtls: DtlsParameters, localTuples: [TransportTuple], appData: AppData) {
         iceParameters = ice
         iceCandidates = candidates
         dtlsParameters = dtls
@@ -113,7 +118,7 @@ public final class WebRtcTransport: Transport {
     weak var server: WebRtcServer?
 
     static func make(router: Router, worker: Worker, options: WebRtcTransportOptions, server: WebRtcServer?) throws(SFUError) -> WebRtcTransport {
-        let handle: UInt32
+        let handle: Handle
         var tuples: [TransportTuple]
         let ice = IceParameters.random()
         if let server {
@@ -153,7 +158,7 @@ public final class WebRtcTransport: Transport {
         return entries
     }
 
-    private static func openSockets(_ entries: [(info: TransportListenInfo, tcp: Bool)], router: Router, worker: Worker, ice: IceParameters) throws(SFUError) -> (UInt32, [TransportTuple]) {
+    private static func openSockets(_ entries: [(info: TransportListenInfo, tcp: Bool)], router: Router, worker: Worker, ice: IceParameters) throws(SFUError) -> (Handle, [TransportTuple]) {
         let sockets = try WebRtcListenSockets.bind(entries, worker: worker)
         guard let handle = worker.forwarder.transportHandles.allocate() else {
             sockets.close()
@@ -215,29 +220,29 @@ public final class WebRtcTransport: Transport {
         worker?.notify("transport.iceselectedtuplechange", id, ["iceSelectedTuple": .encoding(tuple)])
     }
 
-    func iceStateChanged(_ state: String) {
+    func iceStateChanged(_ state: IceState) {
         guard !closed, iceState != state else { return }
         iceState = state
         eventChannel.emit(.iceStateChange(state))
-        worker?.notify("transport.icestatechange", id, ["iceState": .string(state)])
+        worker?.notify("transport.icestatechange", id, ["iceState": .string(state.rawValue)])
     }
 
-    func dtlsStateChanged(_ state: String) {
+    func dtlsStateChanged(_ state: DtlsState) {
         guard !closed, dtlsState != state else { return }
         dtlsState = state
-        if state == "connected" { sctp?.connect(remotePort: 5000) }
-        if state == "failed" || state == "closed", let sctp, sctp.state != .failed, sctp.state != .closed {
-            sctpStateChanged(state == "failed" ? "failed" : "closed")
+        if state == .connected { sctp?.connect(remotePort: 5000) }
+        if state == .failed || state == .closed, let sctp, sctp.state != .failed, sctp.state != .closed {
+            sctpStateChanged(state == .failed ? "failed" : "closed")
         }
         eventChannel.emit(.dtlsStateChange(state))
-        worker?.notify("transport.dtlsstatechange", id, ["dtlsState": .string(state)])
+        worker?.notify("transport.dtlsstatechange", id, ["dtlsState": .string(state.rawValue)])
     }
 
     override func didClose() {
         server?.transportClosed(self)
         // States go to closed without events, as in mediasoup.
-        iceState = "closed"
-        dtlsState = "closed"
+        iceState = .closed
+        dtlsState = .closed
     }
 
     override var statsType: String { "webrtc-transport" }
@@ -258,10 +263,10 @@ public final class WebRtcTransport: Transport {
         public var iceRole: String
         public var iceParameters: IceParameters
         public var iceCandidates: [IceCandidate]
-        public var iceState: String
+        public var iceState: IceState
         public var iceSelectedTuple: TransportTuple?
         public var dtlsParameters: DtlsParameters
-        public var dtlsState: String
+        public var dtlsState: DtlsState
         public var sctpParameters: SctpParameters?
         public var sctpState: String?
         public var producerIds: [String]

@@ -85,13 +85,13 @@ public final class Worker {
     var routers = OrderedMap<Router>()
     var webRtcServers = OrderedMap<WebRtcServer>()
     // Indexes for lookups by id and by forwarder handle.
-    var transportsByHandle: [UInt32: Transport] = [:]
+    var transportsByHandle: [Handle: Transport] = [:]
     var transportsById: [String: Transport] = [:]
     var producersById: [String: Producer] = [:]
     var consumersById: [String: Consumer] = [:]
-    var consumersByHandle: [UInt32: Consumer] = [:]
-    var producersByHandle: [UInt32: Producer] = [:]
-    var observersByHandle: [UInt32: RtpObserver] = [:]
+    var consumersByHandle: [Handle: Consumer] = [:]
+    var producersByHandle: [Handle: Producer] = [:]
+    var observersByHandle: [Handle: RtpObserver] = [:]
     var rtpObserversById: [String: RtpObserver] = [:]
     var dataProducersById: [String: DataProducer] = [:]
     var dataConsumersById: [String: DataConsumer] = [:]
@@ -185,20 +185,20 @@ public final class Worker {
         switch event {
         case let .tupleLearned(handle, rtcp, address):
             (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
-        case let .directRtp(handle, tag, bytes):
-            if let c = consumersByHandle[handle], c.tag == tag { c.directRtp(bytes) }
+        case let .directRtp(handle, bytes):
+            if let c = consumersByHandle[handle] { c.directRtp(bytes) }
         case let .trace(r):
             if r.consumer {
-                if let c = consumersByHandle[r.handle], c.tag == r.tag { c.traced(r) }
+                if let c = consumersByHandle[r.handle] { c.traced(r) }
             } else {
                 producersByHandle[r.handle]?.traced(r)
             }
         case let .producerScore(handle, layer, score):
             producersByHandle[handle]?.scoreChanged(layer: layer, score)
-        case let .consumerLayer(handle, tag, layer):
-            if let c = consumersByHandle[handle], c.tag == tag { c.layerChanged(layer) }
-        case let .consumerScore(handle, tag, score, producerScore):
-            if let c = consumersByHandle[handle], c.tag == tag { c.scoreChanged(score, producerScore: producerScore) }
+        case let .consumerLayer(handle, layer):
+            if let c = consumersByHandle[handle] { c.layerChanged(layer) }
+        case let .consumerScore(handle, score, producerScore):
+            if let c = consumersByHandle[handle] { c.scoreChanged(score, producerScore: producerScore) }
         case let .directRtcp(handle, bytes):
             (transportsByHandle[handle] as? DirectTransport)?.directRtcp(bytes)
         case let .iceSelectedTuple(handle, address, tcp):
@@ -294,7 +294,7 @@ public final class Worker {
     /// The ring carrying packets from this worker to `peer` (created once).
     func pipeLink(to peer: Worker) throws(SFUError) -> UInt32 {
         if let link = pipeLinks[peer.id] { return link }
-        guard let index = forwarder.pipeLinkHandles.allocate() else { throw .failure("too many pipe links in this worker") }
+        guard let index = forwarder.pipeLinkHandles.allocate().map({ UInt32($0.index) }) else { throw .failure("too many pipe links in this worker") }
         let owner = PipeRingOwner(capacity: 1024, consumerEventFd: peer.forwarder.eventFd)
         forwarder.retain(pipe: owner, peer: peer.forwarder)
         peer.forwarder.retain(pipe: owner, peer: forwarder)

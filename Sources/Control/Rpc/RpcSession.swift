@@ -367,7 +367,7 @@ public final class RpcSession {
             return .object([
                 "id": .string(t.id), "iceParameters": .encoding(t.iceParameters), "iceCandidates": .encoding(t.iceCandidates),
                 "dtlsParameters": .encoding(t.dtlsParameters), "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null,
-                "iceState": .string(t.iceState), "dtlsState": .string(t.dtlsState), "sctpState": t.sctpState.map { .string($0) } ?? .null,
+                "iceState": .string(t.iceState.rawValue), "dtlsState": .string(t.dtlsState.rawValue), "sctpState": t.sctpState.map { .string($0) } ?? .null,
             ])
         case "transport.restartIce":
             guard let w = try transport(p) as? WebRtcTransport else { throw SFUError.invalidState("restartIce() is only for a WebRtcTransport") }
@@ -482,14 +482,14 @@ public final class RpcSession {
             let options = try p.decode(ProducerOptions.self)
             let producer = try transport(p).produce(options)
             owned.insert(producer.id)
-            return .object(["id": .string(producer.id), "kind": .string(producer.kind.rawValue), "type": .string(producer.type), "paused": .bool(producer.paused), "rtpParameters": .encoding(producer.rtpParameters)])
+            return .object(["id": .string(producer.id), "kind": .string(producer.kind.rawValue), "type": .string(producer.type.rawValue), "paused": .bool(producer.paused), "rtpParameters": .encoding(producer.rtpParameters)])
         case "transport.consume":
             let options = try p.decode(ConsumerOptions.self)
             let c = try transport(p).consume(options)
             owned.insert(c.id)
             return .object([
                 "id": .string(c.id), "producerId": .string(c.producerId), "kind": .string(c.kind.rawValue),
-                "rtpParameters": .encoding(c.rtpParameters), "type": .string(c.type),
+                "rtpParameters": .encoding(c.rtpParameters), "type": .string(c.type.rawValue),
                 "paused": .bool(c.paused), "producerPaused": .bool(c.producerPaused),
             ])
 

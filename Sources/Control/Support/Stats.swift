@@ -59,9 +59,9 @@ public struct TransportStats: Codable, Sendable, Hashable {
     public var minOutgoingBitrate: Int? = nil
     /// WebRtcTransport only.
     public var iceRole: String? = nil
-    public var iceState: String? = nil
+    public var iceState: IceState? = nil
     public var iceSelectedTuple: TransportTuple? = nil
-    public var dtlsState: String? = nil
+    public var dtlsState: DtlsState? = nil
     public var sctpState: String? = nil
 }
 

@@ -69,8 +69,6 @@ package struct ConsumerSpec: Sendable {
     package var producerPaused: Bool
     /// Video consumers start and restart on a key frame.
     package var waitsForKeyFrame: Bool
-    /// Echoed in events about this consumer.
-    package var tag: UInt32 = 0
     /// The consumer's MID and the extension id it goes in: a packet's MID
     /// (the producer's) is replaced with it, so BUNDLEd endpoints demux.
     package var mid: [UInt8] = []
@@ -92,8 +90,7 @@ package struct ConsumerSpec: Sendable {
     package var layerSsrcs: [UInt32] = []
     package var layerRtxSsrcs: [UInt32] = []
 
-    package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool, tag: UInt32 = 0) {
-        self.tag = tag
+    package init(ssrc: UInt32, payloadTypes: [(UInt8, UInt8)], extensionIds: [(UInt8, UInt8)], paused: Bool, producerPaused: Bool, waitsForKeyFrame: Bool) {
         self.ssrc = ssrc
         self.payloadTypes = payloadTypes
         self.extensionIds = extensionIds
@@ -122,8 +119,7 @@ package enum TraceType: UInt8, Sendable, CaseIterable {
 /// One trace event, flat (no allocation beyond the event queue's).
 package struct TraceRecord: Sendable {
     package var consumer: Bool
-    package var handle: UInt32
-    package var tag: UInt32
+    package var handle: Handle
     package var type: TraceType
     /// Received by the SFU (in) or sent by it (out).
     package var incoming: Bool
@@ -139,63 +135,63 @@ package struct TraceRecord: Sendable {
 
 /// Figures the forwarder reports about one entity.
 package enum StatsTarget: Sendable {
-    case transport(UInt32), producer(UInt32), consumer(UInt32)
+    case transport(Handle), producer(Handle), consumer(Handle)
     /// One layer (encoding) of a producer.
-    case producerLayer(UInt32, Int)
+    case producerLayer(Handle, Int)
 }
 
 /// Commands from the control plane, applied on the forwarder thread in the
 /// order they were sent. Handles are indices the control plane allocated
 /// from this worker's `HandleSpace`.
 package enum ForwarderCommand: Sendable {
-    case addRouter(UInt32)
-    case closeRouter(UInt32)
-    case addPlainTransport(handle: UInt32, router: UInt32, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
+    case addRouter(Handle)
+    case closeRouter(Handle)
+    case addPlainTransport(handle: Handle, router: Handle, rtpFd: Int32, rtcpFd: Int32?, comedia: Bool)
     /// An ICE-lite + DTLS + SRTP transport on its own UDP socket and/or
     /// TCP listener.
-    case addWebRtcTransport(handle: UInt32, router: UInt32, fd: Int32?, tcpFd: Int32?, IceCredentials)
+    case addWebRtcTransport(handle: Handle, router: Handle, fd: Int32?, tcpFd: Int32?, IceCredentials)
     /// A WebRTC server: one UDP socket and/or one TCP listener shared by
     /// many WebRTC transports.
-    case addWebRtcServer(handle: UInt32, fd: Int32?, tcpFd: Int32?)
+    case addWebRtcServer(handle: Handle, fd: Int32?, tcpFd: Int32?)
     /// Closes the server's socket and every transport on it.
-    case closeWebRtcServer(UInt32)
+    case closeWebRtcServer(Handle)
     /// A WebRTC transport on a server's socket, found by ufrag, then tuple.
-    case addServerWebRtcTransport(handle: UInt32, router: UInt32, server: UInt32, IceCredentials)
+    case addServerWebRtcTransport(handle: Handle, router: Handle, server: Handle, IceCredentials)
     /// The remote DTLS parameters: our role and the fingerprint to expect.
-    case connectWebRtcTransport(handle: UInt32, client: Bool, fingerprintAlgorithm: String, fingerprint: String)
-    case restartIce(handle: UInt32, IceCredentials)
+    case connectWebRtcTransport(handle: Handle, client: Bool, fingerprintAlgorithm: String, fingerprint: String)
+    case restartIce(handle: Handle, IceCredentials)
     /// A transport without sockets: the application injects and receives packets.
-    case addDirectTransport(handle: UInt32, router: UInt32)
+    case addDirectTransport(handle: Handle, router: Handle)
     /// An RTP packet from the application, routed as if received on the transport.
-    case injectRtp(transport: UInt32, [UInt8])
-    case connectTransport(handle: UInt32, rtp: SocketAddress, rtcp: SocketAddress?)
+    case injectRtp(transport: Handle, [UInt8])
+    case connectTransport(handle: Handle, rtp: SocketAddress, rtcp: SocketAddress?)
     /// SRTP for a socket transport: what it sends is protected with `sendKey`,
     /// what it receives is unprotected with `receiveKey` (each when given).
-    case setTransportSrtp(handle: UInt32, send: SrtpKey?, receive: SrtpKey?)
-    case closeTransport(UInt32)
-    case addProducer(handle: UInt32, transport: UInt32, ProducerSpec)
-    case closeProducer(UInt32)
-    case setProducerPaused(UInt32, Bool)
-    case addConsumer(handle: UInt32, transport: UInt32, producer: UInt32, ConsumerSpec)
-    case closeConsumer(UInt32)
-    case setConsumerPaused(UInt32, Bool)
+    case setTransportSrtp(handle: Handle, send: SrtpKey?, receive: SrtpKey?)
+    case closeTransport(Handle)
+    case addProducer(handle: Handle, transport: Handle, ProducerSpec)
+    case closeProducer(Handle)
+    case setProducerPaused(Handle, Bool)
+    case addConsumer(handle: Handle, transport: Handle, producer: Handle, ConsumerSpec)
+    case closeConsumer(Handle)
+    case setConsumerPaused(Handle, Bool)
     /// Asks the consumer's producer for a key frame (PLI or FIR).
-    case requestKeyFrame(consumer: UInt32)
+    case requestKeyFrame(consumer: Handle)
     /// A simulcast consumer's preferred spatial layer.
-    case setConsumerPreferredLayer(UInt32, Int)
+    case setConsumerPreferredLayer(Handle, Int)
     /// Hands a WebRTC transport's DTLS application data (SCTP) to the
     /// control layer, and sends SCTP packets as DTLS records.
-    case enableSctp(transport: UInt32)
-    case sendSctp(transport: UInt32, [UInt8])
+    case enableSctp(transport: Handle)
+    case sendSctp(transport: Handle, [UInt8])
     /// Caps what the transport's endpoint sends us (REMB; 0 lifts the cap).
-    case setMaxIncomingBitrate(transport: UInt32, UInt32)
+    case setMaxIncomingBitrate(transport: Handle, UInt32)
     /// Which trace events (TraceType bits) a producer or consumer reports.
-    case setProducerTrace(UInt32, UInt8)
-    case setConsumerTrace(UInt32, UInt8)
+    case setProducerTrace(Handle, UInt8)
+    case setConsumerTrace(Handle, UInt8)
     case stats(StatsTarget, @Sendable (EntityCounters) -> Void)
     case counters(@Sendable (ForwarderCounters, ForwarderResources) -> Void)
     /// Every transport's figures at once (for metrics exports).
-    case transportFigures(@Sendable ([(UInt32, EntityCounters)]) -> Void)
+    case transportFigures(@Sendable ([(Handle, EntityCounters)]) -> Void)
     /// Runs the reply once every earlier command has been applied.
     case barrier(@Sendable () -> Void)
     /// A ring towards another worker (or this one): outbound link `index`.
@@ -204,13 +200,13 @@ package enum ForwarderCommand: Sendable {
     case addInboundPipe(PipeRing)
     /// One end of an in-process pipe: consumers' packets go into outbound
     /// link `link`, addressed to the peer worker's transport `peer`.
-    case addPipeTransport(handle: UInt32, router: UInt32, link: UInt32, peer: UInt32)
+    case addPipeTransport(handle: Handle, router: Handle, link: UInt32, peer: Handle)
     /// An audio level observer reporting every `intervalMs`.
-    case addAudioLevelObserver(handle: UInt32, router: UInt32, intervalMs: UInt32)
-    case closeObserver(UInt32)
-    case observerAddProducer(observer: UInt32, producer: UInt32)
-    case observerRemoveProducer(observer: UInt32, producer: UInt32)
-    case setObserverPaused(UInt32, Bool)
+    case addAudioLevelObserver(handle: Handle, router: Handle, intervalMs: UInt32)
+    case closeObserver(Handle)
+    case observerAddProducer(observer: Handle, producer: Handle)
+    case observerRemoveProducer(observer: Handle, producer: Handle)
+    case setObserverPaused(Handle, Bool)
     /// Test hook: behave as if the ring failed fatally.
     case simulateFatalError
 }
@@ -218,42 +214,40 @@ package enum ForwarderCommand: Sendable {
 /// Notifications from the forwarder thread to the control plane.
 package enum ForwarderEvent: Sendable {
     /// A comedia transport learnt its remote address from the first packet.
-    case tupleLearned(transport: UInt32, rtcp: Bool, SocketAddress)
+    case tupleLearned(transport: Handle, rtcp: Bool, SocketAddress)
     /// ICE selected (or switched) the transport's tuple.
-    case iceSelectedTuple(transport: UInt32, SocketAddress, tcp: Bool)
-    /// ICE state: "connected", "completed", "disconnected".
-    case iceState(transport: UInt32, String)
-    /// DTLS state: "connecting", "connected", "failed", "closed".
-    case dtlsState(transport: UInt32, String)
+    case iceSelectedTuple(transport: Handle, SocketAddress, tcp: Bool)
+    /// ICE state: connected, completed, disconnected.
+    case iceState(transport: Handle, IceState)
+    /// DTLS state: connecting, connected, failed, closed.
+    case dtlsState(transport: Handle, DtlsState)
     /// A consumer on a direct transport produced an RTP packet.
-    /// `tag` is the consumer's `ConsumerSpec.tag`, so that a packet still in
-    /// flight for a closed consumer is not taken for its handle's next owner.
-    case directRtp(consumer: UInt32, tag: UInt32, [UInt8])
+    case directRtp(consumer: Handle, [UInt8])
     /// RTCP the forwarder sends to a DirectTransport's application.
-    case directRtcp(transport: UInt32, [UInt8])
+    case directRtcp(transport: Handle, [UInt8])
     /// An SCTP packet received over a WebRTC transport's DTLS.
-    case sctpData(transport: UInt32, [UInt8])
+    case sctpData(transport: Handle, [UInt8])
     /// An audio level observer's interval ended: per producer, the sum of
     /// the audio levels (-dBov, 0-127) seen and how many packets had one.
-    case audioLevels(observer: UInt32, [AudioLevelSample])
+    case audioLevels(observer: Handle, [AudioLevelSample])
     /// A producer's score (0-10, from its loss after repair) or a
     /// consumer's (from its endpoint's receiver reports) changed.
-    case producerScore(producer: UInt32, layer: Int, UInt8)
+    case producerScore(producer: Handle, layer: Int, UInt8)
     /// A simulcast consumer now forwards this layer (-1: none).
-    case consumerLayer(consumer: UInt32, tag: UInt32, layer: Int)
+    case consumerLayer(consumer: Handle, layer: Int)
     /// A trace event of a producer or consumer that enabled its type.
     case trace(TraceRecord)
-    case consumerScore(consumer: UInt32, tag: UInt32, score: UInt8, producerScore: UInt8)
+    case consumerScore(consumer: Handle, score: UInt8, producerScore: UInt8)
     /// An SRTP session could not be created from the keys given: the
     /// transport sends and accepts nothing in that direction.
-    case srtpFailed(transport: UInt32, String)
+    case srtpFailed(transport: Handle, String)
     /// The worker thread stopped on a fatal error.
     case died(String)
 }
 
 /// One producer's audio levels over an observer interval.
 package struct AudioLevelSample: Sendable, Equatable {
-    package var producer: UInt32
+    package var producer: Handle
     package var levelSum: UInt32
     package var count: UInt32
 }

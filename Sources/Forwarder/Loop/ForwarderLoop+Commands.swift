@@ -19,98 +19,104 @@ extension ForwarderLoop {
     mutating func apply(_ command: ForwarderCommand) {
         switch command {
         case .addRouter(let h):
-            routers[Int(h)] = RouterState(inUse: true, firstTransport: -1)
+            routers[h.index] = RouterState(inUse: true, firstTransport: -1)
         case .closeRouter(let h):
-            closeRouter(Int(h))
+            closeRouter(h.index)
         case let .addPlainTransport(h, router, rtpFd, rtcpFd, comedia):
-            addTransport(Int(h), router: Int(router), rtpFd: Optional(rtpFd), rtcpFd: rtcpFd, comedia: comedia)
+            addTransport(h.index, router: router.index, rtpFd: Optional(rtpFd), rtcpFd: rtcpFd, comedia: comedia)
+            transports[h.index].handle = h
         case let .addWebRtcTransport(h, router, fd, tcpFd, credentials):
-            addWebRtcTransport(Int(h), router: Int(router), fd: fd, tcpFd: tcpFd, credentials)
+            addWebRtcTransport(h.index, router: router.index, fd: fd, tcpFd: tcpFd, credentials)
+            transports[h.index].handle = h
         case let .connectWebRtcTransport(h, client, algorithm, fingerprint):
-            connectWebRtc(Int(h), client: client, algorithm: algorithm, fingerprint: fingerprint)
+            connectWebRtc(h.index, client: client, algorithm: algorithm, fingerprint: fingerprint)
         case let .restartIce(h, credentials):
-            restartIce(Int(h), credentials)
-            if transports[Int(h)].server >= 0 { registerUfrag(Int(h), credentials.usernameFragment) }
+            restartIce(h.index, credentials)
+            if transports[h.index].server >= 0 { registerUfrag(h.index, credentials.usernameFragment) }
         case let .addWebRtcServer(h, fd, tcpFd):
-            addWebRtcServer(Int(h), fd: fd, tcpFd: tcpFd)
+            addWebRtcServer(h.index, fd: fd, tcpFd: tcpFd)
         case .closeWebRtcServer(let h):
-            closeWebRtcServer(Int(h))
+            closeWebRtcServer(h.index)
         case let .addServerWebRtcTransport(h, router, server, credentials):
-            addServerWebRtcTransport(Int(h), router: Int(router), server: Int(server), credentials)
+            addServerWebRtcTransport(h.index, router: router.index, server: server.index, credentials)
+            if transports[h.index].inUse { transports[h.index].handle = h }
         case let .addDirectTransport(h, router):
-            addTransport(Int(h), router: Int(router), rtpFd: nil, rtcpFd: nil, comedia: false)
-            transports[Int(h)].direct = true
+            addTransport(h.index, router: router.index, rtpFd: nil, rtcpFd: nil, comedia: false)
+            transports[h.index].handle = h
+            transports[h.index].direct = true
         case let .injectRtp(t, bytes):
-            injectRtp(transport: Int(t), bytes)
+            injectRtp(transport: t.index, bytes)
         case let .connectTransport(h, rtp, rtcp):
-            guard transports[Int(h)].inUse else { return }
-            transports[Int(h)].remoteRtp = rtp
-            transports[Int(h)].remoteRtcp = rtcp ?? (transports[Int(h)].rtcpSocket < 0 ? rtp : SocketAddress())
+            guard transports[h.index].inUse else { return }
+            transports[h.index].remoteRtp = rtp
+            transports[h.index].remoteRtcp = rtcp ?? (transports[h.index].rtcpSocket < 0 ? rtp : SocketAddress())
         case .closeTransport(let h):
-            closeTransport(Int(h))
+            closeTransport(h.index)
         case let .setTransportSrtp(h, send, receive):
-            guard transports[Int(h)].inUse else { return }
-            transports[Int(h)].srtpRequired = true
+            guard transports[h.index].inUse else { return }
+            transports[h.index].srtpRequired = true
             if let send {
-                if let old = transports[Int(h)].srtpSend { srtp_dealloc(old) }
-                transports[Int(h)].srtpSend = SrtpRaw.create(send, outbound: true)
-                if transports[Int(h)].srtpSend == nil { srtpFailed(Int(h), "the send key was refused by libsrtp") }
+                if let old = transports[h.index].srtpSend { srtp_dealloc(old) }
+                transports[h.index].srtpSend = SrtpRaw.create(send, outbound: true)
+                if transports[h.index].srtpSend == nil { srtpFailed(h.index, "the send key was refused by libsrtp") }
             }
             if let receive {
-                if let old = transports[Int(h)].srtpReceive { srtp_dealloc(old) }
-                transports[Int(h)].srtpReceive = SrtpRaw.create(receive, outbound: false)
-                if transports[Int(h)].srtpReceive == nil { srtpFailed(Int(h), "the receive key was refused by libsrtp") }
+                if let old = transports[h.index].srtpReceive { srtp_dealloc(old) }
+                transports[h.index].srtpReceive = SrtpRaw.create(receive, outbound: false)
+                if transports[h.index].srtpReceive == nil { srtpFailed(h.index, "the receive key was refused by libsrtp") }
             }
         case let .addProducer(h, t, spec):
-            addProducer(Int(h), transport: Int(t), spec)
+            addProducer(h.index, transport: t.index, spec)
+            if producers[h.index].inUse { producers[h.index].handle = h }
         case .closeProducer(let h):
-            closeProducer(Int(h))
+            closeProducer(h.index)
         case let .setProducerPaused(h, paused):
-            guard producers[Int(h)].inUse else { return }
-            producers[Int(h)].paused = paused
+            guard producers[h.index].inUse else { return }
+            producers[h.index].paused = paused
             // As in mediasoup's worker, the producer tells its consumers.
-            var c = producers[Int(h)].firstConsumer
+            var c = producers[h.index].firstConsumer
             while c >= 0 {
                 setConsumer(Int(c)) { $0.producerPaused = paused }
                 c = consumers[Int(c)].nextInProducer
             }
         case let .addConsumer(h, t, p, spec):
-            addConsumer(Int(h), transport: Int(t), producer: Int(p), spec)
+            addConsumer(h.index, transport: t.index, producer: p.index, spec)
+            if consumers[h.index].inUse { consumers[h.index].handle = h }
         case .closeConsumer(let h):
-            closeConsumer(Int(h))
+            closeConsumer(h.index)
         case let .setConsumerPaused(h, paused):
-            setConsumer(Int(h)) { $0.paused = paused }
+            setConsumer(h.index) { $0.paused = paused }
         case let .setProducerTrace(h, mask):
-            if producers[Int(h)].inUse { producers[Int(h)].traceMask = mask }
+            if producers[h.index].inUse { producers[h.index].traceMask = mask }
         case let .setConsumerTrace(h, mask):
-            if consumers[Int(h)].inUse { consumers[Int(h)].traceMask = mask }
+            if consumers[h.index].inUse { consumers[h.index].traceMask = mask }
         case .requestKeyFrame(let h):
-            if consumers[Int(h)].inUse { requestKeyFrame(consumer: Int(h)) }
+            if consumers[h.index].inUse { requestKeyFrame(consumer: h.index) }
         case let .enableSctp(h):
-            guard transports[Int(h)].inUse else { return }
-            if transports[Int(h)].webrtc { webrtc[Int(h)].sctp = true } else { transports[Int(h)].rawSctp = true }
+            guard transports[h.index].inUse else { return }
+            if transports[h.index].webrtc { webrtc[h.index].sctp = true } else { transports[h.index].rawSctp = true }
         case let .sendSctp(h, packet):
-            sendSctp(transport: Int(h), packet)
+            sendSctp(transport: h.index, packet)
         case let .setMaxIncomingBitrate(h, bitrate):
-            setMaxIncomingBitrate(transport: Int(h), bitrate)
+            setMaxIncomingBitrate(transport: h.index, bitrate)
         case let .setConsumerPreferredLayer(h, layer):
-            guard consumers[Int(h)].inUse, consumers[Int(h)].simulcast else { return }
-            let p = Int(consumers[Int(h)].producer)
-            consumers[Int(h)].preferredLayer = max(0, min(producers[p].layerCount - 1, layer))
-            updateTargetLayer(Int(h))
+            guard consumers[h.index].inUse, consumers[h.index].simulcast else { return }
+            let p = Int(consumers[h.index].producer)
+            consumers[h.index].preferredLayer = max(0, min(producers[p].layerCount - 1, layer))
+            updateTargetLayer(h.index)
         case let .stats(target, reply):
             switch target {
-            case .transport(let h): reply(transports[Int(h)].inUse ? transports[Int(h)].counters : EntityCounters())
-            case .producer(let h): reply(producerFigures(Int(h)))
-            case let .producerLayer(h, layer): reply(producerFigures(Int(h), layer: layer))
-            case .consumer(let h): reply(consumerFigures(Int(h)))
+            case .transport(let h): reply(transports[h.index].inUse ? transports[h.index].counters : EntityCounters())
+            case .producer(let h): reply(producerFigures(h.index))
+            case let .producerLayer(h, layer): reply(producerFigures(h.index, layer: layer))
+            case .consumer(let h): reply(consumerFigures(h.index))
             }
         case .counters(let reply):
             reply(counters, resources())
         case .transportFigures(let reply):
             // One array per export, off the packet path.
-            var figures: [(UInt32, EntityCounters)] = []
-            for t in 0..<Int(settings.maxTransports) where transports[t].inUse { figures.append((UInt32(t), transports[t].counters)) }
+            var figures: [(Handle, EntityCounters)] = []
+            for t in 0..<Int(settings.maxTransports) where transports[t].inUse { figures.append((transports[t].handle, transports[t].counters)) }
             reply(figures)
         case .barrier(let reply):
             reply()
@@ -119,19 +125,21 @@ extension ForwarderLoop {
         case .addInboundPipe(let ring):
             addInboundPipe(ring)
         case let .addPipeTransport(h, router, link, peer):
-            addTransport(Int(h), router: Int(router), rtpFd: nil, rtcpFd: nil, comedia: false)
-            transports[Int(h)].pipeLink = Int32(link)
-            transports[Int(h)].pipePeer = peer
+            addTransport(h.index, router: router.index, rtpFd: nil, rtcpFd: nil, comedia: false)
+            transports[h.index].handle = h
+            transports[h.index].pipeLink = Int32(link)
+            transports[h.index].pipePeer = peer
         case let .addAudioLevelObserver(h, router, interval):
-            addObserver(Int(h), router: Int(router), intervalMs: interval)
+            addObserver(h.index, router: router.index, intervalMs: interval)
+            observers[h.index].handle = h
         case .closeObserver(let h):
-            closeObserver(Int(h))
+            closeObserver(h.index)
         case let .observerAddProducer(o, p):
-            observerAddProducer(Int(o), Int(p))
+            observerAddProducer(o.index, p.index)
         case let .observerRemoveProducer(o, p):
-            observerRemoveProducer(Int(o), Int(p))
+            observerRemoveProducer(o.index, p.index)
         case let .setObserverPaused(h, paused):
-            if observers[Int(h)].inUse { observers[Int(h)].paused = paused }
+            if observers[h.index].inUse { observers[h.index].paused = paused }
         case .simulateFatalError:
             fatalReason = "simulated fatal ring error"
         }
@@ -251,7 +259,7 @@ extension ForwarderLoop {
     }
 
     mutating func srtpFailed(_ t: Int, _ reason: String) {
-        worker.onEvent(.srtpFailed(transport: UInt32(t), reason))
+        worker.onEvent(.srtpFailed(transport: transports[t].handle, reason))
     }
 
     mutating func closeTransport(_ h: Int) {
@@ -370,7 +378,6 @@ extension ForwarderLoop {
         c.transport = UInt32(t)
         c.producer = UInt32(p)
         c.ssrc = spec.ssrc
-        c.tag = spec.tag
         if spec.midExtensionId != 0, !spec.mid.isEmpty, spec.mid.count <= 16 {
             c.midExtensionId = spec.midExtensionId
             c.midLength = spec.mid.count

@@ -70,11 +70,11 @@ extension ForwarderLoop {
         for k in 0..<observers[o].producerCount {
             let p = Int(observers[o].producers[k])
             guard let slot = observerSlot(p, o) else { continue }
-            samples.append(AudioLevelSample(producer: UInt32(p), levelSum: producers[p].levelSums[slot], count: producers[p].levelCounts[slot]))
+            samples.append(AudioLevelSample(producer: producers[p].handle, levelSum: producers[p].levelSums[slot], count: producers[p].levelCounts[slot]))
             producers[p].levelSums[slot] = 0
             producers[p].levelCounts[slot] = 0
         }
-        worker.onEvent(.audioLevels(observer: UInt32(o), samples))
+        worker.onEvent(.audioLevels(observer: observers[o].handle, samples))
     }
 
     func observerSlot(_ p: Int, _ o: Int) -> Int? {

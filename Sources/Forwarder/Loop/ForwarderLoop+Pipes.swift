@@ -12,7 +12,7 @@ extension ForwarderLoop {
     mutating func sendToPipe(_ t: Int, _ packet: UnsafeMutableRawPointer, size: Int) {
         let link = Int(transports[t].pipeLink)
         guard let ring = outboundPipes[link] else { return }
-        if ring.push(transport: transports[t].pipePeer, packet, length: size) {
+        if ring.push(transport: transports[t].pipePeer.raw, packet, length: size) {
             outboundPushed[link] = true
             pipesPushed = true
             counters.packetsOut &+= 1
@@ -40,14 +40,16 @@ extension ForwarderLoop {
         for i in 0..<inboundPipeCount {
             guard let ring = inboundPipes[i] else { continue }
             ring.drain { transport, packet, length in
-                receivePiped(transport: Int(transport), packet, length: length)
+                receivePiped(transport: Handle(raw: transport), packet, length: length)
             }
         }
     }
 
     @inline(__always)
-    mutating func receivePiped(transport t: Int, _ packet: UnsafeMutableRawPointer, length: Int) {
-        guard t < Int(settings.maxTransports), transports[t].inUse, transports[t].pipeLink >= 0 else {
+    mutating func receivePiped(transport handle: Handle, _ packet: UnsafeMutableRawPointer, length: Int) {
+        let t = handle.index
+        // A packet for a pipe transport closed (and its row reused) since.
+        guard t < Int(settings.maxTransports), transports[t].inUse, transports[t].handle == handle, transports[t].pipeLink >= 0 else {
             counters.dropUnknownSource &+= 1
             return
         }

@@ -80,12 +80,12 @@ extension ForwarderLoop {
     mutating func setProducerScore(_ p: Int, layer: Int, _ score: UInt8) {
         guard producers[p].scores[layer] != score else { return }
         producers[p].scores[layer] = score
-        worker.onEvent(.producerScore(producer: UInt32(p), layer: layer, score))
+        worker.onEvent(.producerScore(producer: producers[p].handle, layer: layer, score))
         var c = producers[p].firstConsumer
         while c >= 0 {
             let h = Int(c)
             if consumerLayer(h) == layer {
-                worker.onEvent(.consumerScore(consumer: UInt32(h), tag: consumers[h].tag, score: consumers[h].score, producerScore: score))
+                worker.onEvent(.consumerScore(consumer: consumers[h].handle, score: consumers[h].score, producerScore: score))
             }
             c = consumers[h].nextInProducer
         }
@@ -234,7 +234,7 @@ extension ForwarderLoop {
         let score = Self.score(fractionLost: block.fractionLost)
         if score != consumers[c].score {
             consumers[c].score = score
-            worker.onEvent(.consumerScore(consumer: UInt32(c), tag: consumers[c].tag, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
+            worker.onEvent(.consumerScore(consumer: consumers[c].handle, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
         }
     }
 }

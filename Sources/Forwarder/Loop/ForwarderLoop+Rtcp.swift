@@ -326,7 +326,7 @@ extension ForwarderLoop {
         let out = sendSlab.slot(Int(slot))
         guard transports[t].inUse, length > 0 else { freeSendSlots.push(slot); return }
         if transports[t].direct {
-            worker.onEvent(.directRtcp(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: out, count: length))))
+            worker.onEvent(.directRtcp(transport: transports[t].handle, Array(UnsafeRawBufferPointer(start: out, count: length))))
             freeSendSlots.push(slot)
             return
         }
@@ -370,7 +370,7 @@ extension ForwarderLoop {
     @inline(__always)
     func traceProducer(_ p: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
         guard producers[p].traceMask & type.rawValue != 0 else { return }
-        var r = TraceRecord(consumer: false, handle: UInt32(p), tag: 0, type: type, incoming: incoming, ssrc: producers[p].ssrcs[0])
+        var r = TraceRecord(consumer: false, handle: producers[p].handle, type: type, incoming: incoming, ssrc: producers[p].ssrcs[0])
         fill(&r)
         worker.onEvent(.trace(r))
     }
@@ -378,7 +378,7 @@ extension ForwarderLoop {
     @inline(__always)
     func traceConsumer(_ c: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
         guard consumers[c].traceMask & type.rawValue != 0 else { return }
-        var r = TraceRecord(consumer: true, handle: UInt32(c), tag: consumers[c].tag, type: type, incoming: incoming, ssrc: consumers[c].ssrc)
+        var r = TraceRecord(consumer: true, handle: consumers[c].handle, type: type, incoming: incoming, ssrc: consumers[c].ssrc)
         fill(&r)
         worker.onEvent(.trace(r))
     }

@@ -240,9 +240,9 @@ extension ForwarderLoop {
             transports[t].sendSocket = -1
             transports[t].remoteRtp = SocketAddress()
             transports[t].remoteRtcp = SocketAddress()
-            if webrtc[t].iceState != 3 {
-                webrtc[t].iceState = 3
-                worker.onEvent(.iceState(transport: UInt32(t), "disconnected"))
+            if webrtc[t].iceState != .disconnected {
+                webrtc[t].iceState = .disconnected
+                worker.onEvent(.iceState(transport: transports[t].handle, .disconnected))
             }
         }
         _ = Glibc.shutdown(sockets[s].fd, Int32(SHUT_RDWR))

@@ -60,9 +60,9 @@ extension ForwarderLoop {
             handleStun(packet, size: size, transport: t, socket: socket, source: SocketAddress(raw: name, length: nameLength))
         case .dtls:
             // Nothing more for a failed or closed session (it would only pile up).
-            guard fromSelected, let d = webrtc[t].dtls, webrtc[t].dtlsState < 3 else { counters.dropNotReady &+= 1; return }
+            guard fromSelected, let d = webrtc[t].dtls, webrtc[t].dtlsState.open else { counters.dropNotReady &+= 1; return }
             var r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
-            if r == 1 && webrtc[t].dtlsState == 2 { r = readDtlsData(t, d) }
+            if r == 1 && webrtc[t].dtlsState == .connected { r = readDtlsData(t, d) }
             afterDtls(t, result: r)
         case .rtp, .rtcp:
             // No media before DTLS gave keys, and only from the selected tuple.
@@ -116,10 +116,10 @@ extension ForwarderLoop {
         }
         // Nomination: USE-CANDIDATE, or the first valid check selects.
         let selected = transports[t].sendSocket == Int32(socket) && transports[t].remoteRtp == source
-        if webrtc[t].iceState == 3 && selected {
+        if webrtc[t].iceState == .disconnected && selected {
             // Checks resumed on the selected tuple: consent is back.
-            webrtc[t].iceState = 2
-            worker.onEvent(.iceState(transport: UInt32(t), "completed"))
+            webrtc[t].iceState = .completed
+            worker.onEvent(.iceState(transport: transports[t].handle, .completed))
         }
         if m.useCandidate || !transports[t].remoteRtp.isSet {
             if !selected {
@@ -128,12 +128,12 @@ extension ForwarderLoop {
                 transports[t].sendSocket = Int32(socket)
                 let tcp = sockets[socket].kind == .tcpConnection
                 registerTuple(t, source, tcp: tcp)
-                worker.onEvent(.iceSelectedTuple(transport: UInt32(t), source, tcp: tcp))
+                worker.onEvent(.iceSelectedTuple(transport: transports[t].handle, source, tcp: tcp))
             }
-            let newState: UInt8 = m.useCandidate ? 2 : max(webrtc[t].iceState, 1)
+            let newState: IceState = m.useCandidate ? .completed : max(webrtc[t].iceState, .connected)
             if newState != webrtc[t].iceState {
                 webrtc[t].iceState = newState
-                worker.onEvent(.iceState(transport: UInt32(t), newState == 2 ? "completed" : "connected"))
+                worker.onEvent(.iceState(transport: transports[t].handle, newState))
             }
             maybeStartDtls(t)
         }
@@ -144,13 +144,13 @@ extension ForwarderLoop {
     mutating func maybeStartDtls(_ t: Int) {
         guard webrtc[t].dtls == nil, webrtc[t].dtlsRole >= 0, transports[t].remoteRtp.isSet else { return }
         guard let d = rsfu_dtls_new(worker.dtls.raw, Int32(webrtc[t].dtlsRole), 1200) else {
-            webrtc[t].dtlsState = 3
-            worker.onEvent(.dtlsState(transport: UInt32(t), "failed"))
+            webrtc[t].dtlsState = .failed
+            worker.onEvent(.dtlsState(transport: transports[t].handle, .failed))
             return
         }
         webrtc[t].dtls = d
-        webrtc[t].dtlsState = 1
-        worker.onEvent(.dtlsState(transport: UInt32(t), "connecting"))
+        webrtc[t].dtlsState = .connecting
+        worker.onEvent(.dtlsState(transport: transports[t].handle, .connecting))
         afterDtls(t, result: rsfu_dtls_start(d))
     }
 
@@ -185,7 +185,7 @@ extension ForwarderLoop {
             return
         }
         worker.sctpQueuedBytes.add(count, ordering: .relaxed)
-        worker.onEvent(.sctpData(transport: UInt32(t), Array(UnsafeRawBufferPointer(start: data, count: count))))
+        worker.onEvent(.sctpData(transport: transports[t].handle, Array(UnsafeRawBufferPointer(start: data, count: count))))
     }
 
     /// Sends one SCTP packet as a DTLS record on a connected transport.
@@ -200,7 +200,7 @@ extension ForwarderLoop {
             sendRaw(slot: slot, length: packet.count, socket: transports[t].rtpSocket, to: transports[t].remoteRtp)
             return
         }
-        guard transports[t].webrtc, webrtc[t].dtlsState == 2, let d = webrtc[t].dtls else { return }
+        guard transports[t].webrtc, webrtc[t].dtlsState == .connected, let d = webrtc[t].dtls else { return }
         // One record per datagram: without a free slot for it, the record
         // would wait and be cut across datagrams with the next one.
         guard freeSendSlots.available > 0 else { counters.dropSendPoolEmpty &+= 1; return }
@@ -221,18 +221,18 @@ extension ForwarderLoop {
             sendRaw(slot: slot, length: n, socket: transports[t].sendSocket, to: transports[t].remoteRtp)
         }
         switch result {
-        case 1 where webrtc[t].dtlsState == 1:
+        case 1 where webrtc[t].dtlsState == .connecting:
             dtlsConnected(t, d)
-        case -1 where webrtc[t].dtlsState < 2, -2:
-            webrtc[t].dtlsState = result == -2 ? 4 : 3
-            worker.onEvent(.dtlsState(transport: UInt32(t), result == -2 ? "closed" : "failed"))
+        case -1 where webrtc[t].dtlsState == .new || webrtc[t].dtlsState == .connecting, -2:
+            webrtc[t].dtlsState = result == -2 ? .closed : .failed
+            worker.onEvent(.dtlsState(transport: transports[t].handle, webrtc[t].dtlsState))
         default:
             break
         }
         timers.cancel(webrtc[t].dtlsTimer)
         webrtc[t].dtlsTimer = -1
         let ms = rsfu_dtls_timeout_ms(d)
-        if ms >= 0, webrtc[t].dtlsState == 1 {
+        if ms >= 0, webrtc[t].dtlsState == .connecting {
             webrtc[t].dtlsTimer = timers.schedule(.init(kind: TimerKind.dtlsRetransmit.rawValue, argument: UInt32(t)), at: rsfu_monotonic_ns() + Int64(ms) * 1_000_000)
         }
     }
@@ -259,14 +259,14 @@ extension ForwarderLoop {
         default: nil
         }
         guard matches, let suite else {
-            webrtc[t].dtlsState = 3
-            worker.onEvent(.dtlsState(transport: UInt32(t), "failed"))
+            webrtc[t].dtlsState = .failed
+            worker.onEvent(.dtlsState(transport: transports[t].handle, .failed))
             return
         }
         transports[t].srtpSend = SrtpRaw.create(SrtpKey(suite: suite, key: Array(local[0..<length])), outbound: true)
         transports[t].srtpReceive = SrtpRaw.create(SrtpKey(suite: suite, key: Array(remote[0..<length])), outbound: false)
-        webrtc[t].dtlsState = 2
-        worker.onEvent(.dtlsState(transport: UInt32(t), "connected"))
+        webrtc[t].dtlsState = .connected
+        worker.onEvent(.dtlsState(transport: transports[t].handle, .connected))
     }
 
     mutating func dtlsTimerFired(_ t: Int) {
@@ -292,9 +292,9 @@ extension ForwarderLoop {
         var any = false
         for t in 0..<Int(settings.maxTransports) where transports[t].inUse && transports[t].webrtc {
             any = true
-            if (webrtc[t].iceState == 1 || webrtc[t].iceState == 2), now - webrtc[t].lastCheckNs > consentTimeoutNs {
-                webrtc[t].iceState = 3
-                worker.onEvent(.iceState(transport: UInt32(t), "disconnected"))
+            if (webrtc[t].iceState == .connected || webrtc[t].iceState == .completed), now - webrtc[t].lastCheckNs > consentTimeoutNs {
+                webrtc[t].iceState = .disconnected
+                worker.onEvent(.iceState(transport: transports[t].handle, .disconnected))
             }
         }
         if any { ensureConsentTimer() }

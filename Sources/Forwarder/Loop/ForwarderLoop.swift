@@ -493,7 +493,7 @@ struct ForwarderLoop: ~Copyable {
                 if transports[t].remoteRtcp.sameEndpoint(raw: name, length: nameLength) { return true }
             } else if transports[t].comedia {
                 transports[t].remoteRtcp = SocketAddress(raw: name, length: nameLength)
-                worker.onEvent(.tupleLearned(transport: UInt32(t), rtcp: true, transports[t].remoteRtcp))
+                worker.onEvent(.tupleLearned(transport: transports[t].handle, rtcp: true, transports[t].remoteRtcp))
                 return true
             }
         } else {
@@ -502,7 +502,7 @@ struct ForwarderLoop: ~Copyable {
             } else if transports[t].comedia {
                 transports[t].remoteRtp = SocketAddress(raw: name, length: nameLength)
                 if transports[t].rtcpSocket < 0 { transports[t].remoteRtcp = transports[t].remoteRtp }
-                worker.onEvent(.tupleLearned(transport: UInt32(t), rtcp: false, transports[t].remoteRtp))
+                worker.onEvent(.tupleLearned(transport: transports[t].handle, rtcp: false, transports[t].remoteRtp))
                 return true
             }
         }
@@ -611,7 +611,7 @@ struct ForwarderLoop: ~Copyable {
                             rebase(ci, header, continueTimestamps: true)
                             if consumers[ci].currentLayer != layer {
                                 consumers[ci].currentLayer = layer
-                                worker.onEvent(.consumerLayer(consumer: UInt32(ci), tag: consumers[ci].tag, layer: layer))
+                                worker.onEvent(.consumerLayer(consumer: consumers[ci].handle, layer: layer))
                             }
                             sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                         }
@@ -802,7 +802,7 @@ struct ForwarderLoop: ~Copyable {
         if transports[t].direct {
             // The application's copy: an allocation, as on any path that
             // leaves the forwarder for the control plane (not the socket path).
-            worker.onEvent(.directRtp(consumer: UInt32(ci), tag: consumers[ci].tag, Array(UnsafeRawBufferPointer(start: out, count: size))))
+            worker.onEvent(.directRtp(consumer: consumers[ci].handle, Array(UnsafeRawBufferPointer(start: out, count: size))))
             counters.packetsOut &+= 1
             counters.bytesOut &+= UInt64(size)
             freeSendSlots.push(slot)

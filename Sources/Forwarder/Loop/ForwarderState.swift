@@ -60,6 +60,8 @@ package struct TcpConnState {
 
 package struct TransportState {
     var inUse = false
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
     var router: UInt32 = 0
     var rtpSocket: Int32 = -1
     var rtcpSocket: Int32 = -1
@@ -90,7 +92,7 @@ package struct TransportState {
     var srtpRequired = false
     /// In-process pipe: outbound link index and the peer's transport handle.
     var pipeLink: Int32 = -1
-    var pipePeer: UInt32 = 0
+    var pipePeer = Handle.none
     var bytesAtLastReport: UInt64 = 0
     var bytesOutAtLastReport: UInt64 = 0
     /// `setMaxIncomingBitrate`: the cap announced to the endpoint in REMB
@@ -120,6 +122,8 @@ package struct TransportState {
 
 package struct ProducerState {
     var inUse = false
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
     var transport: UInt32 = 0
     var isVideo = false
     var paused = false
@@ -164,6 +168,8 @@ package struct ProducerState {
 /// An audio level observer: producers it watches and its interval timer.
 package struct ObserverState {
     var inUse = false
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
     var router: UInt32 = 0
     var paused = false
     var intervalNs: Int64 = 0
@@ -174,10 +180,11 @@ package struct ObserverState {
 
 package struct ConsumerState {
     var inUse = false
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
     var transport: UInt32 = 0
     var producer: UInt32 = 0
     var ssrc: UInt32 = 0
-    var tag: UInt32 = 0
     var mid = InlineArray<16, UInt8>(repeating: 0)
     var midLength = 0
     var midExtensionId: UInt8 = 0
@@ -247,21 +254,43 @@ package struct ConsumerState {
     var active: Bool { !paused && !producerPaused }
 }
 
+/// A WebRTC transport's ICE-lite state, by mediasoup's names.
+public enum IceState: String, Sendable, Codable, Comparable {
+    case new, connected, completed, disconnected, closed
+
+    public static func < (a: IceState, b: IceState) -> Bool { a.order < b.order }
+    private var order: Int {
+        switch self {
+        case .new: 0
+        case .connected: 1
+        case .completed: 2
+        case .disconnected: 3
+        case .closed: 4
+        }
+    }
+}
+
+/// A WebRTC transport's DTLS state, by mediasoup's names.
+public enum DtlsState: String, Sendable, Codable {
+    case new, connecting, connected, failed, closed
+
+    /// Still handshaking or up (records may be read).
+    var open: Bool { self == .new || self == .connecting || self == .connected }
+}
+
 /// ICE and DTLS state of a WebRTC transport, indexed by transport handle.
 package struct WebRtcState {
     var ufrag = InlineArray<64, UInt8>(repeating: 0)
     var ufragLength = 0
     var password = InlineArray<64, UInt8>(repeating: 0)
     var passwordLength = 0
-    /// 0 new, 1 connected, 2 completed, 3 disconnected.
-    var iceState: UInt8 = 0
+    var iceState = IceState.new
     /// When the last valid connectivity check arrived (RFC 7675 consent).
     var lastCheckNs: Int64 = 0
     var dtls: OpaquePointer? = nil
     /// -1 unknown until connect(), 0 server, 1 client.
     var dtlsRole: Int8 = -1
-    /// 0 new, 1 connecting, 2 connected, 3 failed, 4 closed.
-    var dtlsState: UInt8 = 0
+    var dtlsState = DtlsState.new
     var dtlsTimer: Int32 = -1
     /// SCTP (data channels) runs over this transport's DTLS: application
     /// data goes to the control layer instead of being discarded.

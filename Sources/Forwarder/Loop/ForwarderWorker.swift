@@ -200,7 +200,7 @@ package final class ForwarderWorker: @unchecked Sendable {
         }
     }
 
-    package func transportFigures() async -> [(UInt32, EntityCounters)] {
+    package func transportFigures() async -> [(Handle, EntityCounters)] {
         return await withCheckedContinuation { cont in
             send(.transportFigures { cont.resume(returning: $0) })
         }
