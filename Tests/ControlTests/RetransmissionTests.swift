@@ -152,6 +152,43 @@ struct RetransmissionTests {
         #expect(try await consumer.getStats()[0].packetsRetransmitted == 0)
         worker.close()
     }
+
+    /// Padding-only packets (bandwidth probes on the media SSRC) are not
+    /// forwarded, and the consumer's numbering hides them: the endpoint
+    /// sees no gap, and a NACK for a packet after them maps back correctly.
+    @Test func paddingOnlyPacketsAreDroppedWithoutAGap() async throws {
+        let r = try await room(producerSsrc: 6100)
+        let (worker, ssrc, sink) = (r.worker, r.ssrc, r.sink)
+        var payloads: [[UInt8]] = []
+        for i in 0..<12 {
+            var p: [UInt8]
+            if i == 4 || i == 5 || i == 9 {
+                // Padding only: P bit, 32 bytes of padding, no payload.
+                p = makeRtp(pt: 96, seq: UInt16(300 + i), ts: UInt32(i) * 3000, ssrc: 6100, payload: Array(repeating: 0, count: 31) + [32])
+                p[0] |= 0x20
+            } else {
+                let payload = vp8Payload(keyFrame: i == 0) + [UInt8(i)]
+                payloads.append(payload)
+                p = makeRtp(pt: 96, seq: UInt16(300 + i), ts: UInt32(i) * 3000, ssrc: 6100, payload: payload)
+            }
+            r.send(p)
+        }
+        let got = sink.receiveAll(9)
+        #expect(got.count == 9)
+        #expect(sink.receive(timeoutMs: 100) == nil, "no padding-only packet forwarded")
+        let seqs = try got.map { try header($0).sequenceNumber }
+        #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 &+ 1 }, "continuous numbering: \(seqs)")
+        for (k, packet) in got.enumerated() {
+            let h = try header(packet)
+            #expect(Array(packet[h.payloadOffset..<(h.payloadOffset + h.payloadLength)]) == payloads[k])
+        }
+        // The 7th packet out is the producer's #8 (two padding packets before it).
+        r.feedback(nack(media: ssrc, [seqs[6]]))
+        let resent = try #require(sink.receiveAll(1).first)
+        let h = try header(resent)
+        #expect(Array(resent[(h.payloadOffset + 2)...].prefix(payloads[6].count)) == payloads[6], "RTX of the right packet")
+        worker.close()
+    }
 }
 
 /// The producer leg: RingSFU notices gaps in a publisher's stream, NACKs

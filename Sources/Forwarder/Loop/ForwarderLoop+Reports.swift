@@ -149,7 +149,7 @@ extension ForwarderLoop {
         while c >= 0 {
             let h = Int(c)
             c = consumers[h].nextInTransport
-            guard consumers[h].started, let info = senderInfo(consumer: h, nowNs: nowNs, ntp: ntp) else { continue }
+            guard consumers[h].rtp.started, let info = senderInfo(consumer: h, nowNs: nowNs, ntp: ntp) else { continue }
             let need = 28 + 8 + 2 + consumers[h].cnameLength + 4
             if used + need > Self.reportMtu {
                 sendRtcp(transport: t, slot: slot, length: used)
@@ -190,7 +190,7 @@ extension ForwarderLoop {
             return nil
         }
         return Rtcp.SenderInfo(ssrc: consumers[c].ssrc, ntpSeconds: UInt32(truncatingIfNeeded: ntpNow >> 32), ntpFraction: UInt32(truncatingIfNeeded: ntpNow),
-                               rtpTimestamp: rtp &+ consumers[c].tsOffset, packetCount: UInt32(truncatingIfNeeded: consumers[c].counters.packetsOut),
+                               rtpTimestamp: consumers[c].rtp.timestamp(for: rtp), packetCount: UInt32(truncatingIfNeeded: consumers[c].counters.packetsOut),
                                octetCount: UInt32(truncatingIfNeeded: consumers[c].counters.bytesOut))
     }
 

@@ -196,13 +196,9 @@ extension ForwarderLoop {
         let p = Int(consumers[c].producer)
         let l = consumers[c].layered ? layer : consumers[c].simulcast ? max(0, consumers[c].currentLayer) : 0
         let stream = Int(producers[p].streams[l])
-        let producerSequence = sequence &- consumers[c].seqOffset
-        // Sent under the current numbering: not before its start (within the
-        // span sent since), not after the last packet sent.
-        let sinceSync = UInt32(producerSequence &- consumers[c].syncSequence)
-        let current = consumers[c].layered
-            || ((consumers[c].syncSpan >= 0xFFFF || sinceSync <= consumers[c].syncSpan) && consumers[c].lastSeqOut &- sequence < 0x8000)
-        guard consumers[c].started, consumers[c].active, current, stream >= 0,
+        // Only what was sent under the current numbering maps back.
+        let mapped = consumers[c].layered ? sequence : consumers[c].rtp.input(forOutput: sequence)
+        guard let producerSequence = mapped, consumers[c].rtp.started, consumers[c].active, stream >= 0,
               let stored = retransmissions.lookup(stream: stream, sequence: producerSequence),
               turnNs - stored.arrivalNs <= (producers[p].isVideo ? Self.maxRetransmissionAgeNs : Self.maxAudioRetransmissionAgeNs),
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {

@@ -584,6 +584,9 @@ struct ForwarderLoop: ~Copyable {
                 producers[p].counters.keyFrames &+= 1
             }
         }
+        // Padding only (bandwidth probes): nothing for the endpoint. Consumers
+        // drop it and hide the gap in their numbering, as mediasoup does.
+        let paddingOnly = header.payloadLength == 0
         var c = producers[p].firstConsumer
         while c >= 0 {
             let ci = Int(c)
@@ -596,14 +599,21 @@ struct ForwarderLoop: ~Copyable {
                     // Follow the publisher at once: a layer up to the preferred
                     // one came back, or the target went silent while this lower
                     // one flows (browsers pause encodings they cannot afford).
+                    // A target that never sent gets as long as the silence
+                    // limit from when it became the target and this layer began.
                     let target = consumers[ci].targetLayer
                     if layer > target ? layer <= consumers[ci].preferredLayer
-                        : layer < target && turnNs - consumers[ci].targetSinceNs > ReceiveStreamState.minSilenceNs
+                        : layer < target
+                            && turnNs - max(consumers[ci].targetSinceNs, receiveStreams[stream].firstArrivalNs) > ReceiveStreamState.minSilenceNs
                             && targetSilent(p, target) {
                         updateTargetLayer(ci, nowNs: turnNs)
                     }
                     if layer == consumers[ci].currentLayer && !consumers[ci].syncRequired {
-                        sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
+                        if paddingOnly {
+                            consumers[ci].rtp.drop(header.sequenceNumber)
+                        } else {
+                            sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
+                        }
                     } else if layer == consumers[ci].targetLayer {
                         // Switch (or start, or restart) on the target layer's key frame.
                         if keyFrame < 0 { keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0 }
@@ -618,8 +628,8 @@ struct ForwarderLoop: ~Copyable {
                     }
                 } else if layer == 0 {
                     if consumers[ci].syncRequired {
-                        var canStart = true
-                        if consumers[ci].waitsForKeyFrame {
+                        var canStart = !paddingOnly
+                        if canStart && consumers[ci].waitsForKeyFrame {
                             if keyFrame < 0 { keyFrame = isKeyFrame(packet, header, codec: producers[p].codecs[Int(routerPt)]) ? 1 : 0 }
                             canStart = keyFrame == 1
                         }
@@ -627,6 +637,8 @@ struct ForwarderLoop: ~Copyable {
                             rebase(ci, header, continueTimestamps: false)
                             sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                         }
+                    } else if paddingOnly {
+                        consumers[ci].rtp.drop(header.sequenceNumber)
                     } else {
                         sendToConsumer(ci, packet, size: size, header: header, routerPt: routerPt)
                     }
@@ -642,22 +654,13 @@ struct ForwarderLoop: ~Copyable {
     /// too, advanced by the time since the last packet sent.
     @inline(__always)
     mutating func rebase(_ ci: Int, _ header: RtpHeader, continueTimestamps: Bool) {
-        let started = consumers[ci].started
-        let base = started ? consumers[ci].lastSeqOut &+ 1 : header.sequenceNumber
-        consumers[ci].seqOffset = base &- header.sequenceNumber
-        if continueTimestamps && started {
-            let p = Int(consumers[ci].producer)
-            let clock = receiveStreams[Int(producers[p].streams[0])].clockRate
-            let ticks = max(1, Self.rtpDuration(max(0, turnNs - consumers[ci].lastSentNs), clockRate: clock))
-            consumers[ci].tsOffset = (consumers[ci].lastTsOut &+ ticks) &- header.timestamp
-        }
+        let p = Int(consumers[ci].producer)
+        let clock = receiveStreams[Int(producers[p].streams[0])].clockRate
+        consumers[ci].rtp.sync(input: header.sequenceNumber, timestamp: header.timestamp, continueTimestamps: continueTimestamps,
+                               nowNs: turnNs, clockRate: clock)
         consumers[ci].syncRequired = false
-        consumers[ci].started = true
         // The switching key frame continues the descriptor numbering too.
         if consumers[ci].simulcast { consumers[ci].vp8.sync() }
-        consumers[ci].syncSequence = header.sequenceNumber
-        consumers[ci].lastProducerSequence = header.sequenceNumber
-        consumers[ci].syncSpan = 0
     }
 
     /// An unknown SSRC is learnt from the header extensions, so later packets
@@ -742,6 +745,17 @@ struct ForwarderLoop: ~Copyable {
         }
         let outPt = consumers[ci].payloadTypes[routerPt]
         guard outPt != PayloadTypeMap.none else { return }
+        // A layered pipe consumer keeps the producer's numbering.
+        let seq: UInt16
+        if consumers[ci].layered {
+            seq = header.sequenceNumber
+        } else {
+            guard let mapped = consumers[ci].rtp.output(for: header.sequenceNumber) else {
+                consumers[ci].counters.dropped &+= 1 // older than the numbering remembers
+                return
+            }
+            seq = mapped
+        }
         let slot = freeSendSlots.pop()
         guard slot >= 0 else {
             counters.dropSendPoolEmpty &+= 1
@@ -759,10 +773,9 @@ struct ForwarderLoop: ~Copyable {
         }
         RtpRewrite.setSsrc(out, consumers[ci].layered ? consumers[ci].layerSsrcs[layer] : consumers[ci].ssrc)
         RtpRewrite.setPayloadType(out, outPt)
-        let seq = header.sequenceNumber &+ consumers[ci].seqOffset
         RtpRewrite.setSequenceNumber(out, seq)
-        let timestamp = header.timestamp &+ consumers[ci].tsOffset
-        if consumers[ci].tsOffset != 0 { RtpRewrite.setTimestamp(out, timestamp) }
+        let timestamp = consumers[ci].rtp.timestamp(for: header.timestamp)
+        if timestamp != header.timestamp { RtpRewrite.setTimestamp(out, timestamp) }
         // The producer stage already validated the extension block.
         try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
         var size = size
@@ -777,17 +790,7 @@ struct ForwarderLoop: ~Copyable {
             consumers[ci].counters.retransmitted &+= 1
             counters.retransmitted &+= 1
         } else {
-            // Track the highest sequence number sent (wrap-aware), and how far
-            // the current numbering reaches back (for NACKs).
-            let diff = seq &- consumers[ci].lastSeqOut
-            if diff < 0x8000 || consumers[ci].counters.packetsOut == 0 { consumers[ci].lastSeqOut = seq }
-            consumers[ci].lastTsOut = timestamp
-            consumers[ci].lastSentNs = turnNs
-            let ahead = header.sequenceNumber &- consumers[ci].lastProducerSequence
-            if ahead < 0x8000 {
-                consumers[ci].syncSpan &+= UInt32(ahead)
-                consumers[ci].lastProducerSequence = header.sequenceNumber
-            }
+            consumers[ci].rtp.sent(output: seq, timestamp: timestamp, nowNs: turnNs)
         }
         consumers[ci].counters.packetsOut &+= 1
         consumers[ci].counters.bytesOut &+= UInt64(size)

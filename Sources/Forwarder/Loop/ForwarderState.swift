@@ -196,10 +196,8 @@ package struct ConsumerState {
     /// Set at creation and on every resume: the next forwarded packet
     /// (a key frame's first packet for video) re-bases the sequence numbers.
     var syncRequired = true
-    var started = false
-    var seqOffset: UInt16 = 0
-    var lastSeqOut: UInt16 = 0
-    var tsOffset: UInt32 = 0
+    /// Sequence numbers and timestamps out (and back, for NACKs).
+    var rtp = RtpRewriter()
     /// The last FIR request number from this consumer's endpoint (-1:
     /// none): a repeat of the same number is the same request.
     var lastFirSequence: Int16 = -1
@@ -221,9 +219,6 @@ package struct ConsumerState {
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
     /// VP8 picture id / TL0PICIDX continuity across layer switches.
     var vp8 = Vp8EncodingContext()
-    /// The last timestamp sent and when (timestamps continue across layer switches).
-    var lastTsOut: UInt32 = 0
-    var lastSentNs: Int64 = 0
     var traceMask: UInt8 = 0
     var cname = InlineArray<64, UInt8>(repeating: 0)
     var cnameLength = 0
@@ -237,13 +232,6 @@ package struct ConsumerState {
     var remoteJitter: UInt32 = 0
     var score: UInt8 = 10
     var bytesAtLastReport: UInt64 = 0
-    /// The producer sequence number the current offset took effect at, the
-    /// newest one sent since, and the (extended) distance between them:
-    /// only packets sent under the current offset map back to the
-    /// producer's numbering.
-    var syncSequence: UInt16 = 0
-    var lastProducerSequence: UInt16 = 0
-    var syncSpan: UInt32 = 0
     var counters = EntityCounters()
     var pendingMessage: Int32 = -1
     var nextInProducer: Int32 = -1

@@ -42,6 +42,8 @@ package struct ReceiveStreamState {
     /// When the newest frame (timestamp) began, and the usual time between
     /// frames (a moving average): how long a silence means "stopped".
     var lastFrameArrivalNs: Int64 = 0
+    /// When the first packet arrived.
+    var firstArrivalNs: Int64 = 0
     var frameIntervalNs: Int64 = 33_000_000
     /// Packets recovered by RTX or late arrival, and dropped duplicates.
     var recovered: UInt64 = 0
@@ -64,6 +66,7 @@ package struct ReceiveStreamState {
         gap = 0
         if !started {
             started = true
+            firstArrivalNs = arrivalNs
             baseSequence = sequence
             maxSequence = sequence
             received = 1

@@ -1,0 +1,153 @@
+/// A consumer's numbering: maps the producer's (input) sequence numbers and
+/// timestamps to the consumer's (output) ones across re-syncs (resume,
+/// simulcast switch) and dropped packets, and maps a NACKed output sequence
+/// number back to the input one. A pure value: time comes in as a parameter.
+///
+/// Dropped packets (padding only, which carries nothing the endpoint
+/// needs) are hidden: later packets are numbered as if they never existed,
+/// so the endpoint sees no gap to NACK. Late packets (older than a drop)
+/// keep the numbering they would have had.
+struct RtpRewriter {
+    /// Drops remembered; a packet older than the oldest forgotten drop can
+    /// no longer be numbered and is not forwarded.
+    static let maxDrops = 16
+
+    /// Whether a first packet was numbered.
+    private(set) var started = false
+    /// Added to inputs newer than every remembered drop.
+    private(set) var offset: UInt16 = 0
+    private(set) var timestampOffset: UInt32 = 0
+    /// The newest output sent, its timestamp and when.
+    private(set) var lastOutput: UInt16 = 0
+    private(set) var lastTimestamp: UInt32 = 0
+    private(set) var lastSentNs: Int64 = 0
+    /// The input the current numbering starts at, the newest input seen
+    /// since, and how far apart they are (extended): only inputs in that
+    /// span were numbered by the current offset.
+    private(set) var syncInput: UInt16 = 0
+    private(set) var newestInput: UInt16 = 0
+    private(set) var span: UInt32 = 0
+    /// Inputs dropped under the current numbering, oldest first; inputs
+    /// older than `floorInput` (a forgotten drop) cannot be numbered.
+    private var drops = InlineArray<16, UInt16>(repeating: 0)
+    private(set) var dropCount = 0
+    private var floorInput: UInt16 = 0
+    private var hasFloor = false
+
+    /// `a` is newer than `b` (RFC 3550 wrap-around).
+    @inline(__always) static func newer(_ a: UInt16, than b: UInt16) -> Bool {
+        a != b && a &- b < 0x8000
+    }
+
+    /// Starts a numbering at `input`: it is sent as the packet after the
+    /// last one sent (or as itself on the first start). With
+    /// `continueTimestamps` its timestamp follows the last one sent by the
+    /// time elapsed (at least one tick), so a switch to another stream
+    /// (another clock base) keeps timestamps moving forward.
+    mutating func sync(input: UInt16, timestamp: UInt32, continueTimestamps: Bool, nowNs: Int64, clockRate: Int64) {
+        let base = started ? lastOutput &+ 1 : input
+        offset = base &- input
+        if continueTimestamps && started {
+            let elapsed = max(0, nowNs - lastSentNs)
+            let ticks = (elapsed / 1_000_000_000) &* clockRate &+ (elapsed % 1_000_000_000) * clockRate / 1_000_000_000
+            timestampOffset = (lastTimestamp &+ UInt32(truncatingIfNeeded: max(1, ticks))) &- timestamp
+        }
+        started = true
+        syncInput = input
+        newestInput = input
+        span = 0
+        dropCount = 0
+        hasFloor = false
+    }
+
+    /// Drops remembered that are newer than `input`.
+    @inline(__always) private func dropsNewer(than input: UInt16) -> Int {
+        var k = 0
+        for i in 0..<dropCount where Self.newer(drops[i], than: input) { k += 1 }
+        return k
+    }
+
+    @inline(__always) private func isDropped(_ input: UInt16) -> Bool {
+        for i in 0..<dropCount where drops[i] == input { return true }
+        return false
+    }
+
+    /// Whether `input` belongs to the current numbering: not before its
+    /// start nor a forgotten drop, not after the newest input seen.
+    @inline(__always) private func covers(_ input: UInt16) -> Bool {
+        let sinceSync = UInt32(input &- syncInput)
+        guard span >= 0xFFFF || sinceSync <= span else { return false }
+        return !hasFloor || !Self.newer(floorInput, than: input)
+    }
+
+    /// The output number of a packet to forward, nil when it cannot be
+    /// numbered (a dropped one, or older than what the numbering
+    /// remembers). Newer inputs extend the numbering.
+    mutating func output(for input: UInt16) -> UInt16? {
+        guard started else { return nil }
+        if Self.newer(input, than: newestInput) {
+            span &+= UInt32(input &- newestInput)
+            newestInput = input
+            return input &+ offset
+        }
+        guard covers(input), !isDropped(input) else { return nil }
+        return input &+ offset &+ UInt16(dropsNewer(than: input))
+    }
+
+    /// Hides a packet that is not forwarded (padding only): packets after
+    /// it close the gap. An input older than the newest seen cannot be
+    /// hidden (later ones are already numbered); it just goes unsent.
+    mutating func drop(_ input: UInt16) {
+        guard started, Self.newer(input, than: newestInput) else { return }
+        span &+= UInt32(input &- newestInput)
+        newestInput = input
+        offset &-= 1
+        if dropCount == Self.maxDrops {
+            // Forget the oldest: inputs up to it can no longer be numbered.
+            floorInput = drops[0] &+ 1
+            hasFloor = true
+            for i in 1..<dropCount { drops[i - 1] = drops[i] }
+            dropCount -= 1
+        }
+        drops[dropCount] = input
+        dropCount += 1
+    }
+
+    /// Records a packet that left (not a retransmission): the newest output
+    /// and timestamp so far, and when.
+    mutating func sent(output: UInt16, timestamp: UInt32, nowNs: Int64) {
+        if Self.newer(output, than: lastOutput) || lastSentNs == 0 {
+            lastOutput = output
+        }
+        lastTimestamp = timestamp
+        lastSentNs = nowNs
+    }
+
+    /// The output timestamp of an input one.
+    @inline(__always) func timestamp(for input: UInt32) -> UInt32 { input &+ timestampOffset }
+
+    /// The input a NACKed output number stands for, nil when that output
+    /// was not sent under the current numbering or stood for a drop.
+    func input(forOutput output: UInt16) -> UInt16? {
+        guard started, !Self.newer(output, than: lastOutput) else { return nil }
+        // out = in + offset + (drops newer than in), strictly increasing over
+        // inputs that were not dropped: solve by iterating from the newest
+        // candidate back (each step can only count more drops).
+        var candidate = output &- offset
+        for _ in 0...dropCount {
+            let next = output &- offset &- UInt16(dropsNewer(than: candidate))
+            if next == candidate { break }
+            candidate = next
+        }
+        // A dropped input numbers like the one before it: step back to the
+        // packet that was sent.
+        var steps = 0
+        while isDropped(candidate) && steps <= dropCount {
+            candidate &-= 1
+            steps += 1
+        }
+        guard covers(candidate), !isDropped(candidate),
+              candidate &+ offset &+ UInt16(dropsNewer(than: candidate)) == output else { return nil }
+        return candidate
+    }
+}
