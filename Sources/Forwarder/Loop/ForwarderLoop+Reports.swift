@@ -93,7 +93,7 @@ extension ForwarderLoop {
 
     /// The producer layer whose figures describe what a consumer receives.
     func consumerLayer(_ c: Int) -> Int {
-        consumers[c].simulcast ? max(0, consumers[c].currentLayer) : 0
+        consumers[c].simulcast ? max(0, consumers[c].layers.current) : 0
     }
 
     mutating func sendReports(transport t: Int, nowNs: Int64, ntp: UInt64) {

@@ -73,7 +73,7 @@ extension ForwarderLoop {
 
     /// A key frame for what this consumer forwards (or is switching to).
     mutating func requestKeyFrame(consumer c: Int, layer: Int = 0) {
-        let l = consumers[c].layered ? layer : consumers[c].simulcast ? consumers[c].targetLayer : 0
+        let l = consumers[c].layered ? layer : consumers[c].simulcast ? consumers[c].layers.target : 0
         requestKeyFrame(producer: Int(consumers[c].producer), layer: l)
     }
 
@@ -194,7 +194,7 @@ extension ForwarderLoop {
     /// numbering (a layered pipe consumer's numbering is the producer's).
     mutating func retransmit(consumer c: Int, layer: Int, sequence: UInt16) {
         let p = Int(consumers[c].producer)
-        let l = consumers[c].layered ? layer : consumers[c].simulcast ? max(0, consumers[c].currentLayer) : 0
+        let l = consumers[c].layered ? layer : consumers[c].simulcast ? max(0, consumers[c].layers.current) : 0
         let stream = Int(producers[p].streams[l])
         // Only what was sent under the current numbering maps back.
         let mapped = consumers[c].layered ? sequence : consumers[c].rtp.input(forOutput: sequence)

@@ -209,12 +209,7 @@ package struct ConsumerState {
     /// current layer (-1: none yet); layered pipe consumers' SSRCs.
     var simulcast = false
     var layered = false
-    var preferredLayer = 0
-    var targetLayer = 0
-    var currentLayer = -1
-    /// Since when the target is what it is: a target that never sent gets
-    /// that long to start before the consumer settles for a lower layer.
-    var targetSinceNs: Int64 = 0
+    var layers = SimulcastSelector()
     var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
     /// VP8 picture id / TL0PICIDX continuity across layer switches.

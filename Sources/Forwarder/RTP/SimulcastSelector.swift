@@ -1,0 +1,73 @@
+/// Which layer a simulcast consumer forwards. Three layers matter: the
+/// preferred one (the application's choice), the target (the highest layer
+/// up to the preferred one that is sending) and the current one (what the
+/// endpoint is decoding). The consumer moves to a new target only on that
+/// layer's key frame, so the endpoint never gets a stream it cannot decode.
+/// A pure value: time and the layers' liveness come in as parameters.
+struct SimulcastSelector {
+    var preferred = 0
+    private(set) var target = 0
+    /// -1 until the first key frame was forwarded.
+    private(set) var current = -1
+    /// Since when the target is what it is: a target that never sent gets
+    /// `ReceiveStreamState.minSilenceNs` to start before the consumer
+    /// settles for a lower layer.
+    private(set) var targetSinceNs: Int64 = 0
+
+    init(preferred: Int = 0, nowNs: Int64 = 0) {
+        self.preferred = preferred
+        target = preferred
+        targetSinceNs = nowNs
+    }
+
+    /// Recomputes the target from which layers are silent. Returns the
+    /// layer to ask for a key frame (a new target other than the layer
+    /// being forwarded, or any target while a re-sync is due), else nil.
+    mutating func retarget(nowNs: Int64, syncRequired: Bool, silent: (Int) -> Bool) -> Int? {
+        var next = preferred
+        var layer = preferred
+        while layer >= 0 {
+            if !silent(layer) {
+                next = layer
+                break
+            }
+            layer -= 1
+        }
+        guard next != target || current != next else { return nil }
+        if next != target { targetSinceNs = nowNs }
+        target = next
+        return current != next || syncRequired ? next : nil
+    }
+
+    /// Whether a packet of `layer` calls for a new target: a layer up to
+    /// the preferred one above the target came back, or the target has
+    /// been silent long enough while this lower layer flows (browsers pause
+    /// the encodings they cannot afford). `layerStartNs` is when this
+    /// layer's first packet arrived.
+    @inline(__always)
+    func shouldRetarget(layer: Int, nowNs: Int64, layerStartNs: Int64, targetSilent: () -> Bool) -> Bool {
+        if layer > target { return layer <= preferred }
+        return layer < target && nowNs - max(targetSinceNs, layerStartNs) > ReceiveStreamState.minSilenceNs && targetSilent()
+    }
+
+    enum Decision: Equatable {
+        /// Not for this consumer (another layer, or waiting for a key frame).
+        case skip
+        /// The current layer: forward.
+        case forward
+        /// The target's key frame: re-sync the numbering on it and forward;
+        /// `changed` when the current layer is now a different one.
+        case switchTo(changed: Bool)
+    }
+
+    /// What to do with a packet of `layer`; `isKeyFrame` is asked only for
+    /// the target layer's packets while a switch is due.
+    @inline(__always)
+    mutating func decide(layer: Int, syncRequired: Bool, isKeyFrame: () -> Bool) -> Decision {
+        if layer == current && !syncRequired { return .forward }
+        guard layer == target, isKeyFrame() else { return .skip }
+        let changed = current != layer
+        current = layer
+        return .switchTo(changed: changed)
+    }
+}
