@@ -77,8 +77,8 @@ extension ForwarderLoop {
         var f = FanoutPacket(packet: packet, size: size, header: header, routerPt: routerPt, layer: layer,
                              layerStartNs: receiveStreams[stream].firstArrivalNs,
                              codec: KeyFrameCodec(rawValue: producers[p].codecs[Int(routerPt)]) ?? .none)
-        if producers[p].keyFramePendingNs[layer] != 0, f.isKeyFrame() {
-            producers[p].keyFramePendingNs[layer] = 0
+        if producers[p].keyFrameRequests[layer].pending, f.isKeyFrame() {
+            producers[p].keyFrameRequests[layer].keyFrameArrived()
             producers[p].counters.keyFrames &+= 1
         }
         fanOut(&f, producer: p)

@@ -10,7 +10,6 @@ import Glibc
 extension ForwarderLoop {
     /// The SSRC RingSFU signs its own feedback with.
     static let feedbackSenderSsrc: UInt32 = 1
-    static let keyFrameRetryNs: Int64 = 1_000_000_000
 
     mutating func receiveRtcp(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int) {
         counters.rtcpIn &+= 1
@@ -111,7 +110,7 @@ extension ForwarderLoop {
             requestKeyFrame(producer: Int(receiveStreams[s].producer), layer: receiveStreams[s].layer)
             return
         }
-        guard receiveStreams[s].missingCount > 0 else { return }
+        guard receiveStreams[s].nack.count > 0 else { return }
         if !receiveStreams[s].inNackList {
             receiveStreams[s].inNackList = true
             nackStreams[nackStreamCount] = Int32(s)
@@ -123,19 +122,15 @@ extension ForwarderLoop {
         }
     }
 
-    /// mediasoup's NACK generator timing: a 40 ms timer, the first request
-    /// after 10 ms of reorder tolerance, up to 10 requests per packet.
+    /// One timer for every stream with packets missing (mediasoup's 40 ms).
     static let nackIntervalNs: Int64 = 40_000_000
-    static let nackReorderNs: Int64 = 10_000_000
-    static let nackRetryNs: Int64 = 100_000_000
-    static let nackMaxRetries: UInt8 = 10
 
     mutating func nackTimerFired() {
         nackTimerArmed = false
         var i = 0
         while i < nackStreamCount {
             let s = Int(nackStreams[i])
-            if receiveStreams[s].producer < 0 || receiveStreams[s].missingCount == 0 {
+            if receiveStreams[s].producer < 0 || receiveStreams[s].nack.count == 0 {
                 receiveStreams[s].inNackList = false
                 nackStreamCount -= 1
                 nackStreams[i] = nackStreams[nackStreamCount]
@@ -152,26 +147,8 @@ extension ForwarderLoop {
 
     mutating func sendNack(stream s: Int) {
         let p = Int(receiveStreams[s].producer), layer = receiveStreams[s].layer
-        let now = rsfu_monotonic_ns()
         var due = InlineArray<64, UInt16>(repeating: 0)
-        var dueCount = 0
-        var i = 0
-        while i < receiveStreams[s].missingCount {
-            let m = receiveStreams[s].missing[i]
-            if m.retries >= Self.nackMaxRetries {
-                // Given up on: forget it.
-                _ = receiveStreams[s].removeMissing(m.sequence)
-                continue
-            }
-            let isDue = m.retries == 0 ? now - m.detectedNs >= Self.nackReorderNs : now - m.sentNs >= Self.nackRetryNs
-            if isDue {
-                due[dueCount] = m.sequence
-                dueCount += 1
-                receiveStreams[s].missing[i].retries += 1
-                receiveStreams[s].missing[i].sentNs = now
-            }
-            i += 1
-        }
+        let dueCount = receiveStreams[s].nack.due(nowNs: rsfu_monotonic_ns(), into: &due)
         guard dueCount > 0, producers[p].inUse, producers[p].ssrcs[layer] != 0 else { return }
         let slot = freeSendSlots.pop()
         guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
@@ -227,32 +204,24 @@ extension ForwarderLoop {
     // MARK: - Key frame requests
 
     /// Asks the producer's endpoint for a key frame on one layer, unless a
-    /// request is already outstanding (the retry timer covers it).
+    /// request is already outstanding (see `KeyFrameRequester`).
     mutating func requestKeyFrame(producer p: Int, layer: Int = 0) {
         guard producers[p].inUse, producers[p].isVideo, !producers[p].paused, layer < producers[p].layerCount else { return }
-        let now = rsfu_monotonic_ns()
-        // An old pending request (e.g. the timer could not be scheduled) expires.
-        if producers[p].keyFramePendingNs[layer] != 0 && now - producers[p].keyFramePendingNs[layer] < 3 * Self.keyFrameRetryNs { return }
-        producers[p].keyFramePendingNs[layer] = now
-        producers[p].keyFrameRetried[layer] = false
-        sendKeyFrameRequest(p, layer: layer)
-        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p) | UInt32(layer) << Self.layerShift), at: now + Self.keyFrameRetryNs)
+        let action = producers[p].keyFrameRequests[layer].request(nowNs: rsfu_monotonic_ns())
+        carryOut(action, producer: p, layer: layer)
     }
 
     mutating func keyFrameRetryFired(_ argument: UInt32) {
         let p = Int(argument & Self.handleMask), layer = Int((argument >> Self.layerShift) & 0x7)
-        guard p < Int(settings.maxProducers), producers[p].inUse, layer < producers[p].layerCount, producers[p].keyFramePendingNs[layer] != 0 else { return }
-        let now = rsfu_monotonic_ns()
-        // A timer of an earlier request (or of a closed producer's handle).
-        guard now - producers[p].keyFramePendingNs[layer] >= Self.keyFrameRetryNs - 10_000_000 else { return }
-        if producers[p].keyFrameRetried[layer] {
-            producers[p].keyFramePendingNs[layer] = 0
-            return
-        }
-        producers[p].keyFrameRetried[layer] = true
-        producers[p].keyFramePendingNs[layer] = now
+        guard p < Int(settings.maxProducers), producers[p].inUse, layer < producers[p].layerCount else { return }
+        let action = producers[p].keyFrameRequests[layer].retryDue(nowNs: rsfu_monotonic_ns())
+        carryOut(action, producer: p, layer: layer)
+    }
+
+    mutating func carryOut(_ action: KeyFrameRequester.Action, producer p: Int, layer: Int) {
+        guard case .send(let retryAt) = action else { return }
         sendKeyFrameRequest(p, layer: layer)
-        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: argument), at: now + Self.keyFrameRetryNs)
+        timers.schedule(.init(kind: TimerKind.keyFrameRetry.rawValue, argument: UInt32(p) | UInt32(layer) << Self.layerShift), at: retryAt)
     }
 
     mutating func sendKeyFrameRequest(_ p: Int, layer: Int) {

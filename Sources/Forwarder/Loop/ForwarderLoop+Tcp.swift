@@ -240,9 +240,8 @@ extension ForwarderLoop {
             transports[t].sendSocket = -1
             transports[t].remoteRtp = SocketAddress()
             transports[t].remoteRtcp = SocketAddress()
-            if webrtc[t].iceState != .disconnected {
-                webrtc[t].iceState = .disconnected
-                worker.onEvent(.iceState(transport: transports[t].handle, .disconnected))
+            if let state = webrtc[t].ice.selectedTupleLost() {
+                worker.onEvent(.iceState(transport: transports[t].handle, state))
             }
         }
         _ = Glibc.shutdown(sockets[s].fd, Int32(SHUT_RDWR))

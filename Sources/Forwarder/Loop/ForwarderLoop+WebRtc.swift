@@ -101,7 +101,6 @@ extension ForwarderLoop {
                 sockets[socket].bound = true
             }
         }
-        webrtc[t].lastCheckNs = rsfu_monotonic_ns()
         ensureConsentTimer()
         // The response goes back to where the request came from.
         let slot = freeSendSlots.pop()
@@ -116,27 +115,18 @@ extension ForwarderLoop {
         }
         // Nomination: USE-CANDIDATE, or the first valid check selects.
         let selected = transports[t].sendSocket == Int32(socket) && transports[t].remoteRtp == source
-        if webrtc[t].iceState == .disconnected && selected {
-            // Checks resumed on the selected tuple: consent is back.
-            webrtc[t].iceState = .completed
-            worker.onEvent(.iceState(transport: transports[t].handle, .completed))
+        let outcome = webrtc[t].ice.validCheck(nowNs: rsfu_monotonic_ns(), useCandidate: m.useCandidate,
+                                               onSelectedTuple: selected, anySelected: transports[t].remoteRtp.isSet)
+        if outcome.select {
+            transports[t].remoteRtp = source
+            transports[t].remoteRtcp = source
+            transports[t].sendSocket = Int32(socket)
+            let tcp = sockets[socket].kind == .tcpConnection
+            registerTuple(t, source, tcp: tcp)
+            worker.onEvent(.iceSelectedTuple(transport: transports[t].handle, source, tcp: tcp))
         }
-        if m.useCandidate || !transports[t].remoteRtp.isSet {
-            if !selected {
-                transports[t].remoteRtp = source
-                transports[t].remoteRtcp = source
-                transports[t].sendSocket = Int32(socket)
-                let tcp = sockets[socket].kind == .tcpConnection
-                registerTuple(t, source, tcp: tcp)
-                worker.onEvent(.iceSelectedTuple(transport: transports[t].handle, source, tcp: tcp))
-            }
-            let newState: IceState = m.useCandidate ? .completed : max(webrtc[t].iceState, .connected)
-            if newState != webrtc[t].iceState {
-                webrtc[t].iceState = newState
-                worker.onEvent(.iceState(transport: transports[t].handle, newState))
-            }
-            maybeStartDtls(t)
-        }
+        if let state = outcome.state { worker.onEvent(.iceState(transport: transports[t].handle, state)) }
+        if outcome.nominated { maybeStartDtls(t) }
     }
 
     // MARK: - DTLS
@@ -292,9 +282,8 @@ extension ForwarderLoop {
         var any = false
         for t in 0..<Int(settings.maxTransports) where transports[t].inUse && transports[t].webrtc {
             any = true
-            if (webrtc[t].iceState == .connected || webrtc[t].iceState == .completed), now - webrtc[t].lastCheckNs > consentTimeoutNs {
-                webrtc[t].iceState = .disconnected
-                worker.onEvent(.iceState(transport: transports[t].handle, .disconnected))
+            if let state = webrtc[t].ice.consentCheck(nowNs: now, timeoutNs: consentTimeoutNs) {
+                worker.onEvent(.iceState(transport: transports[t].handle, state))
             }
         }
         if any { ensureConsentTimer() }

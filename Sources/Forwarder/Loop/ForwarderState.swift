@@ -161,8 +161,8 @@ package struct ProducerState {
     var scores = InlineArray<4, UInt8>(repeating: 10)
     var bytesAtLastReport: UInt64 = 0
     var firSequence: UInt8 = 0
-    var keyFramePendingNs = InlineArray<4, Int64>(repeating: 0)
-    var keyFrameRetried = InlineArray<4, Bool>(repeating: false)
+    /// Per layer: the outstanding key frame request, if any.
+    var keyFrameRequests = InlineArray<4, KeyFrameRequester>(repeating: KeyFrameRequester())
 }
 
 /// An audio level observer: producers it watches and its interval timer.
@@ -267,9 +267,7 @@ package struct WebRtcState {
     var ufragLength = 0
     var password = InlineArray<64, UInt8>(repeating: 0)
     var passwordLength = 0
-    var iceState = IceState.new
-    /// When the last valid connectivity check arrived (RFC 7675 consent).
-    var lastCheckNs: Int64 = 0
+    var ice = IceLiteAgent()
     var dtls: OpaquePointer? = nil
     /// -1 unknown until connect(), 0 server, 1 client.
     var dtlsRole: Int8 = -1

@@ -3,18 +3,6 @@
 /// missing packets). Kept in a table beside the producers so the per-packet
 /// producer state stays small.
 package struct ReceiveStreamState {
-    package struct Missing {
-        var sequence: UInt16 = 0
-        var retries: UInt8 = 0
-        /// When it was found missing, and when last asked for.
-        var detectedNs: Int64 = 0
-        var sentNs: Int64 = 0
-    }
-
-    /// Packets a NACK generator tracks at most; a larger burst is given up
-    /// (a key frame is asked for instead), as mediasoup does.
-    package static let maxMissing = 64
-
     /// The producer and layer this stream belongs to (-1: free).
     var producer: Int32 = -1
     var layer = 0
@@ -48,8 +36,8 @@ package struct ReceiveStreamState {
     /// Packets recovered by RTX or late arrival, and dropped duplicates.
     var recovered: UInt64 = 0
     var duplicates: UInt64 = 0
-    var missing = InlineArray<64, Missing>(repeating: Missing())
-    var missingCount = 0
+    /// What is missing and being asked for (with NACK negotiated).
+    var nack = NackGenerator()
     var lastFractionLost: UInt8 = 0
     /// Bytes received on this stream, and at the last report (bitrate).
     var bytes: UInt64 = 0
@@ -79,14 +67,14 @@ package struct ReceiveStreamState {
             if sequence < maxSequence { cycles &+= 1 }
             gap = Int(delta) - 1
             // A burst too large to repair: the caller asks for a key frame.
-            if nackEnabled && gap > 0 && !addMissing(from: maxSequence &+ 1, count: gap, nowNs: arrivalNs) { gap = -1 }
+            if nackEnabled && gap > 0 && !nack.lost(from: maxSequence &+ 1, count: gap, nowNs: arrivalNs) { gap = -1 }
             maxSequence = sequence
             received &+= 1
             updateJitter(timestamp, arrivalNs)
             return true
         }
         // Older or equal: a repair, a late packet, or a duplicate.
-        if removeMissing(sequence) {
+        if nack.arrived(sequence) {
             recovered &+= 1
             received &+= 1
             return true
@@ -129,30 +117,6 @@ package struct ReceiveStreamState {
     /// gets its four seconds.
     func silent(nowNs: Int64) -> Bool {
         lastArrivalNs == 0 || nowNs - lastArrivalNs > max(Self.minSilenceNs, 4 * frameIntervalNs)
-    }
-
-    /// Adds `count` missing packets; returns false (and forgets them all)
-    /// when the list would overflow.
-    @discardableResult
-    mutating func addMissing(from first: UInt16, count: Int, nowNs: Int64) -> Bool {
-        guard missingCount + count <= Self.maxMissing else {
-            missingCount = 0
-            return false
-        }
-        for i in 0..<count {
-            missing[missingCount] = Missing(sequence: first &+ UInt16(i), retries: 0, detectedNs: nowNs, sentNs: 0)
-            missingCount += 1
-        }
-        return true
-    }
-
-    mutating func removeMissing(_ sequence: UInt16) -> Bool {
-        for i in 0..<missingCount where missing[i].sequence == sequence {
-            for j in i..<(missingCount - 1) { missing[j] = missing[j + 1] }
-            missingCount -= 1
-            return true
-        }
-        return false
     }
 
     /// Fraction lost since the previous call (RFC 3550 A.3), for an RR.
