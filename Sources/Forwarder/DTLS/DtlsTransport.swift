@@ -25,64 +25,74 @@ package final class DtlsContext: @unchecked Sendable {
     package static let algorithms = ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"]
 }
 
-/// One DTLS 1.2 association (RFC 5764), sans-I/O: feed it received
-/// records, send what it outputs, drive its retransmissions with
-/// `timeoutMs`/`handleTimeout`. Once connected it yields the SRTP keys.
-package struct DtlsTransport: ~Copyable {
+/// One DTLS 1.2 association (RFC 5764), sans-I/O, as the forwarder holds it
+/// in its tables: a plain value over the OpenSSL session (no reference
+/// counting on the packet path), freed explicitly with `free()`. Feed it
+/// received records, send what it outputs, drive its retransmissions with
+/// `timeoutMs`/`handleTimeout`; once connected it yields the SRTP keys.
+package struct DtlsSession {
     package enum Role: Sendable { case client, server }
-    package enum State: Equatable, Sendable { case connecting, connected, failed, closed }
+
+    /// What the handshake did with the last input.
+    package enum Progress: Equatable, Sendable {
+        /// Still handshaking (or nothing changed).
+        case pending
+        /// The handshake just completed, or records were read on a
+        /// connected session.
+        case connected
+        /// The handshake failed (bad records, certificate, timeout).
+        case failed
+        /// The peer sent close_notify.
+        case closed
+
+        init(_ code: Int32) {
+            switch code {
+            case 1: self = .connected
+            case -1: self = .failed
+            case -2: self = .closed
+            default: self = .pending
+            }
+        }
+    }
+
+    /// What a read of application data found.
+    package enum Read: Equatable, Sendable {
+        case data(Int)
+        case none
+        case closed
+    }
 
     private let raw: OpaquePointer
     package let role: Role
-    package private(set) var state: State = .connecting
-    // Keeps the context (certificate, SSL_CTX) alive as long as the session.
-    private let context: DtlsContext
 
+    /// The session; the context must outlive it (the forwarder's worker
+    /// context does).
     package init(context: DtlsContext, role: Role, mtu: Int = 1200) throws(DtlsContext.Failure) {
         guard let d = rsfu_dtls_new(context.raw, role == .client ? 1 : 0, Int32(mtu)) else { throw .openssl }
         raw = d
         self.role = role
-        self.context = context
     }
 
-    deinit { rsfu_dtls_free(raw) }
-
-    private mutating func update(_ r: Int32) -> State {
-        switch r {
-        case 1: state = .connected
-        case -2: state = .closed
-        case -1: state = .failed
-        default: break
-        }
-        return state
-    }
+    package func free() { rsfu_dtls_free(raw) }
 
     /// Starts the handshake (a client produces its first flight).
-    @discardableResult
-    package mutating func start() -> State { update(rsfu_dtls_start(raw)) }
+    package func start() -> Progress { Progress(rsfu_dtls_start(raw)) }
 
     /// Feeds one received datagram of DTLS records.
-    @discardableResult
-    package mutating func receive(_ data: UnsafeRawPointer, count: Int) -> State {
-        let r = update(rsfu_dtls_feed(raw, data.assumingMemoryBound(to: UInt8.self), count))
-        guard r == .connected else { return r }
-        // Application data is kept for the caller; an alert may close.
-        var record = [UInt8](repeating: 0, count: 2048)
-        while true {
-            let n = rsfu_dtls_read(raw, &record, record.count)
-            if n == -2 { state = .closed }
-            if n <= 0 { break }
-            applicationData.append(Array(record[0..<Int(n)]))
-        }
-        return state
+    package func receive(_ data: UnsafeRawPointer, count: Int) -> Progress {
+        Progress(rsfu_dtls_feed(raw, data.assumingMemoryBound(to: UInt8.self), count))
     }
 
-    /// Application data records received since the caller last emptied it.
-    package var applicationData: [[UInt8]] = []
+    /// Reads one application data record into `buffer`.
+    package func read(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Read {
+        let n = rsfu_dtls_read(raw, buffer.assumingMemoryBound(to: UInt8.self), capacity)
+        if n == -2 { return .closed }
+        return n > 0 ? .data(Int(n)) : .none
+    }
 
     /// Sends application data as one record (take it with `takeOutput`).
-    package func send(applicationData data: [UInt8]) -> Bool {
-        data.withUnsafeBufferPointer { rsfu_dtls_write(raw, $0.baseAddress, $0.count) == 0 }
+    package func send(_ data: UnsafeRawBufferPointer) -> Bool {
+        rsfu_dtls_write(raw, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) == 0
     }
 
     /// Copies pending output into `buffer`; returns its length (0: none).
@@ -96,11 +106,8 @@ package struct DtlsTransport: ~Copyable {
         return t < 0 ? nil : Int(t)
     }
 
-    @discardableResult
-    package mutating func handleTimeout() -> State {
-        if rsfu_dtls_handle_timeout(raw) < 0 { state = .failed }
-        return state
-    }
+    /// A retransmission is due; false when the handshake gave up.
+    package func handleTimeout() -> Bool { rsfu_dtls_handle_timeout(raw) >= 0 }
 
     /// The peer certificate's fingerprint, to compare with the signalled one.
     package func peerFingerprint(_ algorithm: String) -> String? {
@@ -124,4 +131,83 @@ package struct DtlsTransport: ~Copyable {
         }
         return (suite, SrtpKey(suite: suite, key: Array(local[0..<length])), SrtpKey(suite: suite, key: Array(remote[0..<length])))
     }
+}
+
+/// An owning DTLS endpoint for tools and tests: a `DtlsSession` that keeps
+/// its context alive, tracks its state and collects application data, and
+/// frees the session when it goes away.
+package struct DtlsTransport: ~Copyable {
+    package typealias Role = DtlsSession.Role
+    package enum State: Equatable, Sendable { case connecting, connected, failed, closed }
+
+    private let session: DtlsSession
+    package var role: Role { session.role }
+    package private(set) var state: State = .connecting
+    // Keeps the context (certificate, SSL_CTX) alive as long as the session.
+    private let context: DtlsContext
+
+    package init(context: DtlsContext, role: Role, mtu: Int = 1200) throws(DtlsContext.Failure) {
+        session = try DtlsSession(context: context, role: role, mtu: mtu)
+        self.context = context
+    }
+
+    deinit { session.free() }
+
+    private mutating func update(_ p: DtlsSession.Progress) -> State {
+        switch p {
+        case .connected: state = .connected
+        case .closed: state = .closed
+        case .failed: state = .failed
+        case .pending: break
+        }
+        return state
+    }
+
+    /// Starts the handshake (a client produces its first flight).
+    @discardableResult
+    package mutating func start() -> State { update(session.start()) }
+
+    /// Feeds one received datagram of DTLS records.
+    @discardableResult
+    package mutating func receive(_ data: UnsafeRawPointer, count: Int) -> State {
+        let r = update(session.receive(data, count: count))
+        guard r == .connected else { return r }
+        // Application data is kept for the caller; an alert may close.
+        var record = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let read = record.withUnsafeMutableBytes { session.read(into: $0.baseAddress!, capacity: $0.count) }
+            guard case .data(let n) = read else {
+                if read == .closed { state = .closed }
+                break
+            }
+            applicationData.append(Array(record[0..<n]))
+        }
+        return state
+    }
+
+    /// Application data records received since the caller last emptied it.
+    package var applicationData: [[UInt8]] = []
+
+    /// Sends application data as one record (take it with `takeOutput`).
+    package func send(applicationData data: [UInt8]) -> Bool {
+        data.withUnsafeBytes { session.send($0) }
+    }
+
+    /// Copies pending output into `buffer`; returns its length (0: none).
+    package func takeOutput(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int {
+        session.takeOutput(into: buffer, capacity: capacity)
+    }
+
+    /// Milliseconds until a retransmission is due, nil if none.
+    package var timeoutMs: Int? { session.timeoutMs }
+
+    @discardableResult
+    package mutating func handleTimeout() -> State {
+        if !session.handleTimeout() { state = .failed }
+        return state
+    }
+
+    package func peerFingerprint(_ algorithm: String) -> String? { session.peerFingerprint(algorithm) }
+
+    package func srtpKeys() -> (suite: SrtpCryptoSuite, send: SrtpKey, receive: SrtpKey)? { session.srtpKeys() }
 }

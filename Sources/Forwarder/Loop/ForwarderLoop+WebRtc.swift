@@ -43,7 +43,7 @@ extension ForwarderLoop {
     }
 
     mutating func closeWebRtc(_ h: Int) {
-        if let d = webrtc[h].dtls { rsfu_dtls_free(d) }
+        if let d = webrtc[h].dtls { d.free() }
         timers.cancel(webrtc[h].dtlsTimer)
         webrtc[h] = WebRtcState()
     }
@@ -61,9 +61,9 @@ extension ForwarderLoop {
         case .dtls:
             // Nothing more for a failed or closed session (it would only pile up).
             guard fromSelected, let d = webrtc[t].dtls, webrtc[t].dtlsState.open else { counters.dropNotReady &+= 1; return }
-            var r = rsfu_dtls_feed(d, packet.assumingMemoryBound(to: UInt8.self), size)
-            if r == 1 && webrtc[t].dtlsState == .connected { r = readDtlsData(t, d) }
-            afterDtls(t, result: r)
+            var progress = d.receive(packet, count: size)
+            if progress == .connected && webrtc[t].dtlsState == .connected { progress = readDtlsData(t, d) }
+            afterDtls(t, progress)
         case .rtp, .rtcp:
             // No media before DTLS gave keys, and only from the selected tuple.
             guard fromSelected, transports[t].srtpReceive != nil else { counters.dropNotReady &+= 1; return }
@@ -133,7 +133,7 @@ extension ForwarderLoop {
 
     mutating func maybeStartDtls(_ t: Int) {
         guard webrtc[t].dtls == nil, webrtc[t].dtlsRole >= 0, transports[t].remoteRtp.isSet else { return }
-        guard let d = rsfu_dtls_new(worker.dtls.raw, Int32(webrtc[t].dtlsRole), 1200) else {
+        guard let d = try? DtlsSession(context: worker.dtls, role: webrtc[t].dtlsRole == 1 ? .client : .server) else {
             webrtc[t].dtlsState = .failed
             worker.onEvent(.dtlsState(transport: transports[t].handle, .failed))
             return
@@ -141,26 +141,29 @@ extension ForwarderLoop {
         webrtc[t].dtls = d
         webrtc[t].dtlsState = .connecting
         worker.onEvent(.dtlsState(transport: transports[t].handle, .connecting))
-        afterDtls(t, result: rsfu_dtls_start(d))
+        afterDtls(t, d.start())
     }
 
     /// Takes the application data of a connected DTLS session: SCTP
     /// packets for the control layer when the transport has SCTP, discarded
-    /// otherwise (a peer must not fill our buffers). Returns -2 when the
-    /// peer closed, else 1.
-    mutating func readDtlsData(_ t: Int, _ d: OpaquePointer) -> Int32 {
+    /// otherwise (a peer must not fill our buffers). Returns `.closed`
+    /// when the peer closed, else `.connected`.
+    mutating func readDtlsData(_ t: Int, _ d: DtlsSession) -> DtlsSession.Progress {
         let slot = freeSendSlots.pop()
-        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return 1 }
+        guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return .connected }
         defer { freeSendSlots.push(slot) }
         let buffer = sendSlab.slot(Int(slot))
         while true {
-            let n = rsfu_dtls_read(d, buffer.assumingMemoryBound(to: UInt8.self), settings.bufferSize)
-            if n == -2 { return -2 }
-            if n <= 0 { return 1 }
+            let n: Int
+            switch d.read(into: buffer, capacity: settings.bufferSize) {
+            case .closed: return .closed
+            case .none: return .connected
+            case .data(let count): n = count
+            }
             if webrtc[t].sctp {
                 // Data channel traffic leaves the forwarder as a copy (it is
                 // handled by the control layer's SCTP stack, not forwarded here).
-                handOverSctp(t, buffer, Int(n))
+                handOverSctp(t, buffer, n)
             } else {
                 counters.dropNotReady &+= 1
             }
@@ -194,67 +197,52 @@ extension ForwarderLoop {
         // One record per datagram: without a free slot for it, the record
         // would wait and be cut across datagrams with the next one.
         guard freeSendSlots.available > 0 else { counters.dropSendPoolEmpty &+= 1; return }
-        let ok = packet.withUnsafeBufferPointer { rsfu_dtls_write(d, $0.baseAddress, $0.count) == 0 }
+        let ok = packet.withUnsafeBytes { d.send($0) }
         guard ok else { counters.dropSendError &+= 1; return }
-        afterDtls(t, result: 0)
+        afterDtls(t, .pending)
     }
 
     /// Sends what DTLS produced, handles completion, re-arms its timer.
-    mutating func afterDtls(_ t: Int, result: Int32) {
+    mutating func afterDtls(_ t: Int, _ progress: DtlsSession.Progress) {
         guard let d = webrtc[t].dtls else { return }
         while true {
             let slot = freeSendSlots.pop()
             guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; break }
             let out = sendSlab.slot(Int(slot))
-            let n = Int(rsfu_dtls_take_output(d, out.assumingMemoryBound(to: UInt8.self), settings.bufferSize))
+            let n = d.takeOutput(into: out, capacity: settings.bufferSize)
             if n == 0 { freeSendSlots.push(slot); break }
             sendRaw(slot: slot, length: n, socket: transports[t].sendSocket, to: transports[t].remoteRtp)
         }
-        switch result {
-        case 1 where webrtc[t].dtlsState == .connecting:
+        switch progress {
+        case .connected where webrtc[t].dtlsState == .connecting:
             dtlsConnected(t, d)
-        case -1 where webrtc[t].dtlsState == .new || webrtc[t].dtlsState == .connecting, -2:
-            webrtc[t].dtlsState = result == -2 ? .closed : .failed
+        case .failed where webrtc[t].dtlsState == .new || webrtc[t].dtlsState == .connecting, .closed:
+            webrtc[t].dtlsState = progress == .closed ? .closed : .failed
             worker.onEvent(.dtlsState(transport: transports[t].handle, webrtc[t].dtlsState))
         default:
             break
         }
         timers.cancel(webrtc[t].dtlsTimer)
         webrtc[t].dtlsTimer = -1
-        let ms = rsfu_dtls_timeout_ms(d)
-        if ms >= 0, webrtc[t].dtlsState == .connecting {
+        if let ms = d.timeoutMs, webrtc[t].dtlsState == .connecting {
             webrtc[t].dtlsTimer = timers.schedule(.init(kind: TimerKind.dtlsRetransmit.rawValue, argument: UInt32(t)), at: rsfu_monotonic_ns() + Int64(ms) * 1_000_000)
         }
     }
 
     /// The handshake finished: the peer's certificate must match the
     /// signalled fingerprint before any media flows.
-    mutating func dtlsConnected(_ t: Int, _ d: OpaquePointer) {
-        var algorithm = [CChar](repeating: 0, count: 16)
-        for i in 0..<15 { algorithm[i] = CChar(bitPattern: webrtc[t].fingerprintAlgorithm[i]) }
-        var actual = [CChar](repeating: 0, count: 200)
-        var matches = rsfu_dtls_peer_fingerprint(d, algorithm, &actual, actual.count) == 0
-        if matches {
-            for i in 0..<webrtc[t].fingerprintLength where UInt8(bitPattern: actual[i]) != webrtc[t].fingerprint[i] { matches = false }
-            if actual[webrtc[t].fingerprintLength] != 0 { matches = false }
-        }
-        var local = [UInt8](repeating: 0, count: 64), remote = [UInt8](repeating: 0, count: 64)
-        var length = 0
-        let profile = rsfu_dtls_srtp_keys(d, Int32(webrtc[t].dtlsRole), &local, &remote, &length)
-        let suite: SrtpCryptoSuite? = switch profile {
-        case 1: .aesCm128HmacSha1_80
-        case 2: .aesCm128HmacSha1_32
-        case 7: .aeadAes128Gcm
-        case 8: .aeadAes256Gcm
-        default: nil
-        }
-        guard matches, let suite else {
+    mutating func dtlsConnected(_ t: Int, _ d: DtlsSession) {
+        // Once per transport, off the packet path: small allocations are fine.
+        let algorithm = String(decoding: (0..<16).map { webrtc[t].fingerprintAlgorithm[$0] }.prefix { $0 != 0 }, as: UTF8.self)
+        let expected = String(decoding: (0..<webrtc[t].fingerprintLength).map { webrtc[t].fingerprint[$0] }, as: UTF8.self)
+        guard d.peerFingerprint(algorithm) == expected, let keys = d.srtpKeys() else {
             webrtc[t].dtlsState = .failed
             worker.onEvent(.dtlsState(transport: transports[t].handle, .failed))
             return
         }
-        transports[t].srtpSend = SrtpRaw.create(SrtpKey(suite: suite, key: Array(local[0..<length])), outbound: true)
-        transports[t].srtpReceive = SrtpRaw.create(SrtpKey(suite: suite, key: Array(remote[0..<length])), outbound: false)
+        transports[t].srtpSend = SrtpRaw.create(keys.send, outbound: true)
+        transports[t].srtpReceive = SrtpRaw.create(keys.receive, outbound: false)
+        if transports[t].srtpSend == nil || transports[t].srtpReceive == nil { srtpFailed(t, "libsrtp refused the DTLS-SRTP keys") }
         webrtc[t].dtlsState = .connected
         worker.onEvent(.dtlsState(transport: transports[t].handle, .connected))
     }
@@ -262,8 +250,7 @@ extension ForwarderLoop {
     mutating func dtlsTimerFired(_ t: Int) {
         guard transports[t].inUse, transports[t].webrtc, let d = webrtc[t].dtls else { return }
         webrtc[t].dtlsTimer = -1
-        let r = rsfu_dtls_handle_timeout(d)
-        afterDtls(t, result: r < 0 ? -1 : 0)
+        afterDtls(t, d.handleTimeout() ? .pending : .failed)
     }
 
     /// RFC 7675: a peer that stops checking for 30 s loses consent; the

@@ -50,13 +50,13 @@ struct ForwarderLoop: ~Copyable {
     var wakePending = false
 
     // Entity tables.
-    let routers: UnsafeMutablePointer<RouterState>
-    let transports: UnsafeMutablePointer<TransportState>
-    let producers: UnsafeMutablePointer<ProducerState>
-    let consumers: UnsafeMutablePointer<ConsumerState>
-    let observers: UnsafeMutablePointer<ObserverState>
-    let webrtc: UnsafeMutablePointer<WebRtcState>
-    let servers: UnsafeMutablePointer<WebRtcServerState>
+    let routers: Table<RouterState>
+    let transports: Table<TransportState>
+    let producers: Table<ProducerState>
+    let consumers: Table<ConsumerState>
+    let observers: Table<ObserverState>
+    let webrtc: Table<WebRtcState>
+    let servers: Table<WebRtcServerState>
     /// (server, hash of ufrag) and (server, hash of remote tuple) -> transport.
     var ufragTable: SsrcTable
     var tupleTable: SsrcTable
@@ -66,11 +66,11 @@ struct ForwarderLoop: ~Copyable {
     let inboundPipes: UnsafeMutablePointer<PipeRing?>
     var inboundPipeCount = 0
     var pipesPushed = false
-    let sockets: UnsafeMutablePointer<SocketState>
+    let sockets: Table<SocketState>
     let socketCapacity: Int
     var freeSockets: FreeList
     // ICE-TCP connections.
-    let tcpConns: UnsafeMutablePointer<TcpConnState>
+    let tcpConns: Table<TcpConnState>
     var freeTcpConns: FreeList
     let tcpReceiveSlab: Slab
     let tcpSendSlab: Slab
@@ -92,7 +92,7 @@ struct ForwarderLoop: ~Copyable {
     /// Receive statistics and NACK lists per producer layer (layer 0 at the
     /// producer's handle, higher layers after all producers); the streams
     /// with packets missing (visited by the NACK timer).
-    let receiveStreams: UnsafeMutablePointer<ReceiveStreamState>
+    let receiveStreams: Table<ReceiveStreamState>
     let nackStreams: UnsafeMutablePointer<Int32>
     var nackStreamCount = 0
     var nackTimerArmed = false
@@ -186,45 +186,35 @@ struct ForwarderLoop: ~Copyable {
         wakeBuffer.initialize(to: 0)
         receiveScratch = .allocate(byteCount: settings.bufferSize, alignment: 64)
 
-        routers = .allocate(capacity: Int(settings.maxRouters))
-        routers.initialize(repeating: RouterState(), count: Int(settings.maxRouters))
-        transports = .allocate(capacity: Int(settings.maxTransports))
-        transports.initialize(repeating: TransportState(), count: Int(settings.maxTransports))
-        producers = .allocate(capacity: Int(settings.maxProducers))
-        producers.initialize(repeating: ProducerState(), count: Int(settings.maxProducers))
-        consumers = .allocate(capacity: Int(settings.maxConsumers))
-        consumers.initialize(repeating: ConsumerState(), count: Int(settings.maxConsumers))
+        routers = Table(count: Int(settings.maxRouters), repeating: RouterState())
+        transports = Table(count: Int(settings.maxTransports), repeating: TransportState())
+        producers = Table(count: Int(settings.maxProducers), repeating: ProducerState())
+        consumers = Table(count: Int(settings.maxConsumers), repeating: ConsumerState())
         outboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
         outboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
         outboundPushed = .allocate(capacity: Int(settings.maxPipeLinks))
         outboundPushed.initialize(repeating: false, count: Int(settings.maxPipeLinks))
         inboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
         inboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
-        servers = .allocate(capacity: Int(settings.maxWebRtcServers))
-        servers.initialize(repeating: WebRtcServerState(), count: Int(settings.maxWebRtcServers))
+        servers = Table(count: Int(settings.maxWebRtcServers), repeating: WebRtcServerState())
         ufragTable = SsrcTable(capacityPowerOfTwo: 14)
         tupleTable = SsrcTable(capacityPowerOfTwo: 14)
-        webrtc = .allocate(capacity: Int(settings.maxTransports))
-        webrtc.initialize(repeating: WebRtcState(), count: Int(settings.maxTransports))
-        observers = .allocate(capacity: Int(settings.maxObservers))
-        observers.initialize(repeating: ObserverState(), count: Int(settings.maxObservers))
+        webrtc = Table(count: Int(settings.maxTransports), repeating: WebRtcState())
+        observers = Table(count: Int(settings.maxObservers), repeating: ObserverState())
         let tcpCount = max(1, settings.maxTcpConnections)
-        tcpConns = .allocate(capacity: tcpCount)
-        tcpConns.initialize(repeating: TcpConnState(), count: tcpCount)
+        tcpConns = Table(count: tcpCount, repeating: TcpConnState())
         freeTcpConns = FreeList(capacity: settings.maxTcpConnections)
         tcpReceiveSlab = Slab(slotSize: Self.tcpReceiveSize(settings), count: tcpCount)
         tcpSendSlab = Slab(slotSize: settings.tcpSendBufferSize, count: tcpCount)
         tcpDirty = .allocate(capacity: tcpCount)
         socketCapacity = Int(settings.maxTransports) * 2 + settings.maxTcpConnections + Int(settings.maxWebRtcServers) * 2
-        sockets = .allocate(capacity: socketCapacity)
-        sockets.initialize(repeating: SocketState(), count: socketCapacity)
+        sockets = Table(count: socketCapacity, repeating: SocketState())
         freeSockets = FreeList(capacity: socketCapacity)
         ssrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         consumerSsrcTable = SsrcTable(capacityPowerOfTwo: settings.ssrcTableBits)
         retransmissions = RetransmissionStore(slots: settings.retransmissionSlots, slotSize: settings.bufferSize)
         let extraStreams = max(64, Int(settings.maxProducers) / 2)
-        receiveStreams = .allocate(capacity: Int(settings.maxProducers) + extraStreams)
-        receiveStreams.initialize(repeating: ReceiveStreamState(), count: Int(settings.maxProducers) + extraStreams)
+        receiveStreams = Table(count: Int(settings.maxProducers) + extraStreams, repeating: ReceiveStreamState())
         freeExtraStreams = FreeList(capacity: extraStreams)
         // One entry per receive stream at most (inNackList guards it).
         nackStreams = .allocate(capacity: Int(settings.maxProducers) + extraStreams)

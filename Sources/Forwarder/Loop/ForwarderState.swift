@@ -268,7 +268,7 @@ package struct WebRtcState {
     var password = InlineArray<64, UInt8>(repeating: 0)
     var passwordLength = 0
     var ice = IceLiteAgent()
-    var dtls: OpaquePointer? = nil
+    var dtls: DtlsSession? = nil
     /// -1 unknown until connect(), 0 server, 1 client.
     var dtlsRole: Int8 = -1
     var dtlsState = DtlsState.new
