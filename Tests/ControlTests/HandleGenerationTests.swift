@@ -65,4 +65,34 @@ struct HandleGenerationTests {
         keeper.close()
         worker.close()
     }
+
+    /// Every way an entity closes takes it out of the worker's lookups: a
+    /// closed router used to leave its producers (and data producers)
+    /// findable by id for the worker's lifetime.
+    @Test func closingLeavesNothingRegistered() async throws {
+        let worker = try await testWorker()
+        for how in 0..<3 {
+            let router = try worker.createRouter(mediaCodecs: [opus])
+            let a = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+            let b = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+            let p = try a.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 77)))
+            _ = try b.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
+            let direct = try router.createDirectTransport(DirectTransportOptions())
+            let dp = try direct.produceData(DataProducerOptions())
+            _ = try direct.consumeData(DataConsumerOptions(dataProducerId: dp.id))
+            #expect(worker.registry.producersById[p.id] != nil && worker.registry.dataProducersById[dp.id] != nil)
+            switch how {
+            case 0: router.close()
+            case 1: a.close(); b.close(); direct.close(); router.close()
+            default: p.close(); dp.close(); router.close()
+            }
+            let r = worker.registry
+            #expect(r.transportsById.isEmpty && r.transportsByHandle.isEmpty, "case \(how)")
+            #expect(r.producersById.isEmpty && r.producersByHandle.isEmpty, "case \(how)")
+            #expect(r.consumersById.isEmpty && r.consumersByHandle.isEmpty, "case \(how)")
+            #expect(r.dataProducersById.isEmpty && r.dataConsumersById.isEmpty, "case \(how)")
+            #expect(worker.entityCount == 0, "case \(how)")
+        }
+        worker.close()
+    }
 }

@@ -221,11 +221,13 @@ struct WebRtcTransportTests {
         let pa = try a.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1)))
         let pb = try b.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 2)))
         let sinkA = TestSocket(), sinkB = TestSocket()
+        var consumers: [Consumer] = []
         for (p, sink) in [(pa, sinkA), (pb, sinkB)] {
             let e = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
             try e.connect(ip: "127.0.0.1", port: Int(sink.port))
-            _ = try e.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
+            consumers.append(try e.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities)))
         }
+        let consumerEvents = consumers.map(\.events)
         await worker.sync()
         for (client, ssrc) in [(ca, UInt32(1)), (cb, UInt32(2))] {
             let exported = client.dtls.srtpKeys()
@@ -244,6 +246,11 @@ struct WebRtcTransportTests {
         server.close()
         #expect(names(await collect(ae)) == ["listenServerClose"])
         #expect(a.closed && b.closed)
+        // Consumers on the router's other transports lose their producers,
+        // and the router forgets them.
+        for events in consumerEvents { #expect(names(await collect(events)) == ["producerClose"]) }
+        #expect(consumers.allSatisfy(\.closed) && router.producers.isEmpty)
+        #expect(!router.canConsume(producerId: pa.id, rtpCapabilities: router.rtpCapabilities))
         #expect(names(await collect(sob)) == ["webRtcTransportHandled", "webRtcTransportHandled", "webRtcTransportUnhandled", "webRtcTransportUnhandled", "close"])
         #expect(await portIsFree(server.tuple.localPort))
         worker.close()

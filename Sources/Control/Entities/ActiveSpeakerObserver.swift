@@ -37,6 +37,11 @@ public final class ActiveSpeakerObserver: RtpObserver {
     public private(set) var dominantSpeaker: Producer?
     private var speakers: [String: SpeakerActivity] = [:]
     private let eventChannel = EventChannel<ActiveSpeakerObserverEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: ActiveSpeakerObserverEvent) {
+        eventChannel.emit(event)
+        worker?.published(.activeSpeakerObserver(id, event))
+    }
 
     init(router: Router, worker: Worker, handle: Handle, interval: Int, appData: AppData) {
         self.interval = interval
@@ -53,7 +58,7 @@ public final class ActiveSpeakerObserver: RtpObserver {
 
     public var events: AsyncStream<ActiveSpeakerObserverEvent> { eventChannel.subscribe() }
 
-    override func emitRouterClose() { eventChannel.emit(.routerClose) }
+    override func emitRouterClose() { publish(.routerClose) }
     override func finishChannels() {
         eventChannel.finish()
         super.finishChannels()
@@ -113,8 +118,7 @@ public final class ActiveSpeakerObserver: RtpObserver {
         }
         guard let chosen, chosen !== dominantSpeaker else { return }
         dominantSpeaker = chosen
-        eventChannel.emit(.dominantSpeaker(chosen))
-        worker?.notify("rtpobserver.dominantspeaker", id, ["producerId": .string(chosen.id)], idKey: "rtpObserverId")
+        publish(.dominantSpeaker(chosen))
     }
 }
 

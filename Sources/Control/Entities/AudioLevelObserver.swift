@@ -42,6 +42,11 @@ public final class AudioLevelObserver: RtpObserver {
     public nonisolated let interval: Int
     private var silent = true
     private let eventChannel = EventChannel<AudioLevelObserverEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: AudioLevelObserverEvent) {
+        eventChannel.emit(event)
+        worker?.published(.audioLevelObserver(id, event))
+    }
 
     init(router: Router, worker: Worker, handle: Handle, maxEntries: Int, threshold: Int, interval: Int, appData: AppData) {
         self.maxEntries = maxEntries
@@ -64,7 +69,7 @@ public final class AudioLevelObserver: RtpObserver {
 
     public var events: AsyncStream<AudioLevelObserverEvent> { eventChannel.subscribe() }
 
-    override func emitRouterClose() { eventChannel.emit(.routerClose) }
+    override func emitRouterClose() { publish(.routerClose) }
     override func finishChannels() {
         eventChannel.finish()
         super.finishChannels()
@@ -85,12 +90,10 @@ public final class AudioLevelObserver: RtpObserver {
         if top.isEmpty {
             guard !silent else { return }
             silent = true
-            eventChannel.emit(.silence)
-            worker?.notify("rtpobserver.silence", id, idKey: "rtpObserverId")
+            publish(.silence)
         } else {
             silent = false
-            eventChannel.emit(.volumes(top.map { AudioLevelObserverVolume(producer: $0.0, volume: $0.1) }))
-            worker?.notify("rtpobserver.volumes", id, ["volumes": .array(top.map { .object(["producerId": .string($0.0.id), "volume": .number(Double($0.1))]) })], idKey: "rtpObserverId")
+            publish(.volumes(top.map { AudioLevelObserverVolume(producer: $0.0, volume: $0.1) }))
         }
     }
 }

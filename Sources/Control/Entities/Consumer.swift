@@ -63,6 +63,11 @@ public final class Consumer {
     let handle: Handle
     /// Distinguishes this consumer from later owners of the same handle.
     private let eventChannel = EventChannel<ConsumerEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: ConsumerEvent) {
+        eventChannel.emit(event)
+        worker?.published(.consumer(id, event))
+    }
     private let observerChannel = EventChannel<ConsumerObserverEvent>()
 
     init(transport: Transport, producer: Producer, handle: Handle, kind: MediaKind, rtpParameters: RtpParameters, type: ConsumerType, paused: Bool, producerPaused: Bool, appData: AppData) {
@@ -131,11 +136,9 @@ public final class Consumer {
         guard !closed else { return }
         closed = true
         producer?.consumerRemoved(self)
-        worker?.consumersById[id] = nil
-        if worker?.consumersByHandle[handle] === self { worker?.consumersByHandle[handle] = nil }
+        worker?.registry.remove(self)
         forwarder.consumerHandles.release(handle)
-        eventChannel.emit(.transportClose)
-        worker?.notify("consumer.transportclose", id)
+        publish(.transportClose)
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -145,8 +148,7 @@ public final class Consumer {
         guard !closed else { return }
         closed = true
         detach()
-        eventChannel.emit(.producerClose)
-        worker?.notify("consumer.producerclose", id)
+        publish(.producerClose)
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -188,8 +190,7 @@ public final class Consumer {
         let new = layer < 0 ? nil : ConsumerLayers(spatialLayer: layer, temporalLayer: preferredLayers?.temporalLayer ?? 0)
         guard new != currentLayers else { return }
         currentLayers = new
-        eventChannel.emit(.layersChange(new))
-        worker?.notify("consumer.layerschange", id, ["layers": new.map { .encoding($0) } ?? .null])
+        publish(.layersChange(new))
     }
 
     /// Reports trace events of these types ("rtp", "keyframe", "nack",
@@ -202,8 +203,7 @@ public final class Consumer {
     func traced(_ r: TraceRecord) {
         guard !closed else { return }
         let data = Trace.data(r)
-        eventChannel.emit(.trace(data))
-        worker?.notify("consumer.trace", id, ["trace": .encoding(data)])
+        publish(.trace(data))
     }
 
     func scoreChanged(_ value: UInt8, producerScore: UInt8) {
@@ -211,21 +211,18 @@ public final class Consumer {
         let new = ConsumerScore(score: Int(value), producerScore: Int(producerScore), producerScores: [Int(producerScore)])
         guard new != score else { return }
         score = new
-        eventChannel.emit(.score(new))
-        worker?.notify("consumer.score", id, ["score": .encoding(new)])
+        publish(.score(new))
     }
 
     func directRtp(_ packet: [UInt8]) {
         guard !closed else { return }
-        eventChannel.emit(.rtp(packet))
-        worker?.notify("consumer.rtp", id, ["rtpPacket": .string(Data(packet).base64EncodedString())])
+        publish(.rtp(packet))
     }
 
     func producerPausedChanged(_ value: Bool) {
         guard !closed, producerPaused != value else { return }
         producerPaused = value
-        eventChannel.emit(value ? .producerPause : .producerResume)
-        worker?.notify(value ? "consumer.producerpause" : "consumer.producerresume", id)
+        publish(value ? .producerPause : .producerResume)
         if !paused { observerChannel.emit(value ? .pause : .resume) }
         if let pipeProducer, !pipeProducer.closed {
             if value { try? pipeProducer.pause() } else { try? pipeProducer.resume() }

@@ -46,6 +46,11 @@ public final class DataConsumer {
     private var forceBufferedAmountLow = false
     var bytesSent: UInt64 = 0
     private let eventChannel = EventChannel<DataConsumerEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: DataConsumerEvent) {
+        eventChannel.emit(event)
+        worker?.published(.dataConsumer(id, event))
+    }
     private let observerChannel = EventChannel<DataConsumerObserverEvent>()
 
     init(transport: Transport, dataProducer: DataProducer, type: String, sctpStreamParameters: SctpStreamParameters?, paused: Bool, appData: AppData) {
@@ -82,9 +87,8 @@ public final class DataConsumer {
         guard !closed else { return }
         closed = true
         dataProducer?.dataConsumerRemoved(self)
-        worker?.dataConsumersById[id] = nil
-        eventChannel.emit(.transportClose)
-        worker?.notify("dataconsumer.transportclose", id, idKey: "dataConsumerId")
+        worker?.registry.remove(self)
+        publish(.transportClose)
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -93,8 +97,7 @@ public final class DataConsumer {
         guard !closed else { return }
         closed = true
         detach()
-        eventChannel.emit(.dataProducerClose)
-        worker?.notify("dataconsumer.dataproducerclose", id, idKey: "dataConsumerId")
+        publish(.dataProducerClose)
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -119,8 +122,7 @@ public final class DataConsumer {
         if let pipeDataProducer, !pipeDataProducer.closed {
             if value { try? pipeDataProducer.pause() } else { try? pipeDataProducer.resume() }
         }
-        eventChannel.emit(value ? .dataProducerPause : .dataProducerResume)
-        worker?.notify(value ? "dataconsumer.dataproducerpause" : "dataconsumer.dataproducerresume", id, idKey: "dataConsumerId")
+        publish(value ? .dataProducerPause : .dataProducerResume)
         if !paused { observerChannel.emit(value ? .pause : .resume) }
     }
 
@@ -150,8 +152,7 @@ public final class DataConsumer {
             case .sent:
                 break
             case .bufferFull:
-                eventChannel.emit(.sctpSendBufferFull)
-                worker?.notify("dataconsumer.sctpsendbufferfull", id, idKey: "dataConsumerId")
+                publish(.sctpSendBufferFull)
                 return
             case .failed:
                 // Not connected yet, or larger than the whole send buffer.
@@ -159,8 +160,7 @@ public final class DataConsumer {
                 return
             }
         } else {
-            eventChannel.emit(.message(message, ppid: ppid))
-            worker?.notify("dataconsumer.message", id, ["message": .string(Data(message).base64EncodedString()), "ppid": .number(Double(ppid))], idKey: "dataConsumerId")
+            publish(.message(message, ppid: ppid))
         }
         messagesSent += 1
         bytesSent += UInt64(message.count)
@@ -201,8 +201,7 @@ public final class DataConsumer {
     }
 
     private func emitBufferedAmountLow() {
-        eventChannel.emit(.bufferedAmountLow(bufferedAmount))
-        worker?.notify("dataconsumer.bufferedamountlow", id, ["bufferedAmount": .number(Double(bufferedAmount))], idKey: "dataConsumerId")
+        publish(.bufferedAmountLow(bufferedAmount))
     }
 
     /// mediasoup's "data-consumer" stats entry.

@@ -121,6 +121,11 @@ public final class DataProducer {
     var messagesReceived: UInt64 = 0
     var bytesReceived: UInt64 = 0
     private let eventChannel = EventChannel<DataProducerEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: DataProducerEvent) {
+        eventChannel.emit(event)
+        worker?.published(.dataProducer(id, event))
+    }
     private let observerChannel = EventChannel<DataProducerObserverEvent>()
 
     init(transport: Transport, id: String?, type: String, sctpStreamParameters: SctpStreamParameters?, label: String, protocol: String, paused: Bool, appData: AppData) {
@@ -160,9 +165,8 @@ public final class DataProducer {
     func transportClosed() {
         guard !closed else { return }
         closed = true
-        if worker?.dataProducersById[id] === self { worker?.dataProducersById[id] = nil }
-        eventChannel.emit(.transportClose)
-        worker?.notify("dataproducer.transportclose", id, idKey: "dataProducerId")
+        worker?.registry.remove(self)
+        publish(.transportClose)
         observerChannel.emit(.close)
         finishChannels()
     }

@@ -43,8 +43,7 @@ public final class DirectTransport: Transport {
 
     func directRtcp(_ packet: [UInt8]) {
         guard !closed else { return }
-        eventChannel.emit(.rtcp(packet))
-        worker?.notify("transport.rtcp", id, ["rtcpPacket": .string(Data(packet).base64EncodedString())])
+        publish(.rtcp(packet))
     }
 
     func check(_ packet: [UInt8], what: String) throws(SFUError) {

@@ -223,15 +223,13 @@ public final class PlainTransport: Transport {
             guard rtcpTuple != nil else { return }
             rtcpTuple!.remoteIp = address.ip
             rtcpTuple!.remotePort = Int(address.port)
-            eventChannel.emit(.rtcpTuple(rtcpTuple!))
-            worker?.notify("transport.rtcptuple", id, ["rtcpTuple": .encoding(rtcpTuple!)])
+            publish(.rtcpTuple(rtcpTuple!))
             observerChannel.emit(.rtcpTuple(rtcpTuple!))
         } else {
             tuple.remoteIp = address.ip
             tuple.remotePort = Int(address.port)
             sctp?.connect(remotePort: 5000)
-            eventChannel.emit(.tuple(tuple))
-            worker?.notify("transport.tuple", id, ["tuple": .encoding(tuple)])
+            publish(.tuple(tuple))
             observerChannel.emit(.tuple(tuple))
         }
     }

@@ -47,6 +47,11 @@ public final class Producer {
     /// RTP observers watching this producer.
     var observers: [String: RtpObserver] = [:]
     private let eventChannel = EventChannel<ProducerEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: ProducerEvent) {
+        eventChannel.emit(event)
+        worker?.published(.producer(id, event))
+    }
     private let observerChannel = EventChannel<ProducerObserverEvent>()
 
     init(transport: Transport, handle: Handle, id: String?, kind: MediaKind, rtpParameters: RtpParameters, type: ProducerType, consumableRtpParameters: RtpParameters, paused: Bool, appData: AppData) {
@@ -76,8 +81,7 @@ public final class Producer {
     func traced(_ r: TraceRecord) {
         guard !closed else { return }
         let data = Trace.data(r)
-        eventChannel.emit(.trace(data))
-        worker?.notify("producer.trace", id, ["trace": .encoding(data)])
+        publish(.trace(data))
     }
 
     func scoreChanged(layer: Int, _ value: UInt8) {
@@ -88,8 +92,7 @@ public final class Producer {
         }
         guard layer < score.count else { return }
         score[layer].score = Int(value)
-        eventChannel.emit(.score(score))
-        worker?.notify("producer.score", id, ["score": .encoding(score)])
+        publish(.score(score))
     }
     public var observer: AsyncStream<ProducerObserverEvent> { observerChannel.subscribe() }
 
@@ -202,7 +205,7 @@ public final class Producer {
         forwarder.send(.closeProducer(handle))
         leaveObservers()
         transport?.producerRemoved(self)
-        if worker?.producersByHandle[handle] === self { worker?.producersByHandle[handle] = nil }
+        worker?.registry.remove(self)
         forwarder.producerHandles.release(handle)
         observerChannel.emit(.close)
         finishChannels()
@@ -216,10 +219,9 @@ public final class Producer {
         guard !closed else { return }
         closed = true
         leaveObservers()
-        if worker?.producersByHandle[handle] === self { worker?.producersByHandle[handle] = nil }
+        worker?.registry.remove(self)
         forwarder.producerHandles.release(handle)
-        eventChannel.emit(.transportClose)
-        worker?.notify("producer.transportclose", id)
+        publish(.transportClose)
         observerChannel.emit(.close)
         finishChannels()
         closePipeConsumer()

@@ -31,6 +31,11 @@ public final class Router {
     /// In-process pipe pairs to other routers, by the other router's id.
     var pipePairs: [String: (local: PipeTransport, remote: PipeTransport)] = [:]
     private let eventChannel = EventChannel<RouterEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: RouterEvent) {
+        eventChannel.emit(event)
+        worker?.published(.router(id, event))
+    }
     private let observerChannel = EventChannel<RouterObserverEvent>()
 
     init(worker: Worker, handle: Handle, rtpCapabilities: RtpCapabilities, appData: AppData) {
@@ -66,8 +71,7 @@ public final class Router {
         closed = true
         closeChildren()
         forwarder.routerHandles.release(handle)
-        eventChannel.emit(.workerClose)
-        worker?.notify("router.workerclose", id)
+        publish(.workerClose)
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -245,41 +249,34 @@ public final class Router {
 
     private func registerObserver(_ o: RtpObserver, worker: Worker) {
         rtpObservers[o.id] = o
-        worker.observersByHandle[o.handle] = o
-        worker.rtpObserversById[o.id] = o
+        worker.registry.add(o)
         observerChannel.emit(.newRtpObserver(o))
     }
 
     func observerClosed(_ o: RtpObserver) {
         rtpObservers[o.id] = nil
-        if worker?.observersByHandle[o.handle] === o { worker?.observersByHandle[o.handle] = nil }
-        worker?.rtpObserversById[o.id] = nil
+        worker?.registry.remove(o)
     }
 
     func register(_ transport: Transport) {
         transports[transport.id] = transport
-        worker?.transportsByHandle[transport.handle] = transport
-        worker?.transportsById[transport.id] = transport
+        worker?.registry.add(transport)
         observerChannel.emit(.newTransport(transport))
     }
 
     func transportClosed(_ transport: Transport) {
         transports[transport.id] = nil
-        worker?.transportsByHandle[transport.handle] = nil
-        worker?.transportsById[transport.id] = nil
+        worker?.registry.remove(transport)
     }
 
     // MARK: - Producers
 
     func producerAdded(_ producer: Producer) {
         producers[producer.id] = producer
-        // A pipe copy in the same worker does not hide its original.
-        if worker?.producersById[producer.id] == nil { worker?.producersById[producer.id] = producer }
     }
 
     func producerRemoved(_ producer: Producer) {
         producers[producer.id] = nil
-        if worker?.producersById[producer.id] === producer { worker?.producersById[producer.id] = nil }
     }
 
     /// Whether a consumer with `rtpCapabilities` could consume the producer.

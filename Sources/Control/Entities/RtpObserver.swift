@@ -53,7 +53,6 @@ public class RtpObserver {
         closed = true
         teardown()
         emitRouterClose()
-        worker?.notify("rtpobserver.routerclose", id, idKey: "rtpObserverId")
         observerChannel.emit(.close)
         finishChannels()
     }

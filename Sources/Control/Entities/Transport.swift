@@ -67,6 +67,11 @@ public class Transport {
     var cname: String?
     var nextMid = 0
     let eventChannel = EventChannel<TransportEvent>()
+    /// Emits on `events` and to the worker's notification taps.
+    func publish(_ event: TransportEvent) {
+        eventChannel.emit(event)
+        worker?.published(.transport(id, event))
+    }
     let observerChannel = EventChannel<TransportObserverEvent>()
 
     init(router: Router, worker: Worker, handle: Handle, appData: AppData) {
@@ -142,36 +147,7 @@ public class Transport {
     /// `transportClose`; consumers of its producers on other transports then
     /// emit `producerClose`.
     public func close() {
-        guard !closed else { return }
-        closed = true
-        forwarder.send(.closeTransport(handle))
-        var orphans: [Consumer] = []
-        for producer in producers.values {
-            orphans += producer.consumers.values
-            producer.transportClosed()
-            router?.producerRemoved(producer)
-        }
-        producers.removeAll()
-        for consumer in consumers.values { consumer.transportClosed() }
-        consumers.removeAll()
-        var dataOrphans: [DataConsumer] = []
-        for dp in dataProducers.values {
-            dataOrphans += dp.dataConsumers.values
-            dp.transportClosed()
-            router?.dataProducers[dp.id] = nil
-        }
-        dataProducers.removeAll()
-        for dc in dataConsumers.values { dc.transportClosed() }
-        dataConsumers.removeAll()
-        router?.transportClosed(self)
-        forwarder.transportHandles.release(handle)
-        observerChannel.emit(.close)
-        finishChannels()
-        // The forwarder freed these along with their producers.
-        for consumer in orphans where !consumer.closed { consumer.producerClosed() }
-        for dc in dataOrphans where !dc.closed { dc.dataProducerClosed() }
-        closeSctp()
-        didClose()
+        tearDown(.closed)
     }
 
     /// Called once the transport is closed, whatever closed it.
@@ -180,32 +156,62 @@ public class Transport {
     /// The router closed: emits `routerClose`. Nothing is sent to the
     /// forwarder, which tears the router down as a whole.
     func routerClosed() {
-        closedFromAbove(event: .routerClose, notification: "transport.routerclose")
+        tearDown(.routerClosed)
     }
 
     /// The WebRtcServer closed: emits `listenServerClose` (the forwarder
     /// closed the server's transports with it).
     func listenServerClosed() {
-        closedFromAbove(event: .listenServerClose, notification: "transport.listenserverclose")
+        tearDown(.listenServerClosed)
     }
 
-    private func closedFromAbove(event: TransportEvent, notification: String) {
+    enum CloseCause { case closed, routerClosed, listenServerClosed }
+
+    /// The one close cascade (doc/closures.md), whatever closed the
+    /// transport. Only the application's close tells the forwarder (it tore
+    /// the rest down itself). Unless the whole router is going, the router
+    /// forgets the producers, and consumers of them on other transports get
+    /// `producerClose` once this transport is closed; with the router going,
+    /// they get `transportClose` from their own transport instead.
+    private func tearDown(_ cause: CloseCause) {
         guard !closed else { return }
         closed = true
-        for producer in producers.values { producer.transportClosed() }
+        if cause == .closed { forwarder.send(.closeTransport(handle)) }
+        let routerStays = cause != .routerClosed
+        var orphans: [Consumer] = []
+        for producer in producers.values {
+            if routerStays { orphans += producer.consumers.values }
+            producer.transportClosed()
+            if routerStays { router?.producerRemoved(producer) }
+        }
         producers.removeAll()
         for consumer in consumers.values { consumer.transportClosed() }
         consumers.removeAll()
-        for dp in dataProducers.values { dp.transportClosed() }
+        var dataOrphans: [DataConsumer] = []
+        for dp in dataProducers.values {
+            if routerStays {
+                dataOrphans += dp.dataConsumers.values
+                router?.dataProducers[dp.id] = nil
+            }
+            dp.transportClosed()
+        }
         dataProducers.removeAll()
         for dc in dataConsumers.values { dc.transportClosed() }
         dataConsumers.removeAll()
         router?.transportClosed(self)
         forwarder.transportHandles.release(handle)
-        eventChannel.emit(event)
-        worker?.notify(notification, id)
+        switch cause {
+        case .closed: break
+        case .routerClosed:
+            publish(.routerClose)
+        case .listenServerClosed:
+            publish(.listenServerClose)
+        }
         observerChannel.emit(.close)
         finishChannels()
+        // The forwarder freed these along with their producers.
+        for consumer in orphans where !consumer.closed { consumer.producerClosed() }
+        for dc in dataOrphans where !dc.closed { dc.dataProducerClosed() }
         closeSctp()
         didClose()
     }
@@ -222,19 +228,18 @@ public class Transport {
 
     func consumerRemoved(_ consumer: Consumer) {
         consumers[consumer.id] = nil
-        worker?.consumersById[consumer.id] = nil
-        if worker?.consumersByHandle[consumer.handle] === consumer { worker?.consumersByHandle[consumer.handle] = nil }
+        worker?.registry.remove(consumer)
     }
 
     func dataProducerRemoved(_ dp: DataProducer) {
         dataProducers[dp.id] = nil
         router?.dataProducers[dp.id] = nil
-        if worker?.dataProducersById[dp.id] === dp { worker?.dataProducersById[dp.id] = nil }
+        worker?.registry.remove(dp)
     }
 
     func dataConsumerRemoved(_ dc: DataConsumer) {
         dataConsumers[dc.id] = nil
-        worker?.dataConsumersById[dc.id] = nil
+        worker?.registry.remove(dc)
     }
 
     /// The data producer/consumer type this transport supports (nil: none,
@@ -324,8 +329,7 @@ public class Transport {
     func sctpStateChanged(_ state: String) {
         guard !closed, sctpState != state else { return }
         sctpState = state
-        eventChannel.emit(.sctpStateChange(state))
-        worker?.notify("transport.sctpstatechange", id, ["sctpState": .string(state)])
+        publish(.sctpStateChange(state))
     }
 
     /// A data channel message: to the data producer on that stream.
@@ -383,8 +387,7 @@ public class Transport {
         let dp = DataProducer(transport: self, id: options.id, type: type, sctpStreamParameters: sctp, label: options.label ?? "", protocol: options.protocol ?? "", paused: options.paused ?? false, appData: options.appData ?? [:])
         dataProducers[dp.id] = dp
         router.dataProducers[dp.id] = dp
-        // A pipe copy in the same worker does not hide its original.
-        if worker.dataProducersById[dp.id] == nil { worker.dataProducersById[dp.id] = dp }
+        worker.registry.add(dp)
         observerChannel.emit(.newDataProducer(dp))
         return dp
     }
@@ -416,7 +419,7 @@ public class Transport {
         let dc = DataConsumer(transport: self, dataProducer: dp, type: type, sctpStreamParameters: sctp, paused: options.paused ?? false, appData: options.appData ?? [:])
         dataConsumers[dc.id] = dc
         dp.dataConsumers[dc.id] = dc
-        worker.dataConsumersById[dc.id] = dc
+        worker.registry.add(dc)
         observerChannel.emit(.newDataConsumer(dc))
         return dc
     }
@@ -447,7 +450,7 @@ public class Transport {
         let producer = Producer(transport: self, handle: handle, id: options.id, kind: options.kind, rtpParameters: params, type: type, consumableRtpParameters: consumable, paused: options.paused ?? false, appData: options.appData ?? [:])
         forwarder.send(.addProducer(handle: handle, transport: self.handle, producer.forwarderSpec(mapping: mapping, router: router.rtpCapabilities, ssrcs: ssrcs)))
         producers[producer.id] = producer
-        worker?.producersByHandle[handle] = producer
+        worker?.registry.add(producer)
         router.producerAdded(producer)
         observerChannel.emit(.newProducer(producer))
         return producer
@@ -475,8 +478,7 @@ public class Transport {
         forwarder.send(.addConsumer(handle: handle, transport: self.handle, producer: producer.handle, consumer.forwarderSpec()))
         consumers[consumer.id] = consumer
         producer.consumers[consumer.id] = consumer
-        worker.consumersById[consumer.id] = consumer
-        worker.consumersByHandle[handle] = consumer
+        worker.registry.add(consumer)
         observerChannel.emit(.newConsumer(consumer))
         return consumer
     }

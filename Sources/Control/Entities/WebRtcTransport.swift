@@ -216,15 +216,13 @@ public final class WebRtcTransport: Transport {
         guard let local = localTuples.first(where: { $0.protocol == proto }) else { return }
         let tuple = TransportTuple(localAddress: local.localAddress, localPort: local.localPort, remoteIp: address.ip, remotePort: Int(address.port), protocol: proto)
         iceSelectedTuple = tuple
-        eventChannel.emit(.iceSelectedTupleChange(tuple))
-        worker?.notify("transport.iceselectedtuplechange", id, ["iceSelectedTuple": .encoding(tuple)])
+        publish(.iceSelectedTupleChange(tuple))
     }
 
     func iceStateChanged(_ state: IceState) {
         guard !closed, iceState != state else { return }
         iceState = state
-        eventChannel.emit(.iceStateChange(state))
-        worker?.notify("transport.icestatechange", id, ["iceState": .string(state.rawValue)])
+        publish(.iceStateChange(state))
     }
 
     func dtlsStateChanged(_ state: DtlsState) {
@@ -234,8 +232,7 @@ public final class WebRtcTransport: Transport {
         if state == .failed || state == .closed, let sctp, sctp.state != .failed, sctp.state != .closed {
             sctpStateChanged(state == .failed ? "failed" : "closed")
         }
-        eventChannel.emit(.dtlsStateChange(state))
-        worker?.notify("transport.dtlsstatechange", id, ["dtlsState": .string(state.rawValue)])
+        publish(.dtlsStateChange(state))
     }
 
     override func didClose() {

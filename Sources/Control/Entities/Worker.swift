@@ -84,20 +84,16 @@ public final class Worker {
     var logger: Logger
     var routers = OrderedMap<Router>()
     var webRtcServers = OrderedMap<WebRtcServer>()
-    // Indexes for lookups by id and by forwarder handle.
-    var transportsByHandle: [Handle: Transport] = [:]
-    var transportsById: [String: Transport] = [:]
-    var producersById: [String: Producer] = [:]
-    var consumersById: [String: Consumer] = [:]
-    var consumersByHandle: [Handle: Consumer] = [:]
-    var producersByHandle: [Handle: Producer] = [:]
-    var observersByHandle: [Handle: RtpObserver] = [:]
-    var rtpObserversById: [String: RtpObserver] = [:]
-    var dataProducersById: [String: DataProducer] = [:]
-    var dataConsumersById: [String: DataConsumer] = [:]
+    /// Lookups by id and by forwarder handle.
+    var registry = EntityRegistry()
     /// Outbound pipe link index per peer worker id.
     var pipeLinks: [String: UInt32] = [:]
     private let eventChannel = EventChannel<WorkerEvent>()
+    /// Emits on `events` and to the notification taps.
+    func publish(_ event: WorkerEvent) {
+        eventChannel.emit(event)
+        published(.worker(id, event))
+    }
     private let observerChannel = EventChannel<WorkerObserverEvent>()
     private var taps: [Int: @RingSFUActor (EntityNotification) -> Void] = [:]
     private var nextTap = 0
@@ -184,36 +180,36 @@ public final class Worker {
     private func handle(_ event: ForwarderEvent) {
         switch event {
         case let .tupleLearned(handle, rtcp, address):
-            (transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
+            (registry.transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, bytes):
-            if let c = consumersByHandle[handle] { c.directRtp(bytes) }
+            if let c = registry.consumersByHandle[handle] { c.directRtp(bytes) }
         case let .trace(r):
             if r.consumer {
-                if let c = consumersByHandle[r.handle] { c.traced(r) }
+                if let c = registry.consumersByHandle[r.handle] { c.traced(r) }
             } else {
-                producersByHandle[r.handle]?.traced(r)
+                registry.producersByHandle[r.handle]?.traced(r)
             }
         case let .producerScore(handle, layer, score):
-            producersByHandle[handle]?.scoreChanged(layer: layer, score)
+            registry.producersByHandle[handle]?.scoreChanged(layer: layer, score)
         case let .consumerLayer(handle, layer):
-            if let c = consumersByHandle[handle] { c.layerChanged(layer) }
+            if let c = registry.consumersByHandle[handle] { c.layerChanged(layer) }
         case let .consumerScore(handle, score, producerScore):
-            if let c = consumersByHandle[handle] { c.scoreChanged(score, producerScore: producerScore) }
+            if let c = registry.consumersByHandle[handle] { c.scoreChanged(score, producerScore: producerScore) }
         case let .directRtcp(handle, bytes):
-            (transportsByHandle[handle] as? DirectTransport)?.directRtcp(bytes)
+            (registry.transportsByHandle[handle] as? DirectTransport)?.directRtcp(bytes)
         case let .iceSelectedTuple(handle, address, tcp):
-            (transportsByHandle[handle] as? WebRtcTransport)?.iceSelectedTupleChanged(address, tcp: tcp)
+            (registry.transportsByHandle[handle] as? WebRtcTransport)?.iceSelectedTupleChanged(address, tcp: tcp)
         case let .iceState(handle, state):
-            (transportsByHandle[handle] as? WebRtcTransport)?.iceStateChanged(state)
+            (registry.transportsByHandle[handle] as? WebRtcTransport)?.iceStateChanged(state)
         case let .dtlsState(handle, state):
-            (transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
+            (registry.transportsByHandle[handle] as? WebRtcTransport)?.dtlsStateChanged(state)
         case let .srtpFailed(handle, reason):
-            transportsByHandle[handle]?.srtpFailed(reason)
+            registry.transportsByHandle[handle]?.srtpFailed(reason)
         case let .sctpData(handle, packet):
             forwarder.sctpQueuedBytes.subtract(packet.count, ordering: .relaxed)
-            transportsByHandle[handle]?.sctpData(packet)
+            registry.transportsByHandle[handle]?.sctpData(packet)
         case let .audioLevels(handle, samples):
-            observersByHandle[handle]?.intervalEnded(samples)
+            registry.observersByHandle[handle]?.intervalEnded(samples)
         case .died(let reason):
             workerDied(reason)
         }
@@ -273,8 +269,7 @@ public final class Worker {
         routers.removeAll()
         for s in webRtcServers.values { s.workerClosed() }
         webRtcServers.removeAll()
-        eventChannel.emit(.died(reason))
-        notify("worker.died", id, ["error": .string(reason)])
+        publish(.died(reason))
         observerChannel.emit(.close)
         finishChannels()
     }
@@ -372,7 +367,7 @@ public final class Worker {
         let exporter = metrics ?? WorkerMetrics(workerId: id, factory: factory ?? MetricsSystem.factory)
         metrics = exporter
         let transports = figures.compactMap { handle, f -> (id: String, type: String, figures: EntityCounters)? in
-            guard let t = transportsByHandle[handle] else { return nil }
+            guard let t = registry.transportsByHandle[handle] else { return nil }
             return (t.id, t.statsType, f)
         }
         exporter.update(c, r, cpuSeconds: forwarderCpuSeconds, transports: transports)
@@ -434,7 +429,7 @@ public final class Worker {
 
     /// Routers, WebRTC servers, transports, producers and consumers hosted.
     public var entityCount: Int {
-        routers.count + webRtcServers.count + transportsById.count + producersById.count + consumersById.count
+        routers.count + webRtcServers.count + registry.count
     }
 
     /// Waits until every command sent so far has been applied by the forwarder.
@@ -463,12 +458,9 @@ public final class Worker {
 
     public func removeTap(_ token: Int) { taps[token] = nil }
 
-    func notify(_ method: String, _ entityId: String, _ extra: [String: JSONValue] = [:], idKey: String? = nil) {
-        guard !taps.isEmpty else { return }
-        let key = idKey ?? String(method.prefix { $0 != "." }) + "Id"
-        var params = extra
-        params[key] = .string(entityId)
-        let n = EntityNotification(method: method, entityId: entityId, params: params)
+    /// Hands an entity's public event to the taps, in wire form.
+    func published(_ event: PublishedEvent) {
+        guard !taps.isEmpty, let n = EntityNotification(event) else { return }
         for tap in taps.values { tap(n) }
     }
 }

@@ -35,29 +35,29 @@ public final class WorkerPool {
         return nil
     }
     func transport(id: String) -> Transport? {
-        for w in workers { if let t = w.transportsById[id] { return t } }
+        for w in workers { if let t = w.registry.transportsById[id] { return t } }
         return nil
     }
     /// A pipe copy (pipeToRouter) shares its original's id: the original
     /// is the one found, the copy only if there is no original.
     func producer(id: String) -> Producer? {
-        let found = workers.compactMap { $0.producersById[id] }
+        let found = workers.compactMap { $0.registry.producersById[id] }
         return found.first { $0.pipeConsumer == nil } ?? found.first
     }
     func dataProducer(id: String) -> DataProducer? {
-        let found = workers.compactMap { $0.dataProducersById[id] }
+        let found = workers.compactMap { $0.registry.dataProducersById[id] }
         return found.first { $0.pipeDataConsumer == nil } ?? found.first
     }
     func dataConsumer(id: String) -> DataConsumer? {
-        for w in workers { if let x = w.dataConsumersById[id] { return x } }
+        for w in workers { if let x = w.registry.dataConsumersById[id] { return x } }
         return nil
     }
     func rtpObserver(id: String) -> RtpObserver? {
-        for w in workers { if let o = w.rtpObserversById[id] { return o } }
+        for w in workers { if let o = w.registry.rtpObserversById[id] { return o } }
         return nil
     }
     func consumer(id: String) -> Consumer? {
-        for w in workers { if let c = w.consumersById[id] { return c } }
+        for w in workers { if let c = w.registry.consumersById[id] { return c } }
         return nil
     }
 }
