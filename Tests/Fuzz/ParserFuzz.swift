@@ -22,6 +22,15 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     defer { buffer.deallocate() }
     if count > 0 { buffer.copyMemory(from: input.baseAddress! + 1, byteCount: count) }
     _ = PacketClass.classify(buffer, count: count)
+    // 240 and up: the stateful units, driven by operation sequences.
+    if first >= 240 {
+        switch first % 3 {
+        case 0: rewriter(buffer, count)
+        case 1: nackGenerator(buffer, count)
+        default: simulcastSelector(buffer, count)
+        }
+        return
+    }
     switch first % 6 {
     case 0: rtp(buffer, count)
     case 1: rtcp(buffer, count)
@@ -125,6 +134,121 @@ func transportCcRecorder(_ p: UnsafeMutableRawPointer, _ count: Int) {
             }
         }
         i += 3
+    }
+}
+
+/// A consumer's numbering under random syncs, drops, in-order and late
+/// packets: outputs of newer inputs move forward, a forwarded packet's
+/// output maps back to it while it is recent, drops are never numbered.
+func rewriter(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    var r = RtpRewriter()
+    var input: UInt16 = 0
+    var now: Int64 = 1_000_000_000
+    var recent: [(UInt16, UInt16)] = []
+    var lastOutput: UInt16? = nil
+    var dropsSinceForwarded = 0
+    var i = 0
+    while i + 2 <= count {
+        let op = p.load(fromByteOffset: i, as: UInt8.self)
+        let arg = p.load(fromByteOffset: i + 1, as: UInt8.self)
+        i += 2
+        now += Int64(arg) * 1_000_000
+        switch op % 5 {
+        case 0:
+            input = UInt16(arg) << 8 | UInt16(op)
+            r.sync(input: input, timestamp: UInt32(arg) * 3000, continueTimestamps: op & 0x80 != 0, nowNs: now, clockRate: 90_000)
+            recent.removeAll()
+            dropsSinceForwarded = 0
+        case 1:
+            input &+= 1 + UInt16(arg % 4)
+            r.drop(input)
+            dropsSinceForwarded += 1
+            promise(r.output(for: input) == nil || !r.started, "a drop is never numbered")
+        case 2, 3:
+            input &+= 1 + UInt16(arg % 3)
+            guard let o = r.output(for: input) else {
+                promise(!r.started, "the newest input is numbered")
+                continue
+            }
+            if let lastOutput { promise(RtpRewriter.newer(o, than: lastOutput) || recent.isEmpty, "outputs move forward") }
+            lastOutput = o
+            r.sent(output: o, timestamp: 0, nowNs: now)
+            dropsSinceForwarded = 0
+            recent.append((input, o))
+            if recent.count > 8 { recent.removeFirst() }
+        default:
+            // A late packet and a NACK for a recent one.
+            let late = input &- UInt16(arg % 40)
+            _ = r.output(for: late)
+            // (Up to 16 drops later; older ones are forgotten by design.)
+            if let (i0, o) = recent.last, dropsSinceForwarded < RtpRewriter.maxDrops {
+                promise(r.input(forOutput: o) == i0, "the newest forwarded output maps back")
+            }
+        }
+        promise(r.dropCount <= RtpRewriter.maxDrops, "drops bounded")
+    }
+}
+
+/// The NACK list under random losses, arrivals and timer ticks: bounded,
+/// nothing asked for before the reorder tolerance or more than the retries.
+func nackGenerator(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    var g = NackGenerator()
+    var list = InlineArray<64, UInt16>(repeating: 0)
+    var now: Int64 = 0
+    var seq: UInt16 = 0
+    var i = 0
+    while i + 2 <= count {
+        let op = p.load(fromByteOffset: i, as: UInt8.self)
+        let arg = p.load(fromByteOffset: i + 1, as: UInt8.self)
+        i += 2
+        now += Int64(arg) * 1_000_000
+        switch op % 3 {
+        case 0:
+            let n = Int(arg % 70)
+            if n > 0 { _ = g.lost(from: seq, count: n, nowNs: now) }
+            seq &+= UInt16(n) &+ 1
+        case 1:
+            _ = g.arrived(seq &- UInt16(arg))
+        default:
+            let n = g.due(nowNs: now, into: &list)
+            promise(n <= NackGenerator.capacity, "due list bounded")
+        }
+        promise(g.count <= NackGenerator.capacity, "NACK list bounded")
+    }
+}
+
+/// The simulcast choice under random liveness, preferences and packets:
+/// the target never exceeds the preference, the current layer only changes
+/// on the target's key frame.
+func simulcastSelector(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    var s = SimulcastSelector(preferred: 2, nowNs: 0)
+    var now: Int64 = 0
+    var live: UInt8 = 0b111
+    var i = 0
+    while i + 2 <= count {
+        let op = p.load(fromByteOffset: i, as: UInt8.self)
+        let arg = p.load(fromByteOffset: i + 1, as: UInt8.self)
+        i += 2
+        now += Int64(arg) * 10_000_000
+        let layer = Int(arg % 3)
+        switch op % 4 {
+        case 0:
+            live = arg & 0b111
+        case 1:
+            s.preferred = layer
+            _ = s.retarget(nowNs: now, syncRequired: op & 0x80 != 0) { live & (1 << $0) == 0 }
+        default:
+            let before = s.current
+            let key = op & 0x40 != 0
+            if s.shouldRetarget(layer: layer, nowNs: now, layerStartNs: 0, targetSilent: { live & (1 << s.target) == 0 }) {
+                _ = s.retarget(nowNs: now, syncRequired: false) { live & (1 << $0) == 0 }
+            }
+            let target = s.target
+            let d = s.decide(layer: layer, syncRequired: false) { key }
+            if s.current != before { promise(key && layer == target, "switches only on the target's key frame") }
+            if case .forward = d { promise(layer == before, "forwards only the current layer") }
+        }
+        promise(s.target <= s.preferred && s.target >= 0, "target within the preference")
     }
 }
 

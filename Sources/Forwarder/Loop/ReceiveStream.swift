@@ -108,7 +108,7 @@ package struct ReceiveStreamState {
 
     /// The least silence after which a stream counts as stopped, and the
     /// longest frame interval the average takes in.
-    static let minSilenceNs: Int64 = 400_000_000
+    package static let minSilenceNs: Int64 = 400_000_000
     static let maxFrameIntervalNs: Int64 = 2_500_000_000
 
     /// No packet for four usual frame intervals (at least 400 ms): the

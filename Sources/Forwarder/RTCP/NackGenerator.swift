@@ -3,11 +3,11 @@
 /// tolerance, then again every `retryNs`, up to `maxRetries` times; a burst
 /// larger than the list is given up (the caller asks for a key frame
 /// instead). A pure value: time comes in as a parameter.
-struct NackGenerator {
-    static let capacity = 64
-    static let reorderNs: Int64 = 10_000_000
-    static let retryNs: Int64 = 100_000_000
-    static let maxRetries: UInt8 = 10
+package struct NackGenerator {
+    package static let capacity = 64
+    package static let reorderNs: Int64 = 10_000_000
+    package static let retryNs: Int64 = 100_000_000
+    package static let maxRetries: UInt8 = 10
 
     struct Missing {
         var sequence: UInt16 = 0
@@ -18,12 +18,14 @@ struct NackGenerator {
     }
 
     private var missing = InlineArray<64, Missing>(repeating: Missing())
-    private(set) var count = 0
+    package private(set) var count = 0
+
+    package init() {}
 
     /// `count` packets from `first` on are missing. Returns false (and
     /// forgets the whole list) when they do not fit.
     @discardableResult
-    mutating func lost(from first: UInt16, count n: Int, nowNs: Int64) -> Bool {
+    package mutating func lost(from first: UInt16, count n: Int, nowNs: Int64) -> Bool {
         guard count + n <= Self.capacity else {
             count = 0
             return false
@@ -36,7 +38,7 @@ struct NackGenerator {
     }
 
     /// A packet arrived; returns whether it was one being asked for.
-    mutating func arrived(_ sequence: UInt16) -> Bool {
+    package mutating func arrived(_ sequence: UInt16) -> Bool {
         for i in 0..<count where missing[i].sequence == sequence {
             remove(at: i)
             return true
@@ -51,7 +53,7 @@ struct NackGenerator {
 
     /// The sequence numbers to ask for now, in `list`; returns how many.
     /// Packets asked for `maxRetries` times are forgotten.
-    mutating func due(nowNs: Int64, into list: inout InlineArray<64, UInt16>) -> Int {
+    package mutating func due(nowNs: Int64, into list: inout InlineArray<64, UInt16>) -> Int {
         var n = 0
         var i = 0
         while i < count {

@@ -7,35 +7,37 @@
 /// needs) are hidden: later packets are numbered as if they never existed,
 /// so the endpoint sees no gap to NACK. Late packets (older than a drop)
 /// keep the numbering they would have had.
-struct RtpRewriter {
+package struct RtpRewriter {
     /// Drops remembered; a packet older than the oldest forgotten drop can
     /// no longer be numbered and is not forwarded.
-    static let maxDrops = 16
+    package static let maxDrops = 16
+
+    package init() {}
 
     /// Whether a first packet was numbered.
-    private(set) var started = false
+    package private(set) var started = false
     /// Added to inputs newer than every remembered drop.
-    private(set) var offset: UInt16 = 0
-    private(set) var timestampOffset: UInt32 = 0
+    package private(set) var offset: UInt16 = 0
+    package private(set) var timestampOffset: UInt32 = 0
     /// The newest output sent, its timestamp and when.
-    private(set) var lastOutput: UInt16 = 0
-    private(set) var lastTimestamp: UInt32 = 0
-    private(set) var lastSentNs: Int64 = 0
+    package private(set) var lastOutput: UInt16 = 0
+    package private(set) var lastTimestamp: UInt32 = 0
+    package private(set) var lastSentNs: Int64 = 0
     /// The input the current numbering starts at, the newest input seen
     /// since, and how far apart they are (extended): only inputs in that
     /// span were numbered by the current offset.
-    private(set) var syncInput: UInt16 = 0
-    private(set) var newestInput: UInt16 = 0
-    private(set) var span: UInt32 = 0
+    package private(set) var syncInput: UInt16 = 0
+    package private(set) var newestInput: UInt16 = 0
+    package private(set) var span: UInt32 = 0
     /// Inputs dropped under the current numbering, oldest first; inputs
     /// older than `floorInput` (a forgotten drop) cannot be numbered.
     private var drops = InlineArray<16, UInt16>(repeating: 0)
-    private(set) var dropCount = 0
+    package private(set) var dropCount = 0
     private var floorInput: UInt16 = 0
     private var hasFloor = false
 
     /// `a` is newer than `b` (RFC 3550 wrap-around).
-    @inline(__always) static func newer(_ a: UInt16, than b: UInt16) -> Bool {
+    @inline(__always) package static func newer(_ a: UInt16, than b: UInt16) -> Bool {
         a != b && a &- b < 0x8000
     }
 
@@ -44,7 +46,7 @@ struct RtpRewriter {
     /// `continueTimestamps` its timestamp follows the last one sent by the
     /// time elapsed (at least one tick), so a switch to another stream
     /// (another clock base) keeps timestamps moving forward.
-    mutating func sync(input: UInt16, timestamp: UInt32, continueTimestamps: Bool, nowNs: Int64, clockRate: Int64) {
+    package mutating func sync(input: UInt16, timestamp: UInt32, continueTimestamps: Bool, nowNs: Int64, clockRate: Int64) {
         let base = started ? lastOutput &+ 1 : input
         offset = base &- input
         if continueTimestamps && started {
@@ -83,7 +85,7 @@ struct RtpRewriter {
     /// The output number of a packet to forward, nil when it cannot be
     /// numbered (a dropped one, or older than what the numbering
     /// remembers). Newer inputs extend the numbering.
-    mutating func output(for input: UInt16) -> UInt16? {
+    package mutating func output(for input: UInt16) -> UInt16? {
         guard started else { return nil }
         if Self.newer(input, than: newestInput) {
             span &+= UInt32(input &- newestInput)
@@ -97,7 +99,7 @@ struct RtpRewriter {
     /// Hides a packet that is not forwarded (padding only): packets after
     /// it close the gap. An input older than the newest seen cannot be
     /// hidden (later ones are already numbered); it just goes unsent.
-    mutating func drop(_ input: UInt16) {
+    package mutating func drop(_ input: UInt16) {
         guard started, Self.newer(input, than: newestInput) else { return }
         span &+= UInt32(input &- newestInput)
         newestInput = input
@@ -115,7 +117,7 @@ struct RtpRewriter {
 
     /// Records a packet that left (not a retransmission): the newest output
     /// and timestamp so far, and when.
-    mutating func sent(output: UInt16, timestamp: UInt32, nowNs: Int64) {
+    package mutating func sent(output: UInt16, timestamp: UInt32, nowNs: Int64) {
         if Self.newer(output, than: lastOutput) || lastSentNs == 0 {
             lastOutput = output
         }
@@ -124,11 +126,11 @@ struct RtpRewriter {
     }
 
     /// The output timestamp of an input one.
-    @inline(__always) func timestamp(for input: UInt32) -> UInt32 { input &+ timestampOffset }
+    @inline(__always) package func timestamp(for input: UInt32) -> UInt32 { input &+ timestampOffset }
 
     /// The input a NACKed output number stands for, nil when that output
     /// was not sent under the current numbering or stood for a drop.
-    func input(forOutput output: UInt16) -> UInt16? {
+    package func input(forOutput output: UInt16) -> UInt16? {
         guard started, !Self.newer(output, than: lastOutput) else { return nil }
         // out = in + offset + (drops newer than in), strictly increasing over
         // inputs that were not dropped: solve by iterating from the newest

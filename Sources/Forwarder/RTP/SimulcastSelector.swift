@@ -4,17 +4,17 @@
 /// endpoint is decoding). The consumer moves to a new target only on that
 /// layer's key frame, so the endpoint never gets a stream it cannot decode.
 /// A pure value: time and the layers' liveness come in as parameters.
-struct SimulcastSelector {
-    var preferred = 0
-    private(set) var target = 0
+package struct SimulcastSelector {
+    package var preferred = 0
+    package private(set) var target = 0
     /// -1 until the first key frame was forwarded.
-    private(set) var current = -1
+    package private(set) var current = -1
     /// Since when the target is what it is: a target that never sent gets
     /// `ReceiveStreamState.minSilenceNs` to start before the consumer
     /// settles for a lower layer.
-    private(set) var targetSinceNs: Int64 = 0
+    package private(set) var targetSinceNs: Int64 = 0
 
-    init(preferred: Int = 0, nowNs: Int64 = 0) {
+    package init(preferred: Int = 0, nowNs: Int64 = 0) {
         self.preferred = preferred
         target = preferred
         targetSinceNs = nowNs
@@ -23,7 +23,7 @@ struct SimulcastSelector {
     /// Recomputes the target from which layers are silent. Returns the
     /// layer to ask for a key frame (a new target other than the layer
     /// being forwarded, or any target while a re-sync is due), else nil.
-    mutating func retarget(nowNs: Int64, syncRequired: Bool, silent: (Int) -> Bool) -> Int? {
+    package mutating func retarget(nowNs: Int64, syncRequired: Bool, silent: (Int) -> Bool) -> Int? {
         var next = preferred
         var layer = preferred
         while layer >= 0 {
@@ -45,12 +45,12 @@ struct SimulcastSelector {
     /// the encodings they cannot afford). `layerStartNs` is when this
     /// layer's first packet arrived.
     @inline(__always)
-    func shouldRetarget(layer: Int, nowNs: Int64, layerStartNs: Int64, targetSilent: () -> Bool) -> Bool {
+    package func shouldRetarget(layer: Int, nowNs: Int64, layerStartNs: Int64, targetSilent: () -> Bool) -> Bool {
         if layer > target { return layer <= preferred }
         return layer < target && nowNs - max(targetSinceNs, layerStartNs) > ReceiveStreamState.minSilenceNs && targetSilent()
     }
 
-    enum Decision: Equatable {
+    package enum Decision: Equatable {
         /// Not for this consumer (another layer, or waiting for a key frame).
         case skip
         /// The current layer: forward.
@@ -63,7 +63,7 @@ struct SimulcastSelector {
     /// What to do with a packet of `layer`; `isKeyFrame` is asked only for
     /// the target layer's packets while a switch is due.
     @inline(__always)
-    mutating func decide(layer: Int, syncRequired: Bool, isKeyFrame: () -> Bool) -> Decision {
+    package mutating func decide(layer: Int, syncRequired: Bool, isKeyFrame: () -> Bool) -> Decision {
         if layer == current && !syncRequired { return .forward }
         guard layer == target, isKeyFrame() else { return .skip }
         let changed = current != layer
