@@ -5,4 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --product ringsfu-perf >/dev/null
 bin="$(swift build --show-bin-path)"
-LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/ringsfu-perf" alloc-check --packets 100000
+# One scenario per path: plain fan-out with transport-wide CC, SRTP on both
+# legs, and NACKs answered with RTX.
+for scenario in "" "--srtp" "--loss 2"; do
+    # shellcheck disable=SC2086
+    LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/ringsfu-perf" alloc-check --packets 100000 $scenario
+done

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MallocInterposerSwift
 import RingSFU
+import RingSFUForwarder
 import RingSFUCShims
 import Synchronization
 #if canImport(Glibc)
@@ -31,18 +32,30 @@ struct AllocCheck: AsyncParsableCommand {
     @Option(help: "Consumers of the producer.")
     var consumers = 3
 
+    @Flag(help: "SRTP (AES_CM_128_HMAC_SHA1_80) on both legs: unprotect and protect per packet.")
+    var srtp = false
+
+    @Option(help: "Percentage of video packets the sink reports lost, so the worker retransmits them as RTX.")
+    var loss = 0.0
+
     func run() async throws {
         MallocInterposerSwift.initialize()
         let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, maxTransports: 64, maxProducers: 128, maxConsumers: 1024))
         let sink = Sink(cpu: nil)
-        sink.start()
         let (video, audio) = Fanout.ssrcs(40, .realistic)
-        let (port, thread, _, _) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port, listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"), transportCc: true)
+        let suite = SrtpCryptoSuite.aesCm128HmacSha1_80
+        let publisherKey = srtp ? SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) }) : nil
+        let (port, thread, sinkKeys, rtxPt) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port,
+                                                                        listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"), srtp: publisherKey, transportCc: true)
+        sink.srtpByPort = sinkKeys
+        sink.nackFraction = loss / 100
+        sink.rtxPayloadType = rtxPt
+        sink.start()
         let expectedOut = UInt64(consumers)
 
         // Warm up: every code path of the loop has run at least once.
         let sourcePort = UInt16.random(in: 40000...49999)
-        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
+        let warm = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort, srtpKey: publisherKey)
         // Transport-wide sequence numbers too: arrivals recorded, feedback sent.
         warm.transportCcId = Fanout.transportCcId
         warm.start()
@@ -53,8 +66,8 @@ struct AllocCheck: AsyncParsableCommand {
         for _ in 0..<50 where await { let u = await worker.getResourceUsage(); return u.rtcpOut - u.transportCcFeedback }() == 0 {
             try await Task.sleep(for: .milliseconds(100))
         }
-        warm.stop()
-        try await Task.sleep(for: .milliseconds(200))
+        // The same generator goes on into the measurement: a second one would
+        // start its sequence numbers over, which SRTP rejects as replays.
         _ = await worker.getResourceUsage()
 
         watchedThread.store(thread, ordering: .relaxed)
@@ -71,11 +84,10 @@ struct AllocCheck: AsyncParsableCommand {
         let before = await worker.getResourceUsage()
         try await Task.sleep(for: .milliseconds(50))
         MallocInterposerSwift.hook()
-        let gen = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: video, audioSsrcs: audio, videoPps: 0, mode: .realistic, cpu: nil, sourcePort: sourcePort)
-        gen.transportCcId = Fanout.transportCcId
-        gen.start()
+        let gen = warm
+        let sentBefore = gen.sentVideo.load(ordering: .relaxed)
         // Each input packet is forwarded to every consumer.
-        while gen.sentVideo.load(ordering: .relaxed) * UInt64(consumers) < UInt64(packets) {
+        while (gen.sentVideo.load(ordering: .relaxed) - sentBefore) * UInt64(consumers) < UInt64(packets) {
             try await Task.sleep(for: .milliseconds(20))
         }
         gen.stop()
@@ -101,7 +113,8 @@ struct AllocCheck: AsyncParsableCommand {
                 }
             }
         }
-        print("forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each, \(after.transportCcFeedback - before.transportCcFeedback) transport-cc feedback packets); forwarder-thread allocations: \(allocations)")
+        let scenario = (srtp ? "SRTP" : "plain RTP") + (loss > 0 ? ", \(loss) % reported lost" : "")
+        print("\(scenario): forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each, \(after.transportCcFeedback - before.transportCcFeedback) transport-cc feedback packets, \(after.retransmitted - before.retransmitted) retransmitted); forwarder-thread allocations: \(allocations)")
         if MallocInterposerSwift.getStatistics().mallocCount == 0 {
             print("error: the malloc interposer is not preloaded (LD_PRELOAD)")
             throw ExitCode(2)
@@ -109,6 +122,10 @@ struct AllocCheck: AsyncParsableCommand {
         guard forwarded >= UInt64(packets) else {
             print("error: forwarded fewer packets than requested")
             throw ExitCode(3)
+        }
+        if loss > 0 && after.retransmitted == before.retransmitted {
+            print("error: nothing was retransmitted")
+            throw ExitCode(4)
         }
         if allocations > 0 { throw ExitCode.failure }
     }

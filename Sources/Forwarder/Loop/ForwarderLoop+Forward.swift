@@ -74,14 +74,28 @@ extension ForwarderLoop {
         }
         // Key frame detection is done at most once per packet, and only if
         // some consumer is waiting for one or a request is pending.
-        var f = FanoutPacket(packet: packet, size: size, header: header, routerPt: routerPt, layer: layer,
-                             layerStartNs: receiveStreams[stream].firstArrivalNs,
-                             codec: KeyFrameCodec(rawValue: producers[p].codecs[Int(routerPt)]) ?? .none)
-        if producers[p].keyFrameRequests[layer].pending, f.isKeyFrame() {
+        var f = FanoutPacket(packet: packet, size: size, routerPt: routerPt, layer: layer, stream: stream,
+                             codec: producers[p].codecs[Int(routerPt)])
+        if producers[p].keyFrameRequests[layer].pending, f.isKeyFrame(header) {
             producers[p].keyFrameRequests[layer].keyFrameArrived()
             producers[p].counters.keyFrames &+= 1
         }
-        fanOut(&f, producer: p)
+        // The consumer stage: one decision per consumer kind (+Fanout).
+        var c = producers[p].firstConsumer
+        while c >= 0 {
+            let ci = Int(c)
+            let next = consumers[ci].nextInProducer
+            if consumers[ci].active {
+                if consumers[ci].layered {
+                    forwardLayered(ci, f, header)
+                } else if consumers[ci].simulcast {
+                    forwardSimulcast(ci, &f, header, producer: p)
+                } else if layer == 0 {
+                    forwardSimple(ci, &f, header)
+                }
+            }
+            c = next
+        }
     }
 
     /// Re-bases a consumer's numbering on this packet: sequence numbers

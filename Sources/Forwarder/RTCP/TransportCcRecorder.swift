@@ -59,7 +59,10 @@ package struct TransportCcRecorder {
             // Slots of skipped numbers may hold entries from a lap ago.
             let skipped = min(ext - highest - 1, Int64(Self.capacity))
             var s = highest + 1
-            for _ in 0..<skipped { ring[Int(s & Self.mask)] = 0; s += 1 }
+            // (A counted loop: a range of Int64 is not specialised in debug
+            // builds and would allocate.)
+            let end = s + skipped
+            while s < end { ring[Int(s & Self.mask)] = 0; s += 1 }
             highest = ext
             if highest - nextToReport >= Int64(Self.capacity) { nextToReport = highest - Int64(Self.capacity) + 1 }
         } else if highest - ext >= Int64(Self.capacity) {

@@ -85,6 +85,7 @@ package struct RtpRewriter {
     /// The output number of a packet to forward, nil when it cannot be
     /// numbered (a dropped one, or older than what the numbering
     /// remembers). Newer inputs extend the numbering.
+    @inline(__always)
     package mutating func output(for input: UInt16) -> UInt16? {
         guard started else { return nil }
         if Self.newer(input, than: newestInput) {
@@ -117,6 +118,7 @@ package struct RtpRewriter {
 
     /// Records a packet that left (not a retransmission): the newest output
     /// and timestamp so far, and when.
+    @inline(__always)
     package mutating func sent(output: UInt16, timestamp: UInt32, nowNs: Int64) {
         if Self.newer(output, than: lastOutput) || lastSentNs == 0 {
             lastOutput = output
