@@ -179,25 +179,41 @@ package struct ObserverState {
 }
 
 package struct ConsumerState {
+    // Hot: what the fan-out reads for every packet, first and together
+    // (Swift lays fields out in this order), so a consumer's forwarding
+    // touches few cache lines.
     var inUse = false
-    /// The entity holding this row (events carry it back).
-    var handle = Handle.none
-    var transport: UInt32 = 0
-    var producer: UInt32 = 0
-    var ssrc: UInt32 = 0
-    var mid = InlineArray<16, UInt8>(repeating: 0)
-    var midLength = 0
-    var midExtensionId: UInt8 = 0
-    var payloadTypes = PayloadTypeMap()
-    var extensionIds = ExtensionIdMap()
     var paused = false
     var producerPaused = false
-    var waitsForKeyFrame = false
     /// Set at creation and on every resume: the next forwarded packet
     /// (a key frame's first packet for video) re-bases the sequence numbers.
     var syncRequired = true
+    var waitsForKeyFrame = false
+    var simulcast = false
+    var layered = false
+    var midExtensionId: UInt8 = 0
+    var traceMask: UInt8 = 0
+    var transport: UInt32 = 0
+    var producer: UInt32 = 0
+    var ssrc: UInt32 = 0
+    var pendingMessage: Int32 = -1
+    var nextInProducer: Int32 = -1
     /// Sequence numbers and timestamps out (and back, for NACKs).
     var rtp = RtpRewriter()
+    var counters = EntityCounters()
+    var payloadTypes = PayloadTypeMap()
+    var extensionIds = ExtensionIdMap()
+    /// Simulcast: preferred, target (highest active up to preferred) and
+    /// current layer (-1: none yet); layered pipe consumers' SSRCs.
+    var layers = SimulcastSelector()
+    /// VP8 picture id / TL0PICIDX continuity across layer switches.
+    var vp8 = Vp8EncodingContext()
+
+    // Cold: set-up, retransmission, reports, links.
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
+    var mid = InlineArray<16, UInt8>(repeating: 0)
+    var midLength = 0
     /// The last FIR request number from this consumer's endpoint (-1:
     /// none): a repeat of the same number is the same request.
     var lastFirSequence: Int16 = -1
@@ -205,16 +221,8 @@ package struct ConsumerState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var rtxSequence: UInt16 = 0
-    /// Simulcast: preferred, target (highest active up to preferred) and
-    /// current layer (-1: none yet); layered pipe consumers' SSRCs.
-    var simulcast = false
-    var layered = false
-    var layers = SimulcastSelector()
     var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
-    /// VP8 picture id / TL0PICIDX continuity across layer switches.
-    var vp8 = Vp8EncodingContext()
-    var traceMask: UInt8 = 0
     var cname = InlineArray<64, UInt8>(repeating: 0)
     var cnameLength = 0
     /// Our last SR (its NTP middle 32 bits and when it left), for the RTT
@@ -227,9 +235,6 @@ package struct ConsumerState {
     var remoteJitter: UInt32 = 0
     var score: UInt8 = 10
     var bytesAtLastReport: UInt64 = 0
-    var counters = EntityCounters()
-    var pendingMessage: Int32 = -1
-    var nextInProducer: Int32 = -1
     var prevInProducer: Int32 = -1
     var nextInTransport: Int32 = -1
     var prevInTransport: Int32 = -1
