@@ -88,7 +88,7 @@ extension ForwarderLoop {
             if transports[t].transportCc >= 0 {
                 sendTransportCcFeedback(transport: t)
             } else if transports[t].remb.enabled {
-                let cap = UInt64(transports[t].maxIncomingBitrate)
+                let cap = UInt64(transports[t].incomingLimit.cap)
                 guard let bitrate = transports[t].remb.update(bytesReceived: transports[t].counters.bytes, fractionLost: worstFractionLost(transport: t),
                                                               cap: cap, nowNs: now) else { continue }
                 sendEstimateRemb(transport: t, bitrate: bitrate)

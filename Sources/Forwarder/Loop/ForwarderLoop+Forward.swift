@@ -28,7 +28,7 @@ extension ForwarderLoop {
         let p = Int(handle & Self.handleMask)
         let layer = Int((handle >> Self.layerShift) & 0x7)
         let repair = handle & Self.rtxFlag != 0
-        if transports[t].maxIncomingBitrate != 0 || transports[t].unlimitedRembsLeft != 0, !transports[t].remb.enabled {
+        if transports[t].incomingLimit.active, !transports[t].remb.enabled {
             mayAnnounceIncomingLimit(transport: t)
         }
         if repair {

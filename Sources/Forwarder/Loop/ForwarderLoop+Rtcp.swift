@@ -84,17 +84,11 @@ extension ForwarderLoop {
     /// types are dropped.
     mutating func unwrapRtx(_ packet: UnsafeMutableRawPointer, size: Int, _ header: RtpHeader, producer p: Int, layer: Int) -> (RtpHeader, Int)? {
         let media = producers[p].rtxPayloadTypes[header.payloadType]
-        guard media != PayloadTypeMap.none, header.payloadLength >= 2, producers[p].ssrcs[layer] != 0 else {
+        guard media != PayloadTypeMap.none, producers[p].ssrcs[layer] != 0,
+              let newSize = Rtx.unwrap(packet, size: size, header, mediaPayloadType: media, mediaSsrc: producers[p].ssrcs[layer]) else {
             counters.dropNotRtp &+= 1
             return nil
         }
-        let start = header.payloadOffset
-        let original = readUInt16(packet, start)
-        memmove(packet + start, packet + start + 2, size - start - 2)
-        let newSize = size - 2
-        RtpRewrite.setSequenceNumber(packet, original)
-        RtpRewrite.setSsrc(packet, producers[p].ssrcs[layer])
-        RtpRewrite.setPayloadType(packet, media)
         guard let restored = try? RtpHeader.parse(packet, count: newSize) else {
             counters.dropMalformed &+= 1
             return nil
@@ -190,15 +184,10 @@ extension ForwarderLoop {
     /// sequence. Returns the new size (0: cannot).
     func wrapRtx(_ out: UnsafeMutableRawPointer, size: Int, _ c: Int, routerPt: UInt8, rtxSsrc: UInt32) -> Int {
         let rtxPt = consumers[c].rtxPayloadTypes[routerPt]
-        guard rtxPt != PayloadTypeMap.none, size + 2 + SrtpSession.maxTrailer <= settings.bufferSize,
-              let header = try? RtpHeader.parse(out, count: size) else { return 0 }
-        let start = header.payloadOffset
-        memmove(out + start + 2, out + start, size - start)
-        out.storeBytes(of: header.sequenceNumber.bigEndian, toByteOffset: start, as: UInt16.self)
-        RtpRewrite.setSsrc(out, rtxSsrc)
-        RtpRewrite.setPayloadType(out, rtxPt)
-        RtpRewrite.setSequenceNumber(out, consumers[c].rtxSequence)
-        return size + 2
+        guard rtxPt != PayloadTypeMap.none, let header = try? RtpHeader.parse(out, count: size) else { return 0 }
+        // Room for the OSN and, later, the SRTP tag.
+        return Rtx.wrap(out, size: size, capacity: settings.bufferSize - SrtpSession.maxTrailer, header,
+                        rtxPayloadType: rtxPt, rtxSsrc: rtxSsrc, rtxSequence: consumers[c].rtxSequence)
     }
 
     // MARK: - Key frame requests
@@ -246,40 +235,19 @@ extension ForwarderLoop {
 
     // MARK: - Incoming bitrate limit
 
-    /// Least time between two limitation REMBs, and how many "unlimited"
-    /// ones follow lifting the cap (mediasoup's figures).
-    static let limitationRembIntervalNs: Int64 = 1_500_000_000
-    static let unlimitedRembCount: UInt8 = 4
-
     mutating func setMaxIncomingBitrate(transport t: Int, _ bitrate: UInt32) {
         guard transports[t].inUse else { return }
-        let previous = transports[t].maxIncomingBitrate
-        transports[t].maxIncomingBitrate = bitrate
-        if bitrate != 0 {
-            transports[t].unlimitedRembsLeft = 0
-            // A new cap goes out with the next packet received.
-            transports[t].limitationRembSentNs = 0
-        } else if previous != 0 {
-            // The endpoint may still apply the old cap: tell it the limit is
-            // gone, now and with the next few packets.
-            transports[t].unlimitedRembsLeft = Self.unlimitedRembCount
-            transports[t].limitationRembSentNs = 0
-            mayAnnounceIncomingLimit(transport: t)
-        }
+        if transports[t].incomingLimit.set(bitrate) { mayAnnounceIncomingLimit(transport: t) }
     }
 
-    /// Sends the transport's endpoint a REMB with the cap set by
-    /// `setMaxIncomingBitrate` (no SSRCs: it applies to everything the
-    /// endpoint sends), at most every 1.5 s, driven by its incoming media.
+    /// Sends the transport's endpoint the REMB its `IncomingBitrateLimiter`
+    /// says is due (driven by its incoming media).
     mutating func mayAnnounceIncomingLimit(transport t: Int) {
-        let now = turnNs
-        guard transports[t].limitationRembSentNs == 0 || now - transports[t].limitationRembSentNs > Self.limitationRembIntervalNs else { return }
+        guard let bitrate = transports[t].incomingLimit.due(nowNs: turnNs) else { return }
         let slot = freeSendSlots.pop()
         guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
         let n = RtcpWriter.remb(sendSlab.slot(Int(slot)), capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc,
-                                bitrate: UInt64(transports[t].maxIncomingBitrate), ssrcCount: 0) { _ in 0 }
-        transports[t].limitationRembSentNs = max(1, now)
-        if transports[t].unlimitedRembsLeft > 0 { transports[t].unlimitedRembsLeft -= 1 }
+                                bitrate: UInt64(bitrate), ssrcCount: 0) { _ in 0 }
         sendRtcp(transport: t, slot: slot, length: n)
     }
 

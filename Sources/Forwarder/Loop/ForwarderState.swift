@@ -95,15 +95,11 @@ package struct TransportState {
     var pipePeer = Handle.none
     var bytesAtLastReport: UInt64 = 0
     var bytesOutAtLastReport: UInt64 = 0
-    /// `setMaxIncomingBitrate`: the cap announced to the endpoint in REMB
-    /// (0: none), when it was last sent, and how many "unlimited" (0)
-    /// REMBs remain to be sent after the cap was lifted.
-    var maxIncomingBitrate: UInt32 = 0
+    /// `setMaxIncomingBitrate`: the cap and its REMB announcements.
+    var incomingLimit = IncomingBitrateLimiter()
     /// Plain and UDP pipe transports with SCTP: datagrams from and to port
     /// 5000 on both ends are SCTP packets for the control layer.
     var rawSctp = false
-    var limitationRembSentNs: Int64 = 0
-    var unlimitedRembsLeft: UInt8 = 0
     /// Congestion feedback to the endpoint: transport-wide CC (the arrival
     /// recorder's index, -1: none, and the endpoint's extension id), or a
     /// receive-side estimate sent as REMB; listed for the feedback timer.
