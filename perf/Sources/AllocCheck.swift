@@ -38,6 +38,9 @@ struct AllocCheck: AsyncParsableCommand {
     @Option(help: "Percentage of video packets the sink reports lost, so the worker retransmits them as RTX.")
     var loss = 0.0
 
+    @Flag(help: "Simulcast: three video streams per producer as its encodings, simulcast consumers forwarding the top one.")
+    var simulcast = false
+
     func run() async throws {
         MallocInterposerSwift.initialize()
         let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, maxTransports: 64, maxProducers: 128, maxConsumers: 1024))
@@ -46,12 +49,15 @@ struct AllocCheck: AsyncParsableCommand {
         let suite = SrtpCryptoSuite.aesCm128HmacSha1_80
         let publisherKey = srtp ? SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) }) : nil
         let (port, thread, sinkKeys, rtxPt) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port,
-                                                                        listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"), srtp: publisherKey, transportCc: true)
+                                                                        listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"), srtp: publisherKey, transportCc: true,
+                                                                        simulcast: simulcast)
         sink.srtpByPort = sinkKeys
         sink.nackFraction = loss / 100
         sink.rtxPayloadType = rtxPt
         sink.start()
+        // A simulcast consumer forwards one encoding of three.
         let expectedOut = UInt64(consumers)
+        let share: UInt64 = simulcast ? 3 : 1
 
         // Warm up: every code path of the loop has run at least once.
         let sourcePort = UInt16.random(in: 40000...49999)
@@ -87,7 +93,7 @@ struct AllocCheck: AsyncParsableCommand {
         let gen = warm
         let sentBefore = gen.sentVideo.load(ordering: .relaxed)
         // Each input packet is forwarded to every consumer.
-        while (gen.sentVideo.load(ordering: .relaxed) - sentBefore) * UInt64(consumers) < UInt64(packets) {
+        while (gen.sentVideo.load(ordering: .relaxed) - sentBefore) * UInt64(consumers) / share < UInt64(packets) {
             try await Task.sleep(for: .milliseconds(20))
         }
         gen.stop()
@@ -113,7 +119,7 @@ struct AllocCheck: AsyncParsableCommand {
                 }
             }
         }
-        let scenario = (srtp ? "SRTP" : "plain RTP") + (loss > 0 ? ", \(loss) % reported lost" : "")
+        let scenario = (srtp ? "SRTP" : "plain RTP") + (simulcast ? ", simulcast" : "") + (loss > 0 ? ", \(loss) % reported lost" : "")
         print("\(scenario): forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each, \(after.transportCcFeedback - before.transportCcFeedback) transport-cc feedback packets, \(after.retransmitted - before.retransmitted) retransmitted); forwarder-thread allocations: \(allocations)")
         if MallocInterposerSwift.getStatistics().mallocCount == 0 {
             print("error: the malloc interposer is not preloaded (LD_PRELOAD)")

@@ -256,7 +256,10 @@ struct Fanout: AsyncParsableCommand {
     }
 
     @RingSFUActor
-    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
+    /// With `simulcast`, every three video SSRCs are the three encodings of
+    /// one producer, and the consumers are simulcast consumers.
+    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false,
+                   simulcast: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
         let router = try worker.createRouter(mediaCodecs: [
             RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
             RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
@@ -269,10 +272,11 @@ struct Fanout: AsyncParsableCommand {
         var producers: [Producer] = []
         let extensions = transportCc ? [RtpHeaderExtensionParameters(uri: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", id: Int(Self.transportCcId))] : []
         let feedback = transportCc ? [RtcpFeedback(type: "transport-cc", parameter: "")] : []
-        for ssrc in video {
+        let groups: [[UInt32]] = simulcast ? stride(from: 0, to: video.count - 2, by: 3).map { Array(video[$0..<($0 + 3)]) } : video.map { [$0] }
+        for ssrcs in groups {
             producers.append(try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
                 codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000, rtcpFeedback: feedback)],
-                headerExtensions: extensions, encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
+                headerExtensions: extensions, encodings: ssrcs.map { RtpEncodingParameters(ssrc: $0) }, rtcp: RtcpParameters(cname: "perf")))))
         }
         for ssrc in audio {
             producers.append(try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: RtpParameters(
