@@ -109,6 +109,22 @@ struct TransportCcRecorderTests {
         #expect(parsed.packets.allSatisfy { $0.1 != nil })
     }
 
+    /// A long run of losses before the next arrival, in packets too small
+    /// to hold both: the losses go out alone (so feedback moves on, found by
+    /// the fuzzer), then the arrival with its own reference time.
+    @Test func lossesThatFillAPacketGoOutAlone() throws {
+        let h = Harness()
+        h.arrive(100, ms: 10)
+        _ = h.feedback()
+        h.arrive(180, ms: 30) // 79 lost in between
+        let packets = try h.allFeedback(capacity: 32).map(parse)
+        #expect(packets.count >= 2)
+        let statuses = packets.flatMap(\.packets)
+        #expect(statuses.map(\.0) == (101...180).map { UInt16($0) }, "every number once, in order")
+        #expect(statuses.dropLast().allSatisfy { $0.1 == nil } && statuses.last?.1 == 30_000)
+        #expect(h.feedback().isEmpty)
+    }
+
     @Test func lateArrivalIsReportedAgainAsReceived() throws {
         let h = Harness()
         h.arrive(1, ms: 10)

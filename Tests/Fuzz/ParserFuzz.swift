@@ -127,7 +127,7 @@ func transportCcRecorder(_ p: UnsafeMutableRawPointer, _ count: Int) {
                 try? Rtcp.forEach(out, count: n) { (v) throws(RtcpError) in
                     var statuses = 0
                     let h = try Rtcp.forEachTransportCcPacket(v) { _, _ in statuses += 1 }
-                    promise(statuses == Int(h.statusCount) && h.receivedCount > 0, "feedback statuses")
+                    promise(statuses == Int(h.statusCount) && h.statusCount > 0, "feedback statuses")
                     parsed = true
                 }
                 promise(parsed, "feedback parses")

@@ -101,13 +101,17 @@ package struct TransportCcRecorder {
         while e <= highest, n < Self.capacity {
             var symbol: UInt8 = 0
             var delta: Int64 = 0
+            // The first received packet sets the reference time, but only
+            // once it is known to fit (see below).
+            var newReference: Int64 = -1
             if let us = arrivalUs(e) {
                 let tick = us / Self.tickUs
+                var base = previousTick
                 if reference < 0 {
-                    reference = tick >> 8
-                    previousTick = reference << 8
+                    newReference = tick >> 8
+                    base = newReference << 8
                 }
-                delta = tick - previousTick
+                delta = tick - base
                 if delta >= 0 && delta <= 255 {
                     symbol = 1
                 } else if delta >= Int64(Int16.min) && delta <= Int64(Int16.max) {
@@ -118,6 +122,10 @@ package struct TransportCcRecorder {
             }
             let size = 20 + 2 * ((n + 1 + 6) / 7) + deltaBytes + Int(symbol)
             if (size + 3) & ~3 > capacity { break }
+            if newReference >= 0 {
+                reference = newReference
+                previousTick = reference << 8
+            }
             symbols[n] = symbol
             deltas[n] = Int16(truncatingIfNeeded: delta)
             deltaBytes += Int(symbol)
@@ -125,8 +133,11 @@ package struct TransportCcRecorder {
             n += 1
             e += 1
         }
-        // Nothing received yet in range: wait until something is.
-        guard n > 0, reference >= 0 else { return 0 }
+        guard n > 0 else { return 0 }
+        // Only losses fit (a long run of them before the next arrival in a
+        // small packet): report them, so feedback moves on; the reference
+        // time is then arbitrary.
+        if reference < 0 { reference = 0 }
 
         // Pass 2: the packet.
         RtcpWriter.put32(p, 4, senderSsrc)
