@@ -6,12 +6,14 @@ import Metrics
 import Prometheus
 import RingSFU
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct RingSFUCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringsfu",
         abstract: "RingSFU: a WebRTC Selective Forwarding Unit.",
+        version: RingSFUVersion.current,
         subcommands: [Serve.self],
         defaultSubcommand: Serve.self
     )
@@ -124,11 +126,15 @@ struct Serve: AsyncParsableCommand {
         limits.maxQueuedBytes = maxQueuedBytes
         limits.allowAnyPort = allowAnyPort
         let connections = Connections()
-        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections)
         let logger = Logger(label: "ringsfu")
-        logger.info("ringsfu serving", metadata: ["address": "http://\(host):\(port)", "rpc": "ws://\(host):\(port)/rpc",
-                                                 "metrics": "http://\(host):\(port)/metrics", "workers": "\(count)",
-                                                 "auth": "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"])
+        let auth = "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"
+        // Announced once the listener is bound (a port in use fails before).
+        let listening = ListeningFlag()
+        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections) { [host, count] bound in
+            listening.set()
+            logger.info("ringsfu serving", metadata: ["version": "\(RingSFUVersion.current)", "address": "http://\(host):\(bound)", "rpc": "ws://\(host):\(bound)/rpc",
+                                                     "metrics": "http://\(host):\(bound)/metrics", "workers": "\(count)", "auth": "\(auth)"])
+        }
         // SIGTERM/SIGINT: close every client with 1001 and the reason (its
         // entities close as on any disconnect), stop the HTTP server, then
         // the workers; bounded in time whatever clients do. A second signal
@@ -146,12 +152,19 @@ struct Serve: AsyncParsableCommand {
                 await group.triggerGracefulShutdown()
             }
         }
+        var failure: (any Error)?
         do {
             try await group.run()
         } catch {
-            logger.warning("server stopped: \(error)")
+            failure = error
         }
         await pool.closeAll()
+        if let failure, !listening.isSet {
+            // Never served (the address is in use, say): a failed start.
+            logger.error("could not listen on \(host):\(port): \(failure)")
+            throw ExitCode.failure
+        }
+        if let failure { logger.warning("server stopped: \(failure)") }
         logger.info("ringsfu stopped")
     }
 }
@@ -191,3 +204,10 @@ enum System {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A flag set once from any thread.
+final class ListeningFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}

@@ -72,9 +72,18 @@ enum ClientRole: Sendable {
 enum ServerApp {
     static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                       logLevel: Logger.Level = .info, limits: ServerLimits = ServerLimits(),
-                      connections: Connections = Connections()) -> some ApplicationProtocol {
+                      connections: Connections = Connections(),
+                      onRunning: @escaping @Sendable (_ boundPort: Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: RpcRequestContext.self)
-        router.get("/health") { _, _ in "ok" }
+        router.get("/health") { _, _ in
+            // Healthy while every worker's forwarder runs: a dead worker (a
+            // fatal ring error) makes the server unfit for new rooms.
+            let workers = await pool.workers
+            let dead = await Health.deadWorkers(workers)
+            let body = "{\"status\":\"\(dead.isEmpty ? "ok" : "degraded")\",\"workers\":\(workers.count),\"deadWorkers\":\(dead.count),\"version\":\"\(RingSFUVersion.current)\"}"
+            return Response(status: dead.isEmpty && !workers.isEmpty ? .ok : .serviceUnavailable,
+                            headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
         let factory = PrometheusMetricsFactory(registry: metrics)
         router.get("/metrics") { _, _ in
             // Fresh figures from every worker, then the text exposition format.
@@ -111,6 +120,7 @@ enum ServerApp {
             server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(
                 maxFrameSize: limits.maxMessageBytes, closeTimeout: limits.closeTimeout, validateUTF8: true))),
             configuration: .init(address: .hostname(host, port: port)),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger
         )
     }
@@ -231,5 +241,13 @@ extension String {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// Worker liveness for `/health`, read on the entities' actor.
+enum Health {
+    @RingSFUActor
+    static func deadWorkers(_ workers: [Worker]) -> [Worker] {
+        workers.filter { $0.died || $0.closed }
     }
 }

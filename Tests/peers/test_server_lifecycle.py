@@ -120,3 +120,30 @@ def test_metrics_pass_promtool():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_version_health_and_the_serving_line():
+    """`--version` prints the release; `/health` reports the workers as
+    JSON; "serving" is logged only once the listener is bound, with the
+    port it got, and a port already in use fails instead of announcing."""
+    import json
+    import urllib.request
+
+    version = subprocess.run([binary(), "--version"], capture_output=True, text=True, timeout=20)
+    assert version.returncode == 0 and version.stdout.strip(), version
+    proc, port = start("--log-level", "info")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+            health = json.loads(r.read())
+            assert r.status == 200
+        assert health == {"status": "ok", "workers": 1, "deadWorkers": 0, "version": version.stdout.strip()}, health
+        # The same port again: the bind fails, and nothing claims to serve.
+        taken = subprocess.run([binary(), "serve", "--port", str(port), "--workers", "1", "--log-level", "info"],
+                               capture_output=True, text=True, timeout=30)
+        assert taken.returncode != 0 or "serving" not in taken.stderr, taken.stderr
+        assert "serving" not in taken.stderr, taken.stderr
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    serving = [line for line in err.splitlines() if "ringsfu serving" in line]
+    assert len(serving) == 1 and f"127.0.0.1:{port}" in serving[0], err
