@@ -16,8 +16,7 @@ extension ForwarderLoop {
         guard !reportTimerArmed else { return }
         reportTimerArmed = true
         if lastReportNs == 0 { lastReportNs = rsfu_monotonic_ns() }
-        // 1 to 1.5 s, randomized so workers and peers do not synchronize.
-        let delay = 1_000_000_000 + Int64.random(in: 0..<500_000_000)
+        let delay = RtcpReporter.nextDelayNs(random: UInt64.random(in: 0...UInt64.max))
         timers.schedule(.init(kind: TimerKind.reports.rawValue, argument: 0), at: rsfu_monotonic_ns() + delay)
     }
 
@@ -70,13 +69,6 @@ extension ForwarderLoop {
         return delta &* 8_000 / UInt64(max(1, intervalNs / 1_000_000))
     }
 
-    /// 0-10 from a fraction lost (of 256): 10 at no loss, about 8 at 5 %,
-    /// 4 at 20 %, 0 at half the packets lost.
-    static func score(fractionLost: UInt8) -> UInt8 {
-        let kept = 1 - Double(fractionLost) / 256
-        return UInt8(max(0, min(10, (10 * kept * kept * kept * kept).rounded())))
-    }
-
     mutating func setProducerScore(_ p: Int, layer: Int, _ score: UInt8) {
         guard producers[p].scores[layer] != score else { return }
         producers[p].scores[layer] = score
@@ -113,18 +105,8 @@ extension ForwarderLoop {
             layer += 1
             if layer >= producers[h].layerCount { layer = 0; p = producers[h].nextInTransport }
             guard s >= 0, producers[h].ssrcs[receiveStreams[s].layer] != 0, receiveStreams[s].started else { continue }
-            let fraction = receiveStreams[s].intervalFractionLost()
-            setProducerScore(h, layer: receiveStreams[s].layer, Self.score(fractionLost: fraction))
-            var block = Rtcp.ReportBlock(ssrc: producers[h].ssrcs[receiveStreams[s].layer], fractionLost: fraction,
-                                         totalLost: Int32(clamping: receiveStreams[s].lost),
-                                         highestSequence: UInt32(truncatingIfNeeded: receiveStreams[s].extendedMax),
-                                         jitter: UInt32(clamping: receiveStreams[s].jitterQ4 >> 4))
-            if receiveStreams[s].srArrivalNs != 0 {
-                block.lastSenderReport = UInt32(truncatingIfNeeded: receiveStreams[s].srNtp >> 16)
-                // In 1/65536 s; a day's delay at most (no overflow).
-                let delay = min(max(0, nowNs - receiveStreams[s].srArrivalNs), 86_400_000_000_000)
-                block.delaySinceLastSenderReport = UInt32(clamping: delay / 1000 * 65536 / 1_000_000)
-            }
+            let block = RtcpReporter.receiverBlock(&receiveStreams[s], ssrc: producers[h].ssrcs[receiveStreams[s].layer], nowNs: nowNs)
+            setProducerScore(h, layer: receiveStreams[s].layer, RtcpReporter.score(fractionLost: block.fractionLost))
             blocks[blockCount] = block
             blockCount += 1
             if blockCount == 31 {
@@ -177,33 +159,10 @@ extension ForwarderLoop {
         let p = Int(consumers[c].producer)
         let s = Int(producers[p].streams[consumerLayer(c)])
         guard s >= 0 else { return nil }
-        let rs = receiveStreams[s]
-        let rtp: UInt32
-        var ntpNow = ntp
-        if rs.srArrivalNs != 0 {
-            let elapsed = max(0, nowNs - rs.srArrivalNs)
-            ntpNow = rs.srNtp &+ Self.ntpDuration(elapsed)
-            rtp = rs.srRtp &+ Self.rtpDuration(elapsed, clockRate: rs.clockRate)
-        } else if rs.lastArrivalNs != 0 {
-            rtp = rs.lastTimestamp &+ Self.rtpDuration(max(0, nowNs - rs.lastArrivalNs), clockRate: rs.clockRate)
-        } else {
-            return nil
-        }
+        guard let (ntpNow, rtp) = RtcpReporter.clock(of: receiveStreams[s], nowNs: nowNs, ntpNow: ntp) else { return nil }
         return Rtcp.SenderInfo(ssrc: consumers[c].ssrc, ntpSeconds: UInt32(truncatingIfNeeded: ntpNow >> 32), ntpFraction: UInt32(truncatingIfNeeded: ntpNow),
                                rtpTimestamp: consumers[c].rtp.timestamp(for: rtp), packetCount: UInt32(truncatingIfNeeded: consumers[c].counters.packetsOut),
                                octetCount: UInt32(truncatingIfNeeded: consumers[c].counters.bytesOut))
-    }
-
-    /// A duration in NTP units (2^-32 s), without overflow for any span.
-    static func ntpDuration(_ ns: Int64) -> UInt64 {
-        let seconds = UInt64(ns / 1_000_000_000), rest = UInt64(ns % 1_000_000_000)
-        return seconds &<< 32 &+ (rest << 32) / 1_000_000_000
-    }
-
-    /// A duration in RTP timestamp units (wrapping, as timestamps do).
-    static func rtpDuration(_ ns: Int64, clockRate: Int64) -> UInt32 {
-        let seconds = ns / 1_000_000_000, rest = ns % 1_000_000_000
-        return UInt32(truncatingIfNeeded: seconds &* clockRate &+ rest * clockRate / 1_000_000_000)
     }
 
     // MARK: - Reports received
@@ -226,12 +185,11 @@ extension ForwarderLoop {
         consumers[c].remoteFractionLost = block.fractionLost
         consumers[c].remoteLost = block.totalLost
         consumers[c].remoteJitter = block.jitter
-        if block.lastSenderReport != 0, block.lastSenderReport == consumers[c].lastSrNtpMiddle {
-            let delay = Int64(block.delaySinceLastSenderReport) * 15_625 / 1024 * 1000 // 1/65536 s -> ns
-            let rtt = rsfu_monotonic_ns() - consumers[c].lastSrSentNs - delay
-            if rtt >= 0 { consumers[c].rttNs = rtt }
+        if let rtt = RtcpReporter.roundTripNs(block, lastSrNtpMiddle: consumers[c].lastSrNtpMiddle, srSentNs: consumers[c].lastSrSentNs,
+                                              nowNs: rsfu_monotonic_ns()) {
+            consumers[c].rttNs = rtt
         }
-        let score = Self.score(fractionLost: block.fractionLost)
+        let score = RtcpReporter.score(fractionLost: block.fractionLost)
         if score != consumers[c].score {
             consumers[c].score = score
             worker.onEvent(.consumerScore(consumer: consumers[c].handle, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
