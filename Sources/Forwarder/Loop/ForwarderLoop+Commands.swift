@@ -56,13 +56,13 @@ extension ForwarderLoop {
             guard transports[h.index].inUse else { return }
             transports[h.index].srtpRequired = true
             if let send {
-                if let old = transports[h.index].srtpSend { srtp_dealloc(old) }
-                transports[h.index].srtpSend = SrtpRaw.create(send, outbound: true)
+                if let old = transports[h.index].srtpSend { old.free() }
+                transports[h.index].srtpSend = SrtpContext(send, outbound: true)
                 if transports[h.index].srtpSend == nil { srtpFailed(h.index, "the send key was refused by libsrtp") }
             }
             if let receive {
-                if let old = transports[h.index].srtpReceive { srtp_dealloc(old) }
-                transports[h.index].srtpReceive = SrtpRaw.create(receive, outbound: false)
+                if let old = transports[h.index].srtpReceive { old.free() }
+                transports[h.index].srtpReceive = SrtpContext(receive, outbound: false)
                 if transports[h.index].srtpReceive == nil { srtpFailed(h.index, "the receive key was refused by libsrtp") }
             }
         case let .addProducer(h, t, spec):
@@ -273,8 +273,8 @@ extension ForwarderLoop {
         beginSocketClose(transports[h].tcpListener)
         closeTcpConnections(transport: h)
         if transports[h].webrtc { closeWebRtc(h) }
-        if let s = transports[h].srtpSend { srtp_dealloc(s) }
-        if let s = transports[h].srtpReceive { srtp_dealloc(s) }
+        if let s = transports[h].srtpSend { s.free() }
+        if let s = transports[h].srtpReceive { s.free() }
         disableFeedback(transport: h)
         let r = Int(transports[h].router)
         let prev = transports[h].prevInRouter, next = transports[h].nextInRouter

@@ -107,10 +107,12 @@ extension ForwarderLoop {
     mutating func receiveMedia(_ packet: UnsafeMutableRawPointer, size: Int, transport t: Int, rtcp: Bool) {
         var length = size
         if let srtp = transports[t].srtpReceive {
-            var len = Int32(size)
-            let rc = rtcp ? srtp_unprotect_rtcp(srtp, packet, &len) : srtp_unprotect(srtp, packet, &len)
-            guard rc == srtp_err_status_ok else { countSrtpFailure(rc); return }
-            length = Int(len)
+            switch rtcp ? srtp.unprotectRtcp(packet, length: size) : srtp.unprotect(packet, length: size) {
+            case .ok(let n): length = n
+            case .failed(let error):
+                countSrtpFailure(error)
+                return
+            }
         } else if transports[t].srtpRequired {
             counters.dropNotReady &+= 1 // no key yet (or a refused one): never taken as plain
             return
@@ -145,10 +147,10 @@ extension ForwarderLoop {
     }
 
     @inline(__always)
-    mutating func countSrtpFailure(_ rc: srtp_err_status_t) {
-        switch rc {
-        case srtp_err_status_auth_fail: counters.dropSrtpAuth &+= 1
-        case srtp_err_status_replay_fail, srtp_err_status_replay_old: counters.dropSrtpReplay &+= 1
+    mutating func countSrtpFailure(_ error: SrtpError) {
+        switch error {
+        case .authFailure: counters.dropSrtpAuth &+= 1
+        case .replay: counters.dropSrtpReplay &+= 1
         default: counters.dropSrtpOther &+= 1
         }
     }

@@ -267,14 +267,12 @@ extension ForwarderLoop {
         guard transports[t].pipeLink < 0 else { freeSendSlots.push(slot); return }
         var size = length
         if let srtp = transports[t].srtpSend {
-            var len = Int32(length)
-            let rc = srtp_protect_rtcp(srtp, out, &len)
-            guard rc == srtp_err_status_ok else {
+            guard case .ok(let n) = srtp.protectRtcp(out, length: length) else {
                 counters.dropSrtpOther &+= 1
                 freeSendSlots.push(slot)
                 return
             }
-            size = Int(len)
+            size = n
         } else if transports[t].srtpRequired {
             counters.dropSrtpUnavailable &+= 1 // no keys yet, or refused ones
             freeSendSlots.push(slot)

@@ -88,14 +88,12 @@ extension ForwarderLoop {
         var length = size
         if let srtp = transports[t].srtpSend {
             // Encrypted straight into the send slot (2 KiB: room for the tag).
-            var len = Int32(size)
-            let rc = srtp_protect(srtp, out, &len)
-            guard rc == srtp_err_status_ok else {
+            guard case .ok(let n) = srtp.protect(out, length: size) else {
                 counters.dropSrtpOther &+= 1
                 freeSendSlots.push(slot)
                 return
             }
-            length = Int(len)
+            length = n
         }
         enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
     }

@@ -240,8 +240,8 @@ extension ForwarderLoop {
             worker.onEvent(.dtlsState(transport: transports[t].handle, .failed))
             return
         }
-        transports[t].srtpSend = SrtpRaw.create(keys.send, outbound: true)
-        transports[t].srtpReceive = SrtpRaw.create(keys.receive, outbound: false)
+        transports[t].srtpSend = SrtpContext(keys.send, outbound: true)
+        transports[t].srtpReceive = SrtpContext(keys.receive, outbound: false)
         if transports[t].srtpSend == nil || transports[t].srtpReceive == nil { srtpFailed(t, "libsrtp refused the DTLS-SRTP keys") }
         webrtc[t].dtlsState = .connected
         worker.onEvent(.dtlsState(transport: transports[t].handle, .connected))

@@ -84,8 +84,8 @@ package struct TransportState {
     /// ICE-lite + DTLS (state in the loop's WebRTC side table).
     var webrtc = false
     /// libsrtp sessions (nil: plain RTP unless `srtpRequired`).
-    var srtpSend: srtp_t? = nil
-    var srtpReceive: srtp_t? = nil
+    var srtpSend: SrtpContext? = nil
+    var srtpReceive: SrtpContext? = nil
     /// Set once a transport is to speak SRTP (WebRTC, SRTP plain and pipe
     /// transports): from then on a direction without a session sends and
     /// accepts nothing, never plain RTP (fail closed).

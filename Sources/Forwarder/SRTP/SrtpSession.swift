@@ -55,34 +55,34 @@ package enum SrtpLibrary {
     }
 }
 
-/// One direction of SRTP for any SSRC: an outbound session protects what
-/// we send, an inbound one unprotects what we receive (replay protection
-/// on). Used from one thread; protect/unprotect work in place.
+/// One direction of SRTP for any SSRC, owning its `SrtpContext` (tools and
+/// tests; the forwarder keeps the contexts themselves): an outbound session
+/// protects what we send, an inbound one unprotects what we receive (replay
+/// protection on). Used from one thread; protect/unprotect work in place.
 package struct SrtpSession: ~Copyable {
     package enum Direction: Sendable { case inbound, outbound }
 
-    private let session: srtp_t
+    private let context: SrtpContext
     package let suite: SrtpCryptoSuite
     /// Bytes a protected packet may grow by (auth tag / GCM tag, MKI none).
     package static let maxTrailer = 32 // a 16-byte tag plus the SRTCP index; no MKI is used
 
     package init(suite: SrtpCryptoSuite, key: [UInt8], direction: Direction) throws(SrtpError) {
         guard key.count == suite.keyLength else { throw .badKeyLength(key.count) }
-        guard let created = SrtpRaw.create(SrtpKey(suite: suite, key: key), outbound: direction == .outbound) else {
+        guard let created = SrtpContext(SrtpKey(suite: suite, key: key), outbound: direction == .outbound) else {
             throw .library(-1)
         }
-        session = created
+        context = created
         self.suite = suite
     }
 
-    deinit { srtp_dealloc(session) }
+    deinit { context.free() }
 
-    private static func map(_ rc: srtp_err_status_t) -> SrtpError? {
-        switch rc {
-        case srtp_err_status_ok: nil
-        case srtp_err_status_auth_fail: .authFailure
-        case srtp_err_status_replay_fail, srtp_err_status_replay_old: .replay
-        default: .other(Int32(rc.rawValue))
+    @inline(__always)
+    private static func apply(_ outcome: SrtpContext.Outcome, _ length: inout Int) throws(SrtpError) {
+        switch outcome {
+        case .ok(let n): length = n
+        case .failed(let e): throw e
         }
     }
 
@@ -91,32 +91,24 @@ package struct SrtpSession: ~Copyable {
     @inline(__always)
     package func protect(_ packet: UnsafeMutableRawPointer, length: inout Int, capacity: Int) throws(SrtpError) {
         guard capacity - length >= Self.maxTrailer else { throw .noRoom }
-        var len = Int32(length)
-        if let e = Self.map(srtp_protect(session, packet, &len)) { throw e }
-        length = Int(len)
+        try Self.apply(context.protect(packet, length: length), &length)
     }
 
     /// Authenticates and decrypts an SRTP packet in place; `length` shrinks.
     @inline(__always)
     package func unprotect(_ packet: UnsafeMutableRawPointer, length: inout Int) throws(SrtpError) {
-        var len = Int32(length)
-        if let e = Self.map(srtp_unprotect(session, packet, &len)) { throw e }
-        length = Int(len)
+        try Self.apply(context.unprotect(packet, length: length), &length)
     }
 
     @inline(__always)
     package func protectRtcp(_ packet: UnsafeMutableRawPointer, length: inout Int, capacity: Int) throws(SrtpError) {
         guard capacity - length >= Self.maxTrailer + 4 else { throw .noRoom }
-        var len = Int32(length)
-        if let e = Self.map(srtp_protect_rtcp(session, packet, &len)) { throw e }
-        length = Int(len)
+        try Self.apply(context.protectRtcp(packet, length: length), &length)
     }
 
     @inline(__always)
     package func unprotectRtcp(_ packet: UnsafeMutableRawPointer, length: inout Int) throws(SrtpError) {
-        var len = Int32(length)
-        if let e = Self.map(srtp_unprotect_rtcp(session, packet, &len)) { throw e }
-        length = Int(len)
+        try Self.apply(context.unprotectRtcp(packet, length: length), &length)
     }
 }
 
@@ -138,5 +130,62 @@ package enum SrtpRaw {
             return srtp_create(&created, &policy)
         }
         return rc == srtp_err_status_ok ? created : nil
+    }
+}
+
+/// One direction of SRTP as the forwarder keeps it per transport: a plain
+/// value over the libsrtp session (no reference counting on the packet
+/// path), freed explicitly with `free()`. Protect and unprotect work in
+/// place and say what happened as a value, never by throwing.
+package struct SrtpContext {
+    package enum Outcome: Equatable {
+        /// Done; the packet's new length.
+        case ok(Int)
+        case failed(SrtpError)
+    }
+
+    private let raw: srtp_t
+
+    /// Nil when libsrtp refuses the key.
+    package init?(_ key: SrtpKey, outbound: Bool) {
+        guard let created = SrtpRaw.create(key, outbound: outbound) else { return nil }
+        raw = created
+    }
+
+    package func free() { srtp_dealloc(raw) }
+
+    @inline(__always)
+    private static func outcome(_ rc: srtp_err_status_t, _ length: Int32) -> Outcome {
+        switch rc {
+        case srtp_err_status_ok: .ok(Int(length))
+        case srtp_err_status_auth_fail: .failed(.authFailure)
+        case srtp_err_status_replay_fail, srtp_err_status_replay_old: .failed(.replay)
+        default: .failed(.other(Int32(rc.rawValue)))
+        }
+    }
+
+    /// The buffer must have `SrtpSession.maxTrailer` bytes of room after the packet.
+    @inline(__always)
+    package func protect(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
+        var len = Int32(length)
+        return Self.outcome(srtp_protect(raw, packet, &len), len)
+    }
+
+    @inline(__always)
+    package func protectRtcp(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
+        var len = Int32(length)
+        return Self.outcome(srtp_protect_rtcp(raw, packet, &len), len)
+    }
+
+    @inline(__always)
+    package func unprotect(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
+        var len = Int32(length)
+        return Self.outcome(srtp_unprotect(raw, packet, &len), len)
+    }
+
+    @inline(__always)
+    package func unprotectRtcp(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
+        var len = Int32(length)
+        return Self.outcome(srtp_unprotect_rtcp(raw, packet, &len), len)
     }
 }
