@@ -34,10 +34,10 @@ enum RtcpReporter {
     static func clock(of rs: ReceiveStreamState, nowNs: Int64, ntpNow: UInt64) -> (ntp: UInt64, rtp: UInt32)? {
         if rs.srArrivalNs != 0 {
             let elapsed = max(0, nowNs - rs.srArrivalNs)
-            return (rs.srNtp &+ ntpDuration(elapsed), rs.srRtp &+ rtpDuration(elapsed, clockRate: rs.clockRate))
+            return (rs.srNtp &+ MediaTime.ntp(elapsed), rs.srRtp &+ MediaTime.rtp(elapsed, clockRate: rs.clockRate))
         }
         guard rs.lastArrivalNs != 0 else { return nil }
-        return (ntpNow, rs.lastTimestamp &+ rtpDuration(max(0, nowNs - rs.lastArrivalNs), clockRate: rs.clockRate))
+        return (ntpNow, rs.lastTimestamp &+ MediaTime.rtp(max(0, nowNs - rs.lastArrivalNs), clockRate: rs.clockRate))
     }
 
     /// The round trip from a report block that answers our last SR (its
@@ -54,17 +54,5 @@ enum RtcpReporter {
     static func score(fractionLost: UInt8) -> UInt8 {
         let kept = 1 - Double(fractionLost) / 256
         return UInt8(max(0, min(10, (10 * kept * kept * kept * kept).rounded())))
-    }
-
-    /// A duration in NTP units (2^-32 s), without overflow for any span.
-    static func ntpDuration(_ ns: Int64) -> UInt64 {
-        let seconds = UInt64(ns / 1_000_000_000), rest = UInt64(ns % 1_000_000_000)
-        return seconds &<< 32 &+ (rest << 32) / 1_000_000_000
-    }
-
-    /// A duration in RTP timestamp units (wrapping, as timestamps do).
-    static func rtpDuration(_ ns: Int64, clockRate: Int64) -> UInt32 {
-        let seconds = ns / 1_000_000_000, rest = ns % 1_000_000_000
-        return UInt32(truncatingIfNeeded: seconds &* clockRate &+ rest * clockRate / 1_000_000_000)
     }
 }

@@ -50,9 +50,8 @@ package struct RtpRewriter {
         let base = started ? lastOutput &+ 1 : input
         offset = base &- input
         if continueTimestamps && started {
-            let elapsed = max(0, nowNs - lastSentNs)
-            let ticks = (elapsed / 1_000_000_000) &* clockRate &+ (elapsed % 1_000_000_000) * clockRate / 1_000_000_000
-            timestampOffset = (lastTimestamp &+ UInt32(truncatingIfNeeded: max(1, ticks))) &- timestamp
+            let ticks = max(1, MediaTime.rtp(max(0, nowNs - lastSentNs), clockRate: clockRate))
+            timestampOffset = (lastTimestamp &+ ticks) &- timestamp
         }
         started = true
         syncInput = input

@@ -14,7 +14,7 @@ enum Rtx {
     static func unwrap(_ packet: UnsafeMutableRawPointer, size: Int, _ header: RtpHeader, mediaPayloadType: UInt8, mediaSsrc: UInt32) -> Int? {
         guard header.payloadLength >= 2 else { return nil }
         let start = header.payloadOffset
-        let original = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: start, as: UInt16.self))
+        let original = readUInt16(packet, start)
         memmove(packet + start, packet + start + 2, size - start - 2)
         RtpRewrite.setSequenceNumber(packet, original)
         RtpRewrite.setSsrc(packet, mediaSsrc)

@@ -154,38 +154,30 @@ package struct SrtpContext {
 
     package func free() { srtp_dealloc(raw) }
 
+    /// One libsrtp call on the packet, in place.
     @inline(__always)
-    private static func outcome(_ rc: srtp_err_status_t, _ length: Int32) -> Outcome {
+    private func run(_ call: (srtp_t?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?) -> srtp_err_status_t,
+                     _ packet: UnsafeMutableRawPointer, _ length: Int) -> Outcome {
+        var len = Int32(length)
+        let rc = call(raw, packet, &len)
         switch rc {
-        case srtp_err_status_ok: .ok(Int(length))
-        case srtp_err_status_auth_fail: .failed(.authFailure)
-        case srtp_err_status_replay_fail, srtp_err_status_replay_old: .failed(.replay)
-        default: .failed(.other(Int32(rc.rawValue)))
+        case srtp_err_status_ok: return .ok(Int(len))
+        case srtp_err_status_auth_fail: return .failed(.authFailure)
+        case srtp_err_status_replay_fail, srtp_err_status_replay_old: return .failed(.replay)
+        default: return .failed(.other(Int32(rc.rawValue)))
         }
     }
 
     /// The buffer must have `SrtpSession.maxTrailer` bytes of room after the packet.
     @inline(__always)
-    package func protect(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
-        var len = Int32(length)
-        return Self.outcome(srtp_protect(raw, packet, &len), len)
-    }
+    package func protect(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome { run(srtp_protect, packet, length) }
 
     @inline(__always)
-    package func protectRtcp(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
-        var len = Int32(length)
-        return Self.outcome(srtp_protect_rtcp(raw, packet, &len), len)
-    }
+    package func protectRtcp(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome { run(srtp_protect_rtcp, packet, length) }
 
     @inline(__always)
-    package func unprotect(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
-        var len = Int32(length)
-        return Self.outcome(srtp_unprotect(raw, packet, &len), len)
-    }
+    package func unprotect(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome { run(srtp_unprotect, packet, length) }
 
     @inline(__always)
-    package func unprotectRtcp(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome {
-        var len = Int32(length)
-        return Self.outcome(srtp_unprotect_rtcp(raw, packet, &len), len)
-    }
+    package func unprotectRtcp(_ packet: UnsafeMutableRawPointer, length: Int) -> Outcome { run(srtp_unprotect_rtcp, packet, length) }
 }
