@@ -27,8 +27,8 @@ struct EntityRegistry {
     }
 
     mutating func remove(_ t: Transport) {
-        if transportsById[t.id] === t { transportsById[t.id] = nil }
-        if transportsByHandle[t.handle] === t { transportsByHandle[t.handle] = nil }
+        Self.remove(t, at: t.id, from: &transportsById)
+        Self.remove(t, at: t.handle, from: &transportsByHandle)
     }
 
     mutating func add(_ p: Producer) {
@@ -39,8 +39,8 @@ struct EntityRegistry {
     }
 
     mutating func remove(_ p: Producer) {
-        if producersById[p.id] === p { producersById[p.id] = nil }
-        if producersByHandle[p.handle] === p { producersByHandle[p.handle] = nil }
+        Self.remove(p, at: p.id, from: &producersById)
+        Self.remove(p, at: p.handle, from: &producersByHandle)
     }
 
     mutating func add(_ c: Consumer) {
@@ -49,8 +49,8 @@ struct EntityRegistry {
     }
 
     mutating func remove(_ c: Consumer) {
-        if consumersById[c.id] === c { consumersById[c.id] = nil }
-        if consumersByHandle[c.handle] === c { consumersByHandle[c.handle] = nil }
+        Self.remove(c, at: c.id, from: &consumersById)
+        Self.remove(c, at: c.handle, from: &consumersByHandle)
     }
 
     mutating func add(_ o: RtpObserver) {
@@ -59,8 +59,8 @@ struct EntityRegistry {
     }
 
     mutating func remove(_ o: RtpObserver) {
-        if rtpObserversById[o.id] === o { rtpObserversById[o.id] = nil }
-        if observersByHandle[o.handle] === o { observersByHandle[o.handle] = nil }
+        Self.remove(o, at: o.id, from: &rtpObserversById)
+        Self.remove(o, at: o.handle, from: &observersByHandle)
     }
 
     mutating func add(_ dp: DataProducer) {
@@ -68,12 +68,17 @@ struct EntityRegistry {
     }
 
     mutating func remove(_ dp: DataProducer) {
-        if dataProducersById[dp.id] === dp { dataProducersById[dp.id] = nil }
+        Self.remove(dp, at: dp.id, from: &dataProducersById)
     }
 
     mutating func add(_ dc: DataConsumer) { dataConsumersById[dc.id] = dc }
 
     mutating func remove(_ dc: DataConsumer) {
-        if dataConsumersById[dc.id] === dc { dataConsumersById[dc.id] = nil }
+        Self.remove(dc, at: dc.id, from: &dataConsumersById)
+    }
+
+    /// Takes `entity` out of `map` only if it is what `key` holds.
+    private static func remove<Key, Entity: AnyObject>(_ entity: Entity, at key: Key, from map: inout [Key: Entity]) {
+        if map[key] === entity { map[key] = nil }
     }
 }

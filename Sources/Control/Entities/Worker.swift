@@ -460,7 +460,8 @@ public final class Worker {
 
     /// Hands an entity's public event to the taps, in wire form.
     func published(_ event: PublishedEvent) {
-        guard !taps.isEmpty, let n = EntityNotification(event) else { return }
+        guard !taps.isEmpty else { return }
+        let n = EntityNotification(event)
         for tap in taps.values { tap(n) }
     }
 }

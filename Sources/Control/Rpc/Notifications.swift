@@ -18,8 +18,8 @@ package enum PublishedEvent: Sendable {
 extension EntityNotification {
     /// The one mapping from typed entity events to mediasoup's notification
     /// names (`<entity>.<event>`) and parameters (`<entity>Id` plus the
-    /// event's data). Nil for events that have no notification.
-    init?(_ event: PublishedEvent) {
+    /// event's data).
+    init(_ event: PublishedEvent) {
         let method: String, id: String, idKey: String
         var params: [String: JSONValue] = [:]
         switch event {
