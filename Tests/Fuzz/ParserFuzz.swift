@@ -147,11 +147,7 @@ func rewriter(_ p: UnsafeMutableRawPointer, _ count: Int) {
     var recent: [(UInt16, UInt16)] = []
     var lastOutput: UInt16? = nil
     var dropsSinceForwarded = 0
-    var i = 0
-    while i + 2 <= count {
-        let op = p.load(fromByteOffset: i, as: UInt8.self)
-        let arg = p.load(fromByteOffset: i + 1, as: UInt8.self)
-        i += 2
+    operations(p, count) { op, arg in
         now += Int64(arg) * 1_000_000
         switch op % 5 {
         case 0:
@@ -168,7 +164,7 @@ func rewriter(_ p: UnsafeMutableRawPointer, _ count: Int) {
             input &+= 1 + UInt16(arg % 3)
             guard let o = r.output(for: input) else {
                 promise(!r.started, "the newest input is numbered")
-                continue
+                return
             }
             if let lastOutput { promise(RtpRewriter.newer(o, than: lastOutput) || recent.isEmpty, "outputs move forward") }
             lastOutput = o
@@ -196,11 +192,7 @@ func nackGenerator(_ p: UnsafeMutableRawPointer, _ count: Int) {
     var list = InlineArray<64, UInt16>(repeating: 0)
     var now: Int64 = 0
     var seq: UInt16 = 0
-    var i = 0
-    while i + 2 <= count {
-        let op = p.load(fromByteOffset: i, as: UInt8.self)
-        let arg = p.load(fromByteOffset: i + 1, as: UInt8.self)
-        i += 2
+    operations(p, count) { op, arg in
         now += Int64(arg) * 1_000_000
         switch op % 3 {
         case 0:
@@ -224,11 +216,7 @@ func simulcastSelector(_ p: UnsafeMutableRawPointer, _ count: Int) {
     var s = SimulcastSelector(preferred: 2, nowNs: 0)
     var now: Int64 = 0
     var live: UInt8 = 0b111
-    var i = 0
-    while i + 2 <= count {
-        let op = p.load(fromByteOffset: i, as: UInt8.self)
-        let arg = p.load(fromByteOffset: i + 1, as: UInt8.self)
-        i += 2
+    operations(p, count) { op, arg in
         now += Int64(arg) * 10_000_000
         let layer = Int(arg % 3)
         switch op % 4 {
@@ -249,6 +237,15 @@ func simulcastSelector(_ p: UnsafeMutableRawPointer, _ count: Int) {
             if case .forward = d { promise(layer == before, "forwards only the current layer") }
         }
         promise(s.target <= s.preferred && s.target >= 0, "target within the preference")
+    }
+}
+
+/// Calls `body` with each (operation, argument) byte pair of the input.
+func operations(_ p: UnsafeMutableRawPointer, _ count: Int, _ body: (UInt8, UInt8) -> Void) {
+    var i = 0
+    while i + 2 <= count {
+        body(p.load(fromByteOffset: i, as: UInt8.self), p.load(fromByteOffset: i + 1, as: UInt8.self))
+        i += 2
     }
 }
 
