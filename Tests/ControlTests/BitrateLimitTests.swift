@@ -32,14 +32,14 @@ struct BitrateLimitTests {
         let deadline = Date().addingTimeInterval(Double(waitMs) / 1000)
         repeat {
             await Task.yield()
-            if let d = s.receive(timeoutMs: 10) { got += Self.rembs(d).map(\.bitrate) }
+            if let d = await s.receive(timeoutMs: 10) { got += Self.rembs(d).map(\.bitrate) }
         } while got.count < expected && Date() < deadline
         let quiet = Date().addingTimeInterval(Double(quietMs) / 1000)
         repeat {
             await Task.yield()
-            if let d = s.receive(timeoutMs: 10) { got += Self.rembs(d).map(\.bitrate) }
+            if let d = await s.receive(timeoutMs: 10) { got += Self.rembs(d).map(\.bitrate) }
         } while Date() < quiet
-        while let d = s.receive(timeoutMs: 0) { got += Self.rembs(d).map(\.bitrate) }
+        while let d = await s.receive(timeoutMs: 0) { got += Self.rembs(d).map(\.bitrate) }
         return got
     }
 

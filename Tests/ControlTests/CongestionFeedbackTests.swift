@@ -23,7 +23,7 @@ struct CongestionFeedbackTests {
         let deadline = Date().addingTimeInterval(seconds)
         repeat {
             await Task.yield()
-            while let d = s.receive(timeoutMs: 10) {
+            while let d = await s.receive(timeoutMs: 10) {
                 d.withUnsafeBytes { raw in try? Rtcp.forEach(raw.baseAddress!, count: raw.count) { body($0) } }
             }
         } while Date() < deadline && !done()

@@ -16,7 +16,7 @@ struct DirectTransportTests {
         let consumer = try egress.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
         for i in 0..<5 { try producer.send(rtpPacket: makeRtp(pt: 111, seq: UInt16(i), ssrc: 42)) }
         await worker.sync()
-        let got = sink.receiveAll(5)
+        let got = await sink.receiveAll(5)
         #expect(got.count == 5)
         let ssrc = try got.first.map { try $0.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count).ssrc } }
         #expect(ssrc == consumer.rtpParameters.encodings?.first?.ssrc)

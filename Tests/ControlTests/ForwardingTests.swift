@@ -51,9 +51,9 @@ struct ForwardingTests {
         for i in 0..<50 { send(room, seq: 1000 &+ UInt16(i), key: i == 0, ts: 9000 + UInt32(i / 5) * 3000) }
         let vp8Pt = room.router.rtpCapabilities.codecs!.first { $0.mimeType == "video/VP8" }!.preferredPayloadType!
         for (consumer, sink) in sinks {
-            let got = sink.receiveAll(50)
+            let got = await sink.receiveAll(50)
             #expect(got.count == 50)
-            #expect(sink.receive(timeoutMs: 100) == nil, "no duplicates")
+            #expect(await sink.receive(timeoutMs: 100) == nil, "no duplicates")
             let ssrc = consumer.rtpParameters.encodings![0].ssrc!
             var lastSeq: UInt16? = nil
             for pkt in got {
@@ -86,10 +86,10 @@ struct ForwardingTests {
         let (_, sink) = try addSink(room)
         await room.worker.sync()
         for i in 0..<5 { send(room, seq: UInt16(10 + i)) }
-        #expect(sink.receive(timeoutMs: 150) == nil)
+        #expect(await sink.receive(timeoutMs: 150) == nil)
         send(room, seq: 15, key: true)
         send(room, seq: 16)
-        let got = sink.receiveAll(2)
+        let got = await sink.receiveAll(2)
         #expect(got.count == 2)
         room.worker.close()
     }
@@ -102,13 +102,13 @@ struct ForwardingTests {
         var received: [UInt16] = []
         func burst(_ n: Int, keyFirst: Bool) async throws {
             for i in 0..<n { send(room, seq: seq, key: keyFirst && i == 0); seq &+= 1 }
-            received += try sink.receiveAll(n, timeoutMs: 1000).map { try header($0).sequenceNumber }
+            received += try await sink.receiveAll(n, timeoutMs: 1000).map { try header($0).sequenceNumber }
         }
         try await burst(10, keyFirst: true)
         try consumer.pause()
         await room.worker.sync()
         for _ in 0..<7 { send(room, seq: seq); seq &+= 1 }  // dropped while paused
-        #expect(sink.receive(timeoutMs: 100) == nil)
+        #expect(await sink.receive(timeoutMs: 100) == nil)
         try consumer.resume()
         await room.worker.sync()
         send(room, seq: seq); seq &+= 1 // not a key frame: still waiting
@@ -131,7 +131,7 @@ struct ForwardingTests {
         let port = UInt16(room.ingest.tuple.localPort)
         let good = { (seq: UInt16) in makeRtp(pt: 111, seq: seq, ssrc: 4444) }
         room.sender.send(good(1), to: port) // comedia learns the tuple from a good packet
-        #expect(sink.receiveAll(1).count == 1)
+        #expect(await sink.receiveAll(1).count == 1)
         var bad: [[UInt8]] = []
         bad.append([])                                         // empty
         bad.append([0x80])                                     // 1 byte
@@ -142,7 +142,7 @@ struct ForwardingTests {
         var pad = good(5); pad[0] |= 0x20; pad[pad.count - 1] = 0xFF; bad.append(pad) // padding > payload
         for b in bad { room.sender.send(b, to: port) }
         for i in 0..<20 { room.sender.send(good(10 + UInt16(i)), to: port) }
-        #expect(sink.receiveAll(20).count == 20)
+        #expect(await sink.receiveAll(20).count == 20)
         let usage = await room.worker.getResourceUsage()
         // Empty, 1-byte and version-1 datagrams fall outside RFC 7983's RTP
         // range; the other three parse as RTP and fail the bounds checks.
@@ -160,7 +160,7 @@ struct ForwardingTests {
         room.sender.send(makeRtp(pt: 111, seq: 2, ssrc: 5555), to: port)
         let stranger = TestSocket()
         stranger.send(makeRtp(pt: 111, seq: 3, ssrc: 4444), to: port)
-        #expect(sink.receiveAll(2, timeoutMs: 300).count == 1)
+        #expect(await sink.receiveAll(2, timeoutMs: 300).count == 1)
         let usage = await room.worker.getResourceUsage()
         #expect(usage.dropUnknownSsrc == 1)
         #expect(usage.dropUnknownSource == 1)
@@ -186,18 +186,20 @@ struct ForwardingTests {
             _ = try t.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: router.rtpCapabilities))
         }
         await worker.sync()
-        // The worker is held still while a burst far larger than its 2
-        // receive buffers and the socket's queue arrives: the kernel has to
-        // drop, whatever the machine's load (a free-running flood may not
-        // outrun the worker). Kept small so that it never fills the kernel's
-        // loopback backlog that parallel tests share.
+        // The worker is held still until a burst far larger than its 2
+        // receive buffers and the socket's queue has been sent: the kernel
+        // has to drop, whatever the machine's load (a free-running flood,
+        // or a timed stall, may not outrun the worker). Kept small so that
+        // it never fills the kernel's loopback backlog that parallel tests
+        // share.
         let port = UInt16(ingest.tuple.localPort)
         let sender = TestSocket()
         let payload = makeRtp(pt: 111, seq: 1, ssrc: 4444, payload: Array(repeating: 1, count: 1000))
-        await worker.stallForwarder(milliseconds: 500)
+        let hold = await worker.holdForwarder()
         for _ in 0..<200 { sender.send(payload, to: port) }
+        hold.release()
         await worker.sync()
-        while sink.receive(timeoutMs: 50) != nil {}
+        while await sink.receive(timeoutMs: 50) != nil {}
         let usage = await worker.getResourceUsage()
         // The worker is alive and forwards again.
         // Paced: the tiny socket buffer holds only a few datagrams.
@@ -205,12 +207,10 @@ struct ForwardingTests {
             sender.send(makeRtp(pt: 111, seq: UInt16(100 + i), ssrc: 4444), to: port)
             try await Task.sleep(for: .milliseconds(3))
         }
-        #expect(sink.receiveAll(100).count == 100)
+        #expect(await sink.receiveAll(100).count == 100)
         let after = await worker.getResourceUsage()
         // Drops are counted: the socket queue holds a few datagrams of the
-        // 200, the kernel reports the rest with the next datagram received
-        // (most of them, unless the machine held up the sender for as long
-        // as the stall).
+        // 200, the kernel reports the rest with the next datagram received.
         #expect(after.dropSocketOverflow > 0)
         #expect(usage.packetsIn > 0)
         worker.close()
@@ -296,7 +296,7 @@ struct HostileInputTests {
         let sender = TestSocket()
         let port = UInt16(ingest.tuple.localPort)
         sender.send(makeRtp(pt: 96, seq: 1, ssrc: 4444, payload: vp8Payload(keyFrame: true)), to: port)
-        #expect(sink.receiveAll(1).count == 1)
+        #expect(await sink.receiveAll(1).count == 1)
         var rng = SystemRandomNumberGenerator()
         let count = 3000
         for i in 0..<count {
@@ -310,12 +310,12 @@ struct HostileInputTests {
             sender.send(p, to: port)
             if i % 200 == 0 { try await Task.sleep(for: .milliseconds(2)) }
         }
-        while sink.receive(timeoutMs: 50) != nil {}
+        while await sink.receive(timeoutMs: 50) != nil {}
         let usage = await worker.getResourceUsage()
         #expect(usage.packetsIn == UInt64(count + 1) - usage.dropSocketOverflow)
         // Still forwarding.
         sender.send(makeRtp(pt: 96, seq: 60000, ssrc: 4444, payload: vp8Payload(keyFrame: true)), to: port)
-        #expect(sink.receiveAll(1).count == 1)
+        #expect(await sink.receiveAll(1).count == 1)
         worker.close()
         await worker.waitForShutdown()
         #expect(!worker.died)
@@ -349,7 +349,7 @@ struct StreamIdentificationTests {
         sender.send(makeRtp(pt: 111, seq: 2, ssrc: 4242, extensions: [ext]), to: UInt16(ingest.tuple.localPort))
         // Later packets match by the learnt SSRC, without the extension.
         sender.send(makeRtp(pt: 111, seq: 3, ssrc: 4242), to: UInt16(ingest.tuple.localPort))
-        #expect(sink.receiveAll(2).count == 2)
+        #expect(await sink.receiveAll(2).count == 2)
         let usage = await worker.getResourceUsage()
         #expect(usage.dropUnknownSsrc == 1)
         producer.close()
@@ -392,7 +392,7 @@ struct MidRewriteTests {
             packet = Array(packet[0..<12]) + [0x10, 0x00, 0x00, UInt8(body.count / 4)] + body + payload
         }
         TestSocket().send(packet, to: UInt16(ingest.tuple.localPort))
-        let got = try #require(sink.receiveAll(1).first)
+        let got = try #require(await sink.receiveAll(1).first)
         let h = try got.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
         var values: [UInt8: [UInt8]] = [:]
         try got.withUnsafeBytes { raw in

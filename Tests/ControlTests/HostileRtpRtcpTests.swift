@@ -106,10 +106,10 @@ struct HostileRtpRtcpTests {
             if round % 10 == 9 { try await Task.sleep(for: .milliseconds(20)) }
         }
         // Still alive and forwarding: a clean key frame gets through.
-        while sink.receive(timeoutMs: 50) != nil {}
+        while await sink.receive(timeoutMs: 50) != nil {}
         feeder.send(makeRtp(pt: 96, seq: 1, ssrc: 9000, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
         feeder.send(makeRtp(pt: 96, seq: 2, ssrc: 9000, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
-        #expect(sink.receiveAll(1, timeoutMs: 2000).count >= 1)
+        #expect(await sink.receiveAll(1, timeoutMs: 2000).count >= 1)
         let usage = await worker.getResourceUsage()
         #expect(usage.dropMalformed + usage.dropUnknownSsrc + usage.dropNotRtp > 0)
         #expect(usage.rtcpIn > 0)

@@ -24,14 +24,14 @@ struct IceTcpTests {
             DtlsParameters(role: "client", fingerprints: [DtlsFingerprint(algorithm: "sha-256", value: context.fingerprint("sha-256")!)])
         }
 
-        func check(ufrag: String, password: String) -> [UInt8]? {
+        func check(ufrag: String, password: String) async -> [UInt8]? {
             connection.sendFrame(StunWriter.bindingRequest(transactionId: (0..<12).map { _ in UInt8.random(in: 0...255) },
                                                            username: Array("\(ufrag):peer".utf8), password: Array(password.utf8),
                                                            priority: 100, tieBreaker: 42, useCandidate: true))
-            return connection.receiveFrame()
+            return await connection.receiveFrame()
         }
 
-        func handshake() -> DtlsTransport.State {
+        func handshake() async -> DtlsTransport.State {
             dtls.start()
             var buf = [UInt8](repeating: 0, count: 4096)
             let deadline = Date().addingTimeInterval(3)
@@ -44,7 +44,7 @@ struct IceTcpTests {
             }
             while dtls.state == .connecting && Date() < deadline {
                 flush()
-                if let reply = connection.receiveFrame(timeoutMs: 200) {
+                if let reply = await connection.receiveFrame(timeoutMs: 200) {
                     reply.withUnsafeBytes { _ = dtls.receive($0.baseAddress!, count: $0.count) }
                 } else if let ms = dtls.timeoutMs, ms == 0 {
                     dtls.handleTimeout()
@@ -104,7 +104,7 @@ struct IceTcpTests {
         for (t, port) in [(victim, victimPort), (other, try #require(other.iceCandidates.first?.port))] {
             let client = try TcpClient(port: port)
             clients.append(client)
-            let reply = try #require(client.check(ufrag: t.iceParameters.usernameFragment, password: t.iceParameters.password))
+            let reply = try #require(await client.check(ufrag: t.iceParameters.usernameFragment, password: t.iceParameters.password))
             let m = try reply.withUnsafeBytes { try StunMessage.parse($0.baseAddress!, count: $0.count) }
             #expect(m.messageClass == .success)
         }
@@ -157,11 +157,11 @@ struct IceTcpTests {
         let client = try TcpClient(port: t.iceCandidates[0].port)
         try t.connect(dtlsParameters: client.dtlsParameters)
         // A wrong password gets no answer; the right one does.
-        #expect(client.check(ufrag: t.iceParameters.usernameFragment, password: "wrong-password-wrong-password-00") == nil)
-        let response = try #require(client.check(ufrag: t.iceParameters.usernameFragment, password: t.iceParameters.password))
+        #expect(await client.check(ufrag: t.iceParameters.usernameFragment, password: "wrong-password-wrong-password-00") == nil)
+        let response = try #require(await client.check(ufrag: t.iceParameters.usernameFragment, password: t.iceParameters.password))
         let m = try response.withUnsafeBytes { try StunMessage.parse($0.baseAddress!, count: $0.count) }
         #expect(m.messageClass == .success)
-        #expect(client.handshake() == .connected)
+        #expect(await client.handshake() == .connected)
         #expect(await waitFor { t.dtlsState == .connected })
         #expect(t.iceSelectedTuple?.protocol == "tcp")
         #expect(t.iceSelectedTuple?.remotePort == Int(client.connection.localPort))
@@ -185,13 +185,13 @@ struct IceTcpTests {
         // Several packets in one write: the SFU must split the frames.
         let frames = try protect((0..<5).map { makeRtp(pt: 111, seq: UInt16($0), ssrc: 1234) }, keys: keys)
         client.connection.sendRaw(frames.flatMap { [UInt8($0.count >> 8), UInt8($0.count & 0xFF)] + $0 })
-        #expect(sink.receiveAll(5).count == 5)
+        #expect(await sink.receiveAll(5).count == 5)
 
         let feeder = TestSocket()
         for i in 0..<5 { feeder.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 777), to: UInt16(ingress.tuple.localPort)) }
         let srtpIn = try SrtpSession(suite: keys.suite, key: keys.receive.key, direction: .inbound)
         var received = 0
-        while let frame = client.connection.receiveFrame(timeoutMs: 1000) {
+        while let frame = await client.connection.receiveFrame(timeoutMs: 1000) {
             var buf = frame
             var len = buf.count
             try buf.withUnsafeMutableBytes { raw in try srtpIn.unprotect(raw.baseAddress!, length: &len) }
@@ -230,10 +230,11 @@ struct IceTcpTests {
         let ca = try TcpClient(port: tcpPort), cb = try TcpClient(port: tcpPort)
         try a.connect(dtlsParameters: ca.dtlsParameters)
         try b.connect(dtlsParameters: cb.dtlsParameters)
-        #expect(ca.check(ufrag: "unknown", password: a.iceParameters.password) == nil)
-        #expect(ca.check(ufrag: a.iceParameters.usernameFragment, password: a.iceParameters.password) != nil)
-        #expect(cb.check(ufrag: b.iceParameters.usernameFragment, password: b.iceParameters.password) != nil)
-        #expect(ca.handshake() == .connected && cb.handshake() == .connected)
+        #expect(await ca.check(ufrag: "unknown", password: a.iceParameters.password) == nil)
+        #expect(await ca.check(ufrag: a.iceParameters.usernameFragment, password: a.iceParameters.password) != nil)
+        #expect(await cb.check(ufrag: b.iceParameters.usernameFragment, password: b.iceParameters.password) != nil)
+        let stateA = await ca.handshake(), stateB = await cb.handshake()
+        #expect(stateA == .connected && stateB == .connected)
         #expect(await waitFor { a.dtlsState == .connected && b.dtlsState == .connected })
         let pa = try a.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1)))
         let pb = try b.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 2)))
@@ -249,19 +250,20 @@ struct IceTcpTests {
         let keys = try #require(exported)
             for f in try protect((0..<3).map { makeRtp(pt: 111, seq: UInt16($0), ssrc: ssrc) }, keys: keys) { client.connection.sendFrame(f) }
         }
-        #expect(sinkA.receiveAll(3).count == 3)
-        #expect(sinkB.receiveAll(3).count == 3)
+        #expect(await sinkA.receiveAll(3).count == 3)
+        #expect(await sinkB.receiveAll(3).count == 3)
 
         // A frame longer than any packet: the connection is dropped.
         let rogue = try #require(TestTcpConnection(port: UInt16(tcpPort)))
         rogue.sendRaw([0xFF, 0xFF] + Array(repeating: 0, count: 100))
-        #expect(rogue.peerClosed())
+        #expect(await rogue.peerClosed())
         let usage = await worker.getResourceUsage()
         #expect(usage.dropTcpFrame == 1)
 
         server.close()
         #expect(a.closed && b.closed)
-        #expect(ca.connection.peerClosed() && cb.connection.peerClosed())
+        let closedA = await ca.connection.peerClosed(), closedB = await cb.connection.peerClosed()
+        #expect(closedA && closedB)
         await worker.sync()
         #expect(await worker.getResourceUsage().tcpConnections == 0)
         worker.close()

@@ -28,7 +28,7 @@ struct KeyFrameRequestTests {
         let deadline = Date().addingTimeInterval(Double(ms) / 1000)
         while Date() < deadline {
             await Task.yield()
-            if let d = s.receive(timeoutMs: 10), let first = Self.keyFrameRequests(d).first { return first }
+            if let d = await s.receive(timeoutMs: 10), let first = Self.keyFrameRequests(d).first { return first }
         }
         return nil
     }
@@ -98,17 +98,17 @@ struct KeyFrameRequestTests {
         #expect(retry.fmt == RtcpFormat.pli)
         // A key frame ends the request; the consumer starts with it.
         sendFrame(&r, key: true)
-        #expect(r.sink.receiveAll(1).count == 1)
+        #expect(await r.sink.receiveAll(1).count == 1)
         feedback(r, pli(media: ssrc))
         #expect(await nextRequest(r.feeder, ms: 500)?.ssrc == 5000)
         sendFrame(&r, key: true)
-        _ = r.sink.receiveAll(1)
+        _ = await r.sink.receiveAll(1)
         // The API asks too.
         try consumer.requestKeyFrame()
         #expect(await nextRequest(r.feeder, ms: 500)?.ssrc == 5000)
         // Feedback for an SSRC nobody consumes is ignored.
         sendFrame(&r, key: true)
-        _ = r.sink.receiveAll(1)
+        _ = await r.sink.receiveAll(1)
         feedback(r, pli(media: 0xDEAD))
         #expect(await nextRequest(r.feeder, ms: 300) == nil)
         let stats = try await consumer.getStats()
@@ -127,13 +127,13 @@ struct KeyFrameRequestTests {
         let first = try #require(await nextRequest(r.feeder, ms: 500))
         #expect(first.fmt == RtcpFormat.fir && first.ssrc == 5000 && first.seq == 1)
         sendFrame(&r, key: true)
-        _ = r.sink.receiveAll(1)
+        _ = await r.sink.receiveAll(1)
         // FIR #5 twice (a retransmission of one request), then #6.
         feedback(r, fir(target: ssrc, seq: 5))
         let second = try #require(await nextRequest(r.feeder, ms: 500))
         #expect(second.seq == 2, "our own request numbers increase")
         sendFrame(&r, key: true)
-        _ = r.sink.receiveAll(1)
+        _ = await r.sink.receiveAll(1)
         feedback(r, fir(target: ssrc, seq: 5))
         #expect(await nextRequest(r.feeder, ms: 300) == nil)
         feedback(r, fir(target: ssrc, seq: 6))

@@ -49,7 +49,7 @@ struct PipeToRouterTests {
         #expect(s.pipe.pipeConsumer.type == .pipe)
         #expect(s.pipe.pipeConsumer.rtpParameters.mid == nil)
         send(s, from: 500, count: 30)
-        let got = s.sink.receiveAll(30)
+        let got = await s.sink.receiveAll(30)
         #expect(got.count == 30)
         let vp8Pt = s.r2.rtpCapabilities.codecs!.first { $0.mimeType == "video/VP8" }!.preferredPayloadType!
         for (i, p) in got.enumerated() {
@@ -160,7 +160,7 @@ struct UdpPipeTransportTests {
         await w1.sync(); await w2.sync()
         let sender = TestSocket()
         for i in 0..<10 { sender.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 31), to: UInt16(ingest.tuple.localPort)) }
-        let got = sink.receiveAll(10)
+        let got = await sink.receiveAll(10)
         #expect(got.count == 10)
         let opusPt = r2.rtpCapabilities.codecs!.first { $0.mimeType == "audio/opus" }!.preferredPayloadType!
         if let first = got.first {
@@ -191,13 +191,13 @@ struct UdpPipeTransportTests {
         await w1.sync()
         let sender = TestSocket()
         for i in 0..<3 { sender.send(makeRtp(pt: 96, seq: UInt16(i), ssrc: 77, payload: vp8Payload(keyFrame: i == 0)), to: UInt16(ingest.tuple.localPort)) }
-        let got = far.receiveAll(3)
+        let got = await far.receiveAll(3)
         #expect(got.count == 3)
         let seq = try got[1].withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }.sequenceNumber
         var nack = [UInt8](repeating: 0, count: 16)
         _ = nack.withUnsafeMutableBytes { RtcpWriter.nack($0.baseAddress!, capacity: 16, sender: 5, media: pipeConsumer.rtpParameters.encodings![0].ssrc!, count: 1) { _ in seq } }
         far.send(nack, to: UInt16(pipe.tuple!.localPort))
-        let resent = try #require(far.receiveAll(1).first)
+        let resent = try #require(await far.receiveAll(1).first)
         let h = try resent.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
         #expect(h.ssrc == rtx)
         // Without enableRtx, no RTX stream.

@@ -65,12 +65,12 @@ struct RetransmissionTests {
             sent.append(payload)
             r.send(p)
         }
-        let got = sink.receiveAll(10)
+        let got = await sink.receiveAll(10)
         #expect(got.count == 10)
         let seqs = try got.map { try header($0).sequenceNumber }
         // Lose #3 and #5 (as the endpoint sees them) and ask for them.
         r.feedback(nack(media: ssrc, [seqs[3], seqs[5]]))
-        let resent = sink.receiveAll(2)
+        let resent = await sink.receiveAll(2)
         #expect(resent.count == 2)
         for (k, original) in [(0, 3), (1, 5)] {
             guard k < resent.count else { break }
@@ -93,7 +93,7 @@ struct RetransmissionTests {
         }
         // Never sent under this numbering: not resent.
         r.feedback(nack(media: ssrc, [seqs[9] &+ 50]))
-        #expect(sink.receive(timeoutMs: 200) == nil)
+        #expect(await sink.receive(timeoutMs: 200) == nil)
         let stats = try await consumer.getStats()
         #expect(stats[0].packetsRetransmitted == 2 && stats[0].nackCount == 2)
         #expect(stats[0].retransmissionMisses == 1)
@@ -105,13 +105,13 @@ struct RetransmissionTests {
     @Test func storeSizeBoundsWhatCanBeResent() async throws {
         let r = try await room(producerSsrc: 6003, storePackets: 4)
         for i in 0..<10 { r.send(makeRtp(pt: 96, seq: UInt16(300 + i), ssrc: 6003, payload: vp8Payload(keyFrame: i == 0) + [UInt8(i)])) }
-        let got = r.sink.receiveAll(10)
+        let got = await r.sink.receiveAll(10)
         #expect(got.count == 10)
         let seqs = try got.map { try header($0).sequenceNumber }
         r.feedback(nack(media: r.ssrc, [seqs[1]]))
-        #expect(r.sink.receive(timeoutMs: 200) == nil, "overwritten by six newer packets")
+        #expect(await r.sink.receive(timeoutMs: 200) == nil, "overwritten by six newer packets")
         r.feedback(nack(media: r.ssrc, [seqs[8]]))
-        let resent = try #require(r.sink.receiveAll(1).first)
+        let resent = try #require(await r.sink.receiveAll(1).first)
         #expect(resent.last == 8)
         let stats = try await r.consumer.getStats()
         #expect(stats[0].packetsRetransmitted == 1 && stats[0].retransmissionMisses == 1)
@@ -126,11 +126,11 @@ struct RetransmissionTests {
     @Test func farFromTheStartOfTheNumbering() async throws {
         let r = try await room(producerSsrc: 6002)
         for seq: UInt16 in [100, 20_000, 40_100] { r.send(makeRtp(pt: 96, seq: seq, ssrc: 6002, payload: vp8Payload(keyFrame: true))) }
-        let got = r.sink.receiveAll(3)
+        let got = await r.sink.receiveAll(3)
         #expect(got.count == 3)
         let last = try header(try #require(got.last)).sequenceNumber
         r.feedback(nack(media: r.ssrc, [last]))
-        #expect(r.sink.receiveAll(1).count == 1)
+        #expect(await r.sink.receiveAll(1).count == 1)
         r.worker.close()
     }
 
@@ -140,15 +140,15 @@ struct RetransmissionTests {
         let r = try await room(producerSsrc: 6001)
         let (worker, consumer, ssrc, sink, feeder, ingress, egress) = (r.worker, r.consumer, r.ssrc, r.sink, r.feeder, r.ingress, r.egress)
         feeder.send(makeRtp(pt: 96, seq: 1, ssrc: 6001, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
-        let first = try #require(sink.receiveAll(1).first)
+        let first = try #require(await sink.receiveAll(1).first)
         let seq = try header(first).sequenceNumber
         try consumer.pause()
         try consumer.resume()
         await worker.sync()
         feeder.send(makeRtp(pt: 96, seq: 2, ssrc: 6001, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
-        #expect(sink.receiveAll(1).count == 1)
+        #expect(await sink.receiveAll(1).count == 1)
         sink.send(nack(media: ssrc, [seq]), to: UInt16(egress.tuple.localPort))
-        #expect(sink.receive(timeoutMs: 200) == nil)
+        #expect(await sink.receive(timeoutMs: 200) == nil)
         #expect(try await consumer.getStats()[0].packetsRetransmitted == 0)
         worker.close()
     }
@@ -173,9 +173,9 @@ struct RetransmissionTests {
             }
             r.send(p)
         }
-        let got = sink.receiveAll(9)
+        let got = await sink.receiveAll(9)
         #expect(got.count == 9)
-        #expect(sink.receive(timeoutMs: 100) == nil, "no padding-only packet forwarded")
+        #expect(await sink.receive(timeoutMs: 100) == nil, "no padding-only packet forwarded")
         let seqs = try got.map { try header($0).sequenceNumber }
         #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 &+ 1 }, "continuous numbering: \(seqs)")
         for (k, packet) in got.enumerated() {
@@ -184,7 +184,7 @@ struct RetransmissionTests {
         }
         // The 7th packet out is the producer's #8 (two padding packets before it).
         r.feedback(nack(media: ssrc, [seqs[6]]))
-        let resent = try #require(sink.receiveAll(1).first)
+        let resent = try #require(await sink.receiveAll(1).first)
         let h = try header(resent)
         #expect(Array(resent[(h.payloadOffset + 2)...].prefix(payloads[6].count)) == payloads[6], "RTX of the right packet")
         worker.close()
@@ -245,28 +245,28 @@ struct NackGeneratorTests {
         while Date() < deadline {
             // Short blocking reads, yielding the actor in between.
             await Task.yield()
-            guard let d = s.receive(timeoutMs: 10) else { continue }
+            guard let d = await s.receive(timeoutMs: 10) else { continue }
             collect(d)
         }
         // What arrived while this test was not scheduled counts too.
-        while let d = s.receive(timeoutMs: 1) { collect(d) }
+        while let d = await s.receive(timeoutMs: 1) { collect(d) }
         return out
     }
 
     @Test func gapsAreNackedAndRtxRepairsThem() async throws {
         let s = try await setup()
         for seq: UInt16 in [10, 11, 12, 14, 15] { s.send(s.media(seq, key: seq == 10)) }
-        #expect(s.sink.receiveAll(5).count == 5)
+        #expect(await s.sink.receiveAll(5).count == 5)
         #expect(Set(await nacked(s.feeder, ms: 150)) == [13])
         // The repair is forwarded as the original packet.
         s.send(s.rtx(13, rtxSeq: 500))
-        let repaired = try #require(s.sink.receiveAll(1).first)
+        let repaired = try #require(await s.sink.receiveAll(1).first)
         let original = s.media(13)
         #expect(Array(repaired[12...]) == Array(original[12...]))
         // A second copy is not forwarded; nothing is NACKed any more (after
         // any retry that was already on its way).
         s.send(s.rtx(13, rtxSeq: 501))
-        #expect(s.sink.receive(timeoutMs: 150) == nil)
+        #expect(await s.sink.receive(timeoutMs: 150) == nil)
         _ = await nacked(s.feeder, ms: 50)
         #expect(await nacked(s.feeder, ms: 300).isEmpty)
         s.worker.close()
@@ -275,7 +275,7 @@ struct NackGeneratorTests {
     @Test func unrepairedLossIsRetriedThenGivenUp() async throws {
         let s = try await setup()
         for seq: UInt16 in [1, 2, 4] { s.send(s.media(seq, key: seq == 1)) }
-        _ = s.sink.receiveAll(3)
+        _ = await s.sink.receiveAll(3)
         // Retried about every 100 ms, at most 10 times.
         let asked = await nacked(s.feeder, ms: 1600)
         #expect(asked.allSatisfy { $0 == 3 })
@@ -320,7 +320,7 @@ struct NackGeneratorTests {
         let deadline = Date().addingTimeInterval(0.5)
         while Date() < deadline && !sawPli {
             await Task.yield()
-            if let d = s.feeder.receive(timeoutMs: 10) {
+            if let d = await s.feeder.receive(timeoutMs: 10) {
                 sawPli = KeyFrameRequestTests.keyFrameRequests(d).contains { $0.ssrc == 7000 }
             }
         }

@@ -123,7 +123,7 @@ struct RpcTests {
 
             // Media flows.
             for i in 0..<5 { sender.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 7777), to: UInt16(t1Port)) }
-            let got = sink.receiveAll(5)
+            let got = await sink.receiveAll(5)
             #expect(got.count == 5)
             if let first = got.first {
                 let h = try first.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }

@@ -32,8 +32,8 @@ struct SimulcastTests {
     }
 
     /// (layer, sequence, timestamp) of what the sink receives.
-    func received(_ sink: TestSocket, _ count: Int) throws -> [(layer: Int, seq: UInt16, ts: UInt32)] {
-        try sink.receiveAll(count).map { d in
+    func received(_ sink: TestSocket, _ count: Int) async throws -> [(layer: Int, seq: UInt16, ts: UInt32)] {
+        try await sink.receiveAll(count).map { d in
             let h = try d.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
             return (Int(d[h.payloadOffset + 2]), h.sequenceNumber, h.timestamp)
         }
@@ -44,10 +44,10 @@ struct SimulcastTests {
         let deadline = Date().addingTimeInterval(Double(ms) / 1000)
         while Date() < deadline {
             await Task.yield()
-            if let d = s.receive(timeoutMs: 10) { for r in KeyFrameRequestTests.keyFrameRequests(d) { out.insert(r.ssrc) } }
+            if let d = await s.receive(timeoutMs: 10) { for r in KeyFrameRequestTests.keyFrameRequests(d) { out.insert(r.ssrc) } }
         }
         // What arrived while this test was not scheduled counts too.
-        while let d = s.receive(timeoutMs: 1) { for r in KeyFrameRequestTests.keyFrameRequests(d) { out.insert(r.ssrc) } }
+        while let d = await s.receive(timeoutMs: 1) { for r in KeyFrameRequestTests.keyFrameRequests(d) { out.insert(r.ssrc) } }
         return out
     }
 
@@ -77,9 +77,9 @@ struct SimulcastTests {
         // All three layers flow; only the top one reaches the consumer.
         for layer in 0..<3 { send(layer, key: true) }
         for _ in 0..<3 { for layer in 0..<3 { send(layer) } }
-        let first = try received(sink, 4)
+        let first = try await received(sink, 4)
         #expect(first.map(\.layer) == [2, 2, 2, 2])
-        #expect(sink.receive(timeoutMs: 100) == nil)
+        #expect(await sink.receive(timeoutMs: 100) == nil)
         let ssrc = try #require(consumer.rtpParameters.encodings?.first?.ssrc)
         let layerStats = try await producer.getStats()
         #expect(layerStats.map(\.ssrc) == Self.ssrcs)
@@ -95,7 +95,7 @@ struct SimulcastTests {
         send(0)            // not a key frame: still layer 2
         send(0, key: true) // the switch
         send(0)
-        let switched = try received(sink, 3)
+        let switched = try await received(sink, 3)
         #expect(switched.map(\.layer) == [2, 0, 0])
         if switched.count == 3 {
             #expect(switched[1].seq == switched[0].seq &+ 1 && switched[2].seq == switched[1].seq &+ 1, "continuous numbering")
@@ -103,7 +103,7 @@ struct SimulcastTests {
         }
         send(1, key: true)
         send(2, key: true)
-        #expect(sink.receive(timeoutMs: 100) == nil, "other layers are not forwarded")
+        #expect(await sink.receive(timeoutMs: 100) == nil, "other layers are not forwarded")
 
         // Back to the top, but layer 2 has stopped: the consumer falls back to layer 1.
         try consumer.setPreferredLayers(ConsumerLayers(spatialLayer: 2))
@@ -117,7 +117,7 @@ struct SimulcastTests {
         #expect(throws: SFUError.self) { try consumer.setPreferredLayers(ConsumerLayers(spatialLayer: 3)) }
         // Every packet out carried the consumer's one SSRC.
         send(1)
-        while let d = sink.receive(timeoutMs: 100) {
+        while let d = await sink.receive(timeoutMs: 100) {
             let h = try d.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
             #expect(h.ssrc == ssrc)
         }
@@ -154,15 +154,15 @@ struct SimulcastTests {
             pictures[layer] = (pictures[layer] + 1) & 0x7FFF
             if pictures[layer] % 2 == 0 { tl0s[layer] &+= 1 }
         }
-        func numbers(_ count: Int) throws -> [(UInt16, UInt8)] {
-            try sink.receiveAll(count).map { d in
+        func numbers(_ count: Int) async throws -> [(UInt16, UInt8)] {
+            try await sink.receiveAll(count).map { d in
                 let h = try d.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
                 return vp8Numbers(Array(d[h.payloadOffset...]))
             }
         }
         for layer in 0..<3 { send(layer, key: true) }
         for _ in 0..<3 { for layer in 0..<3 { send(layer) } }
-        let top = try numbers(4)
+        let top = try await numbers(4)
         #expect(top.map(\.0) == [32760, 32761, 32762, 32763])
         for target in [0, 1, 2, 0] {
             try consumer.setPreferredLayers(ConsumerLayers(spatialLayer: target))
@@ -170,7 +170,7 @@ struct SimulcastTests {
             send(target, key: true)
             for _ in 0..<3 { for layer in 0..<3 { send(layer) } }
         }
-        let rest = try numbers(16)
+        let rest = try await numbers(16)
         #expect(rest.count == 16)
         var all = top + rest
         // Picture ids: one after another (15 bits); TL0PICIDX never goes back.
@@ -201,8 +201,8 @@ struct SimulcastTests {
                 feeder.send(packet(layer: layer, seq: UInt16(100 * layer + round), key: round == 0, rid: "r\(layer)", ssrc: 7000 + UInt32(layer)), to: UInt16(ingress.tuple.localPort))
             }
         }
-        #expect(try received(sink, 3).map(\.layer) == [1, 1, 1])
-        #expect(sink.receive(timeoutMs: 100) == nil)
+        #expect(try await received(sink, 3).map(\.layer) == [1, 1, 1])
+        #expect(await sink.receive(timeoutMs: 100) == nil)
         let stats = try await producer.getStats()
         #expect(stats.map(\.ssrc) == [7000, 7001, 7002] && stats.map(\.rid) == ["r0", "r1", "r2"])
         worker.close()
@@ -227,7 +227,7 @@ struct SimulcastTests {
         for round in 0..<3 {
             for layer in 0..<3 { feeder.send(packet(layer: layer, seq: UInt16(100 * layer + round), key: round == 0), to: UInt16(ingress.tuple.localPort)) }
         }
-        #expect(try received(sink, 3).map(\.layer) == [1, 1, 1])
+        #expect(try await received(sink, 3).map(\.layer) == [1, 1, 1])
         w1.close(); w2.close()
     }
 }

@@ -38,7 +38,7 @@ struct SrtpTransportTests {
         }
         // A forged packet and a replay are dropped and counted.
         sender.send(makeRtp(pt: 111, seq: 50, ssrc: 8080) + Array(repeating: 0xEE, count: 10), to: UInt16(ingest.tuple.localPort))
-        let got = sink.receiveAll(10)
+        let got = await sink.receiveAll(10)
         #expect(got.count == 10)
         for (i, p) in got.enumerated() {
             var buf = p
@@ -88,7 +88,7 @@ struct SrtpTransportTests {
         // The publisher sends plain RTP before connecting its key: dropped.
         let sender = TestSocket()
         for i in 0..<5 { sender.send(makeRtp(pt: 111, seq: UInt16(i), ssrc: 8080, payload: Array(repeating: 1, count: 40)), to: UInt16(ingest.tuple.localPort)) }
-        #expect(sink.receive(timeoutMs: 200) == nil)
+        #expect(await sink.receive(timeoutMs: 200) == nil)
         var usage = await worker.getResourceUsage()
         #expect(usage.dropNotReady >= 5)
 
@@ -104,7 +104,7 @@ struct SrtpTransportTests {
             try buf.withUnsafeMutableBytes { raw in try publisher.protect(raw.baseAddress!, length: &len, capacity: raw.count) }
             sender.send(Array(buf[0..<len]), to: UInt16(ingest.tuple.localPort))
         }
-        #expect(sink.receive(timeoutMs: 300) == nil, "no plain RTP on a transport whose SRTP failed")
+        #expect(await sink.receive(timeoutMs: 300) == nil, "no plain RTP on a transport whose SRTP failed")
         usage = await worker.getResourceUsage()
         #expect(usage.dropSrtpUnavailable >= 5)
         worker.close()

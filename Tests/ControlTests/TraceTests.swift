@@ -29,7 +29,7 @@ struct TraceTests {
         let feeder = TestSocket()
         feeder.send(makeRtp(pt: 96, seq: 1, ssrc: 4242, payload: vp8Payload(keyFrame: true)), to: UInt16(ingress.tuple.localPort))
         feeder.send(makeRtp(pt: 96, seq: 2, ssrc: 4242, payload: vp8Payload(keyFrame: false)), to: UInt16(ingress.tuple.localPort))
-        #expect(sink.receiveAll(2).count == 2)
+        #expect(await sink.receiveAll(2).count == 2)
         var buf = [UInt8](repeating: 0, count: 64)
         let pli = buf.withUnsafeMutableBytes { RtcpWriter.pli($0.baseAddress!, capacity: 64, sender: 1, media: ssrc) }
         sink.send(Array(buf[0..<pli]), to: UInt16(egress.tuple.localPort))

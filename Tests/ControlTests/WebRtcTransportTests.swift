@@ -23,17 +23,17 @@ struct WebRtcTransportTests {
         }
 
         /// A connectivity check; returns the response if one came back.
-        func check(_ t: WebRtcTransport, password: String? = nil, ufrag: String? = nil) -> [UInt8]? {
+        func check(_ t: WebRtcTransport, password: String? = nil, ufrag: String? = nil) async -> [UInt8]? {
             let req = StunWriter.bindingRequest(transactionId: (0..<12).map { _ in UInt8.random(in: 0...255) },
                                                 username: Array("\(ufrag ?? t.iceParameters.usernameFragment):peer".utf8),
                                                 password: Array((password ?? t.iceParameters.password).utf8),
                                                 priority: 100, tieBreaker: 42, useCandidate: true)
             socket.send(req, to: UInt16(t.iceCandidates[0].port))
-            return socket.receive(timeoutMs: 300)
+            return await socket.receive(timeoutMs: 300)
         }
 
         /// Runs the DTLS handshake over the socket.
-        func handshake(_ t: WebRtcTransport) -> DtlsTransport.State {
+        func handshake(_ t: WebRtcTransport) async -> DtlsTransport.State {
             dtls.start()
             let port = UInt16(t.iceCandidates[0].port)
             var buf = [UInt8](repeating: 0, count: 4096)
@@ -44,7 +44,7 @@ struct WebRtcTransportTests {
                     if n == 0 { break }
                     socket.send(Array(buf[0..<n]), to: port)
                 }
-                if let reply = socket.receive(timeoutMs: 200) {
+                if let reply = await socket.receive(timeoutMs: 200) {
                     reply.withUnsafeBytes { _ = dtls.receive($0.baseAddress!, count: $0.count) }
                 } else if let ms = dtls.timeoutMs, ms == 0 {
                     dtls.handleTimeout()
@@ -79,15 +79,15 @@ struct WebRtcTransportTests {
         let client = try Client()
         try t.connect(dtlsParameters: client.dtlsParameters)
         // Wrong password: no answer. Unknown ufrag: no answer.
-        #expect(client.check(t, password: "wrong-password-wrong-password-00") == nil)
-        #expect(client.check(t, ufrag: "nobody") == nil)
-        let response = try #require(client.check(t))
+        #expect(await client.check(t, password: "wrong-password-wrong-password-00") == nil)
+        #expect(await client.check(t, ufrag: "nobody") == nil)
+        let response = try #require(await client.check(t))
         let m = try response.withUnsafeBytes { try StunMessage.parse($0.baseAddress!, count: $0.count) }
         #expect(m.messageClass == .success)
         response.withUnsafeBytes { raw in
             Array(t.iceParameters.password.utf8).withUnsafeBytes { pw in #expect(m.checkIntegrity(raw.baseAddress!, key: pw)) }
         }
-        let handshakeState = client.handshake(t)
+        let handshakeState = await client.handshake(t)
         #expect(handshakeState == .connected)
         #expect(await waitFor(t, dtlsState: .connected))
         #expect(t.iceState == .completed)
@@ -109,7 +109,7 @@ struct WebRtcTransportTests {
             try buf.withUnsafeMutableBytes { raw in try srtp.protect(raw.baseAddress!, length: &len, capacity: raw.count) }
             client.socket.send(Array(buf[0..<len]), to: UInt16(t.iceCandidates[0].port))
         }
-        #expect(sink.receiveAll(5).count == 5)
+        #expect(await sink.receiveAll(5).count == 5)
         // A STUN flood from an unknown ufrag is dropped and counted.
         for _ in 0..<100 { client.socket.send(StunWriter.bindingRequest(transactionId: Array(repeating: 1, count: 12), username: Array("intruder:x".utf8), password: Array("p".utf8), priority: 1, tieBreaker: 1, useCandidate: true), to: UInt16(t.iceCandidates[0].port)) }
         try await Task.sleep(for: .milliseconds(100))
@@ -128,8 +128,8 @@ struct WebRtcTransportTests {
         let client = try Client()
         let other = try DtlsContext()
         try t.connect(dtlsParameters: DtlsParameters(role: "client", fingerprints: [DtlsFingerprint(algorithm: "sha-256", value: other.fingerprint("sha-256")!)]))
-        #expect(client.check(t) != nil)
-        _ = client.handshake(t)
+        #expect(await client.check(t) != nil)
+        _ = await client.handshake(t)
         #expect(await waitFor(t, dtlsState: .failed))
         _ = try t.produce(ProducerOptions(kind: .audio, rtpParameters: audioParams(ssrc: 1234)))
         await worker.sync()
@@ -156,7 +156,7 @@ struct WebRtcTransportTests {
         let deadline = Date().addingTimeInterval(3)
         server.start()
         while server.state == .connecting && Date() < deadline {
-            if let d = peer.receive(timeoutMs: 200), let first = d.first, (20...63).contains(first) {
+            if let d = await peer.receive(timeoutMs: 200), let first = d.first, (20...63).contains(first) {
                 d.withUnsafeBytes { _ = server.receive($0.baseAddress!, count: $0.count) }
             }
             while true {
@@ -180,14 +180,14 @@ struct WebRtcTransportTests {
         let router = try worker.createRouter(mediaCodecs: [opus])
         let t = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
         let client = try Client()
-        #expect(client.check(t) != nil)
+        #expect(await client.check(t) != nil)
         var sawCompleted = false
         for _ in 0..<50 where !sawCompleted { try await Task.sleep(for: .milliseconds(20)); sawCompleted = t.iceState == .completed }
         #expect(sawCompleted)
         var sawDisconnected = false
         for _ in 0..<150 where !sawDisconnected { try await Task.sleep(for: .milliseconds(20)); sawDisconnected = t.iceState == .disconnected }
         #expect(sawDisconnected)
-        #expect(client.check(t) != nil)
+        #expect(await client.check(t) != nil)
         var back = false
         for _ in 0..<50 where !back { try await Task.sleep(for: .milliseconds(20)); back = t.iceState == .completed }
         #expect(back)
@@ -211,9 +211,10 @@ struct WebRtcTransportTests {
         let ca = try Client(), cb = try Client()
         try a.connect(dtlsParameters: ca.dtlsParameters)
         try b.connect(dtlsParameters: cb.dtlsParameters)
-        #expect(ca.check(a) != nil && cb.check(b) != nil)
-        #expect(ca.check(a, ufrag: "unknown") == nil)
-        let sa = ca.handshake(a), sb = cb.handshake(b)
+        let checkA = await ca.check(a), checkB = await cb.check(b)
+        #expect(checkA != nil && checkB != nil)
+        #expect(await ca.check(a, ufrag: "unknown") == nil)
+        let sa = await ca.handshake(a), sb = await cb.handshake(b)
         #expect(sa == .connected && sb == .connected)
         #expect(await waitFor(a, dtlsState: .connected))
         #expect(await waitFor(b, dtlsState: .connected))
@@ -240,8 +241,8 @@ struct WebRtcTransportTests {
                 client.socket.send(Array(buf[0..<len]), to: UInt16(server.tuple.localPort))
             }
         }
-        #expect(sinkA.receiveAll(3).count == 3)
-        #expect(sinkB.receiveAll(3).count == 3)
+        #expect(await sinkA.receiveAll(3).count == 3)
+        #expect(await sinkB.receiveAll(3).count == 3)
         let ae = a.events
         server.close()
         #expect(names(await collect(ae)) == ["listenServerClose"])
@@ -304,8 +305,8 @@ struct SctpOverDtlsTests {
         let t = try router.createWebRtcTransport(options)
         let client = try WebRtcTransportTests.Client()
         try t.connect(dtlsParameters: client.dtlsParameters)
-        #expect(client.check(t) != nil)
-        #expect(client.handshake(t) == .connected)
+        #expect(await client.check(t) != nil)
+        #expect(await client.handshake(t) == .connected)
         for _ in 0..<100 where t.sctpState != "connecting" { try await Task.sleep(for: .milliseconds(20)) }
         #expect(t.sctpState == "connecting")
 
@@ -318,7 +319,7 @@ struct SctpOverDtlsTests {
         for _ in 0..<50 where !initAck {
             // The control layer runs SCTP on this actor: let it.
             try await Task.sleep(for: .milliseconds(5))
-            if let reply = client.socket.receive(timeoutMs: 20) {
+            if let reply = await client.socket.receive(timeoutMs: 20) {
                 reply.withUnsafeBytes { _ = client.dtls.receive($0.baseAddress!, count: $0.count) }
             }
             initAck = client.dtls.applicationData.contains { $0.count > 12 && $0[12] == 2 }
@@ -351,15 +352,15 @@ struct SctpOverDtlsTests {
         await worker.sync()
         // The worker and the transport are still alive and answer checks.
         #expect(!worker.died && !t.closed)
-        #expect(client.check(t) != nil)
+        #expect(await client.check(t) != nil)
         #expect(t.dtlsState == .connected)
 
         // Without enableSctp, application data is read and discarded.
         let plain = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: [loopback]))
         let other = try WebRtcTransportTests.Client()
         try plain.connect(dtlsParameters: other.dtlsParameters)
-        #expect(other.check(plain) != nil)
-        #expect(other.handshake(plain) == .connected)
+        #expect(await other.check(plain) != nil)
+        #expect(await other.handshake(plain) == .connected)
         for _ in 0..<100 where plain.dtlsState != .connected { try await Task.sleep(for: .milliseconds(20)) }
         let before = await worker.getResourceUsage().dropNotReady
         for _ in 0..<10 { send(other, Self.sctpPacket(tag: 0, chunks: Self.initChunk()), to: plain) }

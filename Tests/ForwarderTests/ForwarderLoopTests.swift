@@ -44,7 +44,7 @@ struct ForwarderLoopTests {
             sender.send(makeRtp(pt: 111, seq: seq, ts: 4242, ssrc: 1111, extensions: [(1, [7])]), to: inSock.local.port)
         }
         for (i, sink) in sinks.enumerated() {
-            let got = sink.receiveAll(20)
+            let got = await sink.receiveAll(20)
             #expect(got.count == 20)
             for (k, pkt) in got.enumerated() {
                 let h = try pkt.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }

@@ -6,8 +6,13 @@ import Glibc
 
 /// Shared helpers of the test targets.
 ///
-/// A blocking loopback UDP endpoint for tests: sends datagrams and
-/// receives them with a timeout.
+/// A loopback UDP endpoint for tests: sends datagrams and receives them
+/// with a timeout.
+///
+/// Receiving never blocks a thread: the control suites run on one global
+/// actor (shared with the entities), and a thread blocked in `recv` there
+/// would hold up every other test and the events they wait for, which made
+/// timing assertions depend on what ran beside them.
 public final class TestSocket: @unchecked Sendable {
     public let fd: Int32
     public let port: UInt16
@@ -16,11 +21,7 @@ public final class TestSocket: @unchecked Sendable {
         let bound = try! UdpSocket.bind(ip: "127.0.0.1", port: nil, range: 20000...29999)
         fd = bound.fd
         port = bound.local.port
-        // Back to blocking mode with a receive timeout.
-        let flags = fcntl(fd, F_GETFL)
-        _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
-        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        // Stays non-blocking: receives wait by suspending (see `waitTick`).
     }
 
     deinit { close(fd) }
@@ -41,30 +42,42 @@ public final class TestSocket: @unchecked Sendable {
     public var acceptsRtcp = false
 
     /// Receives one datagram, or nil after the timeout.
-    public func receive(timeoutMs: Int = 200) -> [UInt8]? {
+    public func receive(timeoutMs: Int = 200) async -> [UInt8]? {
         let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
         var buf = [UInt8](repeating: 0, count: 2048)
         while true {
-            let left = max(1_000, (deadline - rsfu_monotonic_ns()) / 1000)
-            var tv = timeval(tv_sec: Int(left / 1_000_000), tv_usec: Int(left % 1_000_000))
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            let n = recv(fd, &buf, buf.count, 0)
-            guard n >= 0 else { return nil }
-            let isRtcp = n >= 2 && (128...191).contains(buf[0]) && (192...223).contains(buf[1])
-            if !isRtcp || acceptsRtcp { return Array(buf[0..<n]) }
+            let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
+            if n >= 0 {
+                let isRtcp = n >= 2 && (128...191).contains(buf[0]) && (192...223).contains(buf[1])
+                if !isRtcp || acceptsRtcp { return Array(buf[0..<n]) }
+                continue
+            }
             if rsfu_monotonic_ns() >= deadline { return nil }
+            await waitTick()
         }
     }
 
     /// Receives until `count` datagrams arrived or the timeout passes.
-    public func receiveAll(_ count: Int, timeoutMs: Int = 2000) -> [[UInt8]] {
+    public func receiveAll(_ count: Int, timeoutMs: Int = 2000) async -> [[UInt8]] {
         var out: [[UInt8]] = []
         let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
-        while out.count < count && rsfu_monotonic_ns() < deadline {
-            if let d = receive(timeoutMs: 50) { out.append(d) }
+        // What is already queued counts even when this test got its turn
+        // only after the deadline.
+        while out.count < count {
+            let left = Int((deadline - rsfu_monotonic_ns()) / 1_000_000)
+            guard let d = await receive(timeoutMs: max(0, min(50, left))) else {
+                if left <= 0 { break } else { continue }
+            }
+            out.append(d)
         }
         return out
     }
+}
+
+/// The pause between two polls of a test socket: short next to any
+/// timing a test asserts, and it frees the caller's executor meanwhile.
+func waitTick() async {
+    try? await Task.sleep(nanoseconds: 300_000)
 }
 
 /// Builds an RTP packet for tests.
@@ -92,7 +105,7 @@ public func vp8Payload(keyFrame: Bool, start: Bool = true, size: Int = 100) -> [
     return p
 }
 
-/// A blocking loopback TCP connection speaking RFC 4571 framing (each
+/// A loopback TCP connection speaking RFC 4571 framing (each
 /// packet behind a 2-byte big-endian length), as an ICE-TCP peer does.
 public final class TestTcpConnection: @unchecked Sendable {
     public let fd: Int32
@@ -137,8 +150,9 @@ public final class TestTcpConnection: @unchecked Sendable {
     }
 
     /// The next whole frame, or nil after the timeout (or at end of stream).
-    public func receiveFrame(timeoutMs: Int = 300) -> [UInt8]? {
+    public func receiveFrame(timeoutMs: Int = 300) async -> [UInt8]? {
         let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
+        var buf = [UInt8](repeating: 0, count: 8192)
         while true {
             if pending.count >= 2 {
                 let length = Int(pending[0]) << 8 | Int(pending[1])
@@ -148,26 +162,22 @@ public final class TestTcpConnection: @unchecked Sendable {
                     return frame
                 }
             }
-            let left = deadline - rsfu_monotonic_ns()
-            guard left > 0 else { return nil }
-            var tv = timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1000) + 1)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var buf = [UInt8](repeating: 0, count: 8192)
-            let n = recv(fd, &buf, buf.count, 0)
+            let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
             if n == 0 { return nil }
-            if n > 0 { pending += buf[0..<n] }
+            if n > 0 { pending += buf[0..<n]; continue }
+            guard errno == EAGAIN || errno == EWOULDBLOCK, rsfu_monotonic_ns() < deadline else { return nil }
+            await waitTick()
         }
     }
 
     /// True once the peer closed the connection (polls up to `timeoutMs`).
-    public func peerClosed(timeoutMs: Int = 2000) -> Bool {
+    public func peerClosed(timeoutMs: Int = 2000) async -> Bool {
         let deadline = rsfu_monotonic_ns() + Int64(timeoutMs) * 1_000_000
+        var buf = [UInt8](repeating: 0, count: 8192)
         while rsfu_monotonic_ns() < deadline {
-            var tv = timeval(tv_sec: 0, tv_usec: 100_000)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var buf = [UInt8](repeating: 0, count: 8192)
-            let n = recv(fd, &buf, buf.count, 0)
+            let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
             if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+            if n < 0 { await waitTick() }
         }
         return false
     }

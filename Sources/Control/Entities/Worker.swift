@@ -339,16 +339,19 @@ public final class Worker {
         forwarder.send(.simulateFatalError)
     }
 
-    /// Test hook: blocks the forwarder thread for a while, as a descheduled
-    /// or overloaded worker would be, so tests can fill its sockets.
-    /// Returns once the thread is blocked.
-    package func stallForwarder(milliseconds: UInt32) async {
+    /// Test hook: blocks the forwarder thread, as a descheduled or
+    /// overloaded worker would be, until the returned hold is released (at
+    /// most `limitMilliseconds`), so tests can fill its sockets whatever the
+    /// machine's load. Returns once the thread is blocked.
+    package func holdForwarder(limitMilliseconds: Int = 10_000) async -> ForwarderHold {
+        let hold = ForwarderHold()
         await withCheckedContinuation { (started: CheckedContinuation<Void, Never>) in
             forwarder.send(.barrier {
                 started.resume()
-                usleep(milliseconds * 1000)
+                _ = hold.semaphore.wait(timeout: .now() + .milliseconds(limitMilliseconds))
             })
         }
+        return hold
     }
 
     /// Forwarder counters and resources, for dumps, metrics and leak checks
@@ -386,4 +389,12 @@ public final class Worker {
         let n = EntityNotification(event)
         for tap in taps.values { tap(n) }
     }
+}
+
+/// A blocked forwarder thread (see `Worker.holdForwarder`).
+package final class ForwarderHold: Sendable {
+    fileprivate let semaphore = DispatchSemaphore(value: 0)
+
+    /// Lets the forwarder thread go on.
+    package func release() { semaphore.signal() }
 }
