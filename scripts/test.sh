@@ -21,11 +21,11 @@ swift test --skip-build --disable-xctest --filter "$timed" 2>&1 | tee -a "$log"
 swift test --skip-build --disable-xctest --filter "$floods" --no-parallel 2>&1 | tee -a "$log"
 # The allocation check runs the perf binary under the malloc interposer.
 scripts/alloc-check.sh
-# A minute of soak: `ringsfu serve` under steady fan-out (a debug build, so a
+# Half a minute of soak: `ringsfu serve` under steady fan-out (a debug build, so a
 # light load) with a client joining and leaving every second; fails if memory
 # or file descriptors grow after warm-up, entities are left behind, a packet is
 # lost, or SIGTERM does not end it cleanly (perf/RESULTS.md has the hour-long run).
-"$(swift build --show-bin-path)/ringsfu-perf" soak --duration 50 --warmup 10 --output-pps 10000
+"$(swift build --show-bin-path)/ringsfu-perf" soak --duration 30 --warmup 10 --output-pps 10000
 # Saved fuzzer inputs (seeds and any past crash) through the parser checks
 # (scripts/fuzz.sh runs the fuzzer itself).
 "$(swift build --show-bin-path)/RingSFUFuzz" Tests/Fuzz/corpus
