@@ -193,6 +193,10 @@ long rsfu_dtls_timeout_ms(rsfu_dtls *d) {
     return tv.tv_sec * 1000L + tv.tv_usec / 1000L;
 }
 
+void rsfu_dtls_set_backoff(rsfu_dtls *d, unsigned int (*next)(void *ssl, unsigned int previous_us)) {
+    DTLS_set_timer_cb(d->ssl, (DTLS_timer_cb)next);
+}
+
 int rsfu_dtls_handle_timeout(rsfu_dtls *d) {
     if (d->done || d->failed) return 0;
     int r = DTLSv1_handle_timeout(d->ssl);

@@ -126,6 +126,10 @@ size_t rsfu_dtls_take_output(rsfu_dtls *d, uint8_t *buf, size_t cap);
 /// Milliseconds until the retransmission timer fires, -1 if none.
 long rsfu_dtls_timeout_ms(rsfu_dtls *d);
 int rsfu_dtls_handle_timeout(rsfu_dtls *d);
+/// Replaces OpenSSL's retransmission backoff (1 s, doubling to 60 s): `next`
+/// gets the previous timeout in microseconds (0 for the first) and returns
+/// the next one.
+void rsfu_dtls_set_backoff(rsfu_dtls *d, unsigned int (*next)(void *ssl, unsigned int previous_us));
 int rsfu_dtls_peer_fingerprint(rsfu_dtls *d, const char *alg, char *out, size_t cap);
 /// Negotiated SRTP profile id and keys (key+salt each); -1 if none.
 int rsfu_dtls_srtp_keys(rsfu_dtls *d, int is_client, uint8_t *local, uint8_t *remote, size_t *key_salt_len);

@@ -69,6 +69,7 @@ package struct DtlsSession {
     /// context does).
     package init(context: DtlsContext, role: Role, mtu: Int = 1200) throws(DtlsContext.Failure) {
         guard let d = rsfu_dtls_new(context.raw, role == .client ? 1 : 0, Int32(mtu)) else { throw .openssl }
+        rsfu_dtls_set_backoff(d) { _, previous in DtlsBackoff.next(afterMicroseconds: previous) }
         raw = d
         self.role = role
     }
@@ -210,4 +211,18 @@ package struct DtlsTransport: ~Copyable {
     package func peerFingerprint(_ algorithm: String) -> String? { session.peerFingerprint(algorithm) }
 
     package func srtpKeys() -> (suite: SrtpCryptoSuite, send: SrtpKey, receive: SrtpKey)? { session.srtpKeys() }
+}
+
+/// When a DTLS flight that got no answer is sent again: 100 ms after the
+/// first, doubling up to 4 s (OpenSSL's own starts at 1 s, so one lost
+/// datagram would hold a call's media back for a second). OpenSSL gives
+/// up after 12 retransmissions, about 30 s on this schedule.
+package enum DtlsBackoff {
+    package static let firstMicroseconds: UInt32 = 100_000
+    package static let maxMicroseconds: UInt32 = 4_000_000
+
+    /// The next timeout; `previous` is 0 for a flight's first.
+    package static func next(afterMicroseconds previous: UInt32) -> UInt32 {
+        previous == 0 ? firstMicroseconds : min(maxMicroseconds, previous &* 2)
+    }
 }
