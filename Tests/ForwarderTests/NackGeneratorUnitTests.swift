@@ -63,7 +63,7 @@ struct NackGeneratorUnitTests {
     /// Random losses and arrivals: nothing is asked for before the
     /// tolerance, or more than ten times, and the list never overflows.
     @Test func randomOperationsKeepTheInvariants() {
-        var rng = SplitMix(seed: 3)
+        var rng = SplitMix64(seed: 3)
         var g = NackGenerator()
         var askedCount: [UInt16: Int] = [:]
         var lostAt: [UInt16: Int64] = [:]
@@ -100,4 +100,3 @@ struct NackGeneratorUnitTests {
     }
 }
 
-extension SplitMix: RandomNumberGenerator {}

@@ -139,7 +139,7 @@ struct RtpRewriterTests {
     /// Random operation sequences: every forwarded output is unique and
     /// maps back to its input; outputs of increasing inputs increase.
     @Test func randomSequencesKeepTheInvariants() {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<200 {
             var r = RtpRewriter()
             let start = UInt16(truncatingIfNeeded: rng.next())

@@ -173,7 +173,7 @@ struct TransportCcRecorderTests {
     /// Random loss and reordering over a wrap: everything received is
     /// reported once with its arrival (to the 250 us tick), nothing else.
     @Test func randomisedRoundTrip() throws {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let h = Harness()
         var arrivals: [UInt16: Int64] = [:]
         var now = 1_000.0
@@ -200,25 +200,12 @@ struct TransportCcRecorderTests {
 
     @Test func hostileJumpsStayBounded() throws {
         let h = Harness()
-        var rng = SplitMix(seed: 99)
+        var rng = SplitMix64(seed: 99)
         for _ in 0..<5000 {
             h.recorder.record(sequence: UInt16(truncatingIfNeeded: rng.next()), arrivalNs: Int64(rng.next() % 1_000_000_000_000))
             #expect(h.recorder.pending <= TransportCcRecorder.capacity)
         }
         // Whatever came in, the feedback parses.
         for p in h.allFeedback() { _ = try parse(p) }
-    }
-}
-
-/// A small deterministic generator for reproducible randomised tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -115,7 +115,7 @@ extension ForwarderLoop {
         if spec.nack { producers[p].nackConsumers += 1 }
         c.rtxSsrc = spec.rtxSsrc
         c.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
-        c.rtxSequence = UInt16.random(in: 0...0x7FFF)
+        c.rtxSequence = UInt16.random(in: 0...0x7FFF, using: &random)
         c.cnameLength = min(spec.cname.count, 64)
         for i in 0..<c.cnameLength { c.cname[i] = spec.cname[i] }
         let layers = producers[p].layerCount

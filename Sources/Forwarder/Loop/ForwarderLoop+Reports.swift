@@ -16,7 +16,7 @@ extension ForwarderLoop {
         guard !reportTimerArmed else { return }
         reportTimerArmed = true
         if lastReportNs == 0 { lastReportNs = rsfu_monotonic_ns() }
-        let delay = RtcpReporter.nextDelayNs(random: UInt64.random(in: 0...UInt64.max))
+        let delay = RtcpReporter.nextDelayNs(random: random.next())
         timers.schedule(.init(kind: TimerKind.reports.rawValue, argument: 0), at: rsfu_monotonic_ns() + delay)
     }
 

@@ -84,6 +84,8 @@ struct ForwarderLoop: ~Copyable {
     var midTable: SsrcTable
     var ridTable: SsrcTable
     var timers: TimerWheel
+    /// The worker's random choices, from one seed (see `ForwarderSettings`).
+    var random: SplitMix64
 
     var counters = ForwarderCounters()
     /// Monotonic time at the start of this loop turn (packet arrival times).
@@ -221,6 +223,7 @@ struct ForwarderLoop: ~Copyable {
         midTable = SsrcTable(capacityPowerOfTwo: 12)
         ridTable = SsrcTable(capacityPowerOfTwo: 12)
         timers = TimerWheel(nowNs: rsfu_monotonic_ns())
+        random = SplitMix64(seed: settings.randomSeed ?? UInt64.random(in: 0...UInt64.max))
         let recorders = max(1, settings.maxTransportCcTransports)
         transportCcRings = Slab(slotSize: TransportCcRecorder.capacity * 8, count: recorders)
         transportCcRecorders = .allocate(capacity: recorders)

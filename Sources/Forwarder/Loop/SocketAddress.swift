@@ -133,7 +133,8 @@ package enum UdpSocket {
 
     private static func open(stream: Bool, ip: String, port: UInt16?, range: ClosedRange<UInt16>, receiveBuffer: Int32, sendBuffer: Int32) throws(Failure) -> Bound {
         guard let probe = SocketAddress(ip: ip, port: 0) else { throw .badAddress(ip) }
-        let candidates: [UInt16] = port.map { [$0] } ?? Self.shuffled(range)
+        var system = SystemRandomNumberGenerator()
+        let candidates: [UInt16] = port.map { [$0] } ?? Self.shuffled(range, using: &system)
         let type = stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
         for p in candidates {
             let fd = socket(probe.family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -166,11 +167,12 @@ package enum UdpSocket {
         throw .noFreePort(range.lowerBound, range.upperBound)
     }
 
-    private static func shuffled(_ range: ClosedRange<UInt16>) -> [UInt16] {
-        // Start at a random point so concurrent transports rarely collide.
+    /// The ports of `range` in the order they are tried: from a random
+    /// point on, so concurrent transports rarely collide.
+    static func shuffled(_ range: ClosedRange<UInt16>, using random: inout some RandomNumberGenerator) -> [UInt16] {
         let all = Array(range)
         guard !all.isEmpty else { return [] }
-        let start = Int.random(in: 0..<all.count)
+        let start = Int.random(in: 0..<all.count, using: &random)
         return Array(all[start...] + all[..<start])
     }
 }

@@ -1,0 +1,17 @@
+/// A small, fast, seedable generator (SplitMix64): the forwarder's random
+/// choices come from one seed, so a test can fix it and a choice never costs
+/// a system call on the forwarder thread. Not for secrets (ICE passwords and
+/// SRTP keys use the system generator).
+package struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    package init(seed: UInt64) { state = seed }
+
+    package mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
