@@ -17,13 +17,13 @@ import Foundation
 public final class RpcSession {
     public nonisolated let outbound: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
-    private let pool: WorkerPool
+    let pool: WorkerPool
     /// Whether this session may act on every entity (the admin secret).
     public let admin: Bool
-    private var owned = Set<String>()
-    private var ownedRouters: [Router] = []
-    private var ownedTransports: [Transport] = []
-    private var ownedServers: [WebRtcServer] = []
+    var owned = Set<String>()
+    var ownedRouters: [Router] = []
+    var ownedTransports: [Transport] = []
+    var ownedServers: [WebRtcServer] = []
     private var taps: [(Worker, Int)] = []
     private var ended = false
     /// Bytes queued on `outbound` and not yet written by the connection;
@@ -65,7 +65,7 @@ public final class RpcSession {
     }
 
     /// True for ids this session may see and act on.
-    private func mine(_ id: String) -> Bool { admin || owned.contains(id) }
+    func mine(_ id: String) -> Bool { admin || owned.contains(id) }
 
     private func forward(_ n: EntityNotification) {
         guard owned.contains(n.entityId) || n.method.hasPrefix("worker.") else { return }
@@ -190,20 +190,20 @@ public final class RpcSession {
         }
     }
 
-    private func string(_ params: JSONValue, _ key: String) throws(SFUError) -> String {
+    func string(_ params: JSONValue, _ key: String) throws(SFUError) -> String {
         guard let v = params[key] else { throw .invalidArgument("missing params.\(key)") }
         guard let s = v.stringValue, !s.isEmpty else { throw .invalidArgument("invalid params.\(key): expected a non-empty string") }
         return s
     }
 
     /// Binary payloads travel as base64 strings.
-    private func base64(_ params: JSONValue, _ key: String) throws(SFUError) -> [UInt8] {
+    func base64(_ params: JSONValue, _ key: String) throws(SFUError) -> [UInt8] {
         let text = try string(params, key)
         guard let data = Data(base64Encoded: text) else { throw .invalidArgument("invalid params.\(key): expected base64") }
         return Array(data)
     }
 
-    private func traceTypes(_ params: JSONValue) throws(SFUError) -> [String] {
+    func traceTypes(_ params: JSONValue) throws(SFUError) -> [String] {
         guard case .array(let items)? = params["types"] else { throw .invalidArgument("missing or invalid params.types: expected an array of strings") }
         var out: [String] = []
         for item in items {
@@ -213,42 +213,42 @@ public final class RpcSession {
         return out
     }
 
-    private func router(_ p: JSONValue) throws(SFUError) -> Router {
+    func router(_ p: JSONValue) throws(SFUError) -> Router {
         let id = try string(p, "routerId")
         guard mine(id), let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
         return r
     }
-    private func transport(_ p: JSONValue) throws(SFUError) -> Transport {
+    func transport(_ p: JSONValue) throws(SFUError) -> Transport {
         let id = try string(p, "transportId")
         guard mine(id), let t = pool.transport(id: id) else { throw lookupFailure("Transport", id) }
         return t
     }
-    private func producer(_ p: JSONValue) throws(SFUError) -> Producer {
+    func producer(_ p: JSONValue) throws(SFUError) -> Producer {
         let id = try string(p, "producerId")
         guard mine(id), let x = pool.producer(id: id) else { throw lookupFailure("Producer", id) }
         return x
     }
-    private func consumer(_ p: JSONValue) throws(SFUError) -> Consumer {
+    func consumer(_ p: JSONValue) throws(SFUError) -> Consumer {
         let id = try string(p, "consumerId")
         guard mine(id), let x = pool.consumer(id: id) else { throw lookupFailure("Consumer", id) }
         return x
     }
-    private func dataProducer(_ p: JSONValue) throws(SFUError) -> DataProducer {
+    func dataProducer(_ p: JSONValue) throws(SFUError) -> DataProducer {
         let id = try string(p, "dataProducerId")
         guard mine(id), let x = pool.dataProducer(id: id) else { throw lookupFailure("DataProducer", id) }
         return x
     }
-    private func dataConsumer(_ p: JSONValue) throws(SFUError) -> DataConsumer {
+    func dataConsumer(_ p: JSONValue) throws(SFUError) -> DataConsumer {
         let id = try string(p, "dataConsumerId")
         guard mine(id), let x = pool.dataConsumer(id: id) else { throw lookupFailure("DataConsumer", id) }
         return x
     }
-    private func rtpObserver(_ p: JSONValue) throws(SFUError) -> RtpObserver {
+    func rtpObserver(_ p: JSONValue) throws(SFUError) -> RtpObserver {
         let id = try string(p, "rtpObserverId")
         guard mine(id), let x = pool.rtpObserver(id: id) else { throw lookupFailure("RtpObserver", id) }
         return x
     }
-    private func worker(_ p: JSONValue) throws(SFUError) -> Worker {
+    func worker(_ p: JSONValue) throws(SFUError) -> Worker {
         if let value = p["workerId"] {
             guard let id = value.stringValue else { throw .invalidArgument("invalid params.workerId: expected a string") }
             guard let w = pool.worker(id: id) else { throw .invalidArgument("unknown workerId \"\(id)\"") }
@@ -260,13 +260,13 @@ public final class RpcSession {
 
     /// A closed entity is no longer indexed; one this session created is
     /// reported as closed (InvalidStateError), anything else as unknown.
-    private func lookupFailure(_ kind: String, _ id: String) -> SFUError {
+    func lookupFailure(_ kind: String, _ id: String) -> SFUError {
         owned.contains(id) ? .invalidState("\(kind) closed") : .invalidArgument("unknown \(kind.prefix(1).lowercased() + kind.dropFirst())Id \"\(id)\"")
     }
 
     /// A client may bind only ports of the worker's configured range (so
     /// never a privileged one, nor one an operator kept for something else).
-    private func checkPorts(_ infos: [TransportListenInfo?], worker: Worker?, field: String) throws(SFUError) {
+    func checkPorts(_ infos: [TransportListenInfo?], worker: Worker?, field: String) throws(SFUError) {
         guard !allowAnyPort, let worker else { return }
         let range = Int(worker.portRange.lowerBound)...Int(worker.portRange.upperBound)
         for (i, info) in infos.enumerated() {
@@ -282,336 +282,25 @@ public final class RpcSession {
     }
 
     /// Worker-wide operations are for the admin.
-    private func requireAdmin(_ method: String) throws(SFUError) {
+    func requireAdmin(_ method: String) throws(SFUError) {
         guard admin else { throw .unsupported("\(method) needs the admin token") }
     }
 
-    private static let ok: JSONValue = .object([:])
+    static let ok: JSONValue = .object([:])
 
     private func dispatch(_ method: String, _ p: JSONValue) async throws -> JSONValue {
-        switch method {
-        // Worker
-        case "worker.list":
-            return .array(pool.workers.map { .object(["id": .string($0.id), "routerCount": .number(Double($0.routerCount)), "closed": .bool($0.closed)]) })
-        case "worker.createRouter":
-            struct Params: Decodable { var mediaCodecs: [RtpCodecCapability]?; var appData: AppData? }
-            let params = try p.decode(Params.self)
-            let w = try worker(p)
-            let r = try w.createRouter(mediaCodecs: params.mediaCodecs ?? [], appData: params.appData ?? [:])
-            owned.insert(r.id)
-            ownedRouters.append(r)
-            return .object(["id": .string(r.id), "workerId": .string(w.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
-        case "worker.createWebRtcServer":
-            let options = try p.decode(WebRtcServerOptions.self)
-            let w = try worker(p)
-            try checkPorts(options.listenInfos, worker: w, field: "listenInfos")
-            let s = try w.createWebRtcServer(options)
-            owned.insert(s.id)
-            ownedServers.append(s)
-            return .object(["id": .string(s.id), "tuple": .encoding(s.tuple), "tuples": .encoding(s.tuples)])
-        case "webRtcServer.close":
-            let id = try string(p, "webRtcServerId")
-            guard mine(id), let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
-            s.close()
-            return Self.ok
-        case "webRtcServer.dump":
-            let id = try string(p, "webRtcServerId")
-            guard mine(id), let s = pool.workers.lazy.compactMap({ $0.webRtcServers[id] }).first else { throw lookupFailure("WebRtcServer", id) }
-            return .encoding(try s.dump())
-        case "worker.updateSettings":
-            try requireAdmin(method)
-            let level = p["logLevel"]
-            guard level == nil || level?.stringValue != nil else { throw SFUError.invalidArgument("invalid params.logLevel (a string)") }
-            try worker(p).updateSettings(logLevel: level?.stringValue)
-            return Self.ok
-        case "worker.getResourceUsage":
-            try requireAdmin(method)
-            return .encoding(try await worker(p).getResourceUsage())
-        case "worker.dump":
-            let w = try worker(p)
-            if admin { return .encoding(await w.dump()) }
-            // Only this session's routers and WebRTC servers; no worker-wide figures.
-            return .object(["id": .string(w.id), "routerIds": .array(w.routers.keys.filter { owned.contains($0) }.map { .string($0) }),
-                            "webRtcServerIds": .array(w.webRtcServers.keys.filter { owned.contains($0) }.map { .string($0) })])
-
-        // Router
-        case "router.close":
-            try router(p).close()
-            return Self.ok
-        case "router.dump":
-            return .encoding(try router(p).dump())
-        case "router.getRtpCapabilities":
-            return .encoding(try router(p).rtpCapabilities)
-        case "router.canConsume":
-            struct Params: Decodable { var producerId: String; var rtpCapabilities: RtpCapabilities }
-            let params = try p.decode(Params.self)
-            return .object(["canConsume": .bool(try router(p).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
-        case "router.createPlainTransport":
-            let options = try p.decode(PlainTransportOptions.self)
-            let r = try router(p)
-            try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
-            try checkPorts([options.rtcpListenInfo], worker: r.worker, field: "rtcpListenInfo")
-            let t = try r.createPlainTransport(options)
-            owned.insert(t.id)
-            ownedTransports.append(t)
-            return plainTransportJSON(t)
-
-        case "router.createWebRtcTransport":
-            let options = try p.decode(WebRtcTransportOptions.self)
-            if let server = options.webRtcServerId, !mine(server) { throw SFUError.invalidArgument("unknown webRtcServerId \"\(server)\"") }
-            let r = try router(p)
-            try checkPorts(options.listenInfos ?? [], worker: r.worker, field: "listenInfos")
-            let t = try r.createWebRtcTransport(options)
-            owned.insert(t.id)
-            ownedTransports.append(t)
-            return .object([
-                "id": .string(t.id), "iceParameters": .encoding(t.iceParameters), "iceCandidates": .encoding(t.iceCandidates),
-                "dtlsParameters": .encoding(t.dtlsParameters), "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null,
-                "iceState": .string(t.iceState.rawValue), "dtlsState": .string(t.dtlsState.rawValue), "sctpState": t.sctpState.map { .string($0) } ?? .null,
-            ])
-        case "transport.restartIce":
-            guard let w = try transport(p) as? WebRtcTransport else { throw SFUError.invalidState("restartIce() is only for a WebRtcTransport") }
-            return .object(["iceParameters": .encoding(try w.restartIce())])
-        case "router.createDirectTransport":
-            let options = try p.decode(DirectTransportOptions.self)
-            let t = try router(p).createDirectTransport(options)
-            owned.insert(t.id)
-            ownedTransports.append(t)
-            return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
-
-        case "router.createPipeTransport":
-            let options = try p.decode(PipeTransportOptions.self)
-            let r = try router(p)
-            try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
-            let t = try r.createPipeTransport(options)
-            owned.insert(t.id)
-            ownedTransports.append(t)
-            return .object(["id": .string(t.id), "tuple": t.tuple.map { .encoding($0) } ?? .null, "srtpParameters": t.srtpParameters.map { .encoding($0) } ?? .null,
-                            "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null, "sctpState": t.sctpState.map { .string($0) } ?? .null])
-        case "router.pipeToRouter":
-            let source = try router(p)
-            let targetId = try string(p, "targetRouterId")
-            guard mine(targetId), let target = pool.router(id: targetId) else { throw lookupFailure("Router", targetId) }
-            if p["dataProducerId"] != nil {
-                guard p["producerId"] == nil else { throw SFUError.invalidArgument("just producerId or dataProducerId can be given") }
-                let dataProducerId = try string(p, "dataProducerId")
-                let result = try source.pipeToRouter(dataProducerId: dataProducerId, router: target)
-                owned.insert(result.pipeDataConsumer.id)
-                owned.insert(result.pipeDataProducer.id)
-                return .object(["pipeDataConsumerId": .string(result.pipeDataConsumer.id), "pipeDataProducerId": .string(result.pipeDataProducer.id)])
-            }
-            let result = try source.pipeToRouter(producerId: try string(p, "producerId"), router: target)
-            owned.insert(result.pipeConsumer.id)
-            owned.insert(result.pipeProducer.id)
-            return .object(["pipeConsumerId": .string(result.pipeConsumer.id), "pipeProducerId": .string(result.pipeProducer.id)])
-        case "router.createAudioLevelObserver":
-            let options = try p.decode(AudioLevelObserverOptions.self)
-            let o = try router(p).createAudioLevelObserver(options)
-            owned.insert(o.id)
-            return .object(["id": .string(o.id)])
-
-        case "router.createActiveSpeakerObserver":
-            let options = try p.decode(ActiveSpeakerObserverOptions.self)
-            let o = try router(p).createActiveSpeakerObserver(options)
-            owned.insert(o.id)
-            return .object(["id": .string(o.id)])
-
-        // RTP observers
-        case "rtpObserver.addProducer":
-            try rtpObserver(p).addProducer(producerId: try string(p, "producerId"))
-            return Self.ok
-        case "rtpObserver.removeProducer":
-            try rtpObserver(p).removeProducer(producerId: try string(p, "producerId"))
-            return Self.ok
-        case "rtpObserver.pause":
-            try rtpObserver(p).pause()
-            return Self.ok
-        case "rtpObserver.resume":
-            try rtpObserver(p).resume()
-            return Self.ok
-        case "rtpObserver.close":
-            try rtpObserver(p).close()
-            return Self.ok
-
-        // Transport
-        case "transport.sendRtcp":
-            guard let direct = try transport(p) as? DirectTransport else { throw SFUError.invalidState("sendRtcp() is only for a DirectTransport") }
-            try direct.sendRtcp(try base64(p, "rtcpPacket"))
-            return Self.ok
-        case "transport.connect":
-            struct Params: Decodable { var ip: String?; var port: Int?; var rtcpPort: Int?; var srtpParameters: SrtpParameters?; var dtlsParameters: DtlsParameters? }
-            let t = try transport(p)
-            let params = try p.decode(Params.self)
-            if let w = t as? WebRtcTransport {
-                guard let dtls = params.dtlsParameters else { throw SFUError.invalidArgument("missing params.dtlsParameters") }
-                try w.connect(dtlsParameters: dtls)
-                return Self.ok
-            }
-            if let pipe = t as? PipeTransport {
-                guard let ip = params.ip, let port = params.port else { throw SFUError.invalidArgument("missing params.ip or params.port") }
-                try pipe.connect(ip: ip, port: port, srtpParameters: params.srtpParameters)
-                return .object(["tuple": pipe.tuple.map { .encoding($0) } ?? .null])
-            }
-            guard let plain = t as? PlainTransport else { throw SFUError.unsupported("connect parameters of this transport type") }
-            try plain.connect(ip: params.ip, port: params.port, rtcpPort: params.rtcpPort, srtpParameters: params.srtpParameters)
-            return .object(["tuple": .encoding(plain.tuple)])
-        case "transport.close":
-            try transport(p).close()
-            return Self.ok
-        case "transport.setMaxIncomingBitrate", "transport.setMaxOutgoingBitrate", "transport.setMinOutgoingBitrate":
-            guard let number = p["bitrate"]?.numberValue, let bitrate = Int(exactly: number) else {
-                throw SFUError.invalidArgument("missing or invalid params.bitrate")
-            }
-            let t = try transport(p)
-            switch method {
-            case "transport.setMaxIncomingBitrate": try t.setMaxIncomingBitrate(bitrate)
-            case "transport.setMaxOutgoingBitrate": try t.setMaxOutgoingBitrate(bitrate)
-            default: try t.setMinOutgoingBitrate(bitrate)
-            }
-            return Self.ok
-        case "transport.dump":
-            let t = try transport(p)
-            if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }
-            if let direct = t as? DirectTransport { return .encoding(try direct.dump()) }
-            if let webrtc = t as? WebRtcTransport { return .encoding(try webrtc.dump()) }
-            if let pipe = t as? PipeTransport { return .encoding(try pipe.dump()) }
-            return .object(["id": .string(t.id)])
-        case "transport.getStats":
-            return .encoding(try await transport(p).getStats())
-        case "transport.produce":
-            let options = try p.decode(ProducerOptions.self)
-            let producer = try transport(p).produce(options)
-            owned.insert(producer.id)
-            return .object(["id": .string(producer.id), "kind": .string(producer.kind.rawValue), "type": .string(producer.type.rawValue), "paused": .bool(producer.paused), "rtpParameters": .encoding(producer.rtpParameters)])
-        case "transport.consume":
-            let options = try p.decode(ConsumerOptions.self)
-            let c = try transport(p).consume(options)
-            owned.insert(c.id)
-            return .object([
-                "id": .string(c.id), "producerId": .string(c.producerId), "kind": .string(c.kind.rawValue),
-                "rtpParameters": .encoding(c.rtpParameters), "type": .string(c.type.rawValue),
-                "paused": .bool(c.paused), "producerPaused": .bool(c.producerPaused),
-            ])
-
-        case "transport.produceData":
-            let options = try p.decode(DataProducerOptions.self)
-            let dp = try transport(p).produceData(options)
-            owned.insert(dp.id)
-            return .object(["id": .string(dp.id), "type": .string(dp.type), "label": .string(dp.label), "protocol": .string(dp.protocol), "sctpStreamParameters": dp.sctpStreamParameters.map { .encoding($0) } ?? .null])
-        case "transport.consumeData":
-            let options = try p.decode(DataConsumerOptions.self)
-            let dc = try transport(p).consumeData(options)
-            owned.insert(dc.id)
-            return .object(["id": .string(dc.id), "dataProducerId": .string(dc.dataProducerId), "type": .string(dc.type), "label": .string(dc.label), "protocol": .string(dc.protocol), "paused": .bool(dc.paused), "dataProducerPaused": .bool(dc.dataProducerPaused), "sctpStreamParameters": dc.sctpStreamParameters.map { .encoding($0) } ?? .null])
-
-        // Data producers and consumers
-        case "dataProducer.send":
-            let dp = try dataProducer(p)
-            if let text = p["text"]?.stringValue {
-                try dp.send(text: text)
-            } else {
-                let ppid = p["ppid"]?.numberValue.flatMap { UInt32(exactly: $0) }
-                try dp.send(try base64(p, "message"), ppid: ppid)
-            }
-            return Self.ok
-        case "dataProducer.close":
-            try dataProducer(p).close()
-            return Self.ok
-        case "dataProducer.pause":
-            try dataProducer(p).pause()
-            return Self.ok
-        case "dataProducer.resume":
-            try dataProducer(p).resume()
-            return Self.ok
-        case "dataProducer.getStats":
-            return .encoding(try dataProducer(p).getStats())
-        case "dataConsumer.getBufferedAmount":
-            return .object(["bufferedAmount": .number(Double(try dataConsumer(p).getBufferedAmount()))])
-        case "dataConsumer.setBufferedAmountLowThreshold":
-            guard let number = p["threshold"]?.numberValue, let threshold = Int(exactly: number) else {
-                throw SFUError.invalidArgument("missing or invalid params.threshold")
-            }
-            try dataConsumer(p).setBufferedAmountLowThreshold(threshold)
-            return Self.ok
-        case "dataConsumer.getStats":
-            return .encoding(try dataConsumer(p).getStats())
-        case "rtpObserver.dump":
-            return .encoding(try rtpObserver(p).dump())
-        case "dataProducer.dump":
-            return .encoding(try dataProducer(p).dump())
-        case "dataConsumer.close":
-            try dataConsumer(p).close()
-            return Self.ok
-        case "dataConsumer.pause":
-            try dataConsumer(p).pause()
-            return Self.ok
-        case "dataConsumer.resume":
-            try dataConsumer(p).resume()
-            return Self.ok
-        case "dataConsumer.dump":
-            return .encoding(try dataConsumer(p).dump())
-
-        // Producer
-        case "producer.close":
-            try producer(p).close()
-            return Self.ok
-        case "producer.pause":
-            try producer(p).pause()
-            return Self.ok
-        case "producer.resume":
-            try producer(p).resume()
-            return Self.ok
-        case "producer.send":
-            try producer(p).send(rtpPacket: try base64(p, "rtpPacket"))
-            return Self.ok
-        case "producer.dump":
-            return .encoding(try producer(p).dump())
-        case "producer.getStats":
-            return .encoding(try await producer(p).getStats())
-
-        // Consumer
-        case "consumer.close":
-            try consumer(p).close()
-            return Self.ok
-        case "consumer.pause":
-            try consumer(p).pause()
-            return Self.ok
-        case "consumer.resume":
-            try consumer(p).resume()
-            return Self.ok
-        case "consumer.enableTraceEvent":
-            try consumer(p).enableTraceEvent(types: try traceTypes(p))
-            return Self.ok
-        case "producer.enableTraceEvent":
-            try producer(p).enableTraceEvent(types: try traceTypes(p))
-            return Self.ok
-        case "consumer.setPreferredLayers":
-            guard let spatial = p["spatialLayer"]?.numberValue, let s = Int(exactly: spatial) else {
-                throw SFUError.invalidArgument("missing or invalid params.spatialLayer")
-            }
-            let temporal = p["temporalLayer"]?.numberValue.flatMap { Int(exactly: $0) }
-            try consumer(p).setPreferredLayers(ConsumerLayers(spatialLayer: s, temporalLayer: temporal))
-            return Self.ok
-        case "consumer.requestKeyFrame":
-            try consumer(p).requestKeyFrame()
-            return Self.ok
-        case "consumer.setPriority":
-            guard let priority = p["priority"]?.numberValue, let value = Int(exactly: priority) else {
-                throw SFUError.invalidArgument("missing or invalid params.priority")
-            }
-            try consumer(p).setPriority(value)
-            return Self.ok
-        case "consumer.dump":
-            return .encoding(try consumer(p).dump())
-        case "consumer.getStats":
-            return .encoding(try await consumer(p).getStats())
-
-        default:
-            throw RpcError(code: -32601, message: "method not found: \(method)", type: "TypeError")
+        // Methods are named "<entity>.<verb>"; each family has its own table.
+        switch method.prefix { $0 != "." } {
+        case "worker", "webRtcServer": return try await workerMethod(method, p)
+        case "router", "rtpObserver": return try await routerMethod(method, p)
+        case "transport": return try await transportMethod(method, p)
+        case "producer", "consumer": return try await mediaMethod(method, p)
+        case "dataProducer", "dataConsumer": return try await dataMethod(method, p)
+        default: throw RpcError(code: -32601, message: "method not found: \(method)", type: "TypeError")
         }
     }
 
-    private func plainTransportJSON(_ t: PlainTransport) -> JSONValue {
+    func plainTransportJSON(_ t: PlainTransport) -> JSONValue {
         var o: [String: JSONValue] = [
             "id": .string(t.id), "tuple": .encoding(t.tuple), "rtcpMux": .bool(t.rtcpMux), "comedia": .bool(t.comedia),
             "sctpParameters": t.sctpParameters.map { .encoding($0) } ?? .null, "sctpState": t.sctpState.map { .string($0) } ?? .null,
