@@ -203,6 +203,9 @@ struct IceTcpTests {
         #expect(received == 5)
         let usage = await worker.getResourceUsage()
         #expect(usage.tcpAccepted == 1)
+        // Packets out over TCP count like UDP ones: 5 to the sink, 5 framed
+        // to the client, and the STUN answer (plus any RTCP report).
+        #expect(usage.packetsOut >= 11, "\(usage.packetsOut)")
 
         // The peer goes away: the selected tuple is lost.
         client.connection.sendRaw([])

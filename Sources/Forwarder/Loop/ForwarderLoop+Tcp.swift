@@ -171,6 +171,9 @@ extension ForwarderLoop {
         withUnsafeBytes(of: &prefix) { ringCopy(ring, capacity, at: tcpConns[c].tail, from: $0.baseAddress!, count: 2) }
         ringCopy(ring, capacity, at: tcpConns[c].tail + 2, from: data, count: length)
         tcpConns[c].tail += 2 + length
+        // Counted once in the ring (a UDP packet counts when its send
+        // completes; a TCP send completes bytes, not packets).
+        counters.packetsOut &+= 1
         if !tcpConns[c].queued && tcpConns[c].sending == 0 {
             tcpConns[c].queued = true
             tcpDirty[tcpDirtyCount] = Int32(c)
