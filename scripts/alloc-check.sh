@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 swift build --product ringsfu-perf >/dev/null
 bin="$(swift build --show-bin-path)"
 # One scenario per path: plain fan-out with transport-wide CC, SRTP on both
-# legs, NACKs answered with RTX, and simulcast consumers.
-for scenario in "" "--srtp" "--loss 2" "--simulcast"; do
+# legs, NACKs answered with RTX, simulcast consumers, WebRTC transports (ICE,
+# DTLS, SRTP as negotiated) and WebRTC consumers over ICE-TCP.
+for scenario in "" "--srtp" "--loss 2" "--simulcast" "--webrtc" "--ice-tcp"; do
     # shellcheck disable=SC2086
     LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/ringsfu-perf" alloc-check --packets 100000 $scenario
 done

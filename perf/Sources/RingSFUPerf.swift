@@ -255,20 +255,10 @@ struct Fanout: AsyncParsableCommand {
         return figures(sent: r.sent, forwarded: r.forwarded, cpuNs: r.cpuNs, received: r.received, histogram: r.histogram, consumers: n, sendCalls: nil)
     }
 
+    /// The room's producers on `ingest`: one per video stream (or per three,
+    /// as one simulcast producer's encodings) and one per audio stream.
     @RingSFUActor
-    /// With `simulcast`, every three video SSRCs are the three encodings of
-    /// one producer, and the consumers are simulcast consumers.
-    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false,
-                   simulcast: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
-        let router = try worker.createRouter(mediaCodecs: [
-            RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
-            RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
-        ])
-        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
-        if let srtp {
-            try ingest.connect(srtpParameters: SrtpParameters(cryptoSuite: srtp.suite.rawValue, keyBase64: Data(srtp.key).base64EncodedString()))
-        }
-        var sinkKeys: [UInt16: SrtpKey] = [:]
+    static func produce(on ingest: Transport, video: [UInt32], audio: [UInt32], transportCc: Bool, simulcast: Bool) throws -> [Producer] {
         var producers: [Producer] = []
         let extensions = transportCc ? [RtpHeaderExtensionParameters(uri: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", id: Int(Self.transportCcId))] : []
         let feedback = transportCc ? [RtcpFeedback(type: "transport-cc", parameter: "")] : []
@@ -283,6 +273,24 @@ struct Fanout: AsyncParsableCommand {
                 codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2, rtcpFeedback: feedback)],
                 headerExtensions: extensions, encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
         }
+        return producers
+    }
+
+    /// With `simulcast`, every three video SSRCs are the three encodings of
+    /// one producer, and the consumers are simulcast consumers.
+    @RingSFUActor
+    func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false,
+                   simulcast: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
+        let router = try worker.createRouter(mediaCodecs: [
+            RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
+            RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
+        ])
+        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
+        if let srtp {
+            try ingest.connect(srtpParameters: SrtpParameters(cryptoSuite: srtp.suite.rawValue, keyBase64: Data(srtp.key).base64EncodedString()))
+        }
+        var sinkKeys: [UInt16: SrtpKey] = [:]
+        let producers = try Self.produce(on: ingest, video: video, audio: audio, transportCc: transportCc, simulcast: simulcast)
         for _ in 0..<n {
             let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
             if let srtp, let mine = t.srtpParameters, let key = Data(base64Encoded: mine.keyBase64) {

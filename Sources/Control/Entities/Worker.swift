@@ -79,7 +79,7 @@ public final class Worker {
     public var appData: AppData
     public nonisolated let settings: WorkerSettings
 
-    let forwarder: ForwarderWorker
+    package let forwarder: ForwarderWorker
     let portRange: ClosedRange<UInt16>
     var logger: Logger
     var routers = OrderedMap<Router>()
