@@ -192,6 +192,8 @@ struct IceTcpTests {
         let srtpIn = try SrtpSession(suite: keys.suite, key: keys.receive.key, direction: .inbound)
         var received = 0
         while let frame = await client.connection.receiveFrame(timeoutMs: 1000) {
+            // Reports (SRTCP) may come in between when the test runs slowly.
+            if frame.count >= 2, (192...223).contains(frame[1]) { continue }
             var buf = frame
             var len = buf.count
             try buf.withUnsafeMutableBytes { raw in try srtpIn.unprotect(raw.baseAddress!, length: &len) }
