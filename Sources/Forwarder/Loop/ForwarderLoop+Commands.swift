@@ -81,7 +81,7 @@ extension ForwarderLoop {
             }
         case let .addConsumer(h, t, p, spec):
             addConsumer(h.index, transport: t.index, producer: p.index, spec)
-            if consumers[h.index].inUse { consumers[h.index].handle = h }
+            if consumers[h.index].inUse { consumerCold[h.index].handle = h }
         case .closeConsumer(let h):
             closeConsumer(h.index)
         case let .setConsumerPaused(h, paused):

@@ -82,7 +82,7 @@ extension ForwarderLoop {
             }
         case .switchTo(let changed):
             rebase(ci, header, continueTimestamps: true)
-            if changed { worker.onEvent(.consumerLayer(consumer: consumers[ci].handle, layer: f.layer)) }
+            if changed { worker.onEvent(.consumerLayer(consumer: consumerCold[ci].handle, layer: f.layer)) }
         }
         sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt)
     }

@@ -96,7 +96,7 @@ extension ForwarderLoop {
 
     mutating func addConsumer(_ h: Int, transport t: Int, producer p: Int, _ spec: ConsumerSpec) {
         guard transports[t].inUse, producers[p].inUse else { return }
-        var c = ConsumerState()
+        var c = ConsumerState(), cold = ConsumerColdState()
         c.inUse = true
         c.transport = UInt32(t)
         c.producer = UInt32(p)
@@ -111,18 +111,18 @@ extension ForwarderLoop {
         c.paused = spec.paused
         c.producerPaused = spec.producerPaused
         c.waitsForKeyFrame = spec.waitsForKeyFrame
-        c.nack = spec.nack
+        cold.nack = spec.nack
         if spec.nack { producers[p].nackConsumers += 1 }
-        c.rtxSsrc = spec.rtxSsrc
-        c.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
-        c.rtxSequence = UInt16.random(in: 0...0x7FFF, using: &random)
-        c.cnameLength = min(spec.cname.count, 64)
-        for i in 0..<c.cnameLength { c.cname[i] = spec.cname[i] }
+        cold.rtxSsrc = spec.rtxSsrc
+        cold.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
+        cold.rtxSequence = UInt16.random(in: 0...0x7FFF, using: &random)
+        cold.cnameLength = min(spec.cname.count, 64)
+        for i in 0..<cold.cnameLength { cold.cname[i] = spec.cname[i] }
         let layers = producers[p].layerCount
         if spec.layerSsrcs.count > 1 {
             c.layered = true
-            for (i, ssrc) in spec.layerSsrcs.prefix(4).enumerated() { c.layerSsrcs[i] = ssrc }
-            for (i, ssrc) in spec.layerRtxSsrcs.prefix(4).enumerated() { c.layerRtxSsrcs[i] = ssrc }
+            for (i, ssrc) in spec.layerSsrcs.prefix(4).enumerated() { cold.layerSsrcs[i] = ssrc }
+            for (i, ssrc) in spec.layerRtxSsrcs.prefix(4).enumerated() { cold.layerRtxSsrcs[i] = ssrc }
         } else if spec.simulcast && layers > 1 {
             c.simulcast = true
             c.layers = SimulcastSelector(preferred: max(0, min(layers - 1, spec.preferredLayer)), nowNs: rsfu_monotonic_ns())
@@ -130,15 +130,16 @@ extension ForwarderLoop {
         ensureReportTimer()
         c.syncRequired = true
         c.nextInProducer = producers[p].firstConsumer
-        if c.nextInProducer >= 0 { consumers[Int(c.nextInProducer)].prevInProducer = Int32(h) }
+        if c.nextInProducer >= 0 { consumerCold[Int(c.nextInProducer)].prevInProducer = Int32(h) }
         producers[p].firstConsumer = Int32(h)
-        c.nextInTransport = transports[t].firstConsumer
-        if c.nextInTransport >= 0 { consumers[Int(c.nextInTransport)].prevInTransport = Int32(h) }
+        cold.nextInTransport = transports[t].firstConsumer
+        if cold.nextInTransport >= 0 { consumerCold[Int(cold.nextInTransport)].prevInTransport = Int32(h) }
         transports[t].firstConsumer = Int32(h)
         consumers[h] = c
+        consumerCold[h] = cold
         if c.layered {
             for layer in 0..<min(4, spec.layerSsrcs.count) {
-                _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: c.layerSsrcs[layer], value: UInt32(h) | UInt32(layer) << Self.layerShift)
+                _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: cold.layerSsrcs[layer], value: UInt32(h) | UInt32(layer) << Self.layerShift)
             }
         } else {
             _ = consumerSsrcTable.insert(transport: UInt32(t), ssrc: spec.ssrc, value: UInt32(h))
@@ -196,32 +197,33 @@ extension ForwarderLoop {
     func consumerFigures(_ h: Int) -> EntityCounters {
         guard consumers[h].inUse else { return EntityCounters() }
         var c = consumers[h].counters
-        c.packetsLost = Int64(consumers[h].remoteLost)
-        c.fractionLost = consumers[h].remoteFractionLost
-        c.jitter = consumers[h].remoteJitter
-        c.score = consumers[h].score
-        c.roundTripTimeMs = Double(consumers[h].rttNs) / 1_000_000
+        c.packetsLost = Int64(consumerCold[h].remoteLost)
+        c.fractionLost = consumerCold[h].remoteFractionLost
+        c.jitter = consumerCold[h].remoteJitter
+        c.score = consumerCold[h].score
+        c.roundTripTimeMs = Double(consumerCold[h].rttNs) / 1_000_000
         return c
     }
 
     mutating func closeConsumer(_ h: Int) {
         guard consumers[h].inUse else { return }
         let p = Int(consumers[h].producer), t = Int(consumers[h].transport)
-        if consumers[h].nack { producers[p].nackConsumers -= 1 }
-        var prev = consumers[h].prevInProducer, next = consumers[h].nextInProducer
+        if consumerCold[h].nack { producers[p].nackConsumers -= 1 }
+        var prev = consumerCold[h].prevInProducer, next = consumers[h].nextInProducer
         if prev >= 0 { consumers[Int(prev)].nextInProducer = next } else { producers[p].firstConsumer = next }
-        if next >= 0 { consumers[Int(next)].prevInProducer = prev }
-        prev = consumers[h].prevInTransport
-        next = consumers[h].nextInTransport
-        if prev >= 0 { consumers[Int(prev)].nextInTransport = next } else { transports[t].firstConsumer = next }
-        if next >= 0 { consumers[Int(next)].prevInTransport = prev }
+        if next >= 0 { consumerCold[Int(next)].prevInProducer = prev }
+        prev = consumerCold[h].prevInTransport
+        next = consumerCold[h].nextInTransport
+        if prev >= 0 { consumerCold[Int(prev)].nextInTransport = next } else { transports[t].firstConsumer = next }
+        if next >= 0 { consumerCold[Int(next)].prevInTransport = prev }
         if consumers[h].layered {
-            for layer in 0..<4 where consumers[h].layerSsrcs[layer] != 0 {
-                _ = consumerSsrcTable.remove(transport: UInt32(t), ssrc: consumers[h].layerSsrcs[layer])
+            for layer in 0..<4 where consumerCold[h].layerSsrcs[layer] != 0 {
+                _ = consumerSsrcTable.remove(transport: UInt32(t), ssrc: consumerCold[h].layerSsrcs[layer])
             }
         } else if consumerSsrcTable.lookup(transport: UInt32(t), ssrc: consumers[h].ssrc) == UInt32(h) {
             _ = consumerSsrcTable.remove(transport: UInt32(t), ssrc: consumers[h].ssrc)
         }
         consumers[h] = ConsumerState()
+        consumerCold[h] = ConsumerColdState()
     }
 }

@@ -55,10 +55,10 @@ extension ForwarderLoop {
         var c = transports[t].firstConsumer
         while c >= 0 {
             let h = Int(c)
-            consumers[h].counters.bitrate = Self.bitrate(consumers[h].counters.bytesOut, since: &consumers[h].bytesAtLastReport, intervalNs)
+            consumers[h].counters.bitrate = Self.bitrate(consumers[h].counters.bytesOut, since: &consumerCold[h].bytesAtLastReport, intervalNs)
             // A layer that stopped (or came back) moves simulcast targets.
             if consumers[h].simulcast { updateTargetLayer(h) }
-            c = consumers[h].nextInTransport
+            c = consumerCold[h].nextInTransport
         }
     }
 
@@ -77,7 +77,7 @@ extension ForwarderLoop {
         while c >= 0 {
             let h = Int(c)
             if consumerLayer(h) == layer {
-                worker.onEvent(.consumerScore(consumer: consumers[h].handle, score: consumers[h].score, producerScore: score))
+                worker.onEvent(.consumerScore(consumer: consumerCold[h].handle, score: consumerCold[h].score, producerScore: score))
             }
             c = consumers[h].nextInProducer
         }
@@ -130,9 +130,9 @@ extension ForwarderLoop {
         var c = transports[t].firstConsumer
         while c >= 0 {
             let h = Int(c)
-            c = consumers[h].nextInTransport
+            c = consumerCold[h].nextInTransport
             guard consumers[h].rtp.started, let info = senderInfo(consumer: h, nowNs: nowNs, ntp: ntp) else { continue }
-            let need = 28 + 8 + 2 + consumers[h].cnameLength + 4
+            let need = 28 + 8 + 2 + consumerCold[h].cnameLength + 4
             if used + need > Self.reportMtu {
                 sendRtcp(transport: t, slot: slot, length: used)
                 slot = freeSendSlots.pop()
@@ -141,11 +141,11 @@ extension ForwarderLoop {
                 used = 0
             }
             used += RtcpWriter.senderReport(out + used, capacity: Self.reportMtu - used, info)
-            withUnsafeBytes(of: consumers[h].cname) { raw in
-                used += RtcpWriter.sdesCname(out + used, capacity: Self.reportMtu - used, ssrc: info.ssrc, cname: UnsafeRawBufferPointer(rebasing: raw[0..<consumers[h].cnameLength]))
+            withUnsafeBytes(of: consumerCold[h].cname) { raw in
+                used += RtcpWriter.sdesCname(out + used, capacity: Self.reportMtu - used, ssrc: info.ssrc, cname: UnsafeRawBufferPointer(rebasing: raw[0..<consumerCold[h].cnameLength]))
             }
-            consumers[h].lastSrNtpMiddle = UInt32(truncatingIfNeeded: (UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)) >> 16)
-            consumers[h].lastSrSentNs = nowNs
+            consumerCold[h].lastSrNtpMiddle = UInt32(truncatingIfNeeded: (UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)) >> 16)
+            consumerCold[h].lastSrSentNs = nowNs
             counters.senderReports &+= 1
             traceConsumer(h, .sr, incoming: false) { $0.timestamp = info.rtpTimestamp; $0.count = Int(info.packetCount) }
         }
@@ -182,17 +182,17 @@ extension ForwarderLoop {
     /// A report block from a consumer's endpoint: loss, jitter, RTT, score.
     mutating func reportBlockReceived(_ block: Rtcp.ReportBlock, transport t: Int) {
         guard let (c, _) = consumer(transport: t, ssrc: block.ssrc) else { return }
-        consumers[c].remoteFractionLost = block.fractionLost
-        consumers[c].remoteLost = block.totalLost
-        consumers[c].remoteJitter = block.jitter
-        if let rtt = RtcpReporter.roundTripNs(block, lastSrNtpMiddle: consumers[c].lastSrNtpMiddle, srSentNs: consumers[c].lastSrSentNs,
+        consumerCold[c].remoteFractionLost = block.fractionLost
+        consumerCold[c].remoteLost = block.totalLost
+        consumerCold[c].remoteJitter = block.jitter
+        if let rtt = RtcpReporter.roundTripNs(block, lastSrNtpMiddle: consumerCold[c].lastSrNtpMiddle, srSentNs: consumerCold[c].lastSrSentNs,
                                               nowNs: rsfu_monotonic_ns()) {
-            consumers[c].rttNs = rtt
+            consumerCold[c].rttNs = rtt
         }
         let score = RtcpReporter.score(fractionLost: block.fractionLost)
-        if score != consumers[c].score {
-            consumers[c].score = score
-            worker.onEvent(.consumerScore(consumer: consumers[c].handle, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
+        if score != consumerCold[c].score {
+            consumerCold[c].score = score
+            worker.onEvent(.consumerScore(consumer: consumerCold[c].handle, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
         }
     }
 }

@@ -28,15 +28,15 @@ extension ForwarderLoop {
                     try Rtcp.forEachFirEntry(v) { ssrc, sequence in
                         guard let (c, layer) = consumer(transport: t, ssrc: ssrc) else { return }
                         // A repeated request number is a retransmitted FIR.
-                        guard consumers[c].lastFirSequence != Int16(sequence) else { return }
-                        consumers[c].lastFirSequence = Int16(sequence)
+                        guard consumerCold[c].lastFirSequence != Int16(sequence) else { return }
+                        consumerCold[c].lastFirSequence = Int16(sequence)
                         consumers[c].counters.fir &+= 1
                         traceConsumer(c, .fir, incoming: true) { $0.sequenceNumber = UInt16(sequence) }
                         requestKeyFrame(consumer: c, layer: layer)
                     }
                 case RtcpType.rtpfb where v.count == RtcpFormat.nack:
                     let (_, media) = try Rtcp.feedbackSsrcs(v)
-                    if let (c, layer) = consumer(transport: t, ssrc: media), consumers[c].nack {
+                    if let (c, layer) = consumer(transport: t, ssrc: media), consumerCold[c].nack {
                         consumers[c].counters.nack &+= 1
                         var first: UInt16 = 0, count = 0
                         try Rtcp.forEachNackedSequence(v) { seq in
@@ -183,11 +183,11 @@ extension ForwarderLoop {
     /// sequence number leads the payload; RTX SSRC, payload type and
     /// sequence. Returns the new size (0: cannot).
     func wrapRtx(_ out: UnsafeMutableRawPointer, size: Int, _ c: Int, routerPt: UInt8, rtxSsrc: UInt32) -> Int {
-        let rtxPt = consumers[c].rtxPayloadTypes[routerPt]
+        let rtxPt = consumerCold[c].rtxPayloadTypes[routerPt]
         guard rtxPt != PayloadTypeMap.none, let header = try? RtpHeader.parse(out, count: size) else { return 0 }
         // Room for the OSN and, later, the SRTP tag.
         return Rtx.wrap(out, size: size, capacity: settings.bufferSize - SrtpSession.maxTrailer, header,
-                        rtxPayloadType: rtxPt, rtxSsrc: rtxSsrc, rtxSequence: consumers[c].rtxSequence)
+                        rtxPayloadType: rtxPt, rtxSsrc: rtxSsrc, rtxSequence: consumerCold[c].rtxSequence)
     }
 
     // MARK: - Key frame requests
@@ -309,7 +309,7 @@ extension ForwarderLoop {
     @inline(__always)
     func traceConsumer(_ c: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
         guard consumers[c].traceMask & type.rawValue != 0 else { return }
-        var r = TraceRecord(consumer: true, handle: consumers[c].handle, type: type, incoming: incoming, ssrc: consumers[c].ssrc)
+        var r = TraceRecord(consumer: true, handle: consumerCold[c].handle, type: type, incoming: incoming, ssrc: consumers[c].ssrc)
         fill(&r)
         worker.onEvent(.trace(r))
     }

@@ -45,7 +45,7 @@ extension ForwarderLoop {
             freeSendSlots.push(slot)
             return
         }
-        RtpRewrite.setSsrc(out, consumers[ci].layered ? consumers[ci].layerSsrcs[layer] : consumers[ci].ssrc)
+        RtpRewrite.setSsrc(out, consumers[ci].layered ? consumerCold[ci].layerSsrcs[layer] : consumers[ci].ssrc)
         RtpRewrite.setPayloadType(out, outPt)
         RtpRewrite.setSequenceNumber(out, seq)
         let timestamp = consumers[ci].rtp.timestamp(for: header.timestamp)
@@ -55,11 +55,11 @@ extension ForwarderLoop {
         var size = size
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
         if retransmission {
-            let rtxSsrc = consumers[ci].layered ? consumers[ci].layerRtxSsrcs[layer] : consumers[ci].rtxSsrc
+            let rtxSsrc = consumers[ci].layered ? consumerCold[ci].layerRtxSsrcs[layer] : consumerCold[ci].rtxSsrc
             if rtxSsrc != 0 {
                 size = wrapRtx(out, size: size, ci, routerPt: routerPt, rtxSsrc: rtxSsrc)
                 guard size > 0 else { freeSendSlots.push(slot); return }
-                consumers[ci].rtxSequence &+= 1
+                consumerCold[ci].rtxSequence &+= 1
             }
             consumers[ci].counters.retransmitted &+= 1
             counters.retransmitted &+= 1
@@ -79,7 +79,7 @@ extension ForwarderLoop {
         if transports[t].direct {
             // The application's copy: an allocation, as on any path that
             // leaves the forwarder for the control plane (not the socket path).
-            worker.onEvent(.directRtp(consumer: consumers[ci].handle, Array(UnsafeRawBufferPointer(start: out, count: size))))
+            worker.onEvent(.directRtp(consumer: consumerCold[ci].handle, Array(UnsafeRawBufferPointer(start: out, count: size))))
             counters.packetsOut &+= 1
             counters.bytesOut &+= UInt64(size)
             freeSendSlots.push(slot)

@@ -54,6 +54,8 @@ struct ForwarderLoop: ~Copyable {
     let transports: Table<TransportState>
     let producers: Table<ProducerState>
     let consumers: Table<ConsumerState>
+    /// Each consumer's cold row (same index as in `consumers`).
+    let consumerCold: Table<ConsumerColdState>
     let observers: Table<ObserverState>
     let webrtc: Table<WebRtcState>
     let servers: Table<WebRtcServerState>
@@ -192,6 +194,7 @@ struct ForwarderLoop: ~Copyable {
         transports = Table(count: Int(settings.maxTransports), repeating: TransportState())
         producers = Table(count: Int(settings.maxProducers), repeating: ProducerState())
         consumers = Table(count: Int(settings.maxConsumers), repeating: ConsumerState())
+        consumerCold = Table(count: Int(settings.maxConsumers), repeating: ConsumerColdState())
         outboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
         outboundPipes.initialize(repeating: nil, count: Int(settings.maxPipeLinks))
         outboundPushed = .allocate(capacity: Int(settings.maxPipeLinks))
@@ -246,6 +249,7 @@ struct ForwarderLoop: ~Copyable {
         transports.deallocate()
         producers.deallocate()
         consumers.deallocate()
+        consumerCold.deallocate()
         observers.deallocate()
         webrtc.deallocate()
         servers.deallocate()

@@ -204,12 +204,19 @@ package struct ConsumerState {
     var layers = SimulcastSelector()
     /// VP8 picture id / TL0PICIDX continuity across layer switches.
     var vp8 = Vp8EncodingContext()
-
-    // Cold: set-up, retransmission, reports, links.
-    /// The entity holding this row (events carry it back).
-    var handle = Handle.none
+    /// The MID written into every packet when `midExtensionId` is set.
     var mid = InlineArray<16, UInt8>(repeating: 0)
     var midLength = 0
+
+    var active: Bool { !paused && !producerPaused }
+}
+
+/// A consumer's cold row, beside its hot `ConsumerState` at the same index
+/// in `consumerCold`: what set-up, retransmission, reports and list upkeep
+/// use, kept out of the cache lines the fan-out reads for every packet.
+package struct ConsumerColdState {
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
     /// The last FIR request number from this consumer's endpoint (-1:
     /// none): a repeat of the same number is the same request.
     var lastFirSequence: Int16 = -1
@@ -234,8 +241,6 @@ package struct ConsumerState {
     var prevInProducer: Int32 = -1
     var nextInTransport: Int32 = -1
     var prevInTransport: Int32 = -1
-
-    var active: Bool { !paused && !producerPaused }
 }
 
 /// A WebRTC transport's ICE-lite state, by mediasoup's names.
