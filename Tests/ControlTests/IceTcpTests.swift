@@ -34,7 +34,7 @@ struct IceTcpTests {
         func handshake() async -> DtlsTransport.State {
             dtls.start()
             var buf = [UInt8](repeating: 0, count: 4096)
-            let deadline = Date().addingTimeInterval(3)
+            let deadline = Date().addingTimeInterval(10)
             func flush() {
                 while true {
                     let n = buf.withUnsafeMutableBytes { dtls.takeOutput(into: $0.baseAddress!, capacity: $0.count) }

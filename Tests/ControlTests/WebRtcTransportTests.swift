@@ -37,7 +37,7 @@ struct WebRtcTransportTests {
             dtls.start()
             let port = UInt16(t.iceCandidates[0].port)
             var buf = [UInt8](repeating: 0, count: 4096)
-            let deadline = Date().addingTimeInterval(3)
+            let deadline = Date().addingTimeInterval(10)
             while dtls.state == .connecting && Date() < deadline {
                 while true {
                     let n = buf.withUnsafeMutableBytes { dtls.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
@@ -153,12 +153,19 @@ struct WebRtcTransportTests {
         peer.send(req, to: UInt16(t.iceCandidates[0].port))
         // The STUN response, then the SFU's ClientHello (in either order).
         var buf = [UInt8](repeating: 0, count: 4096)
-        let deadline = Date().addingTimeInterval(3)
+        // Generous: in the parallel run this test may get its turns late, and
+        // the SFU resends its flights meanwhile (all of them are taken in).
+        let deadline = Date().addingTimeInterval(10)
         server.start()
         while server.state == .connecting && Date() < deadline {
-            if let d = await peer.receive(timeoutMs: 200), let first = d.first, (20...63).contains(first) {
-                d.withUnsafeBytes { _ = server.receive($0.baseAddress!, count: $0.count) }
+            var received = false
+            while let d = await peer.receive(timeoutMs: received ? 0 : 100) {
+                received = true
+                if let first = d.first, (20...63).contains(first) {
+                    d.withUnsafeBytes { _ = server.receive($0.baseAddress!, count: $0.count) }
+                }
             }
+            if !received, server.timeoutMs == 0 { server.handleTimeout() }
             while true {
                 let n = buf.withUnsafeMutableBytes { server.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
                 if n == 0 { break }
