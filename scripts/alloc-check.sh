@@ -10,5 +10,5 @@ bin="$(swift build --show-bin-path)"
 # DTLS, SRTP as negotiated) and WebRTC consumers over ICE-TCP.
 for scenario in "" "--srtp" "--loss 2" "--simulcast" "--webrtc" "--ice-tcp"; do
     # shellcheck disable=SC2086
-    LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/ringsfu-perf" alloc-check --packets 100000 $scenario
+    LD_PRELOAD="$bin/libMallocInterposerSwift.so" "$bin/ringsfu-perf" alloc-check --packets 50000 $scenario
 done
