@@ -67,7 +67,7 @@ extension ForwarderLoop {
             }
         case let .addProducer(h, t, spec):
             addProducer(h.index, transport: t.index, spec)
-            if producers[h.index].inUse { producers[h.index].handle = h }
+            if producers[h.index].inUse { producerCold[h.index].handle = h }
         case .closeProducer(let h):
             closeProducer(h.index)
         case let .setProducerPaused(h, paused):

@@ -110,7 +110,7 @@ extension ForwarderLoop {
             for layer in 0..<producers[h].layerCount where producers[h].streams[layer] >= 0 {
                 worst = max(worst, receiveStreams[Int(producers[h].streams[layer])].lastFractionLost)
             }
-            p = producers[h].nextInTransport
+            p = producerCold[h].nextInTransport
         }
         return worst
     }
@@ -126,7 +126,7 @@ extension ForwarderLoop {
                 ssrcs[count] = producers[h].ssrcs[layer]
                 count += 1
             }
-            p = producers[h].nextInTransport
+            p = producerCold[h].nextInTransport
         }
         let slot = freeSendSlots.pop()
         guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }

@@ -10,7 +10,7 @@ extension ForwarderLoop {
 
     mutating func addProducer(_ h: Int, transport t: Int, _ spec: ProducerSpec) {
         guard transports[t].inUse else { return }
-        var p = ProducerState()
+        var p = ProducerState(), cold = ProducerColdState()
         p.inUse = true
         p.transport = UInt32(t)
         p.isVideo = spec.isVideo
@@ -19,7 +19,7 @@ extension ForwarderLoop {
         for (pt, codec) in spec.codecs where pt < 128 { p.codecs[Int(pt)] = codec.rawValue }
         p.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
         p.audioLevelId = spec.audioLevelId
-        p.useFir = spec.useFir
+        cold.useFir = spec.useFir
         p.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
         p.layerCount = max(1, min(4, max(spec.ssrcs.count, spec.rids.count)))
         // A receive stream per layer: layer 0 uses the producer's own slot.
@@ -48,8 +48,8 @@ extension ForwarderLoop {
                 p.rtxSsrcs[layer] = spec.rtxSsrcs[layer]
             }
             if layer < spec.rids.count, !spec.rids[layer].isEmpty {
-                p.ridKeys[layer] = spec.rids[layer].withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
-                ridTable.insert(transport: UInt32(t), ssrc: p.ridKeys[layer], value: value)
+                cold.ridKeys[layer] = spec.rids[layer].withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
+                ridTable.insert(transport: UInt32(t), ssrc: cold.ridKeys[layer], value: value)
             }
         }
         ensureReportTimer()
@@ -58,13 +58,14 @@ extension ForwarderLoop {
         if spec.rridExtensionId != 0 { transports[t].rridExtensionId = spec.rridExtensionId }
         enableFeedback(transport: t, spec)
         if !spec.mid.isEmpty {
-            p.midKey = spec.mid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
-            midTable.insert(transport: UInt32(t), ssrc: p.midKey, value: UInt32(h))
+            cold.midKey = spec.mid.withUnsafeBytes { ForwarderLoop.valueKey($0.baseAddress!, $0.count) }
+            midTable.insert(transport: UInt32(t), ssrc: cold.midKey, value: UInt32(h))
         }
-        p.nextInTransport = transports[t].firstProducer
-        if p.nextInTransport >= 0 { producers[Int(p.nextInTransport)].prevInTransport = Int32(h) }
+        cold.nextInTransport = transports[t].firstProducer
+        if cold.nextInTransport >= 0 { producerCold[Int(cold.nextInTransport)].prevInTransport = Int32(h) }
         transports[t].firstProducer = Int32(h)
         producers[h] = p
+        producerCold[h] = cold
     }
 
     mutating func closeProducer(_ h: Int) {
@@ -76,7 +77,7 @@ extension ForwarderLoop {
         for layer in 0..<producers[h].layerCount {
             if producers[h].ssrcs[layer] != 0 { ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].ssrcs[layer]) }
             if producers[h].rtxSsrcs[layer] != 0 { ssrcTable.remove(transport: UInt32(t), ssrc: producers[h].rtxSsrcs[layer]) }
-            if producers[h].ridKeys[layer] != 0 { ridTable.remove(transport: UInt32(t), ssrc: producers[h].ridKeys[layer]) }
+            if producerCold[h].ridKeys[layer] != 0 { ridTable.remove(transport: UInt32(t), ssrc: producerCold[h].ridKeys[layer]) }
             let s = Int(producers[h].streams[layer])
             guard s >= 0 else { continue }
             retransmissions.forget(stream: s)
@@ -87,11 +88,12 @@ extension ForwarderLoop {
             receiveStreams[s].inNackList = listed
             if layer > 0 { freeExtraStreams.push(Int32(s - Int(settings.maxProducers))) }
         }
-        if producers[h].midKey != 0 { midTable.remove(transport: UInt32(t), ssrc: producers[h].midKey) }
-        let prev = producers[h].prevInTransport, next = producers[h].nextInTransport
-        if prev >= 0 { producers[Int(prev)].nextInTransport = next } else { transports[t].firstProducer = next }
-        if next >= 0 { producers[Int(next)].prevInTransport = prev }
+        if producerCold[h].midKey != 0 { midTable.remove(transport: UInt32(t), ssrc: producerCold[h].midKey) }
+        let prev = producerCold[h].prevInTransport, next = producerCold[h].nextInTransport
+        if prev >= 0 { producerCold[Int(prev)].nextInTransport = next } else { transports[t].firstProducer = next }
+        if next >= 0 { producerCold[Int(next)].prevInTransport = prev }
         producers[h] = ProducerState()
+        producerCold[h] = ProducerColdState()
     }
 
     mutating func addConsumer(_ h: Int, transport t: Int, producer p: Int, _ spec: ConsumerSpec) {
@@ -190,7 +192,7 @@ extension ForwarderLoop {
         c.fractionLost = rs.lastFractionLost
         c.jitter = UInt32(clamping: rs.jitterQ4 >> 4)
         c.packetsRepaired = rs.recovered
-        c.score = producers[h].scores[layer]
+        c.score = producerCold[h].scores[layer]
         return c
     }
 

@@ -70,7 +70,7 @@ extension ForwarderLoop {
         for k in 0..<observers[o].producerCount {
             let p = Int(observers[o].producers[k])
             guard let slot = observerSlot(p, o) else { continue }
-            samples.append(AudioLevelSample(producer: producers[p].handle, levelSum: producers[p].levelSums[slot], count: producers[p].levelCounts[slot]))
+            samples.append(AudioLevelSample(producer: producerCold[p].handle, levelSum: producers[p].levelSums[slot], count: producers[p].levelCounts[slot]))
             producers[p].levelSums[slot] = 0
             producers[p].levelCounts[slot] = 0
         }

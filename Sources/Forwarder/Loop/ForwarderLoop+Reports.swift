@@ -45,12 +45,12 @@ extension ForwarderLoop {
         var p = transports[t].firstProducer
         while p >= 0 {
             let h = Int(p)
-            producers[h].counters.bitrate = Self.bitrate(producers[h].counters.bytes, since: &producers[h].bytesAtLastReport, intervalNs)
+            producers[h].counters.bitrate = Self.bitrate(producers[h].counters.bytes, since: &producerCold[h].bytesAtLastReport, intervalNs)
             for layer in 0..<producers[h].layerCount where producers[h].streams[layer] >= 0 {
                 let s = Int(producers[h].streams[layer])
                 receiveStreams[s].bitrate = Self.bitrate(receiveStreams[s].bytes, since: &receiveStreams[s].bytesAtLastReport, intervalNs)
             }
-            p = producers[h].nextInTransport
+            p = producerCold[h].nextInTransport
         }
         var c = transports[t].firstConsumer
         while c >= 0 {
@@ -70,9 +70,9 @@ extension ForwarderLoop {
     }
 
     mutating func setProducerScore(_ p: Int, layer: Int, _ score: UInt8) {
-        guard producers[p].scores[layer] != score else { return }
-        producers[p].scores[layer] = score
-        worker.onEvent(.producerScore(producer: producers[p].handle, layer: layer, score))
+        guard producerCold[p].scores[layer] != score else { return }
+        producerCold[p].scores[layer] = score
+        worker.onEvent(.producerScore(producer: producerCold[p].handle, layer: layer, score))
         var c = producers[p].firstConsumer
         while c >= 0 {
             let h = Int(c)
@@ -103,7 +103,7 @@ extension ForwarderLoop {
             let s = Int(producers[h].streams[layer])
             // Next (producer, layer).
             layer += 1
-            if layer >= producers[h].layerCount { layer = 0; p = producers[h].nextInTransport }
+            if layer >= producers[h].layerCount { layer = 0; p = producerCold[h].nextInTransport }
             guard s >= 0, producers[h].ssrcs[receiveStreams[s].layer] != 0, receiveStreams[s].started else { continue }
             let block = RtcpReporter.receiverBlock(&receiveStreams[s], ssrc: producers[h].ssrcs[receiveStreams[s].layer], nowNs: nowNs)
             setProducerScore(h, layer: receiveStreams[s].layer, RtcpReporter.score(fractionLost: block.fractionLost))
@@ -192,7 +192,7 @@ extension ForwarderLoop {
         let score = RtcpReporter.score(fractionLost: block.fractionLost)
         if score != consumerCold[c].score {
             consumerCold[c].score = score
-            worker.onEvent(.consumerScore(consumer: consumerCold[c].handle, score: score, producerScore: producers[Int(consumers[c].producer)].scores[consumerLayer(c)]))
+            worker.onEvent(.consumerScore(consumer: consumerCold[c].handle, score: score, producerScore: producerCold[Int(consumers[c].producer)].scores[consumerLayer(c)]))
         }
     }
 }

@@ -220,11 +220,11 @@ extension ForwarderLoop {
         guard slot >= 0 else { counters.dropSendPoolEmpty &+= 1; return }
         let out = sendSlab.slot(Int(slot))
         let n: Int
-        if producers[p].useFir {
-            producers[p].firSequence &+= 1
-            n = RtcpWriter.fir(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, target: ssrc, sequence: producers[p].firSequence)
+        if producerCold[p].useFir {
+            producerCold[p].firSequence &+= 1
+            n = RtcpWriter.fir(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, target: ssrc, sequence: producerCold[p].firSequence)
             producers[p].counters.fir &+= 1
-            traceProducer(p, .fir, incoming: false) { [seq = producers[p].firSequence] in $0.sequenceNumber = UInt16(seq); $0.ssrc = ssrc }
+            traceProducer(p, .fir, incoming: false) { [seq = producerCold[p].firSequence] in $0.sequenceNumber = UInt16(seq); $0.ssrc = ssrc }
         } else {
             n = RtcpWriter.pli(out, capacity: settings.bufferSize, sender: Self.feedbackSenderSsrc, media: ssrc)
             producers[p].counters.pli &+= 1
@@ -301,7 +301,7 @@ extension ForwarderLoop {
     @inline(__always)
     func traceProducer(_ p: Int, _ type: TraceType, incoming: Bool, _ fill: (inout TraceRecord) -> Void = { _ in }) {
         guard producers[p].traceMask & type.rawValue != 0 else { return }
-        var r = TraceRecord(consumer: false, handle: producers[p].handle, type: type, incoming: incoming, ssrc: producers[p].ssrcs[0])
+        var r = TraceRecord(consumer: false, handle: producerCold[p].handle, type: type, incoming: incoming, ssrc: producers[p].ssrcs[0])
         fill(&r)
         worker.onEvent(.trace(r))
     }

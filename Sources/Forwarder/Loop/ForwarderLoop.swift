@@ -53,6 +53,8 @@ struct ForwarderLoop: ~Copyable {
     let routers: Table<RouterState>
     let transports: Table<TransportState>
     let producers: Table<ProducerState>
+    /// Each producer's cold row (same index as in `producers`).
+    let producerCold: Table<ProducerColdState>
     let consumers: Table<ConsumerState>
     /// Each consumer's cold row (same index as in `consumers`).
     let consumerCold: Table<ConsumerColdState>
@@ -193,6 +195,7 @@ struct ForwarderLoop: ~Copyable {
         routers = Table(count: Int(settings.maxRouters), repeating: RouterState())
         transports = Table(count: Int(settings.maxTransports), repeating: TransportState())
         producers = Table(count: Int(settings.maxProducers), repeating: ProducerState())
+        producerCold = Table(count: Int(settings.maxProducers), repeating: ProducerColdState())
         consumers = Table(count: Int(settings.maxConsumers), repeating: ConsumerState())
         consumerCold = Table(count: Int(settings.maxConsumers), repeating: ConsumerColdState())
         outboundPipes = .allocate(capacity: Int(settings.maxPipeLinks))
@@ -248,6 +251,7 @@ struct ForwarderLoop: ~Copyable {
         routers.deallocate()
         transports.deallocate()
         producers.deallocate()
+        producerCold.deallocate()
         consumers.deallocate()
         consumerCold.deallocate()
         observers.deallocate()

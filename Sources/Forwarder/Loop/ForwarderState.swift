@@ -118,27 +118,20 @@ package struct TransportState {
 
 package struct ProducerState {
     var inUse = false
-    /// The entity holding this row (events carry it back).
-    var handle = Handle.none
     var transport: UInt32 = 0
     var isVideo = false
     var paused = false
     var payloadTypes = PayloadTypeMap()
     var codecs = InlineArray<128, UInt8>(repeating: 0)
     var extensionIds = ExtensionIdMap()
-    /// Per layer (encoding): media SSRC (0 until known), RTX SSRC, RID
-    /// hash, receive stream index.
+    /// Per layer (encoding): media SSRC (0 until known), RTX SSRC, receive
+    /// stream index.
     var layerCount = 1
     var ssrcs = InlineArray<4, UInt32>(repeating: 0)
     var rtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
-    var ridKeys = InlineArray<4, UInt32>(repeating: 0)
     var streams = InlineArray<4, Int32>(repeating: -1)
-    /// Hash of the MID this producer is found by (0: none).
-    var midKey: UInt32 = 0
     var counters = EntityCounters()
     var firstConsumer: Int32 = -1
-    var nextInTransport: Int32 = -1
-    var prevInTransport: Int32 = -1
     /// Router id of the ssrc-audio-level extension (0: none).
     var audioLevelId: UInt8 = 0
     /// Observers watching this producer, with their running sums.
@@ -146,19 +139,33 @@ package struct ProducerState {
     var levelSums = InlineArray<4, UInt32>(repeating: 0)
     var levelCounts = InlineArray<4, UInt32>(repeating: 0)
     var observerCount = 0
-    /// Key frame requests towards the producer's endpoint: FIR instead of
-    /// PLI (when only "ccm fir" was negotiated), its request number, and
-    /// the pending request (coalesced; retried once after 1 s).
-    var useFir = false
+    /// Per layer: the outstanding key frame request towards the producer's
+    /// endpoint, if any (coalesced; retried once after 1 s).
     var rtxPayloadTypes = PayloadTypeMap()
     /// Consumers that negotiated NACK: the producer's packets are kept for them.
     var nackConsumers: Int32 = 0
     var traceMask: UInt8 = 0
+    var keyFrameRequests = InlineArray<4, KeyFrameRequester>(repeating: KeyFrameRequester())
+}
+
+/// A producer's cold row, beside its hot `ProducerState` at the same index
+/// in `producerCold`: what set-up, reports, key frame requests and list
+/// upkeep use, kept out of what every incoming packet reads.
+package struct ProducerColdState {
+    /// The entity holding this row (events carry it back).
+    var handle = Handle.none
+    /// Per layer: the RID hash it is found by.
+    var ridKeys = InlineArray<4, UInt32>(repeating: 0)
+    /// Hash of the MID this producer is found by (0: none).
+    var midKey: UInt32 = 0
+    var nextInTransport: Int32 = -1
+    var prevInTransport: Int32 = -1
+    /// Key frame requests towards the producer's endpoint: FIR instead of
+    /// PLI (when only "ccm fir" was negotiated), and its request number.
+    var useFir = false
+    var firSequence: UInt8 = 0
     var scores = InlineArray<4, UInt8>(repeating: 10)
     var bytesAtLastReport: UInt64 = 0
-    var firSequence: UInt8 = 0
-    /// Per layer: the outstanding key frame request, if any.
-    var keyFrameRequests = InlineArray<4, KeyFrameRequester>(repeating: KeyFrameRequester())
 }
 
 /// An audio level observer: producers it watches and its interval timer.
