@@ -64,6 +64,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Let clients bind media ports outside --rtc-min-port..--rtc-max-port (and below 1024).")
     var allowAnyPort = false
 
+    @Option(name: .customLong("allowed-origin"), help: "A web origin (scheme://host[:port]) whose pages may open /rpc besides the server's own; repeatable; * allows any. Clients that are not browsers send no Origin and are not affected.")
+    var allowedOrigins: [String] = []
+
     @Option(help: "ICE-TCP connections each worker holds at once.")
     var maxTcpConnections = 128
 
@@ -125,6 +128,7 @@ struct Serve: AsyncParsableCommand {
         limits.maxMessageBytes = maxMessageBytes
         limits.maxQueuedBytes = maxQueuedBytes
         limits.allowAnyPort = allowAnyPort
+        limits.allowedOrigins = allowedOrigins
         let connections = Connections()
         let logger = Logger(label: "ringsfu")
         let auth = "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"

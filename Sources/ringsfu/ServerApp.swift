@@ -21,6 +21,9 @@ struct ServerLimits: Sendable {
     var closeTimeout: Duration = .seconds(2)
     /// Clients may bind media ports outside the workers' range (and below 1024).
     var allowAnyPort = false
+    /// Web origins (`scheme://host[:port]`) whose pages may open `/rpc`
+    /// besides the server's own; `*` allows any.
+    var allowedOrigins: [String] = []
 }
 
 /// The open WebSocket connections, so that shutdown can tell each client
@@ -104,6 +107,10 @@ enum ServerApp {
             // Hummingbird answers a refused upgrade with a bare 400; a client
             // (a browser above all, which sees no HTTP status) learns more from
             // a close frame with the reason, before any session exists.
+            guard originAllowed(context.request, limits: limits) else {
+                try? await outbound.close(.policyViolation, reason: "this page's origin may not use the control API (see --allowed-origin)")
+                return
+            }
             guard let role = authenticate(context.request, limits: limits) else {
                 try? await outbound.close(.policyViolation, reason: "missing or wrong API token")
                 return
@@ -139,6 +146,24 @@ enum ServerApp {
     /// browser fails the connection unless one offered protocol is chosen.
     static func answeredProtocol(_ request: Request) -> String? {
         offeredProtocols(request).contains { $0 == protocolName || $0.hasPrefix(tokenProtocolPrefix) } ? protocolName : nil
+    }
+
+    /// A browser names the page that opens a WebSocket in `Origin`; pages of
+    /// other sites must not drive the control API (with a token they found,
+    /// or a user's loopback server). Clients that are not browsers send no
+    /// Origin and pass. Allowed: the server's own origin (the Origin's
+    /// host and port are the request's Host) and `allowedOrigins`.
+    static func originAllowed(_ request: Request, limits: ServerLimits) -> Bool {
+        guard let origin = request.headers[.origin] else { return true }
+        let normalized = origin.lowercased().trimmingSpaces
+        if limits.allowedOrigins.contains(where: { $0 == "*" || $0.lowercased() == normalized }) { return true }
+        guard let host = request.head.authority?.lowercased(),
+              let schemeEnd = normalized.range(of: "://") else { return false }
+        // "null" (a sandboxed page or a file) never matches.
+        let authority = normalized[schemeEnd.upperBound...].prefix { $0 != "/" }
+        let scheme = normalized[..<schemeEnd.lowerBound]
+        let defaultPort = scheme == "https" ? ":443" : ":80"
+        return authority == host || authority + defaultPort == host || authority == host + defaultPort
     }
 
     /// Checks the connection's credentials: `Authorization: Bearer`, a

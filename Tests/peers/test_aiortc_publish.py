@@ -44,8 +44,11 @@ def server():
     binary = os.environ.get("RINGSFU_BIN") or subprocess.check_output(
         ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
     port = free_port()
+    # The browser tests' pages come from a page server of their own (another
+    # origin), so any origin may open /rpc here.
     proc = subprocess.Popen([binary, "serve", "--port", str(port), "--workers", "1", "--admin-token", ADMIN_TOKEN,
-                             "--rtc-min-port", "41000", "--rtc-max-port", "41999", "--log-level", "warning"])
+                             "--rtc-min-port", "41000", "--rtc-max-port", "41999", "--log-level", "warning",
+                             "--allowed-origin", "*"])
     deadline = time.time() + 10
     while time.time() < deadline:
         try:

@@ -147,3 +147,32 @@ def test_version_health_and_the_serving_line():
         _, err = proc.communicate(timeout=10)
     serving = [line for line in err.splitlines() if "ringsfu serving" in line]
     assert len(serving) == 1 and f"127.0.0.1:{port}" in serving[0], err
+
+
+def test_rpc_refuses_pages_of_other_origins():
+    """A browser page of another site cannot drive /rpc (it names itself in
+    Origin); the server's own pages, the origins allowed by flag, and
+    clients that send no Origin can."""
+    proc, port = start("--allowed-origin", "https://app.example")
+    assert proc.poll() is None, proc.communicate()
+
+    async def attempt(origin):
+        extra = {"origin": origin} if origin else {}
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/rpc", **extra) as ws:
+                await ws.send('{"jsonrpc":"2.0","id":1,"method":"worker.createRouter","params":{}}')
+                reply = await asyncio.wait_for(ws.recv(), timeout=5)
+                return "result" in reply, None
+        except websockets.ConnectionClosed as closed:
+            return False, (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else None
+
+    try:
+        ok, closed = asyncio.run(attempt("https://evil.example"))
+        assert not ok and closed and closed[0] == 1008 and "origin" in closed[1], closed
+        assert asyncio.run(attempt("null"))[0] is False
+        assert asyncio.run(attempt(f"http://127.0.0.1:{port}"))[0], "the server's own page"
+        assert asyncio.run(attempt("https://app.example"))[0], "an allowed origin"
+        assert asyncio.run(attempt(None))[0], "no Origin: not a browser"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
