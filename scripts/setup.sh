@@ -3,8 +3,9 @@
 # Idempotent and non-interactive: only missing packages are installed.
 set -euo pipefail
 
-# chromium: the headless browser peer of the end-to-end tests; prometheus: promtool checks /metrics.
-packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv chromium prometheus)
+# chromium: the headless browser peer of the end-to-end tests; prometheus: promtool checks /metrics;
+# openssl: the tool makes the DTLS certificate files of a test.
+packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv chromium prometheus openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

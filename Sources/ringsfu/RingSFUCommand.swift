@@ -67,6 +67,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("allowed-origin"), help: "A web origin (scheme://host[:port]) whose pages may open /rpc besides the server's own; repeatable; * allows any. Clients that are not browsers send no Origin and are not affected.")
     var allowedOrigins: [String] = []
 
+    @Option(help: "PEM file of the DTLS certificate (with --dtls-private-key-file): one fingerprint for every worker and across restarts. Default: a self-signed ECDSA P-256 certificate per worker.")
+    var dtlsCertificateFile: String?
+
+    @Option(help: "PEM file of the DTLS certificate's private key.")
+    var dtlsPrivateKeyFile: String?
+
     @Option(help: "ICE-TCP connections each worker holds at once.")
     var maxTcpConnections = 128
 
@@ -121,6 +127,8 @@ struct Serve: AsyncParsableCommand {
         let pool = await WorkerPool()
         var settings = WorkerSettings(logLevel: logLevel, rtcMinPort: rtcMinPort, rtcMaxPort: rtcMaxPort)
         settings.maxTcpConnections = maxTcpConnections
+        settings.dtlsCertificateFile = dtlsCertificateFile
+        settings.dtlsPrivateKeyFile = dtlsPrivateKeyFile
         try await pool.start(count: count, settings: settings, pin: pin)
         var limits = ServerLimits()
         limits.apiToken = try Self.secret(apiToken, file: apiTokenFile, env: "RINGSFU_API_TOKEN", name: "API")

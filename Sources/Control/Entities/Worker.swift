@@ -41,6 +41,11 @@ public struct WorkerSettings: Codable, Sendable, Hashable {
     public var tcpIdleTimeoutMs: Int?
     public var maxPendingTcpPerListener: Int?
     public var maxPendingTcpPerSource: Int?
+    /// PEM files of the DTLS certificate and its private key (both or
+    /// neither), so the fingerprint stays the same across restarts and
+    /// workers; without them each worker makes a self-signed ECDSA P-256 one.
+    public var dtlsCertificateFile: String?
+    public var dtlsPrivateKeyFile: String?
 
     public init(logLevel: String? = nil, rtcMinPort: Int? = nil, rtcMaxPort: Int? = nil, cpu: Int? = nil, gso: Bool? = nil, maxTransports: Int? = nil, maxProducers: Int? = nil, maxConsumers: Int? = nil, receiveBuffers: Int? = nil, retransmissionBufferPackets: Int? = nil, appData: AppData? = nil) {
         self.receiveBuffers = receiveBuffers
@@ -142,11 +147,26 @@ public final class Worker {
             }
             fs.retransmissionSlots = n
         }
+        switch (settings.dtlsCertificateFile, settings.dtlsPrivateKeyFile) {
+        case (nil, nil):
+            break
+        case let (certificate?, key?):
+            // Checked here so a wrong path is named (OpenSSL's failure is not).
+            for (field, path) in [("dtlsCertificateFile", certificate), ("dtlsPrivateKeyFile", key)] where !FileManager.default.isReadableFile(atPath: path) {
+                throw .invalidArgument("invalid \(field): cannot read \(path)")
+            }
+            fs.dtlsCertificateFile = certificate
+            fs.dtlsPrivateKeyFile = key
+        default:
+            throw .invalidArgument("dtlsCertificateFile and dtlsPrivateKeyFile go together")
+        }
         let (events, continuation) = AsyncStream<ForwarderEvent>.makeStream()
         let forwarder: ForwarderWorker
         do {
             forwarder = try ForwarderWorker(settings: fs) { continuation.yield($0) }
             try await forwarder.start()
+        } catch ForwarderStartError.dtls where settings.dtlsCertificateFile != nil {
+            throw .invalidArgument("invalid dtlsCertificateFile/dtlsPrivateKeyFile: not a PEM certificate and its matching private key")
         } catch {
             throw .failure("worker failed to start: \(error)")
         }
