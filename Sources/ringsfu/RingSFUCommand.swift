@@ -73,6 +73,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM file of the DTLS certificate's private key.")
     var dtlsPrivateKeyFile: String?
 
+    @Option(help: "Address announced to peers (ICE candidates, transport tuples) for transports that bind a wildcard address (0.0.0.0 or ::) and name none: the public address in front of NAT. Also RINGSFU_ANNOUNCED_ADDRESS.")
+    var announcedAddress: String?
+
     @Option(help: "ICE-TCP connections each worker holds at once.")
     var maxTcpConnections = 128
 
@@ -90,6 +93,18 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
         }
         _ = try Self.secret(adminToken, file: adminTokenFile, env: "RINGSFU_ADMIN_TOKEN", name: "admin")
+        if let address = Self.announcedAddress(announcedAddress) {
+            guard address.count <= 253, address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".:-".contains($0)) }),
+                  address != "0.0.0.0", address != "::" else {
+                throw ValidationError("--announced-address takes an IP address or a host name that peers can reach, not \"\(address)\"")
+            }
+        }
+    }
+
+    /// The announced address from its flag or the environment.
+    static func announcedAddress(_ flag: String?) -> String? {
+        guard let value = (flag ?? ProcessInfo.processInfo.environment["RINGSFU_ANNOUNCED_ADDRESS"])?.trimmingSpaces, !value.isEmpty else { return nil }
+        return value
     }
 
     /// A secret from its flag, its file or the environment, in that order.
@@ -137,6 +152,7 @@ struct Serve: AsyncParsableCommand {
         limits.maxQueuedBytes = maxQueuedBytes
         limits.allowAnyPort = allowAnyPort
         limits.allowedOrigins = allowedOrigins
+        limits.announcedAddress = Self.announcedAddress(announcedAddress)
         let connections = Connections()
         let logger = Logger(label: "ringsfu")
         let auth = "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"

@@ -24,6 +24,9 @@ struct ServerLimits: Sendable {
     /// Web origins (`scheme://host[:port]`) whose pages may open `/rpc`
     /// besides the server's own; `*` allows any.
     var allowedOrigins: [String] = []
+    /// The address announced for transports that bind a wildcard address
+    /// and name none (the public address in front of NAT).
+    var announcedAddress: String? = nil
 }
 
 /// The open WebSocket connections, so that shutdown can tell each client
@@ -200,7 +203,7 @@ enum ServerApp {
     /// through `Connections` (1001).
     static func serveRpc(pool: WorkerPool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
                          role: ClientRole, limits: ServerLimits, drop: @escaping @Sendable () -> Void = {}) async throws {
-        let session = await RpcSession(pool: pool, admin: role == .admin, maxQueuedBytes: limits.maxQueuedBytes, allowAnyPort: limits.allowAnyPort)
+        let session = await RpcSession(pool: pool, admin: role == .admin, maxQueuedBytes: limits.maxQueuedBytes, allowAnyPort: limits.allowAnyPort, announcedAddress: limits.announcedAddress)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -176,3 +176,54 @@ def test_rpc_refuses_pages_of_other_origins():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_server_wide_announced_address():
+    """--announced-address fills in transports that bind a wildcard address
+    and announce nothing; without it a WebRTC transport on a wildcard
+    address is refused (its candidates would be useless), naming the field."""
+    async def rpc(port, calls):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/rpc") as ws:
+            replies = []
+            for i, (method, params) in enumerate(calls):
+                if replies and "result" in replies[0] and isinstance(params, dict) and params.get("routerId") == "?":
+                    params = dict(params, routerId=replies[0]["result"]["id"])
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": i + 1, "method": method, "params": params}))
+                while True:
+                    reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=5))
+                    if reply.get("id") == i + 1:
+                        replies.append(reply)
+                        break
+            return replies
+
+    import json
+    wildcard = {"routerId": "?", "listenInfos": [{"protocol": "udp", "ip": "0.0.0.0"}]}
+    calls = [("worker.createRouter", {}),
+             ("router.createWebRtcTransport", wildcard),
+             ("router.createWebRtcTransport", {"routerId": "?", "listenInfos": [{"protocol": "udp", "ip": "127.0.0.1"}]}),
+             ("router.createPlainTransport", {"routerId": "?", "listenInfo": {"protocol": "udp", "ip": "0.0.0.0"}})]
+
+    proc, port = start("--announced-address", "203.0.113.9")
+    try:
+        replies = asyncio.run(rpc(port, calls))
+        assert [c["address"] for c in replies[1]["result"]["iceCandidates"]] == ["203.0.113.9"], replies[1]
+        assert [c["address"] for c in replies[2]["result"]["iceCandidates"]] == ["127.0.0.1"], replies[2]
+        assert replies[3]["result"]["tuple"]["localAddress"] == "203.0.113.9", replies[3]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    proc, port = start()
+    try:
+        replies = asyncio.run(rpc(port, calls[:2] + calls[3:]))
+        error = replies[1]["error"]
+        assert error["data"]["type"] == "TypeError" and "listenInfos.ip 0.0.0.0" in error["message"], error
+        assert "announcedAddress" in error["message"] and "--announced-address" in error["message"], error
+        assert replies[2]["result"]["tuple"]["localAddress"] == "0.0.0.0", replies[2]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    bad = subprocess.run([binary(), "serve", "--port", str(free_port()), "--announced-address", "0.0.0.0"],
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode != 0 and "--announced-address" in bad.stderr, bad.stderr

@@ -17,7 +17,8 @@ extension RpcSession {
             ownedRouters.append(r)
             return .object(["id": .string(r.id), "workerId": .string(w.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
         case "worker.createWebRtcServer":
-            let options = try p.decode(WebRtcServerOptions.self)
+            var options = try p.decode(WebRtcServerOptions.self)
+            options.listenInfos = try announce(options.listenInfos, field: "listenInfos", candidates: true)
             let w = try worker(p)
             try checkPorts(options.listenInfos, worker: w, field: "listenInfos")
             let s = try w.createWebRtcServer(options)
@@ -68,7 +69,9 @@ extension RpcSession {
             let params = try p.decode(Params.self)
             return .object(["canConsume": .bool(try router(p).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
         case "router.createPlainTransport":
-            let options = try p.decode(PlainTransportOptions.self)
+            var options = try p.decode(PlainTransportOptions.self)
+            options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false)
+            options.rtcpListenInfo = try options.rtcpListenInfo.map { info throws(SFUError) in try announce(info, field: "rtcpListenInfo", candidates: false) }
             let r = try router(p)
             try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
             try checkPorts([options.rtcpListenInfo], worker: r.worker, field: "rtcpListenInfo")
@@ -78,7 +81,8 @@ extension RpcSession {
             return plainTransportJSON(t)
 
         case "router.createWebRtcTransport":
-            let options = try p.decode(WebRtcTransportOptions.self)
+            var options = try p.decode(WebRtcTransportOptions.self)
+            options.listenInfos = try options.listenInfos.map { infos throws(SFUError) in try announce(infos, field: "listenInfos", candidates: true) }
             if let server = options.webRtcServerId, !mine(server) { throw SFUError.invalidArgument("unknown webRtcServerId \"\(server)\"") }
             let r = try router(p)
             try checkPorts(options.listenInfos ?? [], worker: r.worker, field: "listenInfos")
@@ -98,7 +102,8 @@ extension RpcSession {
             return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
 
         case "router.createPipeTransport":
-            let options = try p.decode(PipeTransportOptions.self)
+            var options = try p.decode(PipeTransportOptions.self)
+            options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false)
             let r = try router(p)
             try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
             let t = try r.createPipeTransport(options)

@@ -35,8 +35,12 @@ public final class RpcSession {
     /// Whether `listenInfo.port`/`portRange` may lie outside the worker's
     /// port range (or below 1024): an operator's choice, off by default.
     public let allowAnyPort: Bool
+    /// The server-wide announced address (e.g. the public address in front
+    /// of NAT) for listen infos that bind a wildcard address and name none.
+    public let announcedAddress: String?
 
-    public init(pool: WorkerPool, admin: Bool = false, maxQueuedBytes: Int = 16 << 20, allowAnyPort: Bool = false) {
+    public init(pool: WorkerPool, admin: Bool = false, maxQueuedBytes: Int = 16 << 20, allowAnyPort: Bool = false, announcedAddress: String? = nil) {
+        self.announcedAddress = announcedAddress
         self.pool = pool
         self.admin = admin
         self.allowAnyPort = allowAnyPort
@@ -279,6 +283,30 @@ public final class RpcSession {
                 throw .invalidArgument("invalid params.\(name).portRange \(r.min)-\(r.max): outside the worker's port range \(range.lowerBound)-\(range.upperBound)")
             }
         }
+    }
+
+    /// A listen info as the transport will use it: one that binds a
+    /// wildcard address (`0.0.0.0`, `::`) and announces nothing takes the
+    /// server-wide `announcedAddress`. Without one, a WebRTC transport or
+    /// server (`candidates`) is refused: its ICE candidates would carry the
+    /// wildcard, which no peer can reach.
+    func announce(_ info: TransportListenInfo, field: String, candidates: Bool) throws(SFUError) -> TransportListenInfo {
+        guard info.ip == "0.0.0.0" || info.ip == "::", (info.announcedAddress ?? info.announcedIp) == nil else { return info }
+        if let announcedAddress {
+            var announced = info
+            announced.announcedAddress = announcedAddress
+            return announced
+        }
+        if candidates {
+            throw .invalidArgument("invalid params.\(field).ip \(info.ip): a wildcard address is no ICE candidate; give params.\(field).announcedAddress (or start the server with --announced-address)")
+        }
+        return info
+    }
+
+    func announce(_ infos: [TransportListenInfo], field: String, candidates: Bool) throws(SFUError) -> [TransportListenInfo] {
+        var out: [TransportListenInfo] = []
+        for (i, info) in infos.enumerated() { out.append(try announce(info, field: infos.count > 1 ? "\(field)[\(i)]" : field, candidates: candidates)) }
+        return out
     }
 
     /// Worker-wide operations are for the admin.
