@@ -159,6 +159,10 @@ enum ServerApp {
     static func originAllowed(_ request: Request, limits: ServerLimits) -> Bool {
         guard let origin = request.headers[.origin] else { return true }
         let normalized = origin.lowercased().trimmingSpaces
+        // Browsers name pages (http, https, or "null"); other clients may
+        // send anything (Hummingbird's WebSocket client sends ws://host)
+        // and could as well send nothing: only pages are held to the check.
+        guard normalized == "null" || normalized.hasPrefix("http://") || normalized.hasPrefix("https://") else { return true }
         if limits.allowedOrigins.contains(where: { $0 == "*" || $0.lowercased() == normalized }) { return true }
         guard let host = request.head.authority?.lowercased(),
               let schemeEnd = normalized.range(of: "://") else { return false }

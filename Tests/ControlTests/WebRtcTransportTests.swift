@@ -61,7 +61,8 @@ struct WebRtcTransportTests {
     }
 
     func waitFor(_ t: WebRtcTransport, dtlsState: DtlsState) async -> Bool {
-        for _ in 0..<100 {
+        // Up to 5 s: the parallel run can keep this test waiting for turns.
+        for _ in 0..<250 {
             if t.dtlsState == dtlsState { return true }
             try? await Task.sleep(for: .milliseconds(20))
         }
