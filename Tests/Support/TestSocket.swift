@@ -28,12 +28,18 @@ public final class TestSocket: @unchecked Sendable {
 
     public func send(_ bytes: [UInt8], to port: UInt16) {
         var addr = SocketAddress(ip: "127.0.0.1", port: port)!
-        _ = bytes.withUnsafeBytes { buf in
-            withUnsafePointer(to: &addr.storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, buf.baseAddress, buf.count, 0, $0, addr.length)
+        // The socket is non-blocking: a full send buffer is waited out
+        // briefly (as a blocking send would), not taken for a lost packet.
+        for _ in 0..<1000 {
+            let sent = bytes.withUnsafeBytes { buf in
+                withUnsafePointer(to: &addr.storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, buf.baseAddress, buf.count, 0, $0, addr.length)
+                    }
                 }
             }
+            if sent >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { return }
+            usleep(100)
         }
     }
 
