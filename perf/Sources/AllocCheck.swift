@@ -163,10 +163,7 @@ extension AllocCheck {
     @RingSFUActor
     static func setUpWebRtcRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkFd: Int32, sourcePort: UInt16, tcpDrain: TcpDrain?) async throws
         -> (port: UInt16, sinkKeys: [UInt16: SrtpKey], rtxPt: UInt8?, publisherKey: SrtpKey) {
-        let router = try worker.createRouter(mediaCodecs: [
-            RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
-            RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
-        ])
+        let router = try worker.createRouter(mediaCodecs: Fanout.roomCodecs)
         let options = WebRtcTransportOptions(listenInfos: [TransportListenInfo(protocol: "udp", ip: "127.0.0.1")])
         let ingest = try router.createWebRtcTransport(options)
         let publisher = try WebRtcPeer()

@@ -37,10 +37,7 @@ final class RemoteRoom {
     }
 
     func setUp(consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16) async throws {
-        let codecs = JSONValue.encoding([
-            RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
-            RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
-        ])
+        let codecs = JSONValue.encoding(Fanout.roomCodecs)
         let router = try await call("worker.createRouter", .object(["mediaCodecs": codecs]))
         guard let routerId = router["id"]?.stringValue, let workerId = router["workerId"]?.stringValue else {
             throw RemoteError(description: "unexpected createRouter result \(router)")

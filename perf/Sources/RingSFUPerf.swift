@@ -255,6 +255,12 @@ struct Fanout: AsyncParsableCommand {
         return figures(sent: r.sent, forwarded: r.forwarded, cpuNs: r.cpuNs, received: r.received, histogram: r.histogram, consumers: n, sendCalls: nil)
     }
 
+    /// The codecs of every benchmark room: Opus and VP8.
+    static let roomCodecs = [
+        RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
+        RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
+    ]
+
     /// The room's producers on `ingest`: one per video stream (or per three,
     /// as one simulcast producer's encodings) and one per audio stream.
     @RingSFUActor
@@ -281,10 +287,7 @@ struct Fanout: AsyncParsableCommand {
     @RingSFUActor
     func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false,
                    simulcast: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
-        let router = try worker.createRouter(mediaCodecs: [
-            RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
-            RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
-        ])
+        let router = try worker.createRouter(mediaCodecs: Self.roomCodecs)
         let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
         if let srtp {
             try ingest.connect(srtpParameters: SrtpParameters(cryptoSuite: srtp.suite.rawValue, keyBase64: Data(srtp.key).base64EncodedString()))
