@@ -89,9 +89,13 @@ public final class Consumer {
     public var events: AsyncStream<ConsumerEvent> { eventChannel.subscribe() }
     public var observer: AsyncStream<ConsumerObserverEvent> { observerChannel.subscribe() }
 
+    /// The router's payload types and extension ids behind the wire ones
+    /// (empty: the same numbers).
+    var wireIds = Ortc.WireIds()
+
     func forwarderSpec() -> ConsumerSpec {
-        let pts = rtpParameters.codecs.map { (UInt8($0.payloadType), UInt8($0.payloadType)) }
-        let exts = (rtpParameters.headerExtensions ?? []).map { (UInt8($0.id), UInt8($0.id)) }
+        let pts = rtpParameters.codecs.map { (UInt8(wireIds.routerPayloadType($0.payloadType)), UInt8($0.payloadType)) }
+        let exts = (rtpParameters.headerExtensions ?? []).map { (UInt8(wireIds.routerExtensionId($0.id)), UInt8($0.id)) }
         var spec = ConsumerSpec(ssrc: rtpParameters.encodings?.first?.ssrc ?? 0, payloadTypes: pts, extensionIds: exts, paused: paused, producerPaused: producerPaused, waitsForKeyFrame: kind == .video)
         if let mid = rtpParameters.mid, let ext = rtpParameters.headerExtensions?.first(where: { $0.uri == SupportedRtpCapabilities.Uri.mid }) {
             spec.mid = Array(mid.utf8)
@@ -113,7 +117,7 @@ public final class Consumer {
             spec.rtxSsrc = rtx
             spec.rtxPayloadTypes = rtpParameters.codecs.compactMap { c in
                 guard c.mimeType.isRtxMime, let apt = c.parameters?["apt"]?.intValue else { return nil }
-                return (UInt8(apt), UInt8(c.payloadType))
+                return (UInt8(wireIds.routerPayloadType(apt)), UInt8(c.payloadType))
             }
         }
         return spec

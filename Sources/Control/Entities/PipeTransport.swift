@@ -130,7 +130,7 @@ public final class PipeTransport: Transport {
     }
 
     /// Every consumer here is a pipe consumer: all encodings, no MID.
-    override func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
+    override func consumerParameters(for producer: Producer, _ options: ConsumerOptions, remoteIds: Bool) throws(SFUError) -> (RtpParameters, pipe: Bool) {
         (Ortc.pipeConsumerParameters(producer.consumableRtpParameters, enableRtx: enableRtx && producer.kind == .video), true)
     }
 

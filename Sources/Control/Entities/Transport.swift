@@ -247,10 +247,11 @@ public class Transport {
     var dataType: String? { sctp != nil ? "sctp" : nil }
 
     /// Consumer parameters for this transport; pipe transports override it.
-    func consumerParameters(for producer: Producer, _ options: ConsumerOptions) throws(SFUError) -> (RtpParameters, pipe: Bool) {
+    func consumerParameters(for producer: Producer, _ options: ConsumerOptions, remoteIds: Bool) throws(SFUError) -> (RtpParameters, pipe: Bool) {
         let enableRtx = options.enableRtx ?? (producer.kind == .video)
         let pipe = options.pipe ?? false
-        var params = try Ortc.consumerParameters(producer.consumableRtpParameters, caps: options.rtpCapabilities, enableRtx: enableRtx, pipe: pipe)
+        let caps = remoteIds ? Ortc.alignExtensionIds(options.rtpCapabilities, to: producer.consumableRtpParameters) : options.rtpCapabilities
+        var params = try Ortc.consumerParameters(producer.consumableRtpParameters, caps: caps, enableRtx: enableRtx, pipe: pipe)
         if !pipe {
             if let mid = options.mid { params.mid = mid } else {
                 params.mid = String(nextMid)
@@ -309,6 +310,13 @@ public class Transport {
 
     /// Starts sending a producer's media to this transport's remote.
     public func consume(_ options: ConsumerOptions) throws(SFUError) -> Consumer {
+        try consume(options, remoteIds: false)
+    }
+
+    /// With `remoteIds`, the consumer sends with the payload types and
+    /// header extension ids of `options.rtpCapabilities` (an SDP offer's)
+    /// instead of the router's, which mediasoup-client's capabilities carry.
+    func consume(_ options: ConsumerOptions, remoteIds: Bool) throws(SFUError) -> Consumer {
         try checkOpen()
         guard let router, let worker else { throw .invalidState("Transport closed") }
         guard !options.producerId.isEmpty else { throw .invalidArgument("missing producerId") }
@@ -316,9 +324,12 @@ public class Transport {
         guard let producer = router.producers[options.producerId] else {
             throw .failure("Producer with id \"\(options.producerId)\" not found")
         }
-        let (params, pipe) = try consumerParameters(for: producer, options)
+        var (params, pipe) = try consumerParameters(for: producer, options, remoteIds: remoteIds)
+        var wireIds = Ortc.WireIds()
+        if remoteIds { wireIds = try Ortc.adoptRemoteIds(&params, caps: options.rtpCapabilities) }
         guard let handle = forwarder.consumerHandles.allocate() else { throw .failure("too many consumers in this worker") }
         let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? .pipe : ConsumerType(producer.type), paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
+        consumer.wireIds = wireIds
         consumer.producerLayerCount = producer.rtpParameters.encodings?.count ?? 1
         if consumer.type == .simulcast {
             let layers = producer.rtpParameters.encodings?.count ?? 1
@@ -349,50 +360,4 @@ public class Transport {
     }
 
     var statsType: String { "transport" }
-}
-
-/// Options of `transport.produce`, with mediasoup's field names.
-public struct ProducerOptions: Codable, Sendable {
-    public var id: String?
-    public var kind: MediaKind
-    public var rtpParameters: RtpParameters
-    public var paused: Bool?
-    public var keyFrameRequestDelay: Int?
-    public var appData: AppData?
-
-    public init(id: String? = nil, kind: MediaKind, rtpParameters: RtpParameters, paused: Bool? = false, keyFrameRequestDelay: Int? = nil, appData: AppData? = nil) {
-        self.id = id
-        self.kind = kind
-        self.rtpParameters = rtpParameters
-        self.paused = paused
-        self.keyFrameRequestDelay = keyFrameRequestDelay
-        self.appData = appData
-    }
-}
-
-/// Options of `transport.consume`, with mediasoup's field names.
-public struct ConsumerOptions: Codable, Sendable {
-    public var producerId: String
-    public var rtpCapabilities: RtpCapabilities
-    public var paused: Bool?
-    public var mid: String?
-    public var enableRtx: Bool?
-    public var ignoreDtx: Bool?
-    public var pipe: Bool?
-    /// Simulcast consumers: the spatial layer to forward when available (default: the highest).
-    public var preferredLayers: ConsumerLayers?
-    public var appData: AppData?
-
-    public init(producerId: String, rtpCapabilities: RtpCapabilities, paused: Bool? = false, mid: String? = nil, enableRtx: Bool? = nil, ignoreDtx: Bool? = nil, pipe: Bool? = nil,
-                preferredLayers: ConsumerLayers? = nil, appData: AppData? = nil) {
-        self.preferredLayers = preferredLayers
-        self.producerId = producerId
-        self.rtpCapabilities = rtpCapabilities
-        self.paused = paused
-        self.mid = mid
-        self.enableRtx = enableRtx
-        self.ignoreDtx = ignoreDtx
-        self.pipe = pipe
-        self.appData = appData
-    }
 }
