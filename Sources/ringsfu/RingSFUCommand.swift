@@ -76,6 +76,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address announced to peers (ICE candidates, transport tuples) for transports that bind a wildcard address (0.0.0.0 or ::) and name none: the public address in front of NAT. Also RINGSFU_ANNOUNCED_ADDRESS.")
     var announcedAddress: String?
 
+    @Option(help: "Address the rooms' WHIP/WHEP media transports listen on (default: --host when it is an IP address, else 0.0.0.0, which needs --announced-address).")
+    var mediaIp: String?
+
+    @Option(help: "Bearer token WHIP publishers present, in every room without a token of its own. Also RINGSFU_PUBLISH_TOKEN.")
+    var publishToken: String?
+
+    @Option(help: "Bearer token WHEP players (and GET /rooms) present, in every room without a token of its own. Also RINGSFU_PLAY_TOKEN.")
+    var playToken: String?
+
+    @Option(name: .customLong("room-token"), help: "A room's own token: ROOM:publish:TOKEN or ROOM:play:TOKEN; repeatable.")
+    var roomTokens: [String] = []
+
     @Option(help: "ICE-TCP connections each worker holds at once.")
     var maxTcpConnections = 128
 
@@ -93,12 +105,38 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
         }
         _ = try Self.secret(adminToken, file: adminTokenFile, env: "RINGSFU_ADMIN_TOKEN", name: "admin")
+        _ = try Self.secret(publishToken, file: nil, env: "RINGSFU_PUBLISH_TOKEN", name: "publish")
+        _ = try Self.secret(playToken, file: nil, env: "RINGSFU_PLAY_TOKEN", name: "play")
+        _ = try Self.parseRoomTokens(roomTokens)
         if let address = Self.announcedAddress(announcedAddress) {
             guard address.count <= 253, address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".:-".contains($0)) }),
                   address != "0.0.0.0", address != "::" else {
                 throw ValidationError("--announced-address takes an IP address or a host name that peers can reach, not \"\(address)\"")
             }
         }
+    }
+
+    /// `--room-token ROOM:ROLE:TOKEN` values by room.
+    static func parseRoomTokens(_ values: [String]) throws -> [String: RoomTokens] {
+        var out: [String: RoomTokens] = [:]
+        for v in values {
+            let f = v.split(separator: ":", maxSplits: 2).map(String.init)
+            guard f.count == 3, Rooms.validName(f[0]), f[1] == "publish" || f[1] == "play" else {
+                throw ValidationError("--room-token takes ROOM:publish:TOKEN or ROOM:play:TOKEN, not \"\(v.prefix(40))\"")
+            }
+            let token = try secret(f[2], file: nil, env: "", name: "room")!
+            if f[1] == "publish" { out[f[0], default: RoomTokens()].publish = token } else { out[f[0], default: RoomTokens()].play = token }
+        }
+        return out
+    }
+
+    /// Where rooms' media listens: `--media-ip`, else the HTTP host when it
+    /// is an address.
+    static func mediaListenIp(_ flag: String?, host: String) -> String {
+        if let flag { return flag }
+        if host == "localhost" { return "127.0.0.1" }
+        let isAddress = host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
+        return isAddress ? host : "0.0.0.0"
     }
 
     /// The announced address from its flag or the environment.
@@ -153,12 +191,19 @@ struct Serve: AsyncParsableCommand {
         limits.allowAnyPort = allowAnyPort
         limits.allowedOrigins = allowedOrigins
         limits.announcedAddress = Self.announcedAddress(announcedAddress)
+        limits.serverTokens = RoomTokens(publish: try Self.secret(publishToken, file: nil, env: "RINGSFU_PUBLISH_TOKEN", name: "publish"),
+                                         play: try Self.secret(playToken, file: nil, env: "RINGSFU_PLAY_TOKEN", name: "play"))
+        limits.roomTokens = try Self.parseRoomTokens(roomTokens)
+        var roomLimits = Rooms.Limits()
+        roomLimits.listenIp = Self.mediaListenIp(mediaIp, host: host)
+        roomLimits.announcedAddress = limits.announcedAddress
+        let rooms = Rooms(pool: pool, limits: roomLimits)
         let connections = Connections()
         let logger = Logger(label: "ringsfu")
         let auth = "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"
         // Announced once the listener is bound (a port in use fails before).
         let listening = ListeningFlag()
-        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections) { [host, count] bound in
+        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections, rooms: rooms) { [host, count] bound in
             listening.set()
             logger.info("ringsfu serving", metadata: ["version": "\(RingSFUVersion.current)", "address": "http://\(host):\(bound)", "rpc": "ws://\(host):\(bound)/rpc",
                                                      "metrics": "http://\(host):\(bound)/metrics", "workers": "\(count)", "auth": "\(auth)"])
@@ -175,6 +220,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("shutting down")
             Task {
                 await connections.closeAll(reason: "server shutting down")
+                await rooms.endAll()
                 // Let the close frames go out before the listener stops.
                 try? await Task.sleep(for: .milliseconds(200))
                 await group.triggerGracefulShutdown()

@@ -27,6 +27,9 @@ struct ServerLimits: Sendable {
     /// The address announced for transports that bind a wildcard address
     /// and name none (the public address in front of NAT).
     var announcedAddress: String? = nil
+    /// WHIP/WHEP tokens for every room, and per room (which win).
+    var serverTokens = RoomTokens()
+    var roomTokens: [String: RoomTokens] = [:]
 }
 
 /// The open WebSocket connections, so that shutdown can tell each client
@@ -74,13 +77,15 @@ enum ClientRole: Sendable {
 }
 
 /// The HTTP side of `ringsfu serve`: the JSON-RPC WebSocket endpoint, a
-/// Prometheus `/metrics` endpoint, a health check and a small landing page.
+/// Prometheus `/metrics` endpoint, a health check, WHIP/WHEP and the demo page.
 enum ServerApp {
     static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                       logLevel: Logger.Level = .info, limits: ServerLimits = ServerLimits(),
-                      connections: Connections = Connections(),
+                      connections: Connections = Connections(), rooms: Rooms? = nil,
                       onRunning: @escaping @Sendable (_ boundPort: Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: RpcRequestContext.self)
+        router.add(middleware: WebOriginMiddleware(limits: limits))
+        WhipWhep.register(router, rooms: rooms ?? Rooms(pool: pool, limits: Rooms.Limits()), limits: limits)
         router.get("/health") { _, _ in
             // Healthy while every worker's forwarder runs: a dead worker (a
             // fatal ring error) makes the server unfit for new rooms.
@@ -100,7 +105,7 @@ enum ServerApp {
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: landingPage)))
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: DemoPage.html)))
         }
         router.ws("/rpc", shouldUpgrade: { request, _ in
             var headers = HTTPFields()
@@ -249,22 +254,6 @@ enum ServerApp {
             }
         }
     }
-
-    static let landingPage = """
-    <!doctype html>
-    <html><head><meta charset="utf-8"><title>RingSFU</title></head>
-    <body>
-    <h1>RingSFU</h1>
-    <p>JSON-RPC 2.0 control API over WebSocket at <code>/rpc</code>. See <code>doc/rpc.md</code>.</p>
-    <pre id="out">connecting...</pre>
-    <script>
-    const token = new URLSearchParams(location.search).get("token");
-    const ws = new WebSocket(`ws://${location.host}/rpc`, token ? ["ringsfu", "ringsfu.token." + token] : []);
-    ws.onopen = () => ws.send(JSON.stringify({jsonrpc: "2.0", id: 1, method: "worker.list"}));
-    ws.onmessage = (e) => { document.getElementById("out").textContent = "workers: " + e.data; };
-    </script>
-    </body></html>
-    """
 }
 
 extension String {

@@ -1,0 +1,285 @@
+import Logging
+import RingSFU
+
+/// The server's rooms: a room is a router on the least-loaded worker,
+/// created by its first session and closed with its last. Publishers
+/// (WHIP) each own a WebRtcTransport with their producers; a player (WHEP)
+/// owns a transport consuming one publisher's tracks. One WHEP session
+/// plays one publisher: a page that shows a whole room opens one per
+/// publisher, following `GET /rooms/{room}` (see doc/whip-whep.md).
+@RingSFUActor
+final class Rooms {
+    struct Limits: Sendable {
+        var maxRooms = 1000
+        var maxPublishersPerRoom = 25
+        var maxPlayersPerRoom = 500
+        /// A session whose ICE and DTLS are not up by then is ended.
+        var connectTimeout: Duration = .seconds(20)
+        /// Where transports listen and what they announce.
+        var listenIp = "127.0.0.1"
+        var announcedAddress: String? = nil
+    }
+
+    enum Role: String, Sendable { case publish, play }
+
+    /// Why a session was refused, with the HTTP status it maps to.
+    enum Refusal: Error, Sendable {
+        /// 404: no such room, publisher or session.
+        case notFound(String)
+        /// 503: a limit is reached.
+        case full(String)
+        /// 400/422: the offer cannot be used.
+        case rejected(SFUError)
+    }
+
+    /// A created session as the HTTP layer needs it.
+    struct Created: Sendable {
+        var id: String
+        var answer: String
+        var etag: String
+    }
+
+    @RingSFUActor
+    final class Session {
+        let id: String
+        let role: Role
+        let room: Room
+        let transport: WebRtcTransport
+        /// The publisher session a player plays.
+        let publisherId: String?
+        var producers: [Producer] = []
+        var consumers: [Consumer] = []
+        /// The remote's ICE username fragment: a PATCH with another one is an ICE restart.
+        var remoteUfrag: String?
+        /// Changes with our ICE credentials (RFC 9725's entity tag).
+        var etag: String { "\"\(transport.iceParameters.usernameFragment)\"" }
+
+        init(id: String, role: Role, room: Room, transport: WebRtcTransport, publisherId: String?) {
+            self.id = id
+            self.role = role
+            self.room = room
+            self.transport = transport
+            self.publisherId = publisherId
+        }
+    }
+
+    @RingSFUActor
+    final class Room {
+        let name: String
+        let router: Router
+        /// In order of arrival.
+        var publishers: [Session] = []
+        var players: [Session] = []
+        init(name: String, router: Router) {
+            self.name = name
+            self.router = router
+        }
+    }
+
+    /// What rooms offer: opus, and the video codecs browsers and OBS send.
+    static let mediaCodecs: [RtpCodecCapability] = [
+        RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
+        RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
+        RtpCodecCapability(kind: .video, mimeType: "video/VP9", clockRate: 90000, parameters: ["profile-id": 0]),
+        RtpCodecCapability(kind: .video, mimeType: "video/H264", clockRate: 90000,
+                           parameters: ["packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1]),
+        RtpCodecCapability(kind: .video, mimeType: "video/AV1", clockRate: 90000),
+    ]
+
+    let pool: WorkerPool
+    let limits: Limits
+    private(set) var rooms: [String: Room] = [:]
+    private var sessions: [String: Session] = [:]
+    private let logger = Logger(label: "ringsfu.rooms")
+
+    nonisolated init(pool: WorkerPool, limits: Limits) {
+        self.pool = pool
+        self.limits = limits
+    }
+
+    /// Room names go into URLs and logs: 1-64 of `A-Z a-z 0-9 _ - .`.
+    nonisolated static func validName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }
+    }
+
+    func session(_ id: String, room: String, role: Role) -> Session? {
+        guard let s = sessions[id], s.room.name == room, s.role == role else { return nil }
+        return s
+    }
+
+    /// A WHIP publisher: produces what the offer sends.
+    func publish(room name: String, offer: SessionDescription) throws(Refusal) -> Created {
+        let room = try openRoom(name)
+        guard room.publishers.count < limits.maxPublishersPerRoom else {
+            closeIfEmpty(room)
+            throw .full("room \(name) has its maximum of \(limits.maxPublishersPerRoom) publishers")
+        }
+        let session: Session
+        do { session = try newSession(.publish, room: room, publisherId: nil, offer: offer) } catch {
+            closeIfEmpty(room)
+            throw .rejected(error)
+        }
+        do {
+            let (answer, producers) = try session.transport.answerPublishOffer(offer, appData: ["room": .string(name), "session": .string(session.id)])
+            session.producers = producers
+            room.publishers.append(session)
+            sessions[session.id] = session
+            watch(session)
+            logger.debug("publisher joined", metadata: ["room": "\(name)", "session": "\(session.id)", "tracks": "\(producers.count)"])
+            return Created(id: session.id, answer: answer.text, etag: session.etag)
+        } catch {
+            session.transport.close()
+            closeIfEmpty(room)
+            throw .rejected(error)
+        }
+    }
+
+    /// A WHEP player of one publisher (the given one, else the room's first).
+    func play(room name: String, publisher: String?, offer: SessionDescription) throws(Refusal) -> Created {
+        guard let room = rooms[name] else { throw .notFound("room \(name) has no publisher") }
+        let source: Session?
+        if let publisher { source = room.publishers.first { $0.id == publisher } } else { source = room.publishers.first }
+        guard let source else { throw .notFound(publisher.map { "publisher \($0) is not in room \(name)" } ?? "room \(name) has no publisher") }
+        guard room.players.count < limits.maxPlayersPerRoom else {
+            throw .full("room \(name) has its maximum of \(limits.maxPlayersPerRoom) players")
+        }
+        let session: Session
+        do { session = try newSession(.play, room: room, publisherId: source.id, offer: offer) } catch { throw .rejected(error) }
+        do {
+            let (answer, consumers) = try session.transport.answerPlaybackOffer(offer, producers: source.producers, streamId: source.id)
+            session.consumers = consumers
+            room.players.append(session)
+            sessions[session.id] = session
+            watch(session)
+            return Created(id: session.id, answer: answer.text, etag: session.etag)
+        } catch {
+            session.transport.close()
+            throw .rejected(error)
+        }
+    }
+
+    /// Ends a session (DELETE, a failed connection, or its publisher left).
+    func end(_ id: String, reason: String) {
+        guard let s = sessions.removeValue(forKey: id) else { return }
+        logger.debug("session ended", metadata: ["session": "\(id)", "reason": "\(reason)"])
+        s.transport.close()
+        let room = s.room
+        room.publishers.removeAll { $0 === s }
+        room.players.removeAll { $0 === s }
+        if s.role == .publish {
+            // Its players have nothing left to play: their sessions end too
+            // (closing the transport ends the player's DTLS session).
+            for p in room.players where p.publisherId == id { end(p.id, reason: "publisher left") }
+        }
+        closeIfEmpty(room)
+    }
+
+    func endAll() {
+        for id in Array(sessions.keys) { end(id, reason: "server shutting down") }
+    }
+
+    var sessionCount: Int { sessions.count }
+
+    private func openRoom(_ name: String) throws(Refusal) -> Room {
+        if let room = rooms[name] { return room }
+        guard rooms.count < limits.maxRooms else { throw .full("the server has its maximum of \(limits.maxRooms) rooms") }
+        guard let worker = pool.leastLoaded() else { throw .full("no worker is running") }
+        let router: Router
+        do { router = try worker.createRouter(mediaCodecs: Self.mediaCodecs, appData: ["room": .string(name)]) } catch { throw .full(error.message) }
+        let room = Room(name: name, router: router)
+        rooms[name] = room
+        return room
+    }
+
+    private func closeIfEmpty(_ room: Room) {
+        guard room.publishers.isEmpty, room.players.isEmpty, rooms[room.name] === room else { return }
+        rooms[room.name] = nil
+        room.router.close()
+    }
+
+    private func newSession(_ role: Role, room: Room, publisherId: String?, offer: SessionDescription) throws(SFUError) -> Session {
+        if limits.listenIp == "0.0.0.0" || limits.listenIp == "::", limits.announcedAddress == nil {
+            throw .invalidState("media listens on \(limits.listenIp): start the server with --announced-address (the address peers reach it at) or --media-ip")
+        }
+        let listen = ["udp", "tcp"].map { TransportListenInfo(protocol: $0, ip: limits.listenIp, announcedAddress: limits.announcedAddress) }
+        let transport = try room.router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen, enableUdp: true, enableTcp: true, preferUdp: true))
+        let session = Session(id: WebRtcTransportIds.sessionId(), role: role, room: room, transport: transport, publisherId: publisherId)
+        session.remoteUfrag = offer.media.lazy.compactMap { $0.attribute("ice-ufrag") }.first ?? offer.attribute("ice-ufrag")
+        return session
+    }
+
+    /// PATCH (RFC 9725 section 4.3): an ICE restart (new remote
+    /// credentials) answers with our new credentials and candidates; a
+    /// fragment with only candidates is accepted and ignored, as an ICE-lite
+    /// server learns the remote's addresses from its checks. Nil: no restart.
+    func patch(_ id: String, room: String, role: Role, fragment: String) throws(Refusal) -> (fragment: String, etag: String)? {
+        guard let s = session(id, room: room, role: role) else { throw .notFound("no such session") }
+        var ufrag: String? = nil, pwd: String? = nil
+        for line in fragment.split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("a=ice-ufrag:") { ufrag = String(line.dropFirst(12)) }
+            if line.hasPrefix("a=ice-pwd:") { pwd = String(line.dropFirst(10)) }
+        }
+        guard let ufrag, ufrag != s.remoteUfrag else { return nil }
+        guard pwd != nil else { throw .rejected(.invalidArgument("an ICE restart needs a=ice-pwd with a=ice-ufrag")) }
+        s.remoteUfrag = ufrag
+        do {
+            let text = try s.transport.restartIceFragment()
+            return (text, s.etag)
+        } catch { throw .rejected(error) }
+    }
+
+    func session(exists id: String, room: String, role: Role) -> Bool { session(id, room: room, role: role) != nil }
+
+    func etag(_ id: String, room: String, role: Role) -> String? { session(id, room: room, role: role)?.etag }
+
+    /// The room as `GET /rooms/{room}` shows it.
+    func describe(_ name: String) -> RoomInfo {
+        guard let room = rooms[name] else { return RoomInfo(name: name, publishers: [], players: 0) }
+        return RoomInfo(name: name, publishers: room.publishers.map { p in
+            RoomInfo.Publisher(id: p.id, tracks: p.producers.filter { !$0.closed }.map { $0.kind.rawValue })
+        }, players: room.players.count)
+    }
+
+    /// Ends the session when its connection fails or closes, or when it is
+    /// not connected within the limit.
+    private func watch(_ session: Session) {
+        let id = session.id, events = session.transport.events, timeout = limits.connectTimeout
+        Task { @RingSFUActor [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard let self, let s = self.sessions[id], s.transport.dtlsState != .connected else { return }
+            self.end(id, reason: "not connected within \(timeout)")
+        }
+        Task { @RingSFUActor [weak self] in
+            for await event in events {
+                switch event {
+                case .dtlsStateChange(.failed), .dtlsStateChange(.closed): self?.end(id, reason: "DTLS closed or failed")
+                case .iceStateChange(.disconnected): self?.end(id, reason: "ICE disconnected")
+                case .routerClose: self?.end(id, reason: "router closed")
+                default: continue
+                }
+            }
+        }
+    }
+}
+
+struct RoomInfo: Codable, Sendable {
+    struct Publisher: Codable, Sendable {
+        var id: String
+        var tracks: [String]
+    }
+    var name: String
+    var publishers: [Publisher]
+    var players: Int
+}
+
+enum WebRtcTransportIds {
+    /// Session ids go into URLs: 128 random bits, hex.
+    static func sessionId() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(rng.next() as UInt64, radix: 16).leftPadded(16) }.joined()
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
