@@ -80,11 +80,15 @@ class Page:
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
-            last = await self.evaluate(expression)
+            try:
+                last = await self.evaluate(expression)
+            except AssertionError as e:  # the page is still loading
+                last = None
+                error = e
             if last:
                 return last
             await asyncio.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}")
+        raise AssertionError(f"timed out waiting for {what}: {last or locals().get('error')}")
 
     async def screenshot(self, path):
         data = await self.call("Page.captureScreenshot", format="png")
