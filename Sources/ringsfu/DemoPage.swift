@@ -27,7 +27,7 @@ enum DemoPage {
     <header>
       <h1>RingSFU</h1>
       <label>Room <input id="room" size="14"></label>
-      <button id="join">Join</button><button id="leave" disabled>Leave</button>
+      <button id="join">Join</button><button id="watch" title="See the room without publishing">Watch</button><button id="leave" disabled>Leave</button>
       <span id="status">not connected</span>
     </header>
     <div id="grid"></div>
@@ -38,7 +38,7 @@ enum DemoPage {
     const $ = (id) => document.getElementById(id);
     $("room").value = params.get("room") || "demo";
     // Everything the page knows, for people (the tiles) and for tests.
-    const demo = window.demo = { publishing: false, publisherId: null, participants: {}, error: null };
+    const demo = window.demo = { joined: false, publishing: false, publisherId: null, participants: {}, events: [], error: null };
     let local = null, publishPc = null, publishUrl = null, poller = null;
     const players = new Map(); // publisher id -> { pc, url, tile, last }
 
@@ -59,25 +59,31 @@ enum DemoPage {
       return new URL(r.headers.get("Location"), location.href).href;
     }
 
-    async function join() {
+    async function join(publish = true) {
       const room = encodeURIComponent($("room").value.trim());
-      $("join").disabled = true;
+      $("join").disabled = $("watch").disabled = true;
       try {
-        status("opening camera and microphone...");
-        local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-        publishPc = new RTCPeerConnection();
-        publishPc.addTransceiver(local.getAudioTracks()[0], { direction: "sendonly" });
-        // Two layers: viewers get the full one; the SFU can fall back to the small one.
-        publishPc.addTransceiver(local.getVideoTracks()[0], { direction: "sendonly", sendEncodings: [
-          { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 250000 }, { rid: "h", maxBitrate: 1200000 }] });
-        publishPc.onconnectionstatechange = () => status("publishing: " + publishPc.connectionState);
-        publishUrl = await negotiate(publishPc, `/whip/${room}`);
-        demo.publisherId = publishUrl.split("/").pop();
-        demo.publishing = true;
+        if (publish) await startPublishing(room);
         $("leave").disabled = false;
+        demo.joined = true;
         poller = setInterval(() => refresh(room).catch(fail), 1000);
         refresh(room).catch(fail);
-      } catch (e) { fail(e); $("join").disabled = false; }
+        if (!publish) status("watching");
+      } catch (e) { fail(e); $("join").disabled = $("watch").disabled = false; }
+    }
+
+    async function startPublishing(room) {
+      status("opening camera and microphone...");
+      local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+      publishPc = new RTCPeerConnection();
+      publishPc.addTransceiver(local.getAudioTracks()[0], { direction: "sendonly" });
+      // Two layers: viewers get the full one; the SFU can fall back to the small one.
+      publishPc.addTransceiver(local.getVideoTracks()[0], { direction: "sendonly", sendEncodings: [
+        { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 250000 }, { rid: "h", maxBitrate: 1200000 }] });
+      publishPc.onconnectionstatechange = () => status("publishing: " + publishPc.connectionState);
+      publishUrl = await negotiate(publishPc, `/whip/${room}`);
+      demo.publisherId = publishUrl.split("/").pop();
+      demo.publishing = true;
     }
 
     // Follows the room: plays new publishers, drops the ones that left.
@@ -93,6 +99,7 @@ enum DemoPage {
 
     function play(room, id) {
       const pc = new RTCPeerConnection();
+      pc.onconnectionstatechange = () => demo.events.push({ id, event: "connection:" + pc.connectionState });
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
       const tile = document.createElement("div");
@@ -104,7 +111,11 @@ enum DemoPage {
       video.muted = mine; // no echo of one's own voice
       const stream = new MediaStream();
       video.srcObject = stream;
-      pc.ontrack = (e) => { stream.addTrack(e.track); video.play().catch(() => {}); };
+      pc.ontrack = (e) => {
+        stream.addTrack(e.track);
+        for (const event of ["mute", "unmute", "ended"]) e.track.addEventListener(event, () => demo.events.push({ id, event: e.track.kind + ":" + event }));
+        video.play().catch(() => {});
+      };
       $("grid").appendChild(tile);
       const player = { pc, url: null, tile, last: null };
       players.set(id, player);
@@ -118,6 +129,7 @@ enum DemoPage {
       const player = players.get(id);
       players.delete(id);
       delete demo.participants[id];
+      demo.events.push({ id, event: "removed" });
       player.pc.close();
       player.tile.remove();
       if (player.url) fetch(player.url, { method: "DELETE", headers: headers("text/plain") }).catch(() => {});
@@ -152,13 +164,14 @@ enum DemoPage {
       if (publishPc) publishPc.close();
       if (local) local.getTracks().forEach((t) => t.stop());
       publishPc = publishUrl = local = null;
-      Object.assign(demo, { publishing: false, publisherId: null });
-      $("join").disabled = false;
+      Object.assign(demo, { joined: false, publishing: false, publisherId: null });
+      $("join").disabled = $("watch").disabled = false;
       $("leave").disabled = true;
       status("left");
     }
 
-    $("join").onclick = join;
+    $("join").onclick = () => join(true);
+    $("watch").onclick = () => join(false);
     $("leave").onclick = leave;
     // Closing the tab leaves the room at once (the server would notice within seconds anyway).
     window.addEventListener("pagehide", () => {
@@ -166,7 +179,8 @@ enum DemoPage {
         if (url) fetch(url, { method: "DELETE", keepalive: true, headers: headers("text/plain") }).catch(() => {});
       }
     });
-    if (params.get("autojoin") === "1") join();
+    if (params.get("autojoin") === "1") join(true);
+    if (params.get("autowatch") === "1") join(false);
     </script>
     </body></html>
     """#
