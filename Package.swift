@@ -85,7 +85,7 @@ let package = Package(
         // scripts/fuzz.sh), otherwise a replayer of saved inputs.
         .executableTarget(
             name: "RingSFUFuzz",
-            dependencies: ["RingSFUForwarder", "RingSFUCShims"],
+            dependencies: ["RingSFU", "RingSFUForwarder", "RingSFUCShims"],
             path: "Tests/Fuzz",
             exclude: ["corpus"]
         ),

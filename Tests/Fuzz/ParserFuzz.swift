@@ -22,7 +22,11 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     defer { buffer.deallocate() }
     if count > 0 { buffer.copyMemory(from: input.baseAddress! + 1, byteCount: count) }
     _ = PacketClass.classify(buffer, count: count)
-    // 240 and up: the stateful units, driven by operation sequences.
+    // 220-239: SDP; 240 and up: the stateful units, driven by operation sequences.
+    if (220..<240).contains(first) {
+        sdp(buffer, count)
+        return
+    }
     if first >= 240 {
         switch first % 3 {
         case 0: rewriter(buffer, count)

@@ -10,7 +10,8 @@ public enum SdpMapping {
         let sections = offer.media.filter(\.isActive)
         var fingerprints: [DtlsFingerprint] = []
         do {
-            for m in sections { fingerprints += try m.fingerprints() }
+            // Bundled sections repeat the same fingerprint: the first section's count.
+            for m in sections where fingerprints.isEmpty { fingerprints = try m.fingerprints() }
             if fingerprints.isEmpty {
                 fingerprints = try SdpMedia(kind: "", port: 0, proto: "", formats: [], attributes: offer.attributes).fingerprints()
             }
