@@ -102,6 +102,8 @@ struct SdpTests {
         ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nx=1\r\n", 5, "unknown line type"),
         ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nnonsense\r\n", 5, "<type>=<value>"),
         ("v=0\r\ns=-\r\nt=0 0\r\n", 0, "missing o="),
+        ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0\u{0}0\r\n", 4, "control character"),
+        ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r \n", 5, "control character"),
     ] as [(String, Int, String)])
     func rejectsMalformedDescriptions(_ text: String, line: Int, words: String) {
         #expect {

@@ -111,6 +111,11 @@ public struct SessionDescription: Sendable, Hashable {
             if line.last == "\r" { line = line.dropLast() }
             if line.isEmpty { continue } // the trailing line end, or a stray blank line
             guard line.utf8.count <= limits.maxLineLength else { throw SdpError(line: lineNumber, "line longer than \(limits.maxLineLength) bytes") }
+            // No control characters but tab: a stray CR or NUL would not
+            // survive writing the description back out.
+            guard !line.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+                throw SdpError(line: lineNumber, "control character in the line")
+            }
             let bytes = line.utf8
             guard bytes.count >= 2, bytes[bytes.index(after: bytes.startIndex)] == UInt8(ascii: "=") else {
                 throw SdpError(line: lineNumber, "expected <type>=<value>")
