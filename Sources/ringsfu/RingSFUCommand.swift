@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Configuration
 import Foundation
 import Logging
 import Metrics
@@ -20,13 +21,22 @@ struct RingSFUCommand: AsyncParsableCommand {
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the SFU with its JSON-RPC control API over WebSocket (/rpc).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the SFU: rooms over WHIP/WHEP, the demo page at /, and the JSON-RPC control API over WebSocket (/rpc).",
+        discussion: """
+        Every setting is a flag, a RINGSFU_* environment variable and a key of the JSON file given with \
+        --config, in that order of precedence: --rtc-min-port, RINGSFU_RTC_MIN_PORT and "rtcMinPort" \
+        are one setting. Lists are JSON arrays in the file and comma-separated in variables.
+        """)
 
-    @Option(help: "Address the HTTP/WebSocket control server listens on.")
-    var host = "127.0.0.1"
+    @Option(help: "JSON configuration file (keys: the flags' names in camelCase).")
+    var config: String?
 
-    @Option(help: "Port of the HTTP/WebSocket control server.")
-    var port = 8080
+    @Option(help: "Address the HTTP/WebSocket server listens on (default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port of the HTTP/WebSocket server (default 8080).")
+    var port: Int?
 
     @Option(help: "Number of forwarder workers (default: one per core).")
     var workers: Int?
@@ -34,37 +44,37 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Pin worker i to CPU i.")
     var pin = false
 
-    @Option(help: "Lowest UDP port for media.")
-    var rtcMinPort = 10000
+    @Option(help: "Lowest UDP/TCP port for media (default 10000).")
+    var rtcMinPort: Int?
 
-    @Option(help: "Highest UDP port for media.")
-    var rtcMaxPort = 59999
+    @Option(help: "Highest UDP/TCP port for media (default 59999).")
+    var rtcMaxPort: Int?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (or mediasoup's warn, none).")
-    var logLevel = "info"
+    @Option(help: "Log level: trace, debug, info (default), notice, warning, error, critical (or mediasoup's warn, none).")
+    var logLevel: String?
 
-    @Option(help: "Secret clients present to use /rpc (Authorization: Bearer, a ringsfu.token.<secret> subprotocol, or ?token=). Also RINGSFU_API_TOKEN. Without one the server listens on loopback only.")
+    @Option(help: "Secret clients present to use /rpc (Authorization: Bearer, a ringsfu.token.<secret> subprotocol, or ?token=); also accepted for WHIP/WHEP. Without one the server listens on loopback only.")
     var apiToken: String?
 
     @Option(help: "File holding the API secret (first line).")
     var apiTokenFile: String?
 
-    @Option(help: "Secret of the admin, who sees and acts on every client's entities and the workers. Also RINGSFU_ADMIN_TOKEN.")
+    @Option(help: "Secret of the admin, who sees and acts on every client's entities and the workers.")
     var adminToken: String?
 
     @Option(help: "File holding the admin secret (first line).")
     var adminTokenFile: String?
 
-    @Option(help: "Largest WebSocket message a client may send, in bytes.")
-    var maxMessageBytes = 4 << 20
+    @Option(help: "Largest WebSocket message a client may send, in bytes (default 4 MiB).")
+    var maxMessageBytes: Int?
 
-    @Option(help: "Bytes of responses and notifications queued for a client that does not read before it is disconnected.")
-    var maxQueuedBytes = 16 << 20
+    @Option(help: "Bytes of responses and notifications queued for a client that does not read before it is disconnected (default 16 MiB).")
+    var maxQueuedBytes: Int?
 
     @Flag(help: "Let clients bind media ports outside --rtc-min-port..--rtc-max-port (and below 1024).")
     var allowAnyPort = false
 
-    @Option(name: .customLong("allowed-origin"), help: "A web origin (scheme://host[:port]) whose pages may open /rpc besides the server's own; repeatable; * allows any. Clients that are not browsers send no Origin and are not affected.")
+    @Option(name: .customLong("allowed-origin"), help: "A web origin (scheme://host[:port]) whose pages may use /rpc, WHIP/WHEP and /rooms besides the server's own; repeatable; * allows any. Clients that are not browsers send no Origin and are not affected.")
     var allowedOrigins: [String] = []
 
     @Option(help: "PEM file of the DTLS certificate (with --dtls-private-key-file): one fingerprint for every worker and across restarts. Default: a self-signed ECDSA P-256 certificate per worker.")
@@ -73,100 +83,71 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM file of the DTLS certificate's private key.")
     var dtlsPrivateKeyFile: String?
 
-    @Option(help: "Address announced to peers (ICE candidates, transport tuples) for transports that bind a wildcard address (0.0.0.0 or ::) and name none: the public address in front of NAT. Also RINGSFU_ANNOUNCED_ADDRESS.")
+    @Option(help: "PEM certificate (chain) for HTTPS and WSS on the HTTP port, with --tls-private-key-file.")
+    var tlsCertificateFile: String?
+
+    @Option(help: "PEM private key of --tls-certificate-file.")
+    var tlsPrivateKeyFile: String?
+
+    @Option(help: "Address announced to peers (ICE candidates, transport tuples) for transports that bind a wildcard address (0.0.0.0 or ::) and name none: the public address in front of NAT.")
     var announcedAddress: String?
 
     @Option(help: "Address the rooms' WHIP/WHEP media transports listen on (default: --host when it is an IP address, else 0.0.0.0, which needs --announced-address).")
     var mediaIp: String?
 
-    @Option(help: "Bearer token WHIP publishers present, in every room without a token of its own. Also RINGSFU_PUBLISH_TOKEN.")
+    @Option(help: "Bearer token WHIP publishers present, in every room without a token of its own.")
     var publishToken: String?
 
-    @Option(help: "Bearer token WHEP players (and GET /rooms) present, in every room without a token of its own. Also RINGSFU_PLAY_TOKEN.")
+    @Option(help: "Bearer token WHEP players (and GET /rooms) present, in every room without a token of its own.")
     var playToken: String?
 
     @Option(name: .customLong("room-token"), help: "A room's own token: ROOM:publish:TOKEN or ROOM:play:TOKEN; repeatable.")
     var roomTokens: [String] = []
 
-    @Option(help: "ICE-TCP connections each worker holds at once.")
-    var maxTcpConnections = 128
+    @Option(help: "ICE-TCP connections each worker holds at once (default 128).")
+    var maxTcpConnections: Int?
 
-    @Option(help: "Seconds a graceful shutdown (SIGTERM/SIGINT) may take before the server stops anyway; a second signal exits at once.")
-    var shutdownTimeout = 5
+    @Option(help: "Seconds a graceful shutdown (SIGTERM/SIGINT) may take before the server stops anyway (default 5); a second signal exits at once.")
+    var shutdownTimeout: Int?
 
-    func validate() throws {
-        do { _ = try Worker.logLevel(named: logLevel) } catch { throw ValidationError(error.message) }
-        guard maxMessageBytes >= 1024, maxQueuedBytes >= maxMessageBytes else {
-            throw ValidationError("--max-message-bytes must be at least 1024 and --max-queued-bytes at least as large")
+    /// The flags given, as configuration values (flags win over the rest).
+    var flagValues: [AbsoluteConfigKey: ConfigValue] {
+        var v: [AbsoluteConfigKey: ConfigValue] = [:]
+        func put(_ key: String, _ content: ConfigContent?, secret: Bool = false) {
+            if let content { v[AbsoluteConfigKey(stringLiteral: key)] = ConfigValue(content, isSecret: secret) }
         }
-        guard (1...300).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout takes 1 to 300 seconds") }
-        let secret = try Self.secret(apiToken, file: apiTokenFile, env: "RINGSFU_API_TOKEN", name: "API")
-        if secret == nil, !Self.isLoopback(host) {
-            throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
-        }
-        _ = try Self.secret(adminToken, file: adminTokenFile, env: "RINGSFU_ADMIN_TOKEN", name: "admin")
-        _ = try Self.secret(publishToken, file: nil, env: "RINGSFU_PUBLISH_TOKEN", name: "publish")
-        _ = try Self.secret(playToken, file: nil, env: "RINGSFU_PLAY_TOKEN", name: "play")
-        _ = try Self.parseRoomTokens(roomTokens)
-        if let address = Self.announcedAddress(announcedAddress) {
-            guard address.count <= 253, address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".:-".contains($0)) }),
-                  address != "0.0.0.0", address != "::" else {
-                throw ValidationError("--announced-address takes an IP address or a host name that peers can reach, not \"\(address)\"")
-            }
-        }
-    }
-
-    /// `--room-token ROOM:ROLE:TOKEN` values by room.
-    static func parseRoomTokens(_ values: [String]) throws -> [String: RoomTokens] {
-        var out: [String: RoomTokens] = [:]
-        for v in values {
-            let f = v.split(separator: ":", maxSplits: 2).map(String.init)
-            guard f.count == 3, Rooms.validName(f[0]), f[1] == "publish" || f[1] == "play" else {
-                throw ValidationError("--room-token takes ROOM:publish:TOKEN or ROOM:play:TOKEN, not \"\(v.prefix(40))\"")
-            }
-            let token = try secret(f[2], file: nil, env: "", name: "room")!
-            if f[1] == "publish" { out[f[0], default: RoomTokens()].publish = token } else { out[f[0], default: RoomTokens()].play = token }
-        }
-        return out
-    }
-
-    /// Where rooms' media listens: `--media-ip`, else the HTTP host when it
-    /// is an address.
-    static func mediaListenIp(_ flag: String?, host: String) -> String {
-        if let flag { return flag }
-        if host == "localhost" { return "127.0.0.1" }
-        let isAddress = host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
-        return isAddress ? host : "0.0.0.0"
-    }
-
-    /// The announced address from its flag or the environment.
-    static func announcedAddress(_ flag: String?) -> String? {
-        guard let value = (flag ?? ProcessInfo.processInfo.environment["RINGSFU_ANNOUNCED_ADDRESS"])?.trimmingSpaces, !value.isEmpty else { return nil }
-        return value
-    }
-
-    /// A secret from its flag, its file or the environment, in that order.
-    static func secret(_ flag: String?, file: String?, env: String, name: String) throws -> String? {
-        var value = flag
-        if value == nil, let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read the \(name) token file \(file)") }
-            value = text.split(whereSeparator: \.isNewline).first.map(String.init)
-        }
-        if value == nil { value = ProcessInfo.processInfo.environment[env] }
-        guard let secret = value?.trimmingSpaces, !secret.isEmpty else { return nil }
-        guard secret.count >= 16 else { throw ValidationError("the \(name) token must be at least 16 characters") }
-        guard secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._~".contains($0)) }) else {
-            throw ValidationError("the \(name) token may hold letters, digits and - . _ ~ only (it travels in a header, a subprotocol and a URL)")
-        }
-        return secret
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        put("host", host.map(ConfigContent.string))
+        put("port", port.map(ConfigContent.int))
+        put("workers", workers.map(ConfigContent.int))
+        put("pin", pin ? .bool(true) : nil)
+        put("rtcMinPort", rtcMinPort.map(ConfigContent.int))
+        put("rtcMaxPort", rtcMaxPort.map(ConfigContent.int))
+        put("logLevel", logLevel.map(ConfigContent.string))
+        put("apiToken", apiToken.map(ConfigContent.string), secret: true)
+        put("apiTokenFile", apiTokenFile.map(ConfigContent.string))
+        put("adminToken", adminToken.map(ConfigContent.string), secret: true)
+        put("adminTokenFile", adminTokenFile.map(ConfigContent.string))
+        put("maxMessageBytes", maxMessageBytes.map(ConfigContent.int))
+        put("maxQueuedBytes", maxQueuedBytes.map(ConfigContent.int))
+        put("allowAnyPort", allowAnyPort ? .bool(true) : nil)
+        put("allowedOrigins", allowedOrigins.isEmpty ? nil : .stringArray(allowedOrigins))
+        put("dtlsCertificateFile", dtlsCertificateFile.map(ConfigContent.string))
+        put("dtlsPrivateKeyFile", dtlsPrivateKeyFile.map(ConfigContent.string))
+        put("tlsCertificateFile", tlsCertificateFile.map(ConfigContent.string))
+        put("tlsPrivateKeyFile", tlsPrivateKeyFile.map(ConfigContent.string))
+        put("announcedAddress", announcedAddress.map(ConfigContent.string))
+        put("mediaIp", mediaIp.map(ConfigContent.string))
+        put("publishToken", publishToken.map(ConfigContent.string), secret: true)
+        put("playToken", playToken.map(ConfigContent.string), secret: true)
+        put("roomTokens", roomTokens.isEmpty ? nil : .stringArray(roomTokens), secret: true)
+        put("maxTcpConnections", maxTcpConnections.map(ConfigContent.int))
+        put("shutdownTimeout", shutdownTimeout.map(ConfigContent.int))
+        return v
     }
 
     func run() async throws {
-        let level = try Worker.logLevel(named: logLevel)
+        let s = try await ServeSettings.resolve(flags: flagValues, environment: ProcessInfo.processInfo.environment, configFile: config)
+        let level = try Worker.logLevel(named: s.logLevel)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -176,37 +157,41 @@ struct Serve: AsyncParsableCommand {
         // /metrics exposes it.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let count = workers ?? max(1, System.coreCount)
+        let count = s.workers ?? max(1, System.coreCount)
         let pool = await WorkerPool()
-        var settings = WorkerSettings(logLevel: logLevel, rtcMinPort: rtcMinPort, rtcMaxPort: rtcMaxPort)
-        settings.maxTcpConnections = maxTcpConnections
-        settings.dtlsCertificateFile = dtlsCertificateFile
-        settings.dtlsPrivateKeyFile = dtlsPrivateKeyFile
-        try await pool.start(count: count, settings: settings, pin: pin)
+        var settings = WorkerSettings(logLevel: s.logLevel, rtcMinPort: s.rtcMinPort, rtcMaxPort: s.rtcMaxPort)
+        settings.maxTcpConnections = s.maxTcpConnections
+        settings.dtlsCertificateFile = s.dtlsCertificateFile
+        settings.dtlsPrivateKeyFile = s.dtlsPrivateKeyFile
+        try await pool.start(count: count, settings: settings, pin: s.pin)
         var limits = ServerLimits()
-        limits.apiToken = try Self.secret(apiToken, file: apiTokenFile, env: "RINGSFU_API_TOKEN", name: "API")
-        limits.adminToken = try Self.secret(adminToken, file: adminTokenFile, env: "RINGSFU_ADMIN_TOKEN", name: "admin")
-        limits.maxMessageBytes = maxMessageBytes
-        limits.maxQueuedBytes = maxQueuedBytes
-        limits.allowAnyPort = allowAnyPort
-        limits.allowedOrigins = allowedOrigins
-        limits.announcedAddress = Self.announcedAddress(announcedAddress)
-        limits.serverTokens = RoomTokens(publish: try Self.secret(publishToken, file: nil, env: "RINGSFU_PUBLISH_TOKEN", name: "publish"),
-                                         play: try Self.secret(playToken, file: nil, env: "RINGSFU_PLAY_TOKEN", name: "play"))
-        limits.roomTokens = try Self.parseRoomTokens(roomTokens)
+        limits.apiToken = s.apiToken
+        limits.adminToken = s.adminToken
+        limits.maxMessageBytes = s.maxMessageBytes
+        limits.maxQueuedBytes = s.maxQueuedBytes
+        limits.allowAnyPort = s.allowAnyPort
+        limits.allowedOrigins = s.allowedOrigins
+        limits.announcedAddress = s.announcedAddress
+        limits.serverTokens = RoomTokens(publish: s.publishToken, play: s.playToken)
+        limits.roomTokens = s.roomTokens
         var roomLimits = Rooms.Limits()
-        roomLimits.listenIp = Self.mediaListenIp(mediaIp, host: host)
-        roomLimits.announcedAddress = limits.announcedAddress
+        roomLimits.listenIp = s.mediaListenIp
+        roomLimits.announcedAddress = s.announcedAddress
         let rooms = Rooms(pool: pool, limits: roomLimits)
+        let host = s.host, port = s.port, shutdownTimeout = s.shutdownTimeout
         let connections = Connections()
         let logger = Logger(label: "ringsfu")
         let auth = "\(limits.apiToken == nil ? "none (loopback only)" : "API token")\(limits.adminToken == nil ? "" : ", admin token")"
         // Announced once the listener is bound (a port in use fails before).
         let listening = ListeningFlag()
-        let app = ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections, rooms: rooms) { [host, count] bound in
+        let tls = try s.tlsConfiguration()
+        let readiness = Readiness()
+        let scheme = tls == nil ? "http" : "https", ws = tls == nil ? "ws" : "wss"
+        let app = try ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections,
+                                      rooms: rooms, tls: tls, readiness: readiness) { [host, count] bound in
             listening.set()
-            logger.info("ringsfu serving", metadata: ["version": "\(RingSFUVersion.current)", "address": "http://\(host):\(bound)", "rpc": "ws://\(host):\(bound)/rpc",
-                                                     "metrics": "http://\(host):\(bound)/metrics", "workers": "\(count)", "auth": "\(auth)"])
+            logger.info("ringsfu serving", metadata: ["version": "\(RingSFUVersion.current)", "address": "\(scheme)://\(host):\(bound)", "rpc": "\(ws)://\(host):\(bound)/rpc",
+                                                     "metrics": "\(scheme)://\(host):\(bound)/metrics", "workers": "\(count)", "auth": "\(auth)"])
         }
         // SIGTERM/SIGINT: close every client with 1001 and the reason (its
         // entities close as on any disconnect), stop the HTTP server, then
@@ -218,6 +203,7 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(configuration: config)
         ShutdownSignals.install {
             logger.info("shutting down")
+            readiness.drain()
             Task {
                 await connections.closeAll(reason: "server shutting down")
                 await rooms.endAll()

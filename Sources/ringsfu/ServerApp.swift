@@ -1,10 +1,13 @@
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Prometheus
 import RingSFU
 import ServiceLifecycle
+import Synchronization
 
 /// What the control API accepts and how much a client may cost.
 struct ServerLimits: Sendable {
@@ -81,8 +84,9 @@ enum ClientRole: Sendable {
 enum ServerApp {
     static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                       logLevel: Logger.Level = .info, limits: ServerLimits = ServerLimits(),
-                      connections: Connections = Connections(), rooms: Rooms? = nil,
-                      onRunning: @escaping @Sendable (_ boundPort: Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+                      connections: Connections = Connections(), rooms: Rooms? = nil, tls: TLSConfiguration? = nil,
+                      readiness: Readiness = Readiness(),
+                      onRunning: @escaping @Sendable (_ boundPort: Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: RpcRequestContext.self)
         router.add(middleware: WebOriginMiddleware(limits: limits))
         WhipWhep.register(router, rooms: rooms ?? Rooms(pool: pool, limits: Rooms.Limits()), limits: limits)
@@ -94,6 +98,15 @@ enum ServerApp {
             let body = "{\"status\":\"\(dead.isEmpty ? "ok" : "degraded")\",\"workers\":\(workers.count),\"deadWorkers\":\(dead.count),\"version\":\"\(RingSFUVersion.current)\"}"
             return Response(status: dead.isEmpty && !workers.isEmpty ? .ok : .serviceUnavailable,
                             headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("/ready") { _, _ in
+            // Ready for new sessions: not shutting down and a worker to put
+            // them on (a load balancer stops sending clients otherwise).
+            let live = await Health.liveWorkers(pool.workers)
+            let ready = !readiness.draining && live > 0
+            let reason = readiness.draining ? "shutting down" : live == 0 ? "no live worker" : "ready"
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"\(reason)\",\"liveWorkers\":\(live)}")))
         }
         let factory = PrometheusMetricsFactory(registry: metrics)
         router.get("/metrics") { _, _ in
@@ -130,10 +143,12 @@ enum ServerApp {
         }
         var logger = Logger(label: "ringsfu.http")
         logger.logLevel = logLevel
+        let plain = HTTPServerBuilder.http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(
+            maxFrameSize: limits.maxMessageBytes, closeTimeout: limits.closeTimeout, validateUTF8: true)))
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(
-                maxFrameSize: limits.maxMessageBytes, closeTimeout: limits.closeTimeout, validateUTF8: true))),
+            // HTTPS and WSS on the same port when a certificate is given.
+            server: try tls.map { try HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain,
             configuration: .init(address: .hostname(host, port: port)),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger
@@ -271,4 +286,17 @@ enum Health {
     static func deadWorkers(_ workers: [Worker]) -> [Worker] {
         workers.filter { $0.died || $0.closed }
     }
+
+    @RingSFUActor
+    static func liveWorkers(_ workers: [Worker]) -> Int {
+        workers.count { !$0.died && !$0.closed }
+    }
+}
+
+/// Whether the server takes new sessions: set to draining when a graceful
+/// shutdown starts, so that `/ready` turns 503 before the listener stops.
+final class Readiness: Sendable {
+    private let state = Mutex(false)
+    func drain() { state.withLock { $0 = true } }
+    var draining: Bool { state.withLock { $0 } }
 }

@@ -319,7 +319,7 @@ struct RpcSecurityTests {
         let pool = await WorkerPool()
         try await pool.start(count: 1, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 16, maxProducers: 16, maxConsumers: 16))
         let port = RpcTests().freePort()
-        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning, limits: limits, connections: connections)
+        let app = try ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning, limits: limits, connections: connections)
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
         defer { server.cancel() }
         try await Task.sleep(for: .milliseconds(300))

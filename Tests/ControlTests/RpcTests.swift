@@ -75,7 +75,7 @@ struct RpcTests {
         let pool = await WorkerPool()
         try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 64, maxProducers: 64, maxConsumers: 256))
         let port = freePort()
-        let app = ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning, limits: limits)
+        let app = try ServerApp.build(host: "127.0.0.1", port: port, pool: pool, logLevel: .warning, limits: limits)
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
         try await Task.sleep(for: .milliseconds(300))
         return (pool, port, server)

@@ -1,0 +1,186 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import HummingbirdTLS
+import RingSFU
+
+/// Everything `ringsfu serve` runs with, resolved from (highest first)
+/// command-line flags, `RINGSFU_*` environment variables and a JSON
+/// configuration file (`--config`). One name per setting: the flag
+/// `--rtc-min-port` is the file's `"rtcMinPort"` and `RINGSFU_RTC_MIN_PORT`.
+struct ServeSettings: Sendable {
+    var host = "127.0.0.1"
+    var port = 8080
+    var workers: Int? = nil
+    var pin = false
+    var rtcMinPort = 10000
+    var rtcMaxPort = 59999
+    var logLevel = "info"
+    var apiToken: String? = nil
+    var adminToken: String? = nil
+    var maxMessageBytes = 4 << 20
+    var maxQueuedBytes = 16 << 20
+    var allowAnyPort = false
+    var allowedOrigins: [String] = []
+    var dtlsCertificateFile: String? = nil
+    var dtlsPrivateKeyFile: String? = nil
+    var tlsCertificateFile: String? = nil
+    var tlsPrivateKeyFile: String? = nil
+    var announcedAddress: String? = nil
+    var mediaIp: String? = nil
+    var publishToken: String? = nil
+    var playToken: String? = nil
+    var roomTokens: [String: RoomTokens] = [:]
+    var maxTcpConnections = 128
+    var shutdownTimeout = 5
+
+    /// Reads every setting; throws a `ValidationError` naming the setting
+    /// and its three spellings on a value of the wrong type or out of range.
+    static func resolve(flags: [AbsoluteConfigKey: ConfigValue], environment: [String: String], configFile: String?) async throws -> ServeSettings {
+        // RINGSFU_RTC_MIN_PORT is the key rtcMinPort (the provider maps camelCase to SNAKE_CASE).
+        var env: [String: String] = [:]
+        for (k, v) in environment where k.hasPrefix("RINGSFU_") { env[String(k.dropFirst(8))] = v }
+        var providers: [any ConfigProvider] = [InMemoryProvider(name: "flags", values: flags), EnvironmentVariablesProvider(environmentVariables: env)]
+        if let configFile {
+            guard FileManager.default.fileExists(atPath: configFile) else { throw ValidationError("the configuration file \(configFile) does not exist") }
+            let path = ConfigReader(provider: InMemoryProvider(values: ["filePath": ConfigValue(.string(configFile), isSecret: false)]))
+            do { providers.append(try await FileProvider<JSONSnapshot>(config: path)) } catch {
+                throw ValidationError("cannot read the configuration file \(configFile): \(error)")
+            }
+        }
+        let r = ConfigReader(providers: providers)
+        var s = ServeSettings()
+        func read<T>(_ key: String, _ optional: (ConfigKey) -> T?, _ required: (ConfigKey) throws -> T) throws -> T? {
+            if let v = optional(ConfigKey(key)) { return v }
+            do { return try required(ConfigKey(key)) } catch {
+                if String(describing: error).hasPrefix("Missing required config value") { return nil }
+                throw ValidationError("setting \(spellings(key)) has a value of the wrong type: \(error)")
+            }
+        }
+        func string(_ k: String, secret: Bool = false) throws -> String? {
+            try read(k, { r.string(forKey: $0, isSecret: secret) }, { try r.requiredString(forKey: $0, isSecret: secret) }).flatMap { $0.trimmingSpaces.isEmpty ? nil : $0.trimmingSpaces }
+        }
+        func int(_ k: String) throws -> Int? { try read(k, { r.int(forKey: $0) }, { try r.requiredInt(forKey: $0) }) }
+        func bool(_ k: String) throws -> Bool? { try read(k, { r.bool(forKey: $0) }, { try r.requiredBool(forKey: $0) }) }
+        func strings(_ k: String, secret: Bool = false) throws -> [String]? {
+            try read(k, { r.stringArray(forKey: $0, isSecret: secret) }, { try r.requiredStringArray(forKey: $0, isSecret: secret) })
+        }
+        s.host = try string("host") ?? s.host
+        s.port = try int("port") ?? s.port
+        s.workers = try int("workers")
+        s.pin = try bool("pin") ?? s.pin
+        s.rtcMinPort = try int("rtcMinPort") ?? s.rtcMinPort
+        s.rtcMaxPort = try int("rtcMaxPort") ?? s.rtcMaxPort
+        s.logLevel = try string("logLevel") ?? s.logLevel
+        s.apiToken = try secret(string("apiToken", secret: true), file: string("apiTokenFile"), name: "apiToken")
+        s.adminToken = try secret(string("adminToken", secret: true), file: string("adminTokenFile"), name: "adminToken")
+        s.maxMessageBytes = try int("maxMessageBytes") ?? s.maxMessageBytes
+        s.maxQueuedBytes = try int("maxQueuedBytes") ?? s.maxQueuedBytes
+        s.allowAnyPort = try bool("allowAnyPort") ?? s.allowAnyPort
+        s.allowedOrigins = try strings("allowedOrigins") ?? []
+        s.dtlsCertificateFile = try string("dtlsCertificateFile")
+        s.dtlsPrivateKeyFile = try string("dtlsPrivateKeyFile")
+        s.tlsCertificateFile = try string("tlsCertificateFile")
+        s.tlsPrivateKeyFile = try string("tlsPrivateKeyFile")
+        s.announcedAddress = try string("announcedAddress")
+        s.mediaIp = try string("mediaIp")
+        s.publishToken = try secret(string("publishToken", secret: true), file: nil, name: "publishToken")
+        s.playToken = try secret(string("playToken", secret: true), file: nil, name: "playToken")
+        s.roomTokens = try parseRoomTokens(strings("roomTokens", secret: true) ?? [])
+        s.maxTcpConnections = try int("maxTcpConnections") ?? s.maxTcpConnections
+        s.shutdownTimeout = try int("shutdownTimeout") ?? s.shutdownTimeout
+        try s.validate()
+        return s
+    }
+
+    /// `rtcMinPort` as a flag, a variable and a file key.
+    static func spellings(_ key: String) -> String {
+        var kebab = "", snake = ""
+        for c in key {
+            if c.isUppercase { kebab += "-"; snake += "_" }
+            kebab += c.lowercased()
+            snake += c.uppercased()
+        }
+        return "--\(kebab) / RINGSFU_\(snake) / \"\(key)\""
+    }
+
+    func validate() throws {
+        do { _ = try Worker.logLevel(named: logLevel) } catch { throw ValidationError(error.message) }
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("port must be 0 to 65535") }
+        guard (1024...65535).contains(rtcMinPort), rtcMinPort <= rtcMaxPort, rtcMaxPort <= 65535 else {
+            throw ValidationError("rtc ports: --rtc-min-port must be from 1024 and at most --rtc-max-port (up to 65535)")
+        }
+        if let workers, !(1...256).contains(workers) { throw ValidationError("--workers takes 1 to 256") }
+        guard maxMessageBytes >= 1024, maxQueuedBytes >= maxMessageBytes else {
+            throw ValidationError("--max-message-bytes must be at least 1024 and --max-queued-bytes at least as large")
+        }
+        guard (1...300).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout takes 1 to 300 seconds") }
+        if apiToken == nil, !Self.isLoopback(host) {
+            throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
+        }
+        if let address = announcedAddress {
+            guard address.count <= 253, address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".:-".contains($0)) }),
+                  address != "0.0.0.0", address != "::" else {
+                throw ValidationError("--announced-address takes an IP address or a host name that peers can reach, not \"\(address)\"")
+            }
+        }
+        guard (tlsCertificateFile == nil) == (tlsPrivateKeyFile == nil) else {
+            throw ValidationError("--tls-certificate-file and --tls-private-key-file go together")
+        }
+    }
+
+    /// A secret from its value or its file (first line): 16+ characters of
+    /// letters, digits and `-._~` (it travels in headers, subprotocols and URLs).
+    static func secret(_ value: String?, file: String?, name: String) throws -> String? {
+        var value = value
+        if value == nil, let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read the \(spellings(name)) file \(file)") }
+            value = text.split(whereSeparator: \.isNewline).first.map { String($0).trimmingSpaces }
+        }
+        guard let secret = value, !secret.isEmpty else { return nil }
+        guard secret.count >= 16 else { throw ValidationError("the \(spellings(name)) token must be at least 16 characters") }
+        guard secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._~".contains($0)) }) else {
+            throw ValidationError("the \(spellings(name)) token may hold letters, digits and - . _ ~ only (it travels in a header, a subprotocol and a URL)")
+        }
+        return secret
+    }
+
+    /// `ROOM:publish:TOKEN` / `ROOM:play:TOKEN` values by room.
+    static func parseRoomTokens(_ values: [String]) throws -> [String: RoomTokens] {
+        var out: [String: RoomTokens] = [:]
+        for v in values {
+            let f = v.split(separator: ":", maxSplits: 2).map(String.init)
+            guard f.count == 3, Rooms.validName(f[0]), f[1] == "publish" || f[1] == "play" else {
+                throw ValidationError("--room-token takes ROOM:publish:TOKEN or ROOM:play:TOKEN, not \"\(v.prefix(40))\"")
+            }
+            let token = try secret(f[2], file: nil, name: "roomTokens")
+            if f[1] == "publish" { out[f[0], default: RoomTokens()].publish = token } else { out[f[0], default: RoomTokens()].play = token }
+        }
+        return out
+    }
+
+    /// The HTTPS/WSS configuration from the PEM files, nil without them.
+    func tlsConfiguration() throws -> TLSConfiguration? {
+        guard let tlsCertificateFile, let tlsPrivateKeyFile else { return nil }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(tlsCertificateFile)
+            let key = try NIOSSLPrivateKey(file: tlsPrivateKeyFile, format: .pem)
+            return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        } catch {
+            throw ValidationError("cannot load the TLS certificate \(tlsCertificateFile) and key \(tlsPrivateKeyFile): \(error)")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Where rooms' media listens: `mediaIp`, else the HTTP host when it is
+    /// an address.
+    var mediaListenIp: String {
+        if let mediaIp { return mediaIp }
+        if host == "localhost" { return "127.0.0.1" }
+        let isAddress = host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
+        return isAddress ? host : "0.0.0.0"
+    }
+}
