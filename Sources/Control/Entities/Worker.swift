@@ -53,7 +53,8 @@ public final class Worker {
             throw .invalidArgument("invalid rtcMinPort/rtcMaxPort \(minPort)-\(maxPort)")
         }
         if let cpu = settings.cpu, cpu < 0 { throw .invalidArgument("invalid cpu \(cpu)") }
-        let level = try logLevel(named: settings.logLevel)
+        // No level given: the application's logging decides (its LogHandler's level).
+        let level = try settings.logLevel.map { name throws(SFUError) in try logLevel(named: name) }
         var fs = ForwarderSettings()
         fs.cpu = settings.cpu
         if settings.gso == false { fs.maxSegmentsPerSend = 1 }
@@ -117,14 +118,14 @@ public final class Worker {
         return worker
     }
 
-    init(settings: WorkerSettings, forwarder: ForwarderWorker, portRange: ClosedRange<UInt16>, logLevel: Logger.Level) {
+    init(settings: WorkerSettings, forwarder: ForwarderWorker, portRange: ClosedRange<UInt16>, logLevel: Logger.Level?) {
         id = UUID().uuidString.lowercased()
         self.settings = settings
         self.forwarder = forwarder
         self.portRange = portRange
         appData = settings.appData ?? [:]
         var logger = Logger(label: "ringsfu.worker")
-        logger.logLevel = logLevel
+        if let logLevel { logger.logLevel = logLevel }
         logger[metadataKey: "worker"] = .string(id)
         self.logger = logger
     }

@@ -1,7 +1,8 @@
 /// Settings of a worker, with mediasoup's field names where they exist.
 public struct WorkerSettings: Codable, Sendable, Hashable {
     /// mediasoup's levels (`debug`, `warn`, `error`, `none`) or swift-log's
-    /// (`trace` ... `critical`); default `error`, as mediasoup.
+    /// (`trace` ... `critical`). Default: none of the library's own; the
+    /// embedding application's swift-log setup (its handler's level) decides.
     public var logLevel: String?
     /// Lowest and highest UDP port for transports that pick their own port.
     public var rtcMinPort: Int?
