@@ -70,6 +70,8 @@ final class Rooms {
         /// In order of arrival.
         var publishers: [Session] = []
         var players: [Session] = []
+        /// JSON-RPC sessions in the room (`room.join`).
+        var rpcMembers = 0
         init(name: String, router: Router) {
             self.name = name
             self.router = router
@@ -134,17 +136,27 @@ final class Rooms {
         }
     }
 
+    /// A room's publishers: WHIP sessions, then JSON-RPC transports with
+    /// producers, as (id, producers).
+    func publishers(of room: Room) -> [(id: String, producers: [Producer], rpcTransport: Transport?)] {
+        let whip = room.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil as Transport?) }
+        let ours = Set(room.publishers.map { $0.transport.id })
+        let rpc = room.router.publishingTransports.filter { !ours.contains($0.id) }.map { ($0.id, $0.openProducers, $0 as Transport?) }
+        return whip + rpc
+    }
+
     /// A WHEP player of one publisher (the given one, else the room's first).
     func play(room name: String, publisher: String?, offer: SessionDescription) throws(Refusal) -> Created {
         guard let room = rooms[name] else { throw .notFound("room \(name) has no publisher") }
-        let source: Session?
-        if let publisher { source = room.publishers.first { $0.id == publisher } } else { source = room.publishers.first }
-        guard let source else { throw .notFound(publisher.map { "publisher \($0) is not in room \(name)" } ?? "room \(name) has no publisher") }
+        let all = publishers(of: room)
+        let found = publisher.map { id in all.first { $0.id == id } } ?? all.first
+        guard let source = found else { throw .notFound(publisher.map { "publisher \($0) is not in room \(name)" } ?? "room \(name) has no publisher") }
         guard room.players.count < limits.maxPlayersPerRoom else {
             throw .full("room \(name) has its maximum of \(limits.maxPlayersPerRoom) players")
         }
         let session: Session
         do { session = try newSession(.play, room: room, publisherId: source.id, offer: offer) } catch { throw .rejected(error) }
+        if let transport = source.rpcTransport { followRpcPublisher(transport, room: room) }
         do {
             let (answer, consumers) = try session.transport.answerPlaybackOffer(offer, producers: source.producers, streamId: source.id)
             session.consumers = consumers
@@ -192,7 +204,7 @@ final class Rooms {
     }
 
     private func closeIfEmpty(_ room: Room) {
-        guard room.publishers.isEmpty, room.players.isEmpty, rooms[room.name] === room else { return }
+        guard room.publishers.isEmpty, room.players.isEmpty, room.rpcMembers == 0, rooms[room.name] === room else { return }
         rooms[room.name] = nil
         room.router.close()
     }
@@ -235,9 +247,22 @@ final class Rooms {
     /// The room as `GET /rooms/{room}` shows it.
     func describe(_ name: String) -> RoomInfo {
         guard let room = rooms[name] else { return RoomInfo(name: name, publishers: [], players: 0) }
-        return RoomInfo(name: name, publishers: room.publishers.map { p in
-            RoomInfo.Publisher(id: p.id, tracks: p.producers.filter { !$0.closed }.map { $0.kind.rawValue })
+        return RoomInfo(name: name, publishers: publishers(of: room).map { p in
+            RoomInfo.Publisher(id: p.id, tracks: p.producers.map { $0.kind.rawValue })
         }, players: room.players.count)
+    }
+
+    /// Players of a JSON-RPC publisher end with its transport.
+    private var followed = Set<String>()
+    private func followRpcPublisher(_ transport: Transport, room: Room) {
+        guard followed.insert(transport.id).inserted else { return }
+        let id = transport.id, observer = transport.observer
+        Task { @RingSFUActor [weak self] in
+            for await event in observer { if case .close = event { break } }
+            guard let self else { return }
+            self.followed.remove(id)
+            for p in room.players where p.publisherId == id { self.end(p.id, reason: "publisher left") }
+        }
     }
 
     /// Ends the session when its connection fails or closes, or when it is
@@ -259,6 +284,28 @@ final class Rooms {
                 }
             }
         }
+    }
+}
+
+extension Rooms: RpcRoomDirectory {
+    func join(room name: String) throws(SFUError) -> Router {
+        guard Self.validName(name) else { throw .invalidArgument("invalid params.room: 1 to 64 of A-Z a-z 0-9 _ - .") }
+        do {
+            let room = try openRoom(name)
+            room.rpcMembers += 1
+            return room.router
+        } catch {
+            switch error {
+            case .notFound(let m), .full(let m): throw .invalidState(m)
+            case .rejected(let e): throw e
+            }
+        }
+    }
+
+    func leave(room name: String) {
+        guard let room = rooms[name] else { return }
+        room.rpcMembers = max(0, room.rpcMembers - 1)
+        closeIfEmpty(room)
     }
 }
 

@@ -89,7 +89,8 @@ enum ServerApp {
                       onRunning: @escaping @Sendable (_ boundPort: Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: RpcRequestContext.self)
         router.add(middleware: WebOriginMiddleware(limits: limits))
-        WhipWhep.register(router, rooms: rooms ?? Rooms(pool: pool, limits: Rooms.Limits()), limits: limits)
+        let rooms = rooms ?? Rooms(pool: pool, limits: Rooms.Limits())
+        WhipWhep.register(router, rooms: rooms, limits: limits)
         router.get("/health") { _, _ in
             // Healthy while every worker's forwarder runs: a dead worker (a
             // fatal ring error) makes the server unfit for new rooms.
@@ -139,7 +140,7 @@ enum ServerApp {
             let id = await connections.add(outbound)
             defer { Task { await connections.remove(id) } }
             let channel = context.requestContext.channel
-            try await serveRpc(pool: pool, inbound: inbound, outbound: outbound, role: role, limits: limits) { channel.close(promise: nil) }
+            try await serveRpc(pool: pool, inbound: inbound, outbound: outbound, role: role, limits: limits, rooms: rooms) { channel.close(promise: nil) }
         }
         var logger = Logger(label: "ringsfu.http")
         logger.logLevel = logLevel
@@ -226,8 +227,9 @@ enum ServerApp {
     /// when its queue passes the limit (close 1008). Shutdown closes clients
     /// through `Connections` (1001).
     static func serveRpc(pool: WorkerPool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
-                         role: ClientRole, limits: ServerLimits, drop: @escaping @Sendable () -> Void = {}) async throws {
+                         role: ClientRole, limits: ServerLimits, rooms: Rooms? = nil, drop: @escaping @Sendable () -> Void = {}) async throws {
         let session = await RpcSession(pool: pool, admin: role == .admin, maxQueuedBytes: limits.maxQueuedBytes, allowAnyPort: limits.allowAnyPort, announcedAddress: limits.announcedAddress)
+        await session.setRooms(rooms)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -119,3 +119,53 @@ async def test_twenty_whep_players_and_a_late_one(server):  # noqa: F811
             await p.close()
         await pc.close()
         await asyncio.to_thread(request, publisher_url, "DELETE")
+
+
+@pytest.mark.asyncio
+async def test_json_rpc_and_whip_publishers_share_a_room(server):  # noqa: F811
+    """A JSON-RPC client joins a room, publishes aiortc's VP8 on the room's
+    router and consumes the room's WHIP publisher; a WHEP player plays the
+    JSON-RPC publisher; the room closes when the last member leaves."""
+    import websockets
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from test_aiortc_publish import Rpc, answer_sdp, offer_parameters
+    from whip import MovingTrack
+    base = http_base(server)
+    whip_pc, whip_url = await aiortc_publisher(base, "mixed")
+    async with websockets.connect(server) as ws:
+        rpc = Rpc(ws)
+        joined = await rpc.call("room.join", room="mixed")
+        assert [len(p["producers"]) for p in joined["publishers"]] == [1], joined
+        transport = await rpc.call("router.createWebRtcTransport", routerId=joined["routerId"],
+                                   listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver(MovingTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        fingerprint, mid, vp8, rtp = offer_parameters(pc.localDescription.sdp)
+        await rpc.call("transport.connect", transportId=transport["id"],
+                       dtlsParameters={"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": fingerprint}]})
+        await rpc.call("transport.produce", transportId=transport["id"], kind="video", rtpParameters=rtp)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp(transport, mid, vp8), type="answer"))
+        # The WHIP publisher's producer may be consumed from the room's router.
+        egress = await rpc.call("router.createPlainTransport", routerId=joined["routerId"],
+                                listenInfo={"protocol": "udp", "ip": "127.0.0.1"}, comedia=True)
+        consumer = await rpc.call("transport.consume", transportId=egress["id"], producerId=joined["publishers"][0]["producers"][0]["id"],
+                                  rtpCapabilities=joined["rtpCapabilities"])
+        assert consumer["kind"] == "video"
+        # Both publishers are listed; a WHEP player plays the JSON-RPC one.
+        info = await asyncio.to_thread(wait_for, lambda: len((r := room(base, "mixed"))["publishers"]) == 2 and r, 10, "two publishers")
+        assert info["publishers"][1]["id"] == transport["id"], info
+        player = Player()
+        await player.start(base, "mixed", publisher=transport["id"])
+        deadline = time.time() + 20
+        while time.time() < deadline and player.frames < 10:
+            await asyncio.sleep(0.2)
+        assert player.frames >= 10, player.frames
+        await pc.close()
+    # The JSON-RPC client left: its publisher and the player of it are gone.
+    await asyncio.to_thread(wait_for, lambda: len(room(base, "mixed")["publishers"]) == 1 and room(base, "mixed")["players"] == 0, 10,
+                            "the player of the JSON-RPC publisher to end")
+    await player.close()
+    assert (await asyncio.to_thread(request, whip_url, "DELETE"))[0] == 200
+    await whip_pc.close()
+    await asyncio.to_thread(wait_for, lambda: metric(base, "ringsfu_routers") == 0, 10, "the room to close")

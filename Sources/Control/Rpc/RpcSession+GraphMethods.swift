@@ -63,16 +63,16 @@ extension RpcSession {
         case "router.dump":
             return .encoding(try router(p).dump())
         case "router.getRtpCapabilities":
-            return .encoding(try router(p).rtpCapabilities)
+            return .encoding(try router(p, joined: true).rtpCapabilities)
         case "router.canConsume":
             struct Params: Decodable { var producerId: String; var rtpCapabilities: RtpCapabilities }
             let params = try p.decode(Params.self)
-            return .object(["canConsume": .bool(try router(p).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
+            return .object(["canConsume": .bool(try router(p, joined: true).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
         case "router.createPlainTransport":
             var options = try p.decode(PlainTransportOptions.self)
             options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false)
             options.rtcpListenInfo = try options.rtcpListenInfo.map { info throws(SFUError) in try announce(info, field: "rtcpListenInfo", candidates: false) }
-            let r = try router(p)
+            let r = try router(p, joined: true)
             try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
             try checkPorts([options.rtcpListenInfo], worker: r.worker, field: "rtcpListenInfo")
             let t = try r.createPlainTransport(options)
@@ -84,7 +84,7 @@ extension RpcSession {
             var options = try p.decode(WebRtcTransportOptions.self)
             options.listenInfos = try options.listenInfos.map { infos throws(SFUError) in try announce(infos, field: "listenInfos", candidates: true) }
             if let server = options.webRtcServerId, !mine(server) { throw SFUError.invalidArgument("unknown webRtcServerId \"\(server)\"") }
-            let r = try router(p)
+            let r = try router(p, joined: true)
             try checkPorts(options.listenInfos ?? [], worker: r.worker, field: "listenInfos")
             let t = try r.createWebRtcTransport(options)
             owned.insert(t.id)
@@ -96,7 +96,7 @@ extension RpcSession {
             ])
         case "router.createDirectTransport":
             let options = try p.decode(DirectTransportOptions.self)
-            let t = try router(p).createDirectTransport(options)
+            let t = try router(p, joined: true).createDirectTransport(options)
             owned.insert(t.id)
             ownedTransports.append(t)
             return .object(["id": .string(t.id), "maxMessageSize": .number(Double(t.maxMessageSize))])
@@ -104,7 +104,7 @@ extension RpcSession {
         case "router.createPipeTransport":
             var options = try p.decode(PipeTransportOptions.self)
             options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false)
-            let r = try router(p)
+            let r = try router(p, joined: true)
             try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
             let t = try r.createPipeTransport(options)
             owned.insert(t.id)

@@ -24,6 +24,11 @@ public final class RpcSession {
     var ownedRouters: [Router] = []
     var ownedTransports: [Transport] = []
     var ownedServers: [WebRtcServer] = []
+    /// The server's rooms (`room.join`), if it has any.
+    public var rooms: (any RpcRoomDirectory)?
+    /// Rooms joined, by name: their routers serve this session's
+    /// transports without being its own.
+    var joinedRooms: [String: Router] = [:]
     private var taps: [(Worker, Int)] = []
     private var ended = false
     /// Bytes queued on `outbound` and not yet written by the connection;
@@ -60,6 +65,7 @@ public final class RpcSession {
         for t in ownedTransports where !t.closed { t.close() }
         for r in ownedRouters where !r.closed { r.close() }
         for s in ownedServers where !s.closed { s.close() }
+        leaveRooms()
         continuation.finish()
     }
 
@@ -217,8 +223,11 @@ public final class RpcSession {
         return out
     }
 
-    func router(_ p: JSONValue) throws(SFUError) -> Router {
+    /// `joined`: a joined room's router will do (to create transports and
+    /// read capabilities, not to close or dump it).
+    func router(_ p: JSONValue, joined: Bool = false) throws(SFUError) -> Router {
         let id = try string(p, "routerId")
+        if joined, let r = joinedRooms.values.first(where: { $0.id == id && !$0.closed }) { return r }
         guard mine(id), let r = pool.router(id: id) else { throw lookupFailure("Router", id) }
         return r
     }
@@ -324,6 +333,7 @@ public final class RpcSession {
         case "transport": return try await transportMethod(method, p)
         case "producer", "consumer": return try await mediaMethod(method, p)
         case "dataProducer", "dataConsumer": return try await dataMethod(method, p)
+        case "room": return try await roomMethod(method, p)
         default: throw RpcError(code: -32601, message: "method not found: \(method)", type: "TypeError")
         }
     }
