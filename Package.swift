@@ -58,6 +58,7 @@ let package = Package(
             name: "RingSFUServer",
             dependencies: [
                 "RingSFU",
+                "RingSFUCShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -5,9 +5,9 @@ set -euo pipefail
 
 # chromium: the headless browser peer of the end-to-end tests; prometheus: promtool checks /metrics;
 # openssl: the tool makes the DTLS certificate files of a test; simple-whip-client: a GStreamer
-# WHIP publisher (pulls in GStreamer's WebRTC plugins).
+# WHIP publisher (pulls in GStreamer's WebRTC plugins); coturn: the TURN server of a test.
 packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv chromium prometheus openssl
-          simple-whip-client)
+          simple-whip-client coturn)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

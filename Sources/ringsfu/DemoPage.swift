@@ -40,6 +40,9 @@ enum DemoPage {
     // Everything the page knows, for people (the tiles) and for tests.
     const demo = window.demo = { joined: false, publishing: false, publisherId: null, participants: {}, events: [], error: null };
     let local = null, publishPc = null, publishUrl = null, poller = null;
+    // The server's STUN/TURN servers (with fresh TURN credentials) come with
+    // the room listing; ?relay=1 sends everything through TURN.
+    let rtcConfig = {};
     const players = new Map(); // publisher id -> { pc, url, tile, last }
 
     function headers(type) {
@@ -63,6 +66,10 @@ enum DemoPage {
       const room = encodeURIComponent($("room").value.trim());
       $("join").disabled = $("watch").disabled = true;
       try {
+        const r = await fetch(`/rooms/${room}`, { headers: token ? { Authorization: "Bearer " + token } : {} });
+        if (!r.ok) throw new Error("/rooms: " + r.status + " " + (await r.text()).trim());
+        rtcConfig = { iceServers: (await r.json()).iceServers || [] };
+        if (params.get("relay") === "1") rtcConfig.iceTransportPolicy = "relay";
         if (publish) await startPublishing(room);
         $("leave").disabled = false;
         demo.joined = true;
@@ -75,7 +82,7 @@ enum DemoPage {
     async function startPublishing(room) {
       status("opening camera and microphone...");
       local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-      publishPc = new RTCPeerConnection();
+      publishPc = new RTCPeerConnection(rtcConfig);
       publishPc.addTransceiver(local.getAudioTracks()[0], { direction: "sendonly" });
       // Two layers: viewers get the full one; the SFU can fall back to the small one.
       publishPc.addTransceiver(local.getVideoTracks()[0], { direction: "sendonly", sendEncodings: [
@@ -95,10 +102,20 @@ enum DemoPage {
       for (const p of info.publishers) if (!players.has(p.id)) play(room, p.id);
       for (const id of [...players.keys()]) if (!present.has(id)) stop(id);
       for (const [id, player] of players) updateStats(id, player);
+      if (publishPc) demo.publishCandidateType = candidateType(await publishPc.getStats());
+    }
+
+    // "host", "srflx" or "relay": how the connection reaches the server.
+    function candidateType(report) {
+      let type = null;
+      report.forEach((r) => {
+        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") type = report.get(r.localCandidateId)?.candidateType;
+      });
+      return type;
     }
 
     function play(room, id) {
-      const pc = new RTCPeerConnection();
+      const pc = new RTCPeerConnection(rtcConfig);
       pc.onconnectionstatechange = () => demo.events.push({ id, event: "connection:" + pc.connectionState });
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
@@ -138,6 +155,7 @@ enum DemoPage {
     async function updateStats(id, player) {
       const s = { mine: id === demo.publisherId, state: player.pc.connectionState };
       const report = await player.pc.getStats();
+      s.candidateType = candidateType(report);
       report.forEach((r) => {
         if (r.type !== "inbound-rtp") return;
         if (r.kind === "video") {

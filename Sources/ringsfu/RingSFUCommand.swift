@@ -104,6 +104,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("room-token"), help: "A room's own token: ROOM:publish:TOKEN or ROOM:play:TOKEN; repeatable.")
     var roomTokens: [String] = []
 
+    @Option(name: .customLong("ice-server"), help: "A STUN or TURN server for WHIP/WHEP clients and the demo page (stun:host:port, turn:host:port?transport=udp, turns:host:443?transport=tcp); repeatable. Sent in Link headers and GET /rooms.")
+    var iceServers: [String] = []
+
+    @Option(help: "coturn's static-auth-secret: TURN credentials are made from it (TURN REST API) and expire.")
+    var turnSecret: String?
+
+    @Option(help: "Seconds TURN credentials stay valid (default 86400).")
+    var turnCredentialLifetime: Int?
+
     @Option(help: "ICE-TCP connections each worker holds at once (default 128).")
     var maxTcpConnections: Int?
 
@@ -142,6 +151,9 @@ struct Serve: AsyncParsableCommand {
         put("roomTokens", roomTokens.isEmpty ? nil : .stringArray(roomTokens), secret: true)
         put("maxTcpConnections", maxTcpConnections.map(ConfigContent.int))
         put("shutdownTimeout", shutdownTimeout.map(ConfigContent.int))
+        put("iceServers", iceServers.isEmpty ? nil : .stringArray(iceServers))
+        put("turnSecret", turnSecret.map(ConfigContent.string), secret: true)
+        put("turnCredentialLifetime", turnCredentialLifetime.map(ConfigContent.int))
         return v
     }
 
@@ -174,6 +186,7 @@ struct Serve: AsyncParsableCommand {
         limits.announcedAddress = s.announcedAddress
         limits.serverTokens = RoomTokens(publish: s.publishToken, play: s.playToken)
         limits.roomTokens = s.roomTokens
+        limits.iceServers = s.iceServers
         var roomLimits = Rooms.Limits()
         roomLimits.listenIp = s.mediaListenIp
         roomLimits.announcedAddress = s.announcedAddress

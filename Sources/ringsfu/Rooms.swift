@@ -317,6 +317,8 @@ struct RoomInfo: Codable, Sendable {
     var name: String
     var publishers: [Publisher]
     var players: Int
+    /// What a page gives its RTCPeerConnection (`iceServers`).
+    var iceServers: [IceServers.Entry] = []
 }
 
 enum WebRtcTransportIds {

@@ -33,6 +33,7 @@ struct ServeSettings: Sendable {
     var roomTokens: [String: RoomTokens] = [:]
     var maxTcpConnections = 128
     var shutdownTimeout = 5
+    var iceServers = IceServers()
 
     /// Reads every setting; throws a `ValidationError` naming the setting
     /// and its three spellings on a value of the wrong type or out of range.
@@ -89,6 +90,9 @@ struct ServeSettings: Sendable {
         s.roomTokens = try parseRoomTokens(strings("roomTokens", secret: true) ?? [])
         s.maxTcpConnections = try int("maxTcpConnections") ?? s.maxTcpConnections
         s.shutdownTimeout = try int("shutdownTimeout") ?? s.shutdownTimeout
+        s.iceServers.urls = try strings("iceServers") ?? []
+        s.iceServers.turnSecret = try string("turnSecret", secret: true)
+        s.iceServers.credentialLifetime = try int("turnCredentialLifetime") ?? s.iceServers.credentialLifetime
         try s.validate()
         return s
     }
@@ -124,6 +128,13 @@ struct ServeSettings: Sendable {
                 throw ValidationError("--announced-address takes an IP address or a host name that peers can reach, not \"\(address)\"")
             }
         }
+        for url in iceServers.urls where !IceServers.validate(url) {
+            throw ValidationError("--ice-server takes stun:, turn: or turns: URLs, not \"\(url.prefix(60))\"")
+        }
+        if iceServers.urls.contains(where: { $0.hasPrefix("turn") }), iceServers.turnSecret == nil {
+            throw ValidationError("turn: servers in --ice-server need --turn-secret (coturn's static-auth-secret)")
+        }
+        guard (60...7 * 86400).contains(iceServers.credentialLifetime) else { throw ValidationError("--turn-credential-lifetime takes 60 s to 7 days") }
         guard (tlsCertificateFile == nil) == (tlsPrivateKeyFile == nil) else {
             throw ValidationError("--tls-certificate-file and --tls-private-key-file go together")
         }

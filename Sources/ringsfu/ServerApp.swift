@@ -33,6 +33,8 @@ struct ServerLimits: Sendable {
     /// WHIP/WHEP tokens for every room, and per room (which win).
     var serverTokens = RoomTokens()
     var roomTokens: [String: RoomTokens] = [:]
+    /// STUN/TURN servers given to WHIP/WHEP clients.
+    var iceServers = IceServers()
 }
 
 /// The open WebSocket connections, so that shutdown can tell each client

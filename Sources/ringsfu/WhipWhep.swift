@@ -19,6 +19,7 @@ enum WhipWhep {
     /// Largest SDP offer accepted (browsers send 5-20 KB).
     static let maxOfferBytes = 64 * 1024
     static let maxFragmentBytes = 16 * 1024
+    static let linkHeader = HTTPFields.Element.Name("Link")!
 
     static func register(_ router: Hummingbird.Router<RpcRequestContext>, rooms: Rooms, limits: ServerLimits) {
         for (prefix, role) in [("whip", Rooms.Role.publish), ("whep", .play)] {
@@ -35,18 +36,26 @@ enum WhipWhep {
                 let publisher = request.uri.queryParameters["publisher"].map(String.init)
                 do throws(Rooms.Refusal) {
                     let created = try await role == .publish ? rooms.publish(room: room, offer: offer) : rooms.play(room: room, publisher: publisher, offer: offer)
-                    return Response(status: .created, headers: [
+                    var headers: HTTPFields = [
                         .contentType: "application/sdp",
                         .location: "/\(prefix)/\(room)/\(created.id)",
                         .eTag: created.etag,
                         .init("Accept-Patch")!: "application/trickle-ice-sdpfrag",
-                    ], body: .init(byteBuffer: ByteBuffer(string: created.answer)))
+                    ]
+                    for link in limits.iceServers.linkHeaders() { headers.append(HTTPFields.Element(name: Self.linkHeader, value: link)) }
+                    return Response(status: .created, headers: headers, body: .init(byteBuffer: ByteBuffer(string: created.answer)))
                 } catch {
                     return refusal(error)
                 }
             }
-            router.on("/\(prefix)/{room}", method: .options) { _, _ in
-                Response(status: .noContent, headers: [.init("Accept-Post")!: "application/sdp", .allow: "OPTIONS, POST"])
+            router.on("/\(prefix)/{room}", method: .options) { request, context in
+                // RFC 9725: the ICE servers may be asked for before the offer, with the role's token.
+                var headers: HTTPFields = [.init("Accept-Post")!: "application/sdp", .allow: "OPTIONS, POST"]
+                let room = context.parameters.get("room") ?? ""
+                if check(request, room: room, role: role, limits: limits, contentType: nil) == nil {
+                    for link in limits.iceServers.linkHeaders() { headers.append(HTTPFields.Element(name: Self.linkHeader, value: link)) }
+                }
+                return Response(status: .noContent, headers: headers)
             }
             router.delete("/\(prefix)/{room}/{session}") { request, context in
                 let room = context.parameters.get("room") ?? "", id = context.parameters.get("session") ?? ""
@@ -79,7 +88,8 @@ enum WhipWhep {
         router.get("/rooms/{room}") { request, context in
             let room = context.parameters.get("room") ?? ""
             if let refused = check(request, room: room, role: .play, limits: limits, contentType: nil) { return refused }
-            let info = await rooms.describe(room)
+            var info = await rooms.describe(room)
+            info.iceServers = limits.iceServers.entries()
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: (try? JSONEncoder().encode(info)) ?? Data())))
         }
