@@ -24,12 +24,12 @@ def chromium_path():
 class Browser:
     """One headless Chromium with a fake camera and microphone."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), loopback=True):
         self.profile = tempfile.mkdtemp(prefix="ringsfu-cdp-")
         self.proc = subprocess.Popen(
             [chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-             "--allow-loopback-in-peer-connection", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
+             *(["--allow-loopback-in-peer-connection"] if loopback else []), "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
              *extra_args, "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = os.path.join(self.profile, "DevToolsActivePort")

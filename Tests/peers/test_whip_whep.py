@@ -21,7 +21,8 @@ ALL_DECODING = """(() => { const d = window.demo; const ps = Object.values(d.par
 @pytest.mark.asyncio
 async def test_demo_page_two_participants(server):  # noqa: F811
     base = http_base(server)
-    browser = Browser()
+    # As a user's browser is: no flag that lets Chromium gather loopback candidates.
+    browser = Browser(loopback=False)
     try:
         a = browser.open(f"{base}/?room=demo-test&autojoin=1")
         b = browser.open(f"{base}/?room=demo-test&autojoin=1")
