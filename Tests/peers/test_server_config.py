@@ -70,7 +70,7 @@ def test_file_then_environment_then_flags(tmp_path):
     ({"rtcMinPort": 50000, "rtcMaxPort": 40000}, "--rtc-min-port"),
     ({"publishToken": "short"}, "at least 16"),
     ({"roomTokens": ["lobby:watch:abcdefghijklmnop"]}, "ROOM:publish:TOKEN"),
-])
+], ids=["port-of-wrong-type", "port-range-upside-down", "short-token", "unknown-room-role"])  # ids without spaces: scripts/test.sh runs each by id
 def test_bad_settings_are_refused_by_name(tmp_path, content, words):
     config = tmp_path / "bad.json"
     config.write_text(json.dumps(content))
