@@ -92,6 +92,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address announced to peers (ICE candidates, transport tuples) for transports that bind a wildcard address (0.0.0.0 or ::) and name none: the public address in front of NAT.")
     var announcedAddress: String?
 
+    @Option(name: .customLong("worker-announced-address"), help: "The announced address of one worker, in worker order (repeat per worker; an empty value keeps --announced-address): workers bound to different interfaces.")
+    var workerAnnouncedAddresses: [String] = []
+
     @Option(help: "Address the rooms' WHIP/WHEP media transports listen on (default: --host when it is an IP address, else 0.0.0.0, which needs --announced-address).")
     var mediaIp: String?
 
@@ -146,6 +149,7 @@ struct Serve: AsyncParsableCommand {
         put("tlsPrivateKeyFile", tlsPrivateKeyFile.map(ConfigContent.string))
         put("announcedAddress", announcedAddress.map(ConfigContent.string))
         put("mediaIp", mediaIp.map(ConfigContent.string))
+        put("workerAnnouncedAddresses", workerAnnouncedAddresses.isEmpty ? nil : .stringArray(workerAnnouncedAddresses))
         put("publishToken", publishToken.map(ConfigContent.string), secret: true)
         put("playToken", playToken.map(ConfigContent.string), secret: true)
         put("roomTokens", roomTokens.isEmpty ? nil : .stringArray(roomTokens), secret: true)
@@ -184,12 +188,16 @@ struct Serve: AsyncParsableCommand {
         limits.allowAnyPort = s.allowAnyPort
         limits.allowedOrigins = s.allowedOrigins
         limits.announcedAddress = s.announcedAddress
+        for (worker, address) in zip(await pool.workers, s.workerAnnouncedAddresses) where !address.isEmpty {
+            limits.workerAnnouncedAddresses[worker.id] = address
+        }
         limits.serverTokens = RoomTokens(publish: s.publishToken, play: s.playToken)
         limits.roomTokens = s.roomTokens
         limits.iceServers = s.iceServers
         var roomLimits = Rooms.Limits()
         roomLimits.listenIp = s.mediaListenIp
         roomLimits.announcedAddress = s.announcedAddress
+        roomLimits.workerAnnouncedAddresses = limits.workerAnnouncedAddresses
         let rooms = Rooms(pool: pool, limits: roomLimits)
         let host = s.host, port = s.port, shutdownTimeout = s.shutdownTimeout
         let connections = Connections()

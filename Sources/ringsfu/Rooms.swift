@@ -18,6 +18,8 @@ final class Rooms {
         /// Where transports listen and what they announce.
         var listenIp = "127.0.0.1"
         var announcedAddress: String? = nil
+        /// By worker id, before `announcedAddress`.
+        var workerAnnouncedAddresses: [String: String] = [:]
     }
 
     enum Role: String, Sendable { case publish, play }
@@ -67,14 +69,16 @@ final class Rooms {
     final class Room {
         let name: String
         let router: Router
+        let workerId: String
         /// In order of arrival.
         var publishers: [Session] = []
         var players: [Session] = []
         /// JSON-RPC sessions in the room (`room.join`).
         var rpcMembers = 0
-        init(name: String, router: Router) {
+        init(name: String, router: Router, workerId: String) {
             self.name = name
             self.router = router
+            self.workerId = workerId
         }
     }
 
@@ -198,7 +202,7 @@ final class Rooms {
         guard let worker = pool.leastLoaded() else { throw .full("no worker is running") }
         let router: Router
         do { router = try worker.createRouter(mediaCodecs: Self.mediaCodecs, appData: ["room": .string(name)]) } catch { throw .full(error.message) }
-        let room = Room(name: name, router: router)
+        let room = Room(name: name, router: router, workerId: worker.id)
         rooms[name] = room
         return room
     }
@@ -210,10 +214,11 @@ final class Rooms {
     }
 
     private func newSession(_ role: Role, room: Room, publisherId: String?, offer: SessionDescription) throws(SFUError) -> Session {
-        if limits.listenIp == "0.0.0.0" || limits.listenIp == "::", limits.announcedAddress == nil {
+        let announced = limits.workerAnnouncedAddresses[room.workerId] ?? limits.announcedAddress
+        if limits.listenIp == "0.0.0.0" || limits.listenIp == "::", announced == nil {
             throw .invalidState("media listens on \(limits.listenIp): start the server with --announced-address (the address peers reach it at) or --media-ip")
         }
-        let listen = ["udp", "tcp"].map { TransportListenInfo(protocol: $0, ip: limits.listenIp, announcedAddress: limits.announcedAddress) }
+        let listen = ["udp", "tcp"].map { TransportListenInfo(protocol: $0, ip: limits.listenIp, announcedAddress: announced) }
         let transport = try room.router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen, enableUdp: true, enableTcp: true, preferUdp: true))
         let session = Session(id: WebRtcTransportIds.sessionId(), role: role, room: room, transport: transport, publisherId: publisherId)
         session.remoteUfrag = offer.media.lazy.compactMap { $0.attribute("ice-ufrag") }.first ?? offer.attribute("ice-ufrag")

@@ -27,6 +27,8 @@ struct ServeSettings: Sendable {
     var tlsCertificateFile: String? = nil
     var tlsPrivateKeyFile: String? = nil
     var announcedAddress: String? = nil
+    /// Per worker, in worker order ("" = the server-wide one).
+    var workerAnnouncedAddresses: [String] = []
     var mediaIp: String? = nil
     var publishToken: String? = nil
     var playToken: String? = nil
@@ -84,6 +86,7 @@ struct ServeSettings: Sendable {
         s.tlsCertificateFile = try string("tlsCertificateFile")
         s.tlsPrivateKeyFile = try string("tlsPrivateKeyFile")
         s.announcedAddress = try string("announcedAddress")
+        s.workerAnnouncedAddresses = try strings("workerAnnouncedAddresses") ?? []
         s.mediaIp = try string("mediaIp")
         s.publishToken = try secret(string("publishToken", secret: true), file: nil, name: "publishToken")
         s.playToken = try secret(string("playToken", secret: true), file: nil, name: "playToken")
@@ -122,11 +125,14 @@ struct ServeSettings: Sendable {
         if apiToken == nil, !Self.isLoopback(host) {
             throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
         }
-        if let address = announcedAddress {
+        for address in [announcedAddress].compactMap({ $0 }) + workerAnnouncedAddresses.filter({ !$0.isEmpty }) {
             guard address.count <= 253, address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".:-".contains($0)) }),
                   address != "0.0.0.0", address != "::" else {
                 throw ValidationError("--announced-address takes an IP address or a host name that peers can reach, not \"\(address)\"")
             }
+        }
+        if let workers, workerAnnouncedAddresses.count > workers {
+            throw ValidationError("--worker-announced-address given \(workerAnnouncedAddresses.count) times for \(workers) workers")
         }
         for url in iceServers.urls where !IceServers.validate(url) {
             throw ValidationError("--ice-server takes stun:, turn: or turns: URLs, not \"\(url.prefix(60))\"")

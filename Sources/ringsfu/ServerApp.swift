@@ -33,6 +33,8 @@ struct ServerLimits: Sendable {
     /// WHIP/WHEP tokens for every room, and per room (which win).
     var serverTokens = RoomTokens()
     var roomTokens: [String: RoomTokens] = [:]
+    /// Announced addresses of particular workers, by worker id.
+    var workerAnnouncedAddresses: [String: String] = [:]
     /// STUN/TURN servers given to WHIP/WHEP clients.
     var iceServers = IceServers()
 }
@@ -232,6 +234,7 @@ enum ServerApp {
                          role: ClientRole, limits: ServerLimits, rooms: Rooms? = nil, drop: @escaping @Sendable () -> Void = {}) async throws {
         let session = await RpcSession(pool: pool, admin: role == .admin, maxQueuedBytes: limits.maxQueuedBytes, allowAnyPort: limits.allowAnyPort, announcedAddress: limits.announcedAddress)
         await session.setRooms(rooms)
+        await session.setWorkerAnnouncedAddresses(limits.workerAnnouncedAddresses)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

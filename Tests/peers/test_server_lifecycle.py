@@ -227,3 +227,38 @@ def test_server_wide_announced_address():
     bad = subprocess.run([binary(), "serve", "--port", str(free_port()), "--announced-address", "0.0.0.0"],
                          capture_output=True, text=True, timeout=20)
     assert bad.returncode != 0 and "--announced-address" in bad.stderr, bad.stderr
+
+
+def test_announced_address_per_worker():
+    """--worker-announced-address gives each worker its own announced
+    address (in worker order; an empty one keeps --announced-address), for
+    JSON-RPC transports on a wildcard address and for WHIP answers."""
+    import json
+
+    async def run(port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/rpc") as ws:
+            async def call(i, method, params):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
+                while True:
+                    reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=5))
+                    if reply.get("id") == i:
+                        return reply["result"]
+            workers = await call(1, "worker.list", {})
+            addresses = []
+            for n, w in enumerate(workers):
+                router = await call(10 + n, "worker.createRouter", {"workerId": w["id"]})
+                t = await call(20 + n, "router.createWebRtcTransport",
+                               {"routerId": router["id"], "listenInfos": [{"protocol": "udp", "ip": "0.0.0.0"}]})
+                addresses.append(t["iceCandidates"][0]["address"])
+            return addresses
+
+    proc, port = start("--workers", "2", "--announced-address", "203.0.113.9", "--worker-announced-address", "",
+                       "--worker-announced-address", "203.0.113.10")
+    try:
+        assert asyncio.run(run(port)) == ["203.0.113.9", "203.0.113.10"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    bad = subprocess.run([binary(), "serve", "--port", str(free_port()), "--workers", "1", "--worker-announced-address", "198.51.100.1",
+                          "--worker-announced-address", "198.51.100.2"], capture_output=True, text=True, timeout=20)
+    assert bad.returncode != 0 and "given 2 times for 1 workers" in bad.stderr, bad.stderr

@@ -18,8 +18,8 @@ extension RpcSession {
             return .object(["id": .string(r.id), "workerId": .string(w.id), "rtpCapabilities": .encoding(r.rtpCapabilities)])
         case "worker.createWebRtcServer":
             var options = try p.decode(WebRtcServerOptions.self)
-            options.listenInfos = try announce(options.listenInfos, field: "listenInfos", candidates: true)
             let w = try worker(p)
+            options.listenInfos = try announce(options.listenInfos, field: "listenInfos", candidates: true, worker: w)
             try checkPorts(options.listenInfos, worker: w, field: "listenInfos")
             let s = try w.createWebRtcServer(options)
             owned.insert(s.id)
@@ -70,9 +70,9 @@ extension RpcSession {
             return .object(["canConsume": .bool(try router(p, joined: true).canConsume(producerId: params.producerId, rtpCapabilities: params.rtpCapabilities))])
         case "router.createPlainTransport":
             var options = try p.decode(PlainTransportOptions.self)
-            options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false)
-            options.rtcpListenInfo = try options.rtcpListenInfo.map { info throws(SFUError) in try announce(info, field: "rtcpListenInfo", candidates: false) }
             let r = try router(p, joined: true)
+            options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false, worker: r.worker)
+            options.rtcpListenInfo = try options.rtcpListenInfo.map { info throws(SFUError) in try announce(info, field: "rtcpListenInfo", candidates: false, worker: r.worker) }
             try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
             try checkPorts([options.rtcpListenInfo], worker: r.worker, field: "rtcpListenInfo")
             let t = try r.createPlainTransport(options)
@@ -82,9 +82,9 @@ extension RpcSession {
 
         case "router.createWebRtcTransport":
             var options = try p.decode(WebRtcTransportOptions.self)
-            options.listenInfos = try options.listenInfos.map { infos throws(SFUError) in try announce(infos, field: "listenInfos", candidates: true) }
-            if let server = options.webRtcServerId, !mine(server) { throw SFUError.invalidArgument("unknown webRtcServerId \"\(server)\"") }
             let r = try router(p, joined: true)
+            options.listenInfos = try options.listenInfos.map { infos throws(SFUError) in try announce(infos, field: "listenInfos", candidates: true, worker: r.worker) }
+            if let server = options.webRtcServerId, !mine(server) { throw SFUError.invalidArgument("unknown webRtcServerId \"\(server)\"") }
             try checkPorts(options.listenInfos ?? [], worker: r.worker, field: "listenInfos")
             let t = try r.createWebRtcTransport(options)
             owned.insert(t.id)
@@ -103,8 +103,8 @@ extension RpcSession {
 
         case "router.createPipeTransport":
             var options = try p.decode(PipeTransportOptions.self)
-            options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false)
             let r = try router(p, joined: true)
+            options.listenInfo = try announce(options.listenInfo, field: "listenInfo", candidates: false, worker: r.worker)
             try checkPorts([options.listenInfo], worker: r.worker, field: "listenInfo")
             let t = try r.createPipeTransport(options)
             owned.insert(t.id)

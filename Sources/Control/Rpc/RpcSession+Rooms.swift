@@ -27,6 +27,9 @@ extension RpcSession {
     /// Gives the session the server's rooms (nil: `room.*` is unsupported).
     public func setRooms(_ rooms: (any RpcRoomDirectory)?) { self.rooms = rooms }
 
+    /// Announced addresses of particular workers (by worker id).
+    public func setWorkerAnnouncedAddresses(_ addresses: [String: String]) { workerAnnouncedAddresses = addresses }
+
     /// `room.join {room}` -> the router id, its capabilities and the room's
     /// publishers (transports with producers: `{id, producers: [{id, kind}]}`);
     /// `room.getPublishers {room}`; `room.leave {room}` closes the session's

@@ -43,6 +43,9 @@ public final class RpcSession {
     /// The server-wide announced address (e.g. the public address in front
     /// of NAT) for listen infos that bind a wildcard address and name none.
     public let announcedAddress: String?
+    /// Announced addresses of particular workers (by worker id), before
+    /// the server-wide one: workers bound to different interfaces.
+    public var workerAnnouncedAddresses: [String: String] = [:]
 
     public init(pool: WorkerPool, admin: Bool = false, maxQueuedBytes: Int = 16 << 20, allowAnyPort: Bool = false, announcedAddress: String? = nil) {
         self.announcedAddress = announcedAddress
@@ -299,9 +302,9 @@ public final class RpcSession {
     /// server-wide `announcedAddress`. Without one, a WebRTC transport or
     /// server (`candidates`) is refused: its ICE candidates would carry the
     /// wildcard, which no peer can reach.
-    func announce(_ info: TransportListenInfo, field: String, candidates: Bool) throws(SFUError) -> TransportListenInfo {
+    func announce(_ info: TransportListenInfo, field: String, candidates: Bool, worker: Worker?) throws(SFUError) -> TransportListenInfo {
         guard info.ip == "0.0.0.0" || info.ip == "::", (info.announcedAddress ?? info.announcedIp) == nil else { return info }
-        if let announcedAddress {
+        if let announcedAddress = worker.flatMap({ workerAnnouncedAddresses[$0.id] }) ?? announcedAddress {
             var announced = info
             announced.announcedAddress = announcedAddress
             return announced
@@ -312,9 +315,9 @@ public final class RpcSession {
         return info
     }
 
-    func announce(_ infos: [TransportListenInfo], field: String, candidates: Bool) throws(SFUError) -> [TransportListenInfo] {
+    func announce(_ infos: [TransportListenInfo], field: String, candidates: Bool, worker: Worker?) throws(SFUError) -> [TransportListenInfo] {
         var out: [TransportListenInfo] = []
-        for (i, info) in infos.enumerated() { out.append(try announce(info, field: infos.count > 1 ? "\(field)[\(i)]" : field, candidates: candidates)) }
+        for (i, info) in infos.enumerated() { out.append(try announce(info, field: infos.count > 1 ? "\(field)[\(i)]" : field, candidates: candidates, worker: worker)) }
         return out
     }
 
