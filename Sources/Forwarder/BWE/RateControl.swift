@@ -17,6 +17,7 @@ package struct AimdRateControl {
     package var minBitrate: Int
     package var maxBitrate: Int
     private var lastChangeNs: Int64 = -1
+    private var lastDecreaseNs: Int64 = -1
     /// Acknowledged rate at past overuses (the link's capacity): mean and
     /// normalised variance, in kbps; negative mean when unknown.
     private var capacityKbps = -1.0
@@ -35,7 +36,7 @@ package struct AimdRateControl {
         if lastChangeNs < 0 { lastChangeNs = nowNs }
         switch usage {
         case .normal: if state == .hold { state = .increase; lastChangeNs = nowNs }
-        case .overusing: state = .decrease
+        case .overusing: state = timeToReduceFurther(acked: acked, rttMs: rttMs, nowNs: nowNs) ? .decrease : .hold
         case .underusing: state = .hold
         }
         let dtS = min(Double(nowNs - lastChangeNs) / 1e9, 1.0)
@@ -64,9 +65,23 @@ package struct AimdRateControl {
             estimate = next
             state = .hold
             lastChangeNs = nowNs
+            lastDecreaseNs = nowNs
         }
         estimate = min(max(estimate, minBitrate), maxBitrate)
         return estimate
+    }
+
+    /// The detector keeps saying "overusing" while the queue built before
+    /// a decrease drains (about a second). Within that time cut again only
+    /// a round trip later, and only if the receiver still gets clearly
+    /// less than is sent: otherwise the rate would collapse far below the
+    /// path's capacity. Later overuse is a new episode.
+    private func timeToReduceFurther(acked: Int?, rttMs: Double, nowNs: Int64) -> Bool {
+        guard lastDecreaseNs >= 0 else { return true }
+        let sinceNs = nowNs - lastDecreaseNs
+        guard sinceNs >= Int64(min(max(rttMs, 10), 200) * 1e6) else { return false }
+        guard sinceNs < 1_000_000_000, let acked else { return true }
+        return Double(acked) < 0.95 * Double(estimate)
     }
 
     private var deviationKbps: Double { (capacityVariance * max(capacityKbps, 1)).squareRoot() }
@@ -94,9 +109,10 @@ package struct AimdRateControl {
 }
 
 /// Loss-based control: over 10 % loss the rate drops by half the loss
-/// fraction (at most once per 300 ms); under 2 % it follows the
-/// delay-based estimate; in between it holds. Loss is judged over at least
-/// 20 packets.
+/// fraction; under 2 % it follows the delay-based estimate; in between it
+/// holds. Loss is judged over at least 20 packets, and only over packets
+/// sent after the last decrease: the ones already queued when the rate was
+/// cut are lost all the same and must not cut it again.
 package struct LossBasedControl {
     package private(set) var estimate: Int
     private var lost = 0
@@ -106,15 +122,25 @@ package struct LossBasedControl {
 
     package init(start: Int) { estimate = start }
 
-    package mutating func update(lost newLost: Int, received: Int, delayBased: Int, nowNs: Int64) -> Int {
-        lost += newLost
-        total += newLost + received
-        guard total >= 20 else { return min(estimate, delayBased) }
+    /// `rttMs`: decreases are at least 300 ms + one round trip apart, so
+    /// the effect of one shows in the loss before the next.
+    /// A reported packet, sent at `sendNs` (the sender's clock).
+    package mutating func packet(sendNs: Int64, lost wasLost: Bool) {
+        guard sendNs >= lastDecreaseNs else { return }
+        total += 1
+        if wasLost { lost += 1 }
+    }
+
+    package mutating func update(delayBased: Int, rttMs: Double = 100, nowNs: Int64) -> Int {
+        guard total >= 20 else {
+            estimate = lossFraction < 0.02 ? delayBased : min(estimate, delayBased)
+            return estimate
+        }
         lossFraction = Double(lost) / Double(total)
         lost = 0
         total = 0
         if lossFraction > 0.10 {
-            if nowNs - lastDecreaseNs >= 300_000_000 {
+            if nowNs - lastDecreaseNs >= 300_000_000 + Int64(rttMs * 1e6) {
                 estimate = Int(Double(min(estimate, delayBased)) * (1 - 0.5 * lossFraction))
                 lastDecreaseNs = nowNs
             }

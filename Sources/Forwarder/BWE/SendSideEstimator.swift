@@ -18,8 +18,6 @@ package struct SendSideEstimator {
     package private(set) var delayBased: AimdRateControl
     package private(set) var lossBased: LossBasedControl
     private var acked = AckedBitrate()
-    private var lostInFeedback = 0
-    private var receivedInFeedback = 0
     /// The round trip, from the loop's receiver reports (ms).
     package var rttMs = 100.0
     package private(set) var estimate: Int
@@ -41,11 +39,8 @@ package struct SendSideEstimator {
     /// One packet of a feedback, in sequence order: its send time and size
     /// from the send history, its arrival time or nil when reported lost.
     package mutating func packet(sendNs: Int64, arrivalNs: Int64?, bytes: Int) {
-        guard let arrivalNs else {
-            lostInFeedback += 1
-            return
-        }
-        receivedInFeedback += 1
+        lossBased.packet(sendNs: sendNs, lost: arrivalNs == nil)
+        guard let arrivalNs else { return }
         acked.add(bytes: bytes, arrivalNs: arrivalNs)
         if let d = interArrival.add(sendNs: sendNs, arrivalNs: arrivalNs) {
             trendline.update(sendDeltaMs: d.sendDeltaMs, arrivalDeltaMs: d.arrivalDeltaMs, arrivalNs: d.arrivalNs)
@@ -56,9 +51,7 @@ package struct SendSideEstimator {
     @discardableResult
     package mutating func feedbackDone(nowNs: Int64) -> Int {
         let delay = delayBased.update(trendline.state, acked: acked.bitrate, rttMs: rttMs, nowNs: nowNs)
-        let loss = lossBased.update(lost: lostInFeedback, received: receivedInFeedback, delayBased: delay, nowNs: nowNs)
-        lostInFeedback = 0
-        receivedInFeedback = 0
+        let loss = lossBased.update(delayBased: delay, rttMs: rttMs, nowNs: nowNs)
         estimate = min(max(min(delay, loss), delayBased.minBitrate), delayBased.maxBitrate)
         return estimate
     }
