@@ -36,10 +36,15 @@ struct SimulatedPath {
 struct Session {
     var path: SimulatedPath
     var estimator = SendSideEstimator()
+    /// With `probing`, the allocation wants `wanted` bps and the sender
+    /// sends the probe clusters the controller asks for.
+    var probing = false
+    var wanted = 10_000_000
+    var controller = ProbeController()
     var nowNs: Int64 = 0
     var nextSendNs: Int64 = 0
-    /// (send time, arrival time or nil, bytes) not yet reported.
-    var inFlight: [(Int64, Int64?, Int)] = []
+    /// (send time, arrival time or nil, bytes, probe cluster) not yet reported.
+    var inFlight: [(Int64, Int64?, Int, UInt8)] = []
     var nextFeedbackNs: Int64 = 50_000_000
     /// (time s, estimate kbps, queue delay ms) once a second.
     var curve: [(Double, Int, Double)] = []
@@ -54,9 +59,10 @@ struct Session {
         while nowNs < end {
             let stepNs: Int64 = 1_000_000
             change(Double(nowNs) / 1e9, &path)
+            if probing, nowNs == 0 { for c in controller.start(estimate: estimator.estimate, nowNs: nowNs) { sendProbe(c) } }
             while nextSendNs <= nowNs {
                 let bytes = 1200
-                inFlight.append((nextSendNs, path.send(bytes: bytes, nowNs: nextSendNs), bytes))
+                inFlight.append((nextSendNs, path.send(bytes: bytes, nowNs: nextSendNs), bytes, 0))
                 nextSendNs += Int64(bytes * 8) * 1_000_000_000 / Int64(max(estimator.estimate, 10_000))
             }
             if nowNs >= nextFeedbackNs {
@@ -66,8 +72,12 @@ struct Session {
                 for (i, p) in inFlight.enumerated() {
                     if let a = p.1, a <= reportedUpTo { cut = i + 1 }
                 }
-                for p in inFlight[..<cut] { estimator.packet(sendNs: p.0, arrivalNs: p.1, bytes: p.2) }
-                if cut > 0 { estimator.feedbackDone(nowNs: nowNs) }
+                inFlight[..<cut].sort { $0.0 < $1.0 } // sequence order is send order
+                for p in inFlight[..<cut] { estimator.packet(sendNs: p.0, arrivalNs: p.1, bytes: p.2, cluster: p.3) }
+                if cut > 0 {
+                    estimator.feedbackDone(nowNs: nowNs)
+                    if probing, let c = controller.update(estimate: estimator.estimate, wanted: wanted, nowNs: nowNs) { sendProbe(c) }
+                }
                 inFlight.removeFirst(cut)
                 nextFeedbackNs += 50_000_000
             }
@@ -75,6 +85,18 @@ struct Session {
                 curve.append((Double(nowNs) / 1e9, estimator.estimate / 1000, path.queueDelayMs(nowNs: nowNs)))
             }
             nowNs += stepNs
+        }
+    }
+
+    /// A probe burst: padding-sized packets at the cluster's rate, beside the media.
+    mutating func sendProbe(_ c: ProbeCluster) {
+        let bytes = 1200
+        let intervalNs = Int64(bytes * 8) * 1_000_000_000 / Int64(c.bitrate)
+        let count = max(c.minPackets, Int((c.minDurationNs + intervalNs - 1) / intervalNs) + 1)
+        for i in 0..<count {
+            let at = nowNs + Int64(i) * intervalNs
+            inFlight.append((at, path.send(bytes: bytes, nowNs: at), bytes, c.id))
+            estimator.probeSent(cluster: c.id)
         }
     }
 
@@ -111,6 +133,35 @@ struct SendSideEstimatorTests {
         print("600 kbps from 20 to 30 s:", s.curve.map { "\(Int($0.0))s \($0.1)k" }.joined(separator: ", "))
         #expect(s.estimateKbps(at: 29) < 800)
         #expect(s.estimateKbps(at: 60) > 2000, "\(s.curve)")
+    }
+
+    @Test func probingFindsHeadroomQuickly() {
+        var s = Session(capacityBps: 4_000_000)
+        s.probing = true
+        s.wanted = 3_500_000
+        s.run(untilS: 60) { t, path in path.capacityBps = (20..<30).contains(t) ? 600_000 : 4_000_000 }
+        print("with probing, 600 kbps from 20 to 30 s:", s.curve.map { "\(Int($0.0))s \($0.1)k \(Int($0.2))ms" }.joined(separator: ", "))
+        // The start probes reach the wanted rate within seconds, not the ~30 s of 8 %/s.
+        #expect(s.estimateKbps(at: 5) > 2500, "\(s.curve)")
+        #expect(s.estimateKbps(at: 22) < 800, "\(s.curve)")
+        // Back within 15 s of the recovery.
+        #expect(s.estimateKbps(at: 45) > 2500, "\(s.curve)")
+        #expect(s.queueMs(at: 50) < 150)
+    }
+
+    @Test func probeResultIsTheRateThatGotThrough() {
+        var p = ProbeResultEstimator()
+        for _ in 0..<6 { p.sent(cluster: 7) }
+        // Sent 1 ms apart (9.6 Mbps), arriving 4 ms apart (2.4 Mbps): a bottleneck.
+        var result: Int? = nil
+        for i in 0..<6 { result = p.received(cluster: 7, sendNs: Int64(i) * 1_000_000, arrivalNs: 50_000_000 + Int64(i) * 4_000_000, bytes: 1200) ?? result }
+        #expect(result.map { (2_300_000...2_500_000).contains($0) } == true, "\(String(describing: result))")
+        // Too few arrived: no result.
+        var q = ProbeResultEstimator()
+        for _ in 0..<10 { q.sent(cluster: 3) }
+        var none: Int? = nil
+        for i in 0..<6 { none = q.received(cluster: 3, sendNs: Int64(i), arrivalNs: Int64(i) * 1000, bytes: 1200) ?? none }
+        #expect(none == nil)
     }
 
     @Test func randomLossAboveTenPercentCutsTheRateAndLowLossDoesNot() {

@@ -18,6 +18,9 @@ package struct SendSideEstimator {
     package private(set) var delayBased: AimdRateControl
     package private(set) var lossBased: LossBasedControl
     private var acked = AckedBitrate()
+    private var probes = ProbeResultEstimator()
+    /// The latest probe result (bps), for traces.
+    package private(set) var lastProbeResult = 0
     /// The round trip, from the loop's receiver reports (ms).
     package var rttMs = 100.0
     package private(set) var estimate: Int
@@ -38,9 +41,15 @@ package struct SendSideEstimator {
 
     /// One packet of a feedback, in sequence order: its send time and size
     /// from the send history, its arrival time or nil when reported lost.
-    package mutating func packet(sendNs: Int64, arrivalNs: Int64?, bytes: Int) {
+    /// `cluster`: the probe cluster the packet belonged to (0: none).
+    package mutating func packet(sendNs: Int64, arrivalNs: Int64?, bytes: Int, cluster: UInt8 = 0) {
         lossBased.packet(sendNs: sendNs, lost: arrivalNs == nil)
         guard let arrivalNs else { return }
+        if cluster != 0, let result = probes.received(cluster: cluster, sendNs: sendNs, arrivalNs: arrivalNs, bytes: bytes) {
+            lastProbeResult = result
+            // Headroom found: start from it instead of creeping up to it.
+            if result > delayBased.estimate { delayBased.reset(to: result * 95 / 100) }
+        }
         acked.add(bytes: bytes, arrivalNs: arrivalNs)
         if let d = interArrival.add(sendNs: sendNs, arrivalNs: arrivalNs) {
             trendline.update(sendDeltaMs: d.sendDeltaMs, arrivalDeltaMs: d.arrivalDeltaMs, arrivalNs: d.arrivalNs)
@@ -55,6 +64,9 @@ package struct SendSideEstimator {
         estimate = min(max(min(delay, loss), delayBased.minBitrate), delayBased.maxBitrate)
         return estimate
     }
+
+    /// A probe packet of `cluster` was sent.
+    package mutating func probeSent(cluster: UInt8) { probes.sent(cluster: cluster) }
 
     /// The receiver's acknowledged throughput (bps), nil while unknown.
     package var ackedBitrate: Int? { acked.bitrate }
