@@ -22,9 +22,14 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     defer { buffer.deallocate() }
     if count > 0 { buffer.copyMemory(from: input.baseAddress! + 1, byteCount: count) }
     _ = PacketClass.classify(buffer, count: count)
-    // 220-239: SDP; 240 and up: the stateful units, driven by operation sequences.
-    if (220..<240).contains(first) {
+    // 220-229: SDP; 230-239: send-side estimation and layer allocation;
+    // 240 and up: the other stateful units, driven by operation sequences.
+    if (220..<230).contains(first) {
         sdp(buffer, count)
+        return
+    }
+    if (230..<240).contains(first) {
+        sendSideEstimator(buffer, count)
         return
     }
     if first >= 240 {

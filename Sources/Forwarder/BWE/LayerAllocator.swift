@@ -35,7 +35,10 @@ package enum LayerAllocator {
     package static func allocate(available: Int, _ entries: UnsafeMutableBufferPointer<AllocationEntry>, order: UnsafeMutableBufferPointer<Int32>) -> Int {
         let n = min(entries.count, order.count)
         var remaining = available
-        for i in 0..<n { remaining -= entries[i].fixedBitrate }
+        for i in 0..<n {
+            remaining -= entries[i].fixedBitrate
+            if entries[i].layerCount == 0 { entries[i].layer = -1 } // no layers to choose
+        }
         // Simulcast consumers by descending priority (insertion sort: n is small, nothing allocated).
         var count = 0
         for i in 0..<n where entries[i].layerCount > 0 {
