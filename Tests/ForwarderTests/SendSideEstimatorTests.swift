@@ -222,5 +222,9 @@ struct SendSideEstimatorTests {
         // A late arrival older than the window is ignored.
         a.add(bytes: 1_000_000, arrivalNs: 0)
         #expect(a.bitrate == rate)
+        // Arrival times before the receiver's reference (negative) do not trap.
+        var b = AckedBitrate()
+        for i in 0..<30 { b.add(bytes: 1250, arrivalNs: -400_000_000 + Int64(i) * 10_000_000) }
+        #expect(b.bitrate != nil)
     }
 }

@@ -159,27 +159,38 @@ package struct AckedBitrate {
     static let bins = 50
     static let binNs: Int64 = 10_000_000
     private var bytes = InlineArray<50, Int>(repeating: 0)
-    private var newestBin: Int64 = -1
-    private var firstBin: Int64 = -1
+    private var newestBin: Int64 = 0
+    private var firstBin: Int64 = 0
+    private var started = false
 
     package init() {}
 
     package mutating func add(bytes n: Int, arrivalNs: Int64) {
         let bin = arrivalNs / Self.binNs
-        if newestBin < 0 { newestBin = bin; firstBin = bin }
+        if !started {
+            started = true
+            newestBin = bin
+            firstBin = bin
+        }
         if bin > newestBin {
             // Clear the bins the window moved past.
             let steps = min(bin - newestBin, Int64(Self.bins))
-            for i in 1...steps { bytes[Int((newestBin + i) % Int64(Self.bins))] = 0 }
+            for i in 1...steps { bytes[Self.slot(newestBin + i)] = 0 }
             newestBin = bin
         }
         guard newestBin - bin < Int64(Self.bins) else { return } // older than the window
-        bytes[Int(bin % Int64(Self.bins))] += n
+        bytes[Self.slot(bin)] += n
+    }
+
+    /// A bin's slot; arrival times from feedback may be negative.
+    private static func slot(_ bin: Int64) -> Int {
+        let m = bin % Int64(bins)
+        return Int(m < 0 ? m + Int64(bins) : m)
     }
 
     /// Bits per second over the window; nil until 100 ms of arrivals.
     package var bitrate: Int? {
-        guard newestBin >= 0, newestBin - firstBin >= 10 else { return nil }
+        guard started, newestBin - firstBin >= 10 else { return nil }
         let span = min(newestBin - firstBin + 1, Int64(Self.bins))
         var sum = 0
         for i in 0..<Self.bins { sum += bytes[i] }

@@ -72,14 +72,15 @@ package struct TrendlineEstimator {
     private var ys = InlineArray<20, Double>(repeating: 0)
     private var head = 0
     private var filled = 0
-    private var firstArrivalNs: Int64 = -1
+    /// Receiver-clock times may be negative: "unset" is a flag, not a value.
+    private var firstArrivalNs: Int64? = nil
     private var accumulatedDelayMs = 0.0
     private var smoothedDelayMs = 0.0
     private var deltas = 0
     private var previousTrend = 0.0
     private var overuseMs = -1.0
     private var overuseCount = 0
-    private var lastThresholdNs: Int64 = -1
+    private var lastThresholdNs: Int64? = nil
     /// The adaptive threshold, in ms of modified trend.
     package private(set) var threshold = 12.5
     package private(set) var state = BandwidthUsage.normal
@@ -92,8 +93,9 @@ package struct TrendlineEstimator {
         deltas = min(deltas + 1, 1000)
         accumulatedDelayMs += arrivalDeltaMs - sendDeltaMs
         smoothedDelayMs = Self.smoothing * smoothedDelayMs + (1 - Self.smoothing) * accumulatedDelayMs
-        if firstArrivalNs < 0 { firstArrivalNs = arrivalNs }
-        xs[head] = Double(arrivalNs - firstArrivalNs) / 1e6
+        let first = firstArrivalNs ?? arrivalNs
+        firstArrivalNs = first
+        xs[head] = Double(arrivalNs - first) / 1e6
         ys[head] = smoothedDelayMs
         head = (head + 1) % Self.window
         filled = min(filled + 1, Self.window)
@@ -140,7 +142,7 @@ package struct TrendlineEstimator {
     }
 
     private mutating func adaptThreshold(_ modified: Double, nowNs: Int64) {
-        if lastThresholdNs < 0 { lastThresholdNs = nowNs }
+        let last = lastThresholdNs ?? nowNs
         // A spike far above the threshold (a route change, a paused
         // sender) must not drag the threshold up with it.
         if abs(modified) > threshold + 15 {
@@ -148,7 +150,7 @@ package struct TrendlineEstimator {
             return
         }
         let k = abs(modified) < threshold ? Self.thresholdDown : Self.thresholdUp
-        let dtMs = min(Double(nowNs - lastThresholdNs) / 1e6, 100)
+        let dtMs = min(max(Double(nowNs - last) / 1e6, 0), 100)
         threshold += k * (abs(modified) - threshold) * dtMs
         threshold = min(max(threshold, 6), 600)
         lastThresholdNs = nowNs
