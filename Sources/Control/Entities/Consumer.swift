@@ -102,6 +102,9 @@ public final class Consumer {
             spec.midExtensionId = UInt8(ext.id)
         }
         spec.cname = Array((rtpParameters.rtcp?.cname ?? "").utf8.prefix(64))
+        if let twcc = rtpParameters.headerExtensions?.first(where: { $0.uri == SupportedRtpCapabilities.Uri.transportWideCc }), (1...255).contains(twcc.id) {
+            spec.transportCcExtensionId = UInt8(twcc.id)
+        }
         if type == .simulcast {
             spec.simulcast = true
             spec.preferredLayer = preferredLayers?.spatialLayer ?? producerLayerCount - 1

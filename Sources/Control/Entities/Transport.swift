@@ -121,6 +121,7 @@ public class Transport {
             throw .invalidArgument("bitrate must be >= current min outgoing bitrate (\(minOutgoingBitrate)) or 0 (unlimited)")
         }
         maxOutgoingBitrate = bitrate
+        forwarder.send(.setOutgoingBitrateBounds(transport: handle, min: UInt32(minOutgoingBitrate), max: UInt32(bitrate)))
     }
 
     /// The least the send-side bandwidth estimation may assume (>= 30000,
@@ -134,6 +135,7 @@ public class Transport {
             throw .invalidArgument("bitrate must be <= current max outgoing bitrate (\(maxOutgoingBitrate)) or 0 (unlimited)")
         }
         minOutgoingBitrate = bitrate
+        forwarder.send(.setOutgoingBitrateBounds(transport: handle, min: UInt32(bitrate), max: UInt32(maxOutgoingBitrate)))
     }
 
     public var producerCount: Int { producers.count }
@@ -356,6 +358,7 @@ public class Transport {
         s.recvBitrate = c.bitrate
         s.sendBitrate = c.sendBitrate
         s.rtcpPacketsReceived = c.rtcpPackets
+        s.availableOutgoingBitrate = c.availableOutgoingBitrate == 0 ? nil : Int(c.availableOutgoingBitrate)
         return [s]
     }
 

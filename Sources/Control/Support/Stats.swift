@@ -57,6 +57,9 @@ public struct TransportStats: Codable, Sendable, Hashable {
     public var maxIncomingBitrate: Int? = nil
     public var maxOutgoingBitrate: Int? = nil
     public var minOutgoingBitrate: Int? = nil
+    /// WebRtcTransport whose endpoint sends transport-wide feedback: the
+    /// send-side estimate of what it can receive (bps).
+    public var availableOutgoingBitrate: Int? = nil
     /// WebRtcTransport only.
     public var iceRole: String? = nil
     public var iceState: IceState? = nil

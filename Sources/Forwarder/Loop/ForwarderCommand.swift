@@ -72,6 +72,9 @@ package struct ConsumerSpec: Sendable {
     /// The consumer's MID and the extension id it goes in: a packet's MID
     /// (the producer's) is replaced with it, so BUNDLEd endpoints demux.
     package var mid: [UInt8] = []
+    /// The endpoint's id for the transport-wide sequence number (0: not
+    /// negotiated): the transport numbers what it sends and estimates.
+    package var transportCcExtensionId: UInt8 = 0
     package var midExtensionId: UInt8 = 0
     /// Generic NACK negotiated: lost packets are resent, as RTX on
     /// `rtxSsrc` with the RTX payload type of each codec (router PT -> RTX
@@ -185,6 +188,8 @@ package enum ForwarderCommand: Sendable {
     case sendSctp(transport: Handle, [UInt8])
     /// Caps what the transport's endpoint sends us (REMB; 0 lifts the cap).
     case setMaxIncomingBitrate(transport: Handle, UInt32)
+    /// `setMinOutgoingBitrate`/`setMaxOutgoingBitrate` (0: none).
+    case setOutgoingBitrateBounds(transport: Handle, min: UInt32, max: UInt32)
     /// Which trace events (TraceType bits) a producer or consumer reports.
     case setProducerTrace(Handle, UInt8)
     case setConsumerTrace(Handle, UInt8)

@@ -77,6 +77,8 @@ package struct EntityCounters: Sendable, Equatable {
     package var keyFrames: UInt64 = 0
     /// Packets asked for in NACKs sent to a producer's endpoint.
     package var nackedPackets: UInt64 = 0
+    /// Transports: the send-side estimate (bps; 0 while none).
+    package var availableOutgoingBitrate: UInt64 = 0
     /// Packets resent in answer to NACKs, and NACKed packets no longer held.
     package var retransmitted: UInt64 = 0
     package var retransmissionMisses: UInt64 = 0

@@ -99,6 +99,11 @@ extension ForwarderLoop {
             sendSctp(transport: h.index, packet)
         case let .setMaxIncomingBitrate(h, bitrate):
             setMaxIncomingBitrate(transport: h.index, bitrate)
+        case let .setOutgoingBitrateBounds(h, min, max):
+            guard transports[h.index].inUse else { break }
+            transports[h.index].outgoingMin = min
+            transports[h.index].outgoingMax = max
+            applyOutgoingBounds(transport: h.index)
         case let .setConsumerPreferredLayer(h, layer):
             guard consumers[h.index].inUse, consumers[h.index].simulcast else { return }
             let p = Int(consumers[h.index].producer)
@@ -276,6 +281,7 @@ extension ForwarderLoop {
         if let s = transports[h].srtpSend { s.free() }
         if let s = transports[h].srtpReceive { s.free() }
         disableFeedback(transport: h)
+        disableSendSide(transport: h)
         let r = Int(transports[h].router)
         let prev = transports[h].prevInRouter, next = transports[h].nextInRouter
         if prev >= 0 { transports[Int(prev)].nextInRouter = next } else { routers[r].firstTransport = next }

@@ -110,6 +110,7 @@ extension ForwarderLoop {
         }
         c.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         c.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
+        if spec.transportCcExtensionId != 0 { enableSendSide(transport: t, extensionId: spec.transportCcExtensionId) }
         c.paused = spec.paused
         c.producerPaused = spec.producerPaused
         c.waitsForKeyFrame = spec.waitsForKeyFrame

@@ -46,6 +46,8 @@ extension ForwarderLoop {
                         }
                         traceConsumer(c, .nack, incoming: true) { $0.sequenceNumber = first; $0.count = count }
                     }
+                case RtcpType.rtpfb where v.count == RtcpFormat.transportCc:
+                    if transports[t].sendSide >= 0 { try sendSideFeedback(v, transport: t) }
                 case RtcpType.sr:
                     senderReportReceived(try Rtcp.senderInfo(v), transport: t)
                     try Rtcp.forEachReportBlock(v) { reportBlockReceived($0, transport: t) }

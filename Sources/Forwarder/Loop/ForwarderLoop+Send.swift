@@ -53,6 +53,8 @@ extension ForwarderLoop {
         // The producer stage already validated the extension block.
         try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
         var size = size
+        // Before the MID rewrite, which may move the extension elements.
+        if transports[t].sendSide >= 0 { numberTransportWide(out, header, transport: t, size: size) }
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
         if retransmission {
             let rtxSsrc = consumers[ci].layered ? consumerCold[ci].layerRtxSsrcs[layer] : consumerCold[ci].rtxSsrc

@@ -116,6 +116,11 @@ struct ForwarderLoop: ~Copyable {
     let transportCcRecorders: UnsafeMutablePointer<TransportCcRecorder>
     let transportCcRings: Slab
     var freeTransportCc: FreeList
+    /// Send-side estimators and their send histories (rings in the slab).
+    let sendSideEstimators: UnsafeMutablePointer<SendSideEstimator>
+    let sendHistories: UnsafeMutablePointer<SendHistory>
+    let sendHistoryRings: Slab
+    var freeSendSide: FreeList
     let feedbackTransports: UnsafeMutablePointer<Int32>
     var feedbackTransportCount = 0
     var feedbackTimerArmed = false
@@ -237,6 +242,15 @@ struct ForwarderLoop: ~Copyable {
             (transportCcRecorders + i).initialize(to: TransportCcRecorder(ring: transportCcRings.slot(i).assumingMemoryBound(to: UInt64.self)))
         }
         freeTransportCc = FreeList(capacity: settings.maxTransportCcTransports)
+        let estimators = max(1, settings.maxSendSideTransports)
+        sendHistoryRings = Slab(slotSize: SendHistory.ringBytes, count: estimators)
+        sendHistories = .allocate(capacity: estimators)
+        sendSideEstimators = .allocate(capacity: estimators)
+        for i in 0..<estimators {
+            (sendHistories + i).initialize(to: SendHistory(memory: sendHistoryRings.slot(i)))
+            (sendSideEstimators + i).initialize(to: SendSideEstimator())
+        }
+        freeSendSide = FreeList(capacity: settings.maxSendSideTransports)
         feedbackTransports = .allocate(capacity: Int(settings.maxTransports))
         consentTimeoutNs = Int64(settings.iceConsentTimeoutMs) * 1_000_000
     }
@@ -266,6 +280,8 @@ struct ForwarderLoop: ~Copyable {
         receiveStreams.deallocate()
         nackStreams.deallocate()
         transportCcRecorders.deallocate()
+        sendHistories.deallocate()
+        sendSideEstimators.deallocate()
         feedbackTransports.deallocate()
     }
 

@@ -105,6 +105,13 @@ package struct TransportState {
     /// receive-side estimate sent as REMB; listed for the feedback timer.
     var transportCc: Int32 = -1
     var transportCcExtensionId: UInt8 = 0
+    /// Send side: the estimator's index (-1: none) and the endpoint's id
+    /// for the transport-wide sequence number in what we send.
+    var sendSide: Int32 = -1
+    var sendSideExtensionId: UInt8 = 0
+    /// The application's bounds of the estimate (0: none).
+    var outgoingMin: UInt32 = 0
+    var outgoingMax: UInt32 = 0
     var remb = RembEstimator()
     var feedbackListed = false
     var remoteRtp = SocketAddress()

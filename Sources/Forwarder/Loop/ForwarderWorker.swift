@@ -47,6 +47,9 @@ package struct ForwarderSettings: Sendable {
     /// Transports that can give transport-wide congestion feedback at once
     /// (each holds an 8 KiB arrival ring); others still forward, unacknowledged.
     package var maxTransportCcTransports = 1024
+    /// Transports that estimate their outgoing bitrate from their
+    /// endpoint's transport-wide feedback (each holds a 32 KiB send history).
+    package var maxSendSideTransports = 256
     /// Seed of the worker's random choices (report spreading, RTX sequence
     /// starts); nil draws one from the system. Tests fix it to replay a run.
     package var randomSeed: UInt64? = nil

@@ -237,6 +237,13 @@ package enum Rtcp {
     /// (nil: not received). Everything is checked against the length before
     /// `body` sees anything, so a truncated packet reports nothing.
     @discardableResult
+    /// A transport-wide feedback packet's reference time (signed 24 bits, 64 ms units).
+    package static func transportCcReferenceTime(_ v: RtcpView) throws(RtcpError) -> Int32 {
+        guard v.type == RtcpType.rtpfb, v.count == RtcpFormat.transportCc, v.length >= 20 else { throw .truncated }
+        let ref24 = v.u32(16) >> 8
+        return ref24 & 0x80_0000 != 0 ? Int32(bitPattern: ref24 | 0xFF00_0000) : Int32(ref24)
+    }
+
     package static func forEachTransportCcPacket(_ v: RtcpView, _ body: (UInt16, Int32?) -> Void) throws(RtcpError) -> TransportCcHeader {
         guard v.type == RtcpType.rtpfb, v.count == RtcpFormat.transportCc, v.length >= 20 else { throw .truncated }
         let base = v.u16(12)

@@ -1,0 +1,69 @@
+/// Send-side estimation per WebRTC transport: what goes out carries the
+/// transport's own transport-wide sequence number (where the endpoint
+/// negotiated the extension and the packet has the element), is remembered
+/// in the transport's send history, and the endpoint's transport-wide
+/// feedback drives the transport's estimator (doc/bwe.md). The estimate is
+/// the transport's `availableOutgoingBitrate`.
+extension ForwarderLoop {
+    /// A consumer negotiated the extension: its transport numbers what it
+    /// sends and estimates. WebRTC endpoints only (they send the feedback).
+    mutating func enableSendSide(transport t: Int, extensionId: UInt8) {
+        guard transports[t].webrtc, extensionId != 0 else { return }
+        transports[t].sendSideExtensionId = extensionId
+        guard transports[t].sendSide < 0 else { return }
+        let i = freeSendSide.pop()
+        guard i >= 0 else { counters.dropTransportCcUnavailable &+= 1; return }
+        sendHistories[Int(i)] = SendHistory(memory: sendHistoryRings.slot(Int(i)))
+        sendSideEstimators[Int(i)] = SendSideEstimator()
+        transports[t].sendSide = i
+        applyOutgoingBounds(transport: t)
+    }
+
+    /// The application's bounds, onto the transport's estimator.
+    mutating func applyOutgoingBounds(transport t: Int) {
+        guard transports[t].sendSide >= 0 else { return }
+        let min = transports[t].outgoingMin == 0 ? SendSideEstimator.defaultMin : Int(transports[t].outgoingMin)
+        let max = transports[t].outgoingMax == 0 ? SendSideEstimator.defaultMax : Int(transports[t].outgoingMax)
+        sendSideEstimators[Int(transports[t].sendSide)].setBounds(min: min, max: max)
+    }
+
+    /// Called when a transport closes (before its row is cleared).
+    mutating func disableSendSide(transport t: Int) {
+        if transports[t].sendSide >= 0 { freeSendSide.push(transports[t].sendSide) }
+        transports[t].sendSide = -1
+    }
+
+    /// Writes the transport's next sequence number into the packet's
+    /// transport-wide element (extension ids already rewritten to the
+    /// endpoint's) and remembers the packet. A packet without the element
+    /// (a publisher that did not negotiate it) goes out unnumbered.
+    @inline(__always)
+    mutating func numberTransportWide(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, transport t: Int, size: Int) {
+        let id = transports[t].sendSideExtensionId
+        var offset = -1
+        try? RtpHeaderExtensions.forEach(out, header) { extId, o, length in
+            if extId == id, length >= 2 { offset = o }
+        }
+        guard offset >= 0 else { return }
+        let sequence = sendHistories[Int(transports[t].sendSide)].record(sendNs: turnNs, bytes: size)
+        writeUInt16(out, offset, sequence)
+    }
+
+    /// Transport-wide feedback from the transport's endpoint: every
+    /// reported packet that is still in the history goes to the estimator.
+    mutating func sendSideFeedback(_ v: RtcpView, transport t: Int) throws(RtcpError) {
+        let i = Int(transports[t].sendSide)
+        // Arrival times: the reference time (64 ms units), then each
+        // received packet's delta (250 us units) from the previous one.
+        var arrivalUs = Int64(try Rtcp.transportCcReferenceTime(v)) * 64_000
+        let history = sendHistories + i
+        let estimator = sendSideEstimators + i
+        _ = try Rtcp.forEachTransportCcPacket(v) { sequence, delta in
+            if let delta { arrivalUs += Int64(delta) * 250 }
+            guard let sent = history.pointee.lookup(sequence) else { return }
+            estimator.pointee.packet(sendNs: sent.sendNs, arrivalNs: delta == nil ? nil : arrivalUs * 1000, bytes: sent.bytes, cluster: sent.cluster)
+        }
+        let estimate = estimator.pointee.feedbackDone(nowNs: turnNs)
+        transports[t].counters.availableOutgoingBitrate = UInt64(estimate)
+    }
+}
