@@ -88,7 +88,8 @@ package final class ForwarderWorker: @unchecked Sendable {
     let commands = Mutex<CommandQueue>(CommandQueue())
     let stopRequested = Atomic<Bool>(false)
     package let eventFd: Int32
-    let onEvent: @Sendable (ForwarderEvent) -> Void
+    /// Events for the control plane (delivered off this thread).
+    private let outbox: EventOutbox
     private let lifecycle = Mutex<Lifecycle>(Lifecycle())
     /// The pthread_t of the running thread (for CPU-time measurement).
     package let threadId = Atomic<UInt>(0)
@@ -120,7 +121,8 @@ package final class ForwarderWorker: @unchecked Sendable {
 
     package init(settings: ForwarderSettings, onEvent: @escaping @Sendable (ForwarderEvent) -> Void) throws(ForwarderStartError) {
         self.settings = settings
-        self.onEvent = onEvent
+        guard let outbox = EventOutbox(deliver: onEvent) else { throw .eventfd(rsfu_errno()) }
+        self.outbox = outbox
         routerHandles = HandleSpace(capacity: settings.maxRouters)
         transportHandles = HandleSpace(capacity: settings.maxTransports)
         producerHandles = HandleSpace(capacity: settings.maxProducers)
@@ -137,6 +139,10 @@ package final class ForwarderWorker: @unchecked Sendable {
         guard fd >= 0 else { throw .eventfd(rsfu_errno()) }
         eventFd = fd
     }
+
+    /// Hands an event to the control plane; on the forwarder thread,
+    /// without allocating (see `EventOutbox`).
+    func onEvent(_ event: ForwarderEvent) { outbox.post(event) }
 
     /// Starts the thread and returns once its ring and memory are ready.
     package func start() async throws {
