@@ -102,6 +102,12 @@ def test_chromium_publishes_and_receives(server, protocol):  # noqa: F811
     estimate = r["recvStats"][0].get("availableOutgoingBitrate", 0)
     print("available outgoing bitrate:", estimate)
     assert (30_000 < estimate <= 200_000) if cap else estimate > 250_000, r["recvStats"]
+    # The "bwe" trace events of that transport, at most one a second.
+    traces = r["bweTraces"]
+    assert traces and all(t["trace"]["type"] == "bwe" and t["transportId"] == r["recvStats"][0]["transportId"] for t in traces), traces
+    info = traces[-1]["trace"]["info"]
+    assert info["availableBitrate"] > 30_000 and info["maxBitrate"] == (200_000 if cap else 30_000_000), info
+    print("last bwe trace:", info)
 
 
 def test_chromium_ice_tcp_through_an_idle_connection_flood(server):  # noqa: F811

@@ -8,6 +8,8 @@ public enum TransportEvent: Sendable {
     case tuple(TransportTuple)
     /// A comedia PlainTransport learnt its remote RTCP tuple.
     case rtcpTuple(TransportTuple)
+    /// A trace event (`enableTraceEvent`): "bwe".
+    case trace(TransportTraceEventData)
     /// The WebRtcServer this transport listened on closed.
     case listenServerClose
     case iceStateChange(IceState)

@@ -146,6 +146,8 @@ public final class Worker {
             (registry.transportsByHandle[handle] as? PlainTransport)?.tupleLearned(address, rtcp: rtcp)
         case let .directRtp(handle, bytes):
             if let c = registry.consumersByHandle[handle] { c.directRtp(bytes) }
+        case let .bwe(handle, r):
+            registry.transportsByHandle[handle]?.bweTraced(r)
         case let .trace(r):
             if r.consumer {
                 if let c = registry.consumersByHandle[r.handle] { c.traced(r) }

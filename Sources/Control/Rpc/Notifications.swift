@@ -58,6 +58,9 @@ extension EntityNotification {
             case .sctpStateChange(let state):
                 method = "transport.sctpstatechange"
                 params["sctpState"] = .string(state)
+            case .trace(let data):
+                method = "transport.trace"
+                params["trace"] = .encoding(data)
             case .rtcp(let packet):
                 method = "transport.rtcp"
                 params["rtcpPacket"] = .string(Data(packet).base64EncodedString())

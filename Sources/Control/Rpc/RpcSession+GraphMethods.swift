@@ -203,6 +203,9 @@ extension RpcSession {
             default: try t.setMinOutgoingBitrate(bitrate)
             }
             return Self.ok
+        case "transport.enableTraceEvent":
+            try transport(p).enableTraceEvent(types: try traceTypes(p))
+            return Self.ok
         case "transport.dump":
             let t = try transport(p)
             if let plain = t as? PlainTransport { return .encoding(try plain.dump()) }

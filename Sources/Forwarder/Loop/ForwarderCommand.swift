@@ -120,6 +120,16 @@ package enum TraceType: UInt8, Sendable, CaseIterable {
 }
 
 /// One trace event, flat (no allocation beyond the event queue's).
+package struct BweRecord: Sendable, Equatable {
+    package var availableBitrate: Int
+    package var ackedBitrate: Int
+    package var delayBasedBitrate: Int
+    package var lossBasedBitrate: Int
+    package var lossFraction: Double
+    package var minBitrate: Int
+    package var maxBitrate: Int
+}
+
 package struct TraceRecord: Sendable {
     package var consumer: Bool
     package var handle: Handle
@@ -190,6 +200,8 @@ package enum ForwarderCommand: Sendable {
     case setMaxIncomingBitrate(transport: Handle, UInt32)
     /// `setMinOutgoingBitrate`/`setMaxOutgoingBitrate` (0: none).
     case setOutgoingBitrateBounds(transport: Handle, min: UInt32, max: UInt32)
+    /// Transport trace events: `bwe` (the send-side estimate, at most once a second).
+    case setTransportTrace(transport: Handle, bwe: Bool)
     /// Which trace events (TraceType bits) a producer or consumer reports.
     case setProducerTrace(Handle, UInt8)
     case setConsumerTrace(Handle, UInt8)
@@ -242,6 +254,8 @@ package enum ForwarderEvent: Sendable {
     case consumerLayer(consumer: Handle, layer: Int)
     /// A trace event of a producer or consumer that enabled its type.
     case trace(TraceRecord)
+    /// A transport's send-side estimate (bps) with what it is made of.
+    case bwe(transport: Handle, BweRecord)
     case consumerScore(consumer: Handle, score: UInt8, producerScore: UInt8)
     /// An SRTP session could not be created from the keys given: the
     /// transport sends and accepts nothing in that direction.

@@ -99,6 +99,8 @@ extension ForwarderLoop {
             sendSctp(transport: h.index, packet)
         case let .setMaxIncomingBitrate(h, bitrate):
             setMaxIncomingBitrate(transport: h.index, bitrate)
+        case let .setTransportTrace(h, bwe):
+            if transports[h.index].inUse { transports[h.index].traceBwe = bwe }
         case let .setOutgoingBitrateBounds(h, min, max):
             guard transports[h.index].inUse else { break }
             transports[h.index].outgoingMin = min

@@ -65,5 +65,13 @@ extension ForwarderLoop {
         }
         let estimate = estimator.pointee.feedbackDone(nowNs: turnNs)
         transports[t].counters.availableOutgoingBitrate = UInt64(estimate)
+        if transports[t].traceBwe, turnNs - transports[t].lastBweTraceNs >= 1_000_000_000 {
+            transports[t].lastBweTraceNs = turnNs
+            let e = estimator.pointee
+            worker.onEvent(.bwe(transport: transports[t].handle, BweRecord(
+                availableBitrate: estimate, ackedBitrate: e.ackedBitrate ?? 0, delayBasedBitrate: e.delayBased.estimate,
+                lossBasedBitrate: e.lossBased.estimate, lossFraction: e.lossBased.lossFraction,
+                minBitrate: e.delayBased.minBitrate, maxBitrate: e.delayBased.maxBitrate)))
+        }
     }
 }

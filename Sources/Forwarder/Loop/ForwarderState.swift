@@ -112,6 +112,9 @@ package struct TransportState {
     /// The application's bounds of the estimate (0: none).
     var outgoingMin: UInt32 = 0
     var outgoingMax: UInt32 = 0
+    /// `bwe` trace events on, and when the last went out.
+    var traceBwe = false
+    var lastBweTraceNs: Int64 = 0
     var remb = RembEstimator()
     var feedbackListed = false
     var remoteRtp = SocketAddress()
