@@ -50,11 +50,13 @@ extension ForwarderLoop {
         RtpRewrite.setSequenceNumber(out, seq)
         let timestamp = consumers[ci].rtp.timestamp(for: header.timestamp)
         if timestamp != header.timestamp { RtpRewrite.setTimestamp(out, timestamp) }
-        // The producer stage already validated the extension block.
-        try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!)
+        // The producer stage already validated the extension block. The
+        // same walk finds the transport-wide element where the transport numbers its packets.
+        let numbering = transports[t].sendSide >= 0 ? transports[t].sendSideExtensionId : 0
+        let transportWideOffset = (try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!, find: numbering)) ?? -1
         var size = size
         // Before the MID rewrite, which may move the extension elements.
-        if transports[t].sendSide >= 0 { numberTransportWide(out, header, transport: t, size: size) }
+        if transportWideOffset >= 0 { numberTransportWide(out, at: transportWideOffset, transport: t, size: size) }
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
         if retransmission {
             let rtxSsrc = consumers[ci].layered ? consumerCold[ci].layerRtxSsrcs[layer] : consumerCold[ci].rtxSsrc

@@ -34,17 +34,11 @@ extension ForwarderLoop {
     }
 
     /// Writes the transport's next sequence number into the packet's
-    /// transport-wide element (extension ids already rewritten to the
-    /// endpoint's) and remembers the packet. A packet without the element
-    /// (a publisher that did not negotiate it) goes out unnumbered.
+    /// transport-wide element (at `offset`, found by the id rewrite) and
+    /// remembers the packet. A packet without the element (a publisher that
+    /// did not negotiate it) goes out unnumbered.
     @inline(__always)
-    mutating func numberTransportWide(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, transport t: Int, size: Int) {
-        let id = transports[t].sendSideExtensionId
-        var offset = -1
-        try? RtpHeaderExtensions.forEach(out, header) { extId, o, length in
-            if extId == id, length >= 2 { offset = o }
-        }
-        guard offset >= 0 else { return }
+    mutating func numberTransportWide(_ out: UnsafeMutableRawPointer, at offset: Int, transport t: Int, size: Int) {
         let sequence = sendHistories[Int(transports[t].sendSide)].record(sendNs: turnNs, bytes: size)
         writeUInt16(out, offset, sequence)
     }

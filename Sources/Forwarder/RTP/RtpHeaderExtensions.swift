@@ -50,21 +50,30 @@ package enum RtpHeaderExtensions {
     /// Rewrites every element id through `map` (index: old id, value: new id;
     /// 0 removes the element). Unknown forms are left untouched. The map is
     /// passed by pointer so that its 256 bytes are never copied per packet.
+    /// `find`: a new id whose element's data offset is returned (-1: not
+    /// present, or shorter than 2 bytes), so that a caller writing into one
+    /// element walks the block once.
     @inline(__always)
+    @discardableResult
     package static func remapIds(
         _ base: UnsafeMutableRawPointer, _ header: RtpHeader,
-        _ map: UnsafePointer<ExtensionIdMap>
-    ) throws(RtpParseError) {
+        _ map: UnsafePointer<ExtensionIdMap>, find: UInt8 = 0
+    ) throws(RtpParseError) -> Int {
         let oneByte = header.hasOneByteExtensions
+        var found = -1
         try walk(base, header) { id, offset, headerSize, length in
             let newId = map.pointee[id]
             if newId == 0 || (oneByte && newId > 14) {
                 (base + offset).initializeMemory(as: UInt8.self, repeating: 0, count: headerSize + length)
-            } else if newId != id {
+                return
+            }
+            if newId != id {
                 let b = base.load(fromByteOffset: offset, as: UInt8.self)
                 base.storeBytes(of: oneByte ? (newId << 4) | (b & 0x0F) : newId, toByteOffset: offset, as: UInt8.self)
             }
+            if newId == find, find != 0, length >= 2 { found = offset + headerSize }
         }
+        return found
     }
 }
 
