@@ -3,12 +3,12 @@ import Testing
 
 @Suite("Layer allocation")
 struct LayerAllocatorTests {
-    static func simulcast(_ rates: [Int], priority: UInt8 = 1, layer: Int = -1, maxLayer: Int = 3) -> AllocationEntry {
+    static func simulcast(_ rates: [Int], priority: UInt8 = 1, applied: Int = -1, maxLayer: Int = 3) -> AllocationEntry {
         var e = AllocationEntry()
         for (i, r) in rates.enumerated() { e.layerBitrates[i] = r }
         e.layerCount = rates.count
         e.priority = priority
-        e.layer = layer
+        e.applied = applied
         e.maxLayer = maxLayer
         return e
     }
@@ -57,12 +57,12 @@ struct LayerAllocatorTests {
 
     @Test func upgradesNeedAMarginDowngradesDoNot() {
         // Exactly enough for layer 1 while on layer 0: stay.
-        #expect(Self.run(500_000, [Self.simulcast(Self.layers, layer: 0)]).0 == [0])
+        #expect(Self.run(500_000, [Self.simulcast(Self.layers, applied: 0)]).0 == [0])
         // 15 % more: up.
-        #expect(Self.run(600_000, [Self.simulcast(Self.layers, layer: 0)]).0 == [1])
+        #expect(Self.run(600_000, [Self.simulcast(Self.layers, applied: 0)]).0 == [1])
         // Already on layer 1 with exactly enough: keep it.
-        #expect(Self.run(500_000, [Self.simulcast(Self.layers, layer: 1)]).0 == [1])
+        #expect(Self.run(500_000, [Self.simulcast(Self.layers, applied: 1)]).0 == [1])
         // Below it: down at once.
-        #expect(Self.run(450_000, [Self.simulcast(Self.layers, layer: 2)]).0 == [0])
+        #expect(Self.run(450_000, [Self.simulcast(Self.layers, applied: 2)]).0 == [0])
     }
 }

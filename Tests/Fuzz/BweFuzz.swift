@@ -43,6 +43,7 @@ func sendSideEstimator(_ p: UnsafeMutableRawPointer, _ count: Int) {
                 promise(entries[i].layer <= min(entries[i].maxLayer, entries[i].layerCount - 1), "layer within the preference")
             }
             promise(used <= max(available, 0) || entries.allSatisfy { $0.layer < 0 }, "layers fit the available bitrate")
+            for i in 0..<3 { entries[i].applied = entries[i].layer } // the next round's margin
         }
     }
 }

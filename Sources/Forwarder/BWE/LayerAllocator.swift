@@ -17,7 +17,9 @@ package struct AllocationEntry: Sendable {
     package var layerCount = 0
     /// The highest layer the consumer wants (its preferred layer).
     package var maxLayer = 3
-    /// In: the layer applied now (-1: none); out: the layer allocated.
+    /// The layer applied now (-1: none): raising above it needs the margin.
+    package var applied = -1
+    /// Out: the layer allocated (-1: none).
     package var layer = -1
 
     package init() {}
@@ -37,7 +39,7 @@ package enum LayerAllocator {
         var remaining = available
         for i in 0..<n {
             remaining -= entries[i].fixedBitrate
-            if entries[i].layerCount == 0 { entries[i].layer = -1 } // no layers to choose
+            entries[i].layer = -1 // everything starts from no layer
         }
         // Simulcast consumers by descending priority (insertion sort: n is small, nothing allocated).
         var count = 0
@@ -50,13 +52,6 @@ package enum LayerAllocator {
             order[j] = Int32(i)
             count += 1
         }
-        // Start from nothing; remember what was applied for the margin.
-        var applied = InlineArray<64, Int8>(repeating: -1)
-        for k in 0..<count {
-            let i = Int(order[k])
-            if k < 64 { applied[k] = Int8(clamping: entries[i].layer) }
-            entries[i].layer = -1
-        }
         var progress = true
         while progress {
             progress = false
@@ -64,8 +59,7 @@ package enum LayerAllocator {
                 let i = Int(order[k])
                 for _ in 0..<max(1, Int(entries[i].priority)) {
                     guard let (next, extra) = nextLayer(entries[i]) else { break }
-                    let wasApplied = k < 64 ? Int(applied[k]) : entries[i].layerCount - 1
-                    let needed = next > wasApplied ? Int(Double(extra) * (1 + upgradeMargin)) : extra
+                    let needed = next > entries[i].applied ? Int(Double(extra) * (1 + upgradeMargin)) : extra
                     guard needed <= remaining else { break }
                     remaining -= extra
                     entries[i].layer = next
