@@ -220,7 +220,7 @@ final class Rooms {
         }
         let listen = ["udp", "tcp"].map { TransportListenInfo(protocol: $0, ip: limits.listenIp, announcedAddress: announced) }
         let transport = try room.router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen, enableUdp: true, enableTcp: true, preferUdp: true))
-        let session = Session(id: WebRtcTransportIds.sessionId(), role: role, room: room, transport: transport, publisherId: publisherId)
+        let session = Session(id: SessionIds.sessionId(), role: role, room: room, transport: transport, publisherId: publisherId)
         session.remoteUfrag = offer.media.lazy.compactMap { $0.attribute("ice-ufrag") }.first ?? offer.attribute("ice-ufrag")
         return session
     }
@@ -326,7 +326,7 @@ struct RoomInfo: Codable, Sendable {
     var iceServers: [IceServers.Entry] = []
 }
 
-enum WebRtcTransportIds {
+enum SessionIds {
     /// Session ids go into URLs: 128 random bits, hex.
     static func sessionId() -> String {
         var rng = SystemRandomNumberGenerator()

@@ -42,15 +42,12 @@ extension WebRtcTransport {
                 answer.media.append(SdpMapping.rejected(m))
                 continue
             }
-            var attrs = [SdpAttribute("mid", m.mid ?? "")] + common + [SdpAttribute("recvonly"), SdpAttribute("rtcp-mux")]
-            if m.has("rtcp-rsize") { attrs.append(SdpAttribute("rtcp-rsize")) }
-            attrs += SdpMapping.rtpAttributes(p.rtpParameters)
+            var extra: [SdpAttribute] = []
             if let sim = try? m.simulcast(), sim.direction == "send" {
-                attrs += sim.streams.map { SdpAttribute("rid", "\($0.rid) recv") }
-                attrs.append(SdpAttribute("simulcast", "recv " + sim.streams.map { ($0.paused ? "~" : "") + $0.rid }.joined(separator: ";")))
+                extra = sim.streams.map { SdpAttribute("rid", "\($0.rid) recv") }
+                extra.append(SdpAttribute("simulcast", "recv " + sim.streams.map { ($0.paused ? "~" : "") + $0.rid }.joined(separator: ";")))
             }
-            answer.media.append(SdpMedia(kind: m.kind, port: 9, proto: m.proto, formats: p.rtpParameters.codecs.map { String($0.payloadType) },
-                                         connection: "IN IP4 0.0.0.0", attributes: attrs))
+            answer.media.append(answerSection(m, direction: "recvonly", p.rtpParameters, common: common, extra: extra))
         }
         bundle(&answer, offer)
         return (answer, producers)
@@ -101,10 +98,7 @@ extension WebRtcTransport {
                 answer.media.append(SdpMapping.rejected(m))
                 continue
             }
-            var attrs = [SdpAttribute("mid", m.mid ?? "")] + common + [SdpAttribute("sendonly"), SdpAttribute("rtcp-mux")]
-            if m.has("rtcp-rsize") { attrs.append(SdpAttribute("rtcp-rsize")) }
-            attrs += SdpMapping.rtpAttributes(c.rtpParameters)
-            attrs.append(SdpAttribute("msid", "\(streamId) \(c.id)"))
+            var attrs = [SdpAttribute("msid", "\(streamId) \(c.id)")]
             let cname = c.rtpParameters.rtcp?.cname ?? streamId
             if let e = c.rtpParameters.encodings?.first, let ssrc = e.ssrc {
                 if let rtx = e.rtx?.ssrc {
@@ -117,8 +111,7 @@ extension WebRtcTransport {
                     attrs.append(SdpAttribute("ssrc", "\(rtx) msid:\(streamId) \(c.id)"))
                 }
             }
-            answer.media.append(SdpMedia(kind: m.kind, port: 9, proto: m.proto, formats: c.rtpParameters.codecs.map { String($0.payloadType) },
-                                         connection: "IN IP4 0.0.0.0", attributes: attrs))
+            answer.media.append(answerSection(m, direction: "sendonly", c.rtpParameters, common: common, extra: attrs))
         }
         bundle(&answer, offer)
         return (answer, consumers)
@@ -132,6 +125,17 @@ extension WebRtcTransport {
         for c in iceCandidates { lines += "a=candidate:\(SdpMapping.candidateLine(c))\r\n" }
         lines += "a=end-of-candidates\r\n"
         return lines
+    }
+
+    /// An accepted m-section of an answer: the offer's mid, our transport
+    /// lines, the direction, rtcp-mux (and rtcp-rsize when offered), the
+    /// RTP lines of `params`, then `extra`.
+    private func answerSection(_ m: SdpMedia, direction: String, _ params: RtpParameters, common: [SdpAttribute], extra: [SdpAttribute]) -> SdpMedia {
+        var attrs = [SdpAttribute("mid", m.mid ?? "")] + common + [SdpAttribute(direction), SdpAttribute("rtcp-mux")]
+        if m.has("rtcp-rsize") { attrs.append(SdpAttribute("rtcp-rsize")) }
+        attrs += SdpMapping.rtpAttributes(params) + extra
+        return SdpMedia(kind: m.kind, port: 9, proto: m.proto, formats: params.codecs.map { String($0.payloadType) },
+                        connection: "IN IP4 0.0.0.0", attributes: attrs)
     }
 
     private func answerSkeleton(_ offer: SessionDescription) -> SessionDescription {
