@@ -3,17 +3,15 @@
 HTTP port with a certificate of the test's own."""
 import json
 import os
-import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 
 import pytest
 import websockets
 
 from test_aiortc_publish import free_port
-from whip import request
+from whip import request, wait_for_port
 
 
 def binary():
@@ -25,13 +23,8 @@ def serve(args, env=None, port=None, scheme="http"):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSFU_")}
     full_env.update(env or {})
     proc = subprocess.Popen([binary(), "serve", *args], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 15
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
+    if wait_for_port(port, proc, timeout=15):
+        return proc
     proc.kill()
     raise AssertionError(f"server did not listen on {port}: {proc.stderr.read()}")
 

@@ -14,7 +14,7 @@ import pytest
 
 from cdp import Browser
 from test_aiortc_publish import free_port
-from whip import request, room
+from whip import request, room, wait_for_port
 
 SECRET = "turn-shared-secret-0123456789"
 
@@ -37,13 +37,7 @@ def turn_and_server(tmp_path):
     server = subprocess.Popen([os.environ["RINGSFU_BIN"], "serve", "--port", str(port), "--workers", "1", "--log-level", "warning",
                                "--rtc-min-port", "45000", "--rtc-max-port", "45999",
                                "--ice-server", f"turn:127.0.0.1:{turn_port}?transport=udp", "--turn-secret", SECRET])
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, server)
     yield f"http://127.0.0.1:{port}", turn_port
     server.terminate()
     turn.terminate()

@@ -4,15 +4,13 @@ problem, and nothing left behind in the workers."""
 import asyncio
 import os
 import re
-import socket
 import subprocess
-import time
 
 import pytest
 from aiortc import RTCPeerConnection
 
 from test_aiortc_publish import free_port
-from whip import MovingTrack, metric, request, room
+from whip import MovingTrack, metric, request, room, wait_for_port
 
 PUBLISH = "publish-token-0123456789"
 PLAY = "play-token-0123456789abc"
@@ -26,13 +24,7 @@ def base():
     proc = subprocess.Popen([binary, "serve", "--port", str(port), "--workers", "1", "--log-level", "warning",
                              "--publish-token", PUBLISH, "--play-token", PLAY, "--room-token", f"stage:publish:{STAGE}",
                              "--rtc-min-port", "42000", "--rtc-max-port", "42999"])
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, proc)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)

@@ -3,6 +3,7 @@ players, and Debian's simple-whip-client (GStreamer)."""
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +33,19 @@ def request(url, method="GET", body=None, content_type=None, token=None, headers
             return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read().decode()
+
+
+def wait_for_port(port, proc=None, timeout=10):
+    """Waits until a server accepts connections on loopback `port`; False
+    when it did not in time (or `proc` exited first)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and (proc is None or proc.poll() is None):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def metric(base, name):
