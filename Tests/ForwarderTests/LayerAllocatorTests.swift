@@ -42,7 +42,7 @@ struct LayerAllocatorTests {
 
     @Test func higherPriorityGetsMore() {
         // Room for one top layer and one bottom one.
-        let (layers, _) = Self.run(1_700_000, [Self.simulcast(Self.layers, priority: 1), Self.simulcast(Self.layers, priority: 3)])
+        let (layers, _) = Self.run(1_900_000, [Self.simulcast(Self.layers, priority: 1), Self.simulcast(Self.layers, priority: 3)])
         #expect(layers == [0, 2])
         // Equal priorities share round by round.
         #expect(Self.run(1_100_000, [Self.simulcast(Self.layers), Self.simulcast(Self.layers)]).0 == [1, 1])

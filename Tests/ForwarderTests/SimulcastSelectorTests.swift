@@ -31,6 +31,34 @@ struct SimulcastSelectorTests {
         #expect(d == [.forward, .skip, .forward, .switchTo(changed: true), .skip, .forward])
     }
 
+    @Test func theBitrateLimitCapsThePreferredLayerUntilLifted() {
+        var s = SimulcastSelector(preferred: 2, nowNs: 0)
+        _ = Self.feed(&s, [(2, true)])
+        // The allocation allows layer 0 only: down on layer 0's key frame.
+        s.limit = 0
+        #expect(s.retarget(nowNs: 10 * Self.ms, syncRequired: false) { _ in false } == 0)
+        #expect(Self.feed(&s, [(2, false), (0, true), (2, true)]) == [.forward, .switchTo(changed: true), .skip])
+        // A layer above the limit coming back is not a reason to move.
+        #expect(!s.shouldRetarget(layer: 1, nowNs: 20 * Self.ms, layerStartNs: 0) { false })
+        // Lifted: the preferred layer again, on its key frame.
+        s.limit = 3
+        #expect(s.retarget(nowNs: 30 * Self.ms, syncRequired: false) { _ in false } == 2)
+        #expect(Self.feed(&s, [(1, true), (2, true)]) == [.skip, .switchTo(changed: true)])
+    }
+
+    @Test func holdingStopsTheCurrentLayerUntilTheLowerTargetsKeyFrame() {
+        var s = SimulcastSelector(preferred: 2, nowNs: 0)
+        _ = Self.feed(&s, [(2, true)])
+        s.limit = 0
+        s.holding = true
+        _ = s.retarget(nowNs: 10 * Self.ms, syncRequired: false) { _ in false }
+        #expect(Self.feed(&s, [(2, false), (2, true), (0, false), (0, true), (0, false)]) == [.skip, .skip, .skip, .switchTo(changed: true), .forward])
+        #expect(!s.holding)
+        // Holding only ever stops a layer above the target.
+        s.holding = true
+        #expect(Self.feed(&s, [(0, false)]) == [.forward])
+    }
+
     @Test func retargetPicksTheHighestLiveLayerUpToThePreferred() {
         var s = SimulcastSelector(preferred: 2, nowNs: 0)
         // Layer 2 silent, 1 live.

@@ -109,6 +109,7 @@ public final class Consumer {
             spec.simulcast = true
             spec.preferredLayer = preferredLayers?.spatialLayer ?? producerLayerCount - 1
         }
+        spec.priority = UInt8(clamping: max(1, priority))
         let encodings = rtpParameters.encodings ?? []
         if type == .pipe && encodings.count > 1 {
             spec.layerSsrcs = encodings.map { $0.ssrc ?? 0 }
@@ -260,10 +261,19 @@ public final class Consumer {
         forwarder.send(.requestKeyFrame(consumer: handle))
     }
 
+    /// The consumer's share of its transport's available outgoing bitrate
+    /// (1-255, default 1): in each allocation round a consumer of priority
+    /// p may go up p layers before the next one's turn.
     public func setPriority(_ value: Int) throws(SFUError) {
         try checkOpen()
-        guard value >= 0 else { throw .invalidArgument("priority must be a positive number") }
+        guard (1...255).contains(value) else { throw .invalidArgument("priority must be from 1 to 255") }
         priority = value
+        forwarder.send(.setConsumerPriority(handle, UInt8(value)))
+    }
+
+    /// Back to the default priority (1).
+    public func unsetPriority() throws(SFUError) {
+        try setPriority(1)
     }
 
     public func getStats() async throws(SFUError) -> [RtpStreamStats] {

@@ -54,6 +54,9 @@ extension RpcSession {
             }
             try consumer(p).setPriority(value)
             return Self.ok
+        case "consumer.unsetPriority":
+            try consumer(p).unsetPriority()
+            return Self.ok
         case "consumer.dump":
             return .encoding(try consumer(p).dump())
         case "consumer.getStats":

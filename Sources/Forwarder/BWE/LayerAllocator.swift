@@ -19,6 +19,8 @@ package struct AllocationEntry: Sendable {
     package var maxLayer = 3
     /// The layer applied now (-1: none): raising above it needs the margin.
     package var applied = -1
+    /// How much more than a layer's extra bitrate raising to it needs.
+    package var upgradeMargin = LayerAllocator.upgradeMargin
     /// Out: the layer allocated (-1: none).
     package var layer = -1
 
@@ -26,10 +28,13 @@ package struct AllocationEntry: Sendable {
 }
 
 package enum LayerAllocator {
-    /// Raising above the applied layer needs this much more than the
-    /// layer's bitrate (15 %), so that a rate at the edge does not switch
+    /// Raising above the applied layer needs room for 15 % of the layer's
+    /// bitrate beyond it, so that a rate at the edge does not switch
     /// back and forth.
     package static let upgradeMargin = 0.15
+    /// The margin for a while after congestion moved a consumer down:
+    /// the link just proved smaller than the estimate said.
+    package static let congestedUpgradeMargin = 0.6
 
     /// Allocates `available` bps; returns what the allocation uses. `order`
     /// is scratch space of the same count as `entries`.
@@ -59,7 +64,9 @@ package enum LayerAllocator {
                 let i = Int(order[k])
                 for _ in 0..<max(1, Int(entries[i].priority)) {
                     guard let (next, extra) = nextLayer(entries[i]) else { break }
-                    let needed = next > entries[i].applied ? Int(Double(extra) * (1 + upgradeMargin)) : extra
+                    // Above the applied layer: room for the layer plus a
+                    // share of its whole rate (its key frame comes first).
+                    let needed = next > entries[i].applied ? extra + Int(Double(entries[i].layerBitrates[next]) * entries[i].upgradeMargin) : extra
                     guard needed <= remaining else { break }
                     remaining -= extra
                     entries[i].layer = next

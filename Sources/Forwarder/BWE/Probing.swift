@@ -10,6 +10,17 @@ package struct ProbeCluster: Sendable, Equatable {
     package var bitrate: Int
     package var minPackets = 5
     package var minDurationNs: Int64 = 15_000_000
+
+    /// A cluster lasts 15 ms, longer at low rates so that it carries at
+    /// least 6 KB: a shorter burst fits in a shaper's bucket or a queue's
+    /// spare room and arrives as fast as it left, whatever the link rate.
+    package static let minBytes = 6000
+
+    package init(id: UInt8, bitrate: Int) {
+        self.id = id
+        self.bitrate = bitrate
+        minDurationNs = max(15_000_000, Int64(Double(Self.minBytes) * 8e9 / Double(max(bitrate, 1))))
+    }
 }
 
 /// When to probe and how high: at the start (3x and 6x the start rate),
@@ -114,5 +125,77 @@ package struct ProbeResultEstimator {
         next = (next + 1) % 4
         clusters[i] = Cluster(id: id)
         return i
+    }
+}
+
+/// Spreads probe clusters over time: the loop asks on each timer tick how
+/// many bytes are due (the cluster's rate times the time since it began,
+/// one tick ahead), so a cluster's send rate is its bitrate rather than
+/// one burst. Up to two clusters wait behind the one being sent.
+package struct ProbePacer {
+    /// How far ahead of the elapsed time a tick sends (the loop's timer tick).
+    package static let sliceNs: Int64 = 5_000_000
+
+    package private(set) var current: ProbeCluster?
+    private var queued = InlineArray<2, ProbeCluster?>(repeating: nil)
+    private var startNs: Int64 = 0
+    private var sentBytes = 0
+    private var sentPackets = 0
+
+    package init() {}
+
+    /// Queues a cluster (dropped when two already wait).
+    package mutating func add(_ cluster: ProbeCluster, nowNs: Int64) {
+        if current == nil {
+            begin(cluster, nowNs: nowNs)
+        } else if queued[0] == nil {
+            queued[0] = cluster
+        } else if queued[1] == nil {
+            queued[1] = cluster
+        }
+    }
+
+    private mutating func begin(_ cluster: ProbeCluster, nowNs: Int64) {
+        current = cluster
+        startNs = nowNs
+        sentBytes = 0
+        sentPackets = 0
+    }
+
+    /// Packets of `packetBytes` due now for the current cluster (0: none).
+    package func due(nowNs: Int64, packetBytes: Int) -> Int {
+        guard let c = current, packetBytes > 0 else { return 0 }
+        let horizon = min(max(0, nowNs - startNs) + Self.sliceNs, c.minDurationNs)
+        let bytes = Int(Double(c.bitrate) * Double(horizon) / 8e9) - sentBytes
+        let byRate = max(0, (bytes + packetBytes - 1) / packetBytes)
+        // The cluster's minimum packet count goes out by its end.
+        let byCount = horizon >= c.minDurationNs ? max(0, c.minPackets - sentPackets) : 0
+        return min(max(byRate, byCount), 64)
+    }
+
+    /// Packets of the current cluster went out; moves to the next cluster
+    /// when this one is complete.
+    package mutating func sent(packets: Int, bytes: Int, nowNs: Int64) {
+        guard let c = current else { return }
+        sentPackets += packets
+        sentBytes += bytes
+        let total = Int(Double(c.bitrate) * Double(c.minDurationNs) / 8e9)
+        guard nowNs - startNs + Self.sliceNs >= c.minDurationNs, sentBytes >= total, sentPackets >= c.minPackets else { return }
+        current = nil
+        if let next = queued[0] {
+            queued[0] = queued[1]
+            queued[1] = nil
+            begin(next, nowNs: nowNs)
+        }
+    }
+
+    /// Whether a cluster is being sent or waits.
+    package var active: Bool { current != nil }
+
+    /// Drops everything (the transport stopped estimating or has nothing to pad).
+    package mutating func cancel() {
+        current = nil
+        queued[0] = nil
+        queued[1] = nil
     }
 }

@@ -61,6 +61,12 @@ package struct AimdRateControl {
             let base = acked ?? estimate
             var next = Int(Self.beta * Double(base))
             if next > estimate { next = Int(Self.beta * Double(estimate)) }
+            // One overuse cuts at most 75 %: the acknowledged rate can be
+            // far below the link's when the sender itself paused (a layer
+            // switch waiting for its key frame), and a deeper cut would
+            // take long to climb back from. A real drop gets its second
+            // cut a round trip later.
+            next = max(next, estimate / 4)
             if let acked { learnCapacity(Double(acked) / 1000) }
             estimate = next
             state = .hold

@@ -88,6 +88,8 @@ package struct ConsumerSpec: Sendable {
     /// highest active one up to `preferredLayer`, switched on key frames.
     package var simulcast = false
     package var preferredLayer = 0
+    /// Its share of the transport's available bitrate (1-255).
+    package var priority: UInt8 = 1
     /// A pipe consumer of a layered producer: every layer, each with its
     /// own SSRC (and RTX SSRC), numbering untouched.
     package var layerSsrcs: [UInt32] = []
@@ -192,6 +194,8 @@ package enum ForwarderCommand: Sendable {
     case requestKeyFrame(consumer: Handle)
     /// A simulcast consumer's preferred spatial layer.
     case setConsumerPreferredLayer(Handle, Int)
+    /// A consumer's priority in its transport's layer allocation.
+    case setConsumerPriority(Handle, UInt8)
     /// Hands a WebRTC transport's DTLS application data (SCTP) to the
     /// control layer, and sends SCTP packets as DTLS records.
     case enableSctp(transport: Handle)

@@ -9,6 +9,8 @@ package struct ForwarderCounters: Sendable, Equatable, Codable {
     package var rtcpOut: UInt64 = 0
     /// Packets resent in answer to NACKs (included in packetsOut).
     package var retransmitted: UInt64 = 0
+    /// Padding packets sent to probe for bandwidth (included in packetsOut).
+    package var probePackets: UInt64 = 0
     /// Sender and receiver reports sent.
     package var senderReports: UInt64 = 0
     package var receiverReports: UInt64 = 0

@@ -111,6 +111,11 @@ extension ForwarderLoop {
             let p = Int(consumers[h.index].producer)
             consumers[h.index].layers.preferred = max(0, min(producers[p].layerCount - 1, layer))
             updateTargetLayer(h.index)
+        case let .setConsumerPriority(h, priority):
+            guard consumers[h.index].inUse else { return }
+            consumerCold[h.index].priority = max(1, priority)
+            let t = Int(consumers[h.index].transport)
+            if transports[t].sendSide >= 0 { allocateLayers(transport: t) }
         case let .stats(target, reply):
             switch target {
             case .transport(let h): reply(transports[h.index].inUse ? transports[h.index].counters : EntityCounters())

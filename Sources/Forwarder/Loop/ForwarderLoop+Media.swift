@@ -119,6 +119,8 @@ extension ForwarderLoop {
         cold.rtxSsrc = spec.rtxSsrc
         cold.rtxPayloadTypes = PayloadTypeMap(pairs: spec.rtxPayloadTypes)
         cold.rtxSequence = UInt16.random(in: 0...0x7FFF, using: &random)
+        if producers[p].isVideo, let pair = spec.rtxPayloadTypes.first { cold.probePayloadType = pair.1 }
+        cold.priority = spec.priority
         cold.cnameLength = min(spec.cname.count, 64)
         for i in 0..<cold.cnameLength { cold.cname[i] = spec.cname[i] }
         let layers = producers[p].layerCount

@@ -10,6 +10,7 @@ enum TimerKind: UInt16 {
     case nack = 6
     case reports = 7
     case feedback = 8
+    case probe = 9
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -53,6 +54,7 @@ extension ForwarderLoop {
                 case .nack: nackTimerFired()
                 case .reports: reportTimerFired()
                 case .feedback: feedbackTimerFired()
+                case .probe: probeTimerFired(due[i])
                 case nil: break
                 }
             }

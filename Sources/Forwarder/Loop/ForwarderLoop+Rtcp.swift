@@ -168,6 +168,12 @@ extension ForwarderLoop {
     mutating func retransmit(consumer c: Int, layer: Int, sequence: UInt16) {
         let p = Int(consumers[c].producer)
         let l = consumers[c].layered ? layer : consumers[c].simulcast ? max(0, consumers[c].layers.current) : 0
+        // A layer held back for an overrun link gets no repairs either:
+        // the endpoint starts over on the lower layer's key frame.
+        if consumers[c].simulcast && consumers[c].layers.holding {
+            consumers[c].counters.retransmissionMisses &+= 1
+            return
+        }
         let stream = Int(producers[p].streams[l])
         // Only what was sent under the current numbering maps back.
         let mapped = consumers[c].layered ? sequence : consumers[c].rtp.input(forOutput: sequence)

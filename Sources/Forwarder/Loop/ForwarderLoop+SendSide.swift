@@ -15,6 +15,7 @@ extension ForwarderLoop {
         guard i >= 0 else { counters.dropTransportCcUnavailable &+= 1; return }
         sendHistories[Int(i)] = SendHistory(memory: sendHistoryRings.slot(Int(i)))
         sendSideEstimators[Int(i)] = SendSideEstimator()
+        sendSideControls[Int(i)] = SendSideControl()
         transports[t].sendSide = i
         applyOutgoingBounds(transport: t)
     }
@@ -59,6 +60,7 @@ extension ForwarderLoop {
         }
         let estimate = estimator.pointee.feedbackDone(nowNs: turnNs)
         transports[t].counters.availableOutgoingBitrate = UInt64(estimate)
+        maybeAllocate(transport: t, estimate: estimate)
         if transports[t].traceBwe, turnNs - transports[t].lastBweTraceNs >= 1_000_000_000 {
             transports[t].lastBweTraceNs = turnNs
             let e = estimator.pointee

@@ -121,6 +121,11 @@ struct ForwarderLoop: ~Copyable {
     let sendHistories: UnsafeMutablePointer<SendHistory>
     let sendHistoryRings: Slab
     var freeSendSide: FreeList
+    let sendSideControls: UnsafeMutablePointer<SendSideControl>
+    /// Scratch for one transport's layer allocation (see +Allocation).
+    let allocationEntries: UnsafeMutableBufferPointer<AllocationEntry>
+    let allocationOrder: UnsafeMutableBufferPointer<Int32>
+    let allocationConsumers: UnsafeMutablePointer<Int32>
     let feedbackTransports: UnsafeMutablePointer<Int32>
     var feedbackTransportCount = 0
     var feedbackTimerArmed = false
@@ -251,6 +256,13 @@ struct ForwarderLoop: ~Copyable {
             (sendSideEstimators + i).initialize(to: SendSideEstimator())
         }
         freeSendSide = FreeList(capacity: settings.maxSendSideTransports)
+        sendSideControls = .allocate(capacity: estimators)
+        sendSideControls.initialize(repeating: SendSideControl(), count: estimators)
+        allocationEntries = .allocate(capacity: Self.allocationCapacity)
+        allocationEntries.initialize(repeating: AllocationEntry())
+        allocationOrder = .allocate(capacity: Self.allocationCapacity)
+        allocationOrder.initialize(repeating: 0)
+        allocationConsumers = .allocate(capacity: Self.allocationCapacity)
         feedbackTransports = .allocate(capacity: Int(settings.maxTransports))
         consentTimeoutNs = Int64(settings.iceConsentTimeoutMs) * 1_000_000
     }
@@ -282,6 +294,10 @@ struct ForwarderLoop: ~Copyable {
         transportCcRecorders.deallocate()
         sendHistories.deallocate()
         sendSideEstimators.deallocate()
+        sendSideControls.deallocate()
+        allocationEntries.deallocate()
+        allocationOrder.deallocate()
+        allocationConsumers.deallocate()
         feedbackTransports.deallocate()
     }
 

@@ -241,6 +241,20 @@ package struct ConsumerColdState {
     var rtxSsrc: UInt32 = 0
     var rtxPayloadTypes = PayloadTypeMap()
     var rtxSequence: UInt16 = 0
+    /// The RTX payload type padding probes go out with (none: no RTX).
+    var probePayloadType = PayloadTypeMap.none
+    /// mediasoup's consumer priority: its share of the transport's bitrate.
+    var priority: UInt8 = 1
+    /// The allocation's memory (see +Allocation): when and at what
+    /// estimate the layer limit last went up, and a layer that failed
+    /// (went down again soon after), barred below an estimate for a while.
+    var limitRaisedNs: Int64 = 0
+    var limitRaisedEstimate = 0
+    var barredLayer: Int8 = -1
+    var barredBelow = 0
+    var barredUntilNs: Int64 = 0
+    /// Until then upgrades need the larger margin (congestion moved it down).
+    var congestedUntilNs: Int64 = 0
     var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var cname = InlineArray<64, UInt8>(repeating: 0)

@@ -6,6 +6,17 @@
 /// A pure value: time and the layers' liveness come in as parameters.
 package struct SimulcastSelector {
     package var preferred = 0
+    /// The highest layer the transport's available bitrate allows (the
+    /// layer allocation's result; 3 while the transport does not estimate).
+    package var limit = 3
+    /// The highest layer wanted: the preferred one, within the limit.
+    @inline(__always)
+    package var wanted: Int { min(preferred, limit) }
+    /// Set when the link cannot carry the current layer at all (the
+    /// allocation's verdict): its packets stop at once instead of queueing
+    /// in the network until the lower target's key frame, which would then
+    /// wait behind them. Cleared by the switch.
+    package var holding = false
     package private(set) var target = 0
     /// -1 until the first key frame was forwarded.
     package private(set) var current = -1
@@ -24,8 +35,8 @@ package struct SimulcastSelector {
     /// layer to ask for a key frame (a new target other than the layer
     /// being forwarded, or any target while a re-sync is due), else nil.
     package mutating func retarget(nowNs: Int64, syncRequired: Bool, silent: (Int) -> Bool) -> Int? {
-        var next = preferred
-        var layer = preferred
+        var next = wanted
+        var layer = next
         while layer >= 0 {
             if !silent(layer) {
                 next = layer
@@ -33,6 +44,7 @@ package struct SimulcastSelector {
             }
             layer -= 1
         }
+        if next == current { holding = false }
         guard next != target || current != next else { return nil }
         if next != target { targetSinceNs = nowNs }
         target = next
@@ -40,13 +52,13 @@ package struct SimulcastSelector {
     }
 
     /// Whether a packet of `layer` calls for a new target: a layer up to
-    /// the preferred one above the target came back, or the target has
+    /// the wanted one above the target came back, or the target has
     /// been silent long enough while this lower layer flows (browsers pause
     /// the encodings they cannot afford). `layerStartNs` is when this
     /// layer's first packet arrived.
     @inline(__always)
     package func shouldRetarget(layer: Int, nowNs: Int64, layerStartNs: Int64, targetSilent: () -> Bool) -> Bool {
-        if layer > target { return layer <= preferred }
+        if layer > target { return layer <= wanted }
         return layer < target && nowNs - max(targetSinceNs, layerStartNs) > ReceiveStreamState.minSilenceNs && targetSilent()
     }
 
@@ -64,10 +76,11 @@ package struct SimulcastSelector {
     /// the target layer's packets while a switch is due.
     @inline(__always)
     package mutating func decide(layer: Int, syncRequired: Bool, isKeyFrame: () -> Bool) -> Decision {
-        if layer == current && !syncRequired { return .forward }
+        if layer == current && !syncRequired { return holding && target < current ? .skip : .forward }
         guard layer == target, isKeyFrame() else { return .skip }
         let changed = current != layer
         current = layer
+        holding = false
         return .switchTo(changed: changed)
     }
 }

@@ -1,0 +1,259 @@
+import RingSFUCShims
+
+/// What an estimating transport keeps besides its estimator: when probes
+/// go out, the one being sent, and its last layer allocation.
+package struct SendSideControl {
+    var probes = ProbeController()
+    var pacer = ProbePacer()
+    var probeTimerArmed = false
+    /// The consumer whose RTX stream carries the padding (-1: pick one).
+    var probeConsumer: Int32 = -1
+    var lastAllocationNs: Int64 = 0
+    var allocatedEstimate = 0
+    /// The first allocation: the start's own step down is no congestion.
+    var firstAllocationNs: Int64 = -1
+}
+
+/// Layer allocation and probing per estimating WebRTC transport
+/// (doc/bwe.md): the estimate is shared among the transport's consumers
+/// by `LayerAllocator` (audio and simple video first, then simulcast layers
+/// by priority), each simulcast consumer's layer limited to its share; when
+/// the consumers want more than the estimate, padding probes look for
+/// headroom. A lower limit applies at the lower layer's next key frame
+/// (asked for at once), as any layer switch does.
+extension ForwarderLoop {
+    /// Consumers of one transport an allocation takes in (more are left
+    /// at their last limit).
+    static let allocationCapacity = 512
+    /// A limit raised and lowered again within this time bars the layer
+    /// (below 1.25x the estimate that raised it) for `barNs`.
+    static let failedUpgradeNs: Int64 = 4_000_000_000
+    static let barNs: Int64 = 30_000_000_000
+    /// The first seconds of a transport's estimation are its start-up:
+    /// stepping down then is finding the rate, not congestion.
+    static let startupNs: Int64 = 5_000_000_000
+    /// Padding bytes per probe packet (RFC 3550 padding: at most 255).
+    static let probePadding = 244
+
+    /// After each feedback: allocate again when the estimate moved by
+    /// 5 % or a second passed (layer bitrates move too).
+    mutating func maybeAllocate(transport t: Int, estimate: Int) {
+        let control = sendSideControls + Int(transports[t].sendSide)
+        let last = control.pointee.allocatedEstimate
+        guard abs(estimate - last) * 20 > last || turnNs - control.pointee.lastAllocationNs >= 1_000_000_000 else { return }
+        allocateLayers(transport: t)
+    }
+
+    mutating func allocateLayers(transport t: Int) {
+        let i = Int(transports[t].sendSide)
+        guard i >= 0 else { return }
+        let estimate = sendSideEstimators[i].estimate
+        let entries = allocationEntries
+        var n = 0
+        var wanted = 0
+        var c = transports[t].firstConsumer
+        while c >= 0, n < Self.allocationCapacity {
+            let ci = Int(c)
+            c = consumerCold[ci].nextInTransport
+            guard consumers[ci].active else { continue }
+            let p = Int(consumers[ci].producer)
+            var e = AllocationEntry()
+            e.priority = consumerCold[ci].priority
+            if consumers[ci].simulcast {
+                e.layerCount = min(4, producers[p].layerCount)
+                for l in 0..<e.layerCount {
+                    let s = Int(producers[p].streams[l])
+                    e.layerBitrates[l] = s >= 0 && !receiveStreams[s].silent(nowNs: turnNs) ? Int(max(1, receiveStreams[s].bitrate)) : 0
+                }
+                e.maxLayer = consumers[ci].layers.preferred
+                // What probing looks for: the preferred layer, barred or not.
+                var top = min(e.maxLayer, e.layerCount - 1)
+                while top > 0, e.layerBitrates[top] == 0 { top -= 1 }
+                wanted += e.layerBitrates[top]
+                let barred = Int(consumerCold[ci].barredLayer)
+                if barred > 0, turnNs < consumerCold[ci].barredUntilNs, estimate < consumerCold[ci].barredBelow {
+                    e.maxLayer = min(e.maxLayer, barred - 1)
+                }
+                e.applied = min(consumers[ci].layers.limit, e.maxLayer)
+                if turnNs < consumerCold[ci].congestedUntilNs { e.upgradeMargin = LayerAllocator.congestedUpgradeMargin }
+            } else {
+                let s = Int(producers[p].streams[0])
+                e.fixedBitrate = s >= 0 ? Int(receiveStreams[s].bitrate) : 0
+                wanted += e.fixedBitrate
+            }
+            entries[n] = e
+            allocationConsumers[n] = Int32(ci)
+            n += 1
+        }
+        // What the consumers send now: at 1.5x the estimate, the link
+        // is overrun and consumers moving down stop their current layer.
+        var sending = 0
+        for k in 0..<n {
+            let current = consumers[Int(allocationConsumers[k])].layers.current
+            sending += entries[k].layerCount > 0 ? (current >= 0 ? entries[k].layerBitrates[current] : 0) : entries[k].fixedBitrate
+        }
+        let overrun = sending > estimate + estimate / 2
+        let control = sendSideControls + i
+        if control.pointee.firstAllocationNs < 0 { control.pointee.firstAllocationNs = turnNs }
+        let settled = turnNs - control.pointee.firstAllocationNs > Self.startupNs
+        // Overrun, the link's queue is full: share half the estimate, so
+        // that the queue drains while the lower layers start (in one step,
+        // not one key frame per layer on the way down).
+        LayerAllocator.allocate(available: overrun ? estimate / 2 : estimate, UnsafeMutableBufferPointer(rebasing: entries[0..<n]),
+                                order: UnsafeMutableBufferPointer(rebasing: allocationOrder[0..<n]))
+        for k in 0..<n where entries[k].layerCount > 0 {
+            let ci = Int(allocationConsumers[k])
+            var limit = entries[k].layer
+            // The lowest sending layer is never withheld: a picture at a
+            // low rate is better than none.
+            if limit < 0 {
+                limit = 0
+                while limit < entries[k].layerCount - 1, entries[k].layerBitrates[limit] == 0 { limit += 1 }
+            }
+            if limit < consumers[ci].layers.current {
+                if overrun { consumers[ci].layers.holding = true }
+                if settled { consumerCold[ci].congestedUntilNs = turnNs + Self.barNs }
+            }
+            let old = consumers[ci].layers.limit
+            guard limit != old else { continue }
+            if limit > old {
+                consumerCold[ci].limitRaisedNs = turnNs
+                consumerCold[ci].limitRaisedEstimate = estimate
+            } else if old <= 3, turnNs - consumerCold[ci].limitRaisedNs < Self.failedUpgradeNs {
+                // Up and soon down again: the estimate that allowed it was
+                // wrong (a probe through a bursty shaper; the layer's key
+                // frame overran the link). Not again below a clearly higher estimate.
+                consumerCold[ci].barredLayer = Int8(old)
+                consumerCold[ci].barredBelow = consumerCold[ci].limitRaisedEstimate * 5 / 4
+                consumerCold[ci].barredUntilNs = turnNs + Self.barNs
+            }
+            consumers[ci].layers.limit = limit
+            updateTargetLayer(ci, nowNs: turnNs)
+        }
+        control.pointee.allocatedEstimate = estimate
+        control.pointee.lastAllocationNs = turnNs
+        planProbes(transport: t, estimate: estimate, wanted: wanted)
+    }
+
+    /// Starts probing when media first flows, then whenever the consumers
+    /// want more than the estimate (see `ProbeController`).
+    mutating func planProbes(transport t: Int, estimate: Int, wanted: Int) {
+        let control = sendSideControls + Int(transports[t].sendSide)
+        control.pointee.probes.maxBitrate = sendSideEstimators[Int(transports[t].sendSide)].delayBased.maxBitrate
+        guard wanted > 0 else { return }
+        let first = control.pointee.probes.start(estimate: estimate, nowNs: turnNs)
+        for cluster in first { control.pointee.pacer.add(cluster, nowNs: turnNs) }
+        if first.isEmpty, let cluster = control.pointee.probes.update(estimate: estimate, wanted: wanted, nowNs: turnNs) {
+            control.pointee.pacer.add(cluster, nowNs: turnNs)
+        }
+        guard control.pointee.pacer.active else { return }
+        control.pointee.probeConsumer = -1
+        sendProbes(transport: t)
+    }
+
+    /// Sends what the current probe cluster has due and re-arms the probe
+    /// timer while a cluster remains.
+    mutating func sendProbes(transport t: Int) {
+        let control = sendSideControls + Int(transports[t].sendSide)
+        let ci = probeConsumer(transport: t)
+        guard ci >= 0, let cluster = control.pointee.pacer.current else {
+            control.pointee.pacer.cancel()
+            return
+        }
+        let due = control.pointee.pacer.due(nowNs: turnNs, packetBytes: Self.probePadding + 24)
+        var sent = 0, bytes = 0
+        for _ in 0..<due {
+            let size = sendPadding(consumer: ci, transport: t, cluster: cluster.id)
+            guard size > 0 else { break }
+            sent += 1
+            bytes += size
+        }
+        control.pointee.pacer.sent(packets: sent, bytes: bytes, nowNs: turnNs)
+        if sent == 0 && due > 0 { control.pointee.pacer.cancel() }
+        if control.pointee.pacer.active, !control.pointee.probeTimerArmed {
+            control.pointee.probeTimerArmed = true
+            timers.schedule(.init(kind: TimerKind.probe.rawValue, argument: UInt32(t)), at: turnNs + ProbePacer.sliceNs)
+        }
+    }
+
+    mutating func probeTimerFired(_ argument: UInt32) {
+        let t = Int(argument)
+        guard transports[t].inUse, transports[t].sendSide >= 0 else { return }
+        turnNs = rsfu_monotonic_ns()
+        sendSideControls[Int(transports[t].sendSide)].probeTimerArmed = false
+        sendProbes(transport: t)
+    }
+
+    /// A video consumer of the transport with an RTX stream that has
+    /// started: padding on its RTX SSRC is known to the endpoint and
+    /// disturbs no media numbering.
+    mutating func probeConsumer(transport t: Int) -> Int {
+        let control = sendSideControls + Int(transports[t].sendSide)
+        let known = Int(control.pointee.probeConsumer)
+        if known >= 0, consumers[known].inUse, consumers[known].transport == UInt32(t), consumers[known].active { return known }
+        var c = transports[t].firstConsumer
+        while c >= 0 {
+            let ci = Int(c)
+            if consumers[ci].active, consumers[ci].rtp.started, consumerCold[ci].rtxSsrc != 0,
+               consumerCold[ci].probePayloadType != PayloadTypeMap.none {
+                control.pointee.probeConsumer = Int32(ci)
+                return ci
+            }
+            c = consumerCold[ci].nextInTransport
+        }
+        return -1
+    }
+
+    /// One padding-only packet on the consumer's RTX stream, numbered
+    /// transport-wide and remembered as part of the probe cluster. Returns
+    /// its size (0: not sent).
+    mutating func sendPadding(consumer ci: Int, transport t: Int, cluster: UInt8) -> Int {
+        guard transports[t].remoteRtp.isSet, let srtp = transports[t].srtpSend else { return 0 }
+        let slot = freeSendSlots.pop()
+        guard slot >= 0 else {
+            counters.dropSendPoolEmpty &+= 1
+            return 0
+        }
+        let out = sendSlab.slot(Int(slot))
+        // V=2, padding, one extension block; the RTX payload type, no marker.
+        out.storeBytes(of: 0xB0, toByteOffset: 0, as: UInt8.self)
+        out.storeBytes(of: consumerCold[ci].probePayloadType, toByteOffset: 1, as: UInt8.self)
+        writeUInt16(out, 2, consumerCold[ci].rtxSequence)
+        consumerCold[ci].rtxSequence &+= 1
+        writeUInt32(out, 4, consumers[ci].rtp.lastTimestamp)
+        writeUInt32(out, 8, consumerCold[ci].rtxSsrc)
+        // One-byte elements: the transport-wide number, then the MID.
+        var size = 16
+        out.storeBytes(of: transports[t].sendSideExtensionId << 4 | 1, toByteOffset: size, as: UInt8.self)
+        let sequenceOffset = size + 1
+        size += 3
+        let midLength = consumers[ci].midExtensionId != 0 ? min(consumers[ci].midLength, 16) : 0
+        if midLength > 0 {
+            out.storeBytes(of: consumers[ci].midExtensionId << 4 | UInt8(midLength - 1), toByteOffset: size, as: UInt8.self)
+            for k in 0..<midLength { out.storeBytes(of: consumers[ci].mid[k], toByteOffset: size + 1 + k, as: UInt8.self) }
+            size += 1 + midLength
+        }
+        while size % 4 != 0 {
+            out.storeBytes(of: 0, toByteOffset: size, as: UInt8.self)
+            size += 1
+        }
+        writeUInt16(out, 12, 0xBEDE)
+        writeUInt16(out, 14, UInt16((size - 16) / 4))
+        (out + size).initializeMemory(as: UInt8.self, repeating: 0, count: Self.probePadding - 1)
+        size += Self.probePadding
+        out.storeBytes(of: UInt8(Self.probePadding), toByteOffset: size - 1, as: UInt8.self)
+        let history = sendHistories + Int(transports[t].sendSide)
+        writeUInt16(out, sequenceOffset, history.pointee.record(sendNs: turnNs, bytes: size, cluster: cluster))
+        sendSideEstimators[Int(transports[t].sendSide)].probeSent(cluster: cluster)
+        guard case .ok(let length) = srtp.protect(out, length: size) else {
+            counters.dropSrtpOther &+= 1
+            freeSendSlots.push(slot)
+            return 0
+        }
+        transports[t].counters.packetsOut &+= 1
+        transports[t].counters.bytesOut &+= UInt64(size)
+        counters.probePackets &+= 1
+        enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
+        return size
+    }
+}
