@@ -5,7 +5,10 @@ delay. The kernel here has no netem, so tests put this between a peer and
 the SFU: the peer is given the relay's address instead of the SFU's.
 
 Datagrams from the peer (the first address that sends to `listen`) go to
-`target` through the shaper; datagrams from `target` go straight back."""
+`target` through the shaper and datagrams from `target` go straight back;
+with `shape="to_peer"` it is the other way round (a subscriber's downlink).
+The rate can change while it runs (`set_rate`), and `take_queue_delay`
+reports the longest time a datagram waited since the last call."""
 import collections
 import select
 import socket
@@ -14,8 +17,10 @@ import time
 
 
 class ShapingRelay:
-    def __init__(self, target, rate_bps, queue_bytes=40_000, delay_s=0.0):
+    def __init__(self, target, rate_bps, queue_bytes=40_000, delay_s=0.0, shape="from_peer"):
         self.target = target
+        self.shape_to_peer = shape == "to_peer"
+        self.window_queue_delay = 0.0
         self.rate = rate_bps / 8.0
         self.queue_limit = queue_bytes
         self.delay = delay_s
@@ -43,6 +48,19 @@ class ShapingRelay:
         self.front.close()
         self.back.close()
 
+    def set_rate(self, rate_bps):
+        self.rate = rate_bps / 8.0
+
+    def take_queue_delay(self):
+        """The longest wait (s) of a datagram sent since the last call, and
+        of the one at the head of the queue now."""
+        try:
+            head = time.monotonic() - self.queue[0][0]
+        except IndexError:
+            head = 0.0
+        value, self.window_queue_delay = max(self.window_queue_delay, head), 0.0
+        return value
+
     def run(self):
         tokens = 0.0
         last = time.monotonic()
@@ -57,7 +75,11 @@ class ShapingRelay:
                 self.queued -= len(data)
                 tokens -= len(data)
                 self.max_queue_delay = max(self.max_queue_delay, now - arrived)
-                self.back.sendto(data, self.target)
+                self.window_queue_delay = max(self.window_queue_delay, now - arrived)
+                if self.shape_to_peer:
+                    self.front.sendto(data, self.peer)
+                else:
+                    self.back.sendto(data, self.target)
                 self.forwarded += 1
             wait = 0.05
             if self.queue:
@@ -71,10 +93,13 @@ class ShapingRelay:
                     continue
                 if s is self.front:
                     self.peer = self.peer or source
+                if (s is self.front) != self.shape_to_peer:
                     if self.queued + len(data) > self.queue_limit:
                         self.dropped += 1
                         continue
                     self.queue.append((time.monotonic(), data))
                     self.queued += len(data)
+                elif s is self.front:
+                    self.back.sendto(data, self.target)
                 elif self.peer:
                     self.front.sendto(data, self.peer)

@@ -27,10 +27,25 @@ class PageServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.result = None
         self.done = threading.Event()
+        self.shaper = None
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/relay" and self.server.shaper:
+            # The page sets the shaping relay's rate and samples its queue.
+            query = urllib.parse.parse_qs(url.query)
+            if "bps" in query:
+                self.server.shaper.set_rate(int(query["bps"][0]))
+            body = json.dumps({"kbps": round(self.server.shaper.rate * 8 / 1000),
+                               "queueMs": round(self.server.shaper.take_queue_delay() * 1000)}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         with open(os.path.join(HERE, "chromium_page.html"), "rb") as f:
             body = f.read()
         self.send_response(200)
@@ -57,11 +72,12 @@ def chromium():
     return path
 
 
-def run_page(server, listen, mode="media", timeout=60, **extra):  # noqa: F811
+def run_page(server, listen, mode="media", timeout=60, shaper=None, browser_args=(), **extra):  # noqa: F811
     """Opens the test page in headless Chromium; returns what it reported.
     `extra` goes to the page as query parameters (negotiate, width, height,
-    samples, sendListen, relay)."""
+    samples, sendListen, relay); `shaper` is a ShapingRelay the page drives."""
     pages = PageServer()
+    pages.shaper = shaper
     threading.Thread(target=pages.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{pages.server_address[1]}"
     query = {"ws": server, "report": base + "/report", "listen": json.dumps(listen), "mode": mode}
@@ -71,7 +87,7 @@ def run_page(server, listen, mode="media", timeout=60, **extra):  # noqa: F811
     browser = subprocess.Popen(
         [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
          "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-         "--allow-loopback-in-peer-connection", f"--user-data-dir={profile}", url],
+         "--allow-loopback-in-peer-connection", f"--user-data-dir={profile}", *browser_args, url],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert pages.done.wait(timeout), "the page did not report"
