@@ -62,10 +62,11 @@ struct ForwardingTests {
                 #expect(Int(h.payloadType) == vp8Pt)
                 if let l = lastSeq { #expect(h.sequenceNumber == l &+ 1) }
                 lastSeq = h.sequenceNumber
-                // Extension ids are the router's: mid 1, toffset 12.
+                // Extension ids are the router's: mid 1, toffset 12, and the
+                // transport-wide number 5 (added: the publisher sent none).
                 var ids: [UInt8] = []
                 try pkt.withUnsafeBytes { raw in try RtpHeaderExtensions.forEach(raw.baseAddress!, h) { id, _, _ in ids.append(id) } }
-                #expect(Set(ids) == [1, 12])
+                #expect(Set(ids) == [1, 12, 5])
             }
             // Payload bytes are untouched.
             #expect(Array(got[0].suffix(98)) == Array(vp8Payload(keyFrame: true).suffix(98)))

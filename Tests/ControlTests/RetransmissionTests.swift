@@ -262,7 +262,9 @@ struct NackGeneratorTests {
         s.send(s.rtx(13, rtxSeq: 500))
         let repaired = try #require(await s.sink.receiveAll(1).first)
         let original = s.media(13)
-        #expect(Array(repaired[12...]) == Array(original[12...]))
+        // (Its header gained the consumer's transport-wide number.)
+        let h = try repaired.withUnsafeBytes { try RtpHeader.parse($0.baseAddress!, count: $0.count) }
+        #expect(Array(repaired[h.payloadOffset...]) == Array(original[12...]))
         // A second copy is not forwarded; nothing is NACKed any more (after
         // any retry that was already on its way).
         s.send(s.rtx(13, rtxSeq: 501))

@@ -22,14 +22,15 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     defer { buffer.deallocate() }
     if count > 0 { buffer.copyMemory(from: input.baseAddress! + 1, byteCount: count) }
     _ = PacketClass.classify(buffer, count: count)
-    // 220-229: SDP; 230-239: send-side estimation and layer allocation;
+    // 220-229: SDP; 230-235: send-side estimation and layer allocation,
+    // 236-239: probe planning and pacing;
     // 240 and up: the other stateful units, driven by operation sequences.
     if (220..<230).contains(first) {
         sdp(buffer, count)
         return
     }
     if (230..<240).contains(first) {
-        sendSideEstimator(buffer, count)
+        if first >= 236 { probing(buffer, count) } else { sendSideEstimator(buffer, count) }
         return
     }
     if first >= 240 {
@@ -74,6 +75,23 @@ func rtp(_ p: UnsafeMutableRawPointer, _ count: Int) {
     promise((try? RtpHeader.parse(p, count: count)) != nil, "still parses after remapping")
     for codec in [KeyFrameCodec.vp8, .vp9, .h264, .h265, .av1] {
         _ = KeyFrameDetector.isKeyFrame(codec, p + h.payloadOffset, count: h.payloadLength)
+    }
+    // Adding a transport-wide element (as for a publisher without it), in a
+    // copy with a little room: it still parses and the payload is unchanged.
+    guard let again = try? RtpHeader.parse(p, count: count) else { return }
+    let room = 8
+    let copy = UnsafeMutableRawPointer.allocate(byteCount: count + room, alignment: 8)
+    defer { copy.deallocate() }
+    copy.copyMemory(from: p, byteCount: count)
+    let id = UInt8(count % 16 == 0 ? 20 : count % 16)
+    if let (size, offset) = RtpHeaderExtensions.insert(copy, again, id: id, value: 0x1234, size: count, capacity: count + room) {
+        promise(size <= count + room && offset + 2 <= size, "insertion within capacity")
+        let after = try? RtpHeader.parse(copy, count: size)
+        promise(after != nil, "still parses after insertion")
+        if let after {
+            promise(after.payloadLength == again.payloadLength && memcmp(copy + after.payloadOffset, p + again.payloadOffset, again.payloadLength) == 0,
+                    "payload unchanged by insertion")
+        }
     }
 }
 

@@ -110,7 +110,10 @@ extension ForwarderLoop {
         }
         c.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         c.extensionIds = ExtensionIdMap(pairs: spec.extensionIds)
-        if spec.transportCcExtensionId != 0 { enableSendSide(transport: t, extensionId: spec.transportCcExtensionId) }
+        if spec.transportCcExtensionId != 0 {
+            enableSendSide(transport: t, extensionId: spec.transportCcExtensionId)
+            c.transportWide = transports[t].sendSideExtensionId == spec.transportCcExtensionId
+        }
         c.paused = spec.paused
         c.producerPaused = spec.producerPaused
         c.waitsForKeyFrame = spec.waitsForKeyFrame

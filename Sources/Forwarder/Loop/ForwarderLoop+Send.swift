@@ -52,12 +52,15 @@ extension ForwarderLoop {
         if timestamp != header.timestamp { RtpRewrite.setTimestamp(out, timestamp) }
         // The producer stage already validated the extension block. The
         // same walk finds the transport-wide element where the transport numbers its packets.
-        let numbering = transports[t].sendSide >= 0 ? transports[t].sendSideExtensionId : 0
+        let numbering = consumers[ci].transportWide && transports[t].sendSide >= 0 ? transports[t].sendSideExtensionId : 0
         let transportWideOffset = (try? RtpHeaderExtensions.remapIds(out, header, (consumers + ci).pointer(to: \.extensionIds)!, find: numbering)) ?? -1
         var size = size
         // Before the MID rewrite, which may move the extension elements.
         if transportWideOffset >= 0 { numberTransportWide(out, at: transportWideOffset, transport: t, size: size) }
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
+        // The publisher's packet had no element (it did not negotiate the
+        // extension): add one, so that every packet the endpoint gets counts.
+        if numbering != 0 && transportWideOffset < 0 { size = insertTransportWide(out, size: size, transport: t, id: numbering) }
         if retransmission {
             let rtxSsrc = consumers[ci].layered ? consumerCold[ci].layerRtxSsrcs[layer] : consumerCold[ci].rtxSsrc
             if rtxSsrc != 0 {
@@ -100,6 +103,14 @@ extension ForwarderLoop {
             length = n
         }
         enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
+    }
+
+    mutating func insertTransportWide(_ out: UnsafeMutableRawPointer, size: Int, transport t: Int, id: UInt8) -> Int {
+        guard let header = try? RtpHeader.parse(out, count: size),
+              let (newSize, offset) = RtpHeaderExtensions.insert(out, header, id: id, value: 0, size: size,
+                                                                 capacity: settings.bufferSize - SrtpSession.maxTrailer) else { return size }
+        numberTransportWide(out, at: offset, transport: t, size: newSize)
+        return newSize
     }
 
     /// Puts the consumer's MID in a packet leaving it (see `MidRewriter`).

@@ -204,6 +204,9 @@ package struct ConsumerState {
     var waitsForKeyFrame = false
     var simulcast = false
     var layered = false
+    /// Negotiated transport-wide sequence numbers: its packets are numbered
+    /// (the element inserted where the publisher's packet has none).
+    var transportWide = false
     var midExtensionId: UInt8 = 0
     var traceMask: UInt8 = 0
     var transport: UInt32 = 0

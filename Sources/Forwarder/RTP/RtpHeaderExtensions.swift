@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// RFC 8285 header extension elements: walking and id rewriting.
 ///
 /// Rewriting is done in place. An element whose id maps to 0 is removed by
@@ -115,5 +119,67 @@ extension RtpHeaderExtensions {
     package static func remapIds(_ base: UnsafeMutableRawPointer, _ header: RtpHeader, _ map: ExtensionIdMap) throws(RtpParseError) {
         var copy = map
         try withUnsafePointer(to: &copy) { (p) throws(RtpParseError) in try remapIds(base, header, p) }
+    }
+}
+
+extension RtpHeaderExtensions {
+    /// Adds a 2-byte element (`id`, `value`) to a packet that lacks it: into
+    /// the block's trailing padding when there is room, else growing the
+    /// block by a word (or creating one: one-byte form for ids up to 14,
+    /// two-byte form above), the payload moving back. Returns the new size
+    /// and the element data's offset, or nil when it cannot (a one-byte
+    /// block and an id above 14, an unknown form, no capacity).
+    package static func insert(_ out: UnsafeMutableRawPointer, _ header: RtpHeader, id: UInt8, value: UInt16,
+                               size: Int, capacity: Int) -> (size: Int, offset: Int)? {
+        guard id != 0, id != 15 || header.hasTwoByteExtensions else { return nil }
+        guard let ext = header.extensionOffset else {
+            // No block yet: 4 bytes of block header and one word of element.
+            let at = header.payloadOffset
+            guard size + 8 <= capacity, at <= size else { return nil }
+            memmove(out + at + 8, out + at, size - at)
+            let b0 = out.load(as: UInt8.self)
+            out.storeBytes(of: b0 | 0x10, as: UInt8.self)
+            let oneByte = id <= 14
+            writeUInt16(out, at, oneByte ? 0xBEDE : 0x1000)
+            writeUInt16(out, at + 2, 1)
+            if oneByte {
+                out.storeBytes(of: id << 4 | 1, toByteOffset: at + 4, as: UInt8.self)
+                writeUInt16(out, at + 5, value)
+                out.storeBytes(of: 0, toByteOffset: at + 7, as: UInt8.self)
+                return (size + 8, at + 5)
+            }
+            out.storeBytes(of: id, toByteOffset: at + 4, as: UInt8.self)
+            out.storeBytes(of: 2, toByteOffset: at + 5, as: UInt8.self)
+            writeUInt16(out, at + 6, value)
+            return (size + 8, at + 6)
+        }
+        let oneByte = header.hasOneByteExtensions
+        guard oneByte ? id <= 14 : header.hasTwoByteExtensions else { return nil }
+        // Where the last element ends: what follows is padding.
+        var used = 0
+        guard (try? walk(out, header, { _, offset, headerSize, length in used = offset + headerSize + length - (ext + 4) })) != nil else { return nil }
+        let element = oneByte ? 3 : 4
+        var length = header.extensionLength
+        var newSize = size
+        if used + element > length {
+            let grow = (used + element - length + 3) / 4 * 4
+            let payload = ext + 4 + length
+            guard size + grow <= capacity, length + grow <= 0xFFFF * 4 else { return nil }
+            memmove(out + payload + grow, out + payload, size - payload)
+            (out + payload).initializeMemory(as: UInt8.self, repeating: 0, count: grow)
+            length += grow
+            newSize += grow
+            writeUInt16(out, ext + 2, UInt16(length / 4))
+        }
+        let at = ext + 4 + used
+        if oneByte {
+            out.storeBytes(of: id << 4 | 1, toByteOffset: at, as: UInt8.self)
+            writeUInt16(out, at + 1, value)
+            return (newSize, at + 1)
+        }
+        out.storeBytes(of: id, toByteOffset: at, as: UInt8.self)
+        out.storeBytes(of: 2, toByteOffset: at + 1, as: UInt8.self)
+        writeUInt16(out, at + 2, value)
+        return (newSize, at + 2)
     }
 }
