@@ -59,7 +59,7 @@ struct Session {
         while nowNs < end {
             let stepNs: Int64 = 1_000_000
             change(Double(nowNs) / 1e9, &path)
-            if probing, nowNs == 0 { for c in controller.start(estimate: estimator.estimate, nowNs: nowNs) { sendProbe(c) } }
+            if probing, nowNs == 0, let (a, b) = controller.start(estimate: estimator.estimate, nowNs: nowNs) { sendProbe(a); sendProbe(b) }
             while nextSendNs <= nowNs {
                 let bytes = 1200
                 inFlight.append((nextSendNs, path.send(bytes: bytes, nowNs: nextSendNs), bytes, 0))

@@ -34,6 +34,7 @@ func sendSideEstimator(_ p: UnsafeMutableRawPointer, _ count: Int) {
             entries[k].layerCount = Int(arg % 5)
             for l in 0..<4 { entries[k].layerBitrates[l] = Int(arg) * (l + 1) * 1000 }
             entries[k].maxLayer = Int(op % 4)
+            entries[k].upgradeMargin = op & 0x40 != 0 ? LayerAllocator.congestedUpgradeMargin : LayerAllocator.upgradeMargin
             let available = e.estimate
             var used = 0
             entries.withUnsafeMutableBufferPointer { es in
@@ -44,6 +45,40 @@ func sendSideEstimator(_ p: UnsafeMutableRawPointer, _ count: Int) {
             }
             promise(used <= max(available, 0) || entries.allSatisfy { $0.layer < 0 }, "layers fit the available bitrate")
             for i in 0..<3 { entries[i].applied = entries[i].layer } // the next round's margin
+        }
+    }
+}
+
+/// Probe planning and pacing under arbitrary estimates, wants, clocks
+/// (including going back) and send results: what is due stays bounded, a
+/// cluster ends, and the planner's bitrates stay within its maximum.
+func probing(_ p: UnsafeMutableRawPointer, _ count: Int) {
+    var controller = ProbeController(maxBitrate: 5_000_000)
+    var pacer = ProbePacer()
+    var now: Int64 = 0
+    operations(p, count) { op, arg in
+        now += (Int64(arg) - (op & 0x80 != 0 ? 64 : 0)) * 1_000_000
+        switch op % 4 {
+        case 0:
+            if let (a, b) = controller.start(estimate: Int(arg) * 10_000, nowNs: now) {
+                promise(a.bitrate <= 5_000_000 && b.bitrate <= 5_000_000, "start probes within the maximum")
+                pacer.add(a, nowNs: now)
+                pacer.add(b, nowNs: now)
+            }
+        case 1:
+            if let c = controller.update(estimate: Int(arg) * 20_000, wanted: Int(op) * 30_000, nowNs: now) {
+                promise(c.bitrate <= 5_000_000 && c.minDurationNs >= 15_000_000, "probe within the maximum, 15 ms at least")
+                pacer.add(c, nowNs: now)
+            }
+        case 2:
+            let packetBytes = Int(op >> 2)
+            let due = pacer.due(nowNs: now, packetBytes: packetBytes)
+            promise(due >= 0 && due <= 64, "due packets bounded")
+            let sent = op & 0x40 != 0 ? due / 2 : due
+            pacer.sent(packets: sent, bytes: sent * packetBytes, nowNs: now)
+        default:
+            if arg & 1 != 0 { pacer.cancel() }
+            promise(arg & 1 == 0 || !pacer.active, "cancel stops probing")
         }
     }
 }

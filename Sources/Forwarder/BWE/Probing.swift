@@ -43,12 +43,13 @@ package struct ProbeController {
         return ProbeCluster(id: nextId, bitrate: min(bitrate, maxBitrate))
     }
 
-    /// The first probes, when media starts.
-    package mutating func start(estimate: Int, nowNs: Int64) -> [ProbeCluster] {
-        guard !started else { return [] }
+    /// The first probes, when media starts (a pair, not an array: this
+    /// runs on the forwarder thread, which does not allocate).
+    package mutating func start(estimate: Int, nowNs: Int64) -> (ProbeCluster, ProbeCluster)? {
+        guard !started else { return nil }
         started = true
         awaitedBitrate = estimate * 6 * 7 / 10
-        return [cluster(estimate * 3, nowNs: nowNs), cluster(estimate * 6, nowNs: nowNs)]
+        return (cluster(estimate * 3, nowNs: nowNs), cluster(estimate * 6, nowNs: nowNs))
     }
 
     /// After an estimate update: a probe to send now, if any. `wanted`:
@@ -137,7 +138,10 @@ package struct ProbePacer {
     package static let sliceNs: Int64 = 5_000_000
 
     package private(set) var current: ProbeCluster?
-    private var queued = InlineArray<2, ProbeCluster?>(repeating: nil)
+    /// Two plain fields, not an InlineArray of optionals: its generic
+    /// accessors instantiate metadata (allocate) on first use in debug builds.
+    private var queued0: ProbeCluster?
+    private var queued1: ProbeCluster?
     private var startNs: Int64 = 0
     private var sentBytes = 0
     private var sentPackets = 0
@@ -148,10 +152,10 @@ package struct ProbePacer {
     package mutating func add(_ cluster: ProbeCluster, nowNs: Int64) {
         if current == nil {
             begin(cluster, nowNs: nowNs)
-        } else if queued[0] == nil {
-            queued[0] = cluster
-        } else if queued[1] == nil {
-            queued[1] = cluster
+        } else if queued0 == nil {
+            queued0 = cluster
+        } else if queued1 == nil {
+            queued1 = cluster
         }
     }
 
@@ -182,9 +186,9 @@ package struct ProbePacer {
         let total = Int(Double(c.bitrate) * Double(c.minDurationNs) / 8e9)
         guard nowNs - startNs + Self.sliceNs >= c.minDurationNs, sentBytes >= total, sentPackets >= c.minPackets else { return }
         current = nil
-        if let next = queued[0] {
-            queued[0] = queued[1]
-            queued[1] = nil
+        if let next = queued0 {
+            queued0 = queued1
+            queued1 = nil
             begin(next, nowNs: nowNs)
         }
     }
@@ -195,7 +199,7 @@ package struct ProbePacer {
     /// Drops everything (the transport stopped estimating or has nothing to pad).
     package mutating func cancel() {
         current = nil
-        queued[0] = nil
-        queued[1] = nil
+        queued0 = nil
+        queued1 = nil
     }
 }

@@ -180,8 +180,13 @@ package struct AckedBitrate {
         }
         if bin > newestBin {
             // Clear the bins the window moved past.
+            // (A while loop: iterating a ClosedRange<Int64> allocates in debug builds.)
             let steps = min(bin - newestBin, Int64(Self.bins))
-            for i in 1...steps { bytes[Self.slot(newestBin + i)] = 0 }
+            var i: Int64 = 1
+            while i <= steps {
+                bytes[Self.slot(newestBin + i)] = 0
+                i += 1
+            }
             newestBin = bin
         }
         guard newestBin - bin < Int64(Self.bins) else { return } // older than the window

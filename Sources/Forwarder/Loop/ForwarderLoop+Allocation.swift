@@ -141,9 +141,10 @@ extension ForwarderLoop {
         let control = sendSideControls + Int(transports[t].sendSide)
         control.pointee.probes.maxBitrate = sendSideEstimators[Int(transports[t].sendSide)].delayBased.maxBitrate
         guard wanted > 0 else { return }
-        let first = control.pointee.probes.start(estimate: estimate, nowNs: turnNs)
-        for cluster in first { control.pointee.pacer.add(cluster, nowNs: turnNs) }
-        if first.isEmpty, let cluster = control.pointee.probes.update(estimate: estimate, wanted: wanted, nowNs: turnNs) {
+        if let (a, b) = control.pointee.probes.start(estimate: estimate, nowNs: turnNs) {
+            control.pointee.pacer.add(a, nowNs: turnNs)
+            control.pointee.pacer.add(b, nowNs: turnNs)
+        } else if let cluster = control.pointee.probes.update(estimate: estimate, wanted: wanted, nowNs: turnNs) {
             control.pointee.pacer.add(cluster, nowNs: turnNs)
         }
         guard control.pointee.pacer.active else { return }
@@ -208,7 +209,7 @@ extension ForwarderLoop {
     /// transport-wide and remembered as part of the probe cluster. Returns
     /// its size (0: not sent).
     mutating func sendPadding(consumer ci: Int, transport t: Int, cluster: UInt8) -> Int {
-        guard transports[t].remoteRtp.isSet, let srtp = transports[t].srtpSend else { return 0 }
+        guard transports[t].remoteRtp.isSet, !(transports[t].srtpRequired && transports[t].srtpSend == nil) else { return 0 }
         let slot = freeSendSlots.pop()
         guard slot >= 0 else {
             counters.dropSendPoolEmpty &+= 1
@@ -245,10 +246,14 @@ extension ForwarderLoop {
         let history = sendHistories + Int(transports[t].sendSide)
         writeUInt16(out, sequenceOffset, history.pointee.record(sendNs: turnNs, bytes: size, cluster: cluster))
         sendSideEstimators[Int(transports[t].sendSide)].probeSent(cluster: cluster)
-        guard case .ok(let length) = srtp.protect(out, length: size) else {
-            counters.dropSrtpOther &+= 1
-            freeSendSlots.push(slot)
-            return 0
+        var length = size
+        if let srtp = transports[t].srtpSend {
+            guard case .ok(let n) = srtp.protect(out, length: size) else {
+                counters.dropSrtpOther &+= 1
+                freeSendSlots.push(slot)
+                return 0
+            }
+            length = n
         }
         transports[t].counters.packetsOut &+= 1
         transports[t].counters.bytesOut &+= UInt64(size)

@@ -6,9 +6,10 @@
 /// the transport's `availableOutgoingBitrate`.
 extension ForwarderLoop {
     /// A consumer negotiated the extension: its transport numbers what it
-    /// sends and estimates. WebRTC endpoints only (they send the feedback).
+    /// sends and estimates from the endpoint's feedback (WebRTC and plain
+    /// transports, as mediasoup; not pipes, whose far side is a router).
     mutating func enableSendSide(transport t: Int, extensionId: UInt8) {
-        guard transports[t].webrtc, extensionId != 0 else { return }
+        guard !transports[t].direct, transports[t].pipeLink < 0, extensionId != 0 else { return }
         transports[t].sendSideExtensionId = extensionId
         guard transports[t].sendSide < 0 else { return }
         let i = freeSendSide.pop()
