@@ -65,7 +65,10 @@ struct AllocCheck: AsyncParsableCommand {
         } else {
             (port, thread, sinkKeys, rtxPt) = try await Fanout().setUpRoom(worker: worker, consumers: consumers, video: video, audio: audio, sinkPort: sink.port,
                                                                          listen: TransportListenInfo(protocol: "udp", ip: "127.0.0.1"), srtp: publisherKey, transportCc: true,
-                                                                         simulcast: simulcast)
+                                                                         simulcast: simulcast, consumerCc: true)
+            // The sink answers with transport-wide feedback (plain RTP): the
+            // send-side estimator, layer allocation and probes run too.
+            if !srtp { sink.transportCcId = try await Fanout.consumerTransportCcId(worker) }
         }
         sink.srtpByPort = sinkKeys
         drain.start()
@@ -88,6 +91,16 @@ struct AllocCheck: AsyncParsableCommand {
         // consumers' first key frame requests, goes out sooner.)
         for _ in 0..<50 where await { let c = await worker.forwarder.counters().0; return c.senderReports == 0 || c.receiverReports == 0 }() {
             try await Task.sleep(for: .milliseconds(100))
+        }
+        // ...and the start of send-side estimation: probing until the
+        // estimate covers what the consumers send (first probe clusters and
+        // allocations instantiate metadata too).
+        var probes = await worker.getResourceUsage().probePackets
+        for _ in 0..<(sink.transportCcId == nil ? 0 : 20) {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = await worker.getResourceUsage().probePackets
+            if now == probes && now > 0 { break }
+            probes = now
         }
         // The same generator goes on into the measurement: a second one would
         // start its sequence numbers over, which SRTP rejects as replays.
@@ -139,7 +152,7 @@ struct AllocCheck: AsyncParsableCommand {
         }
         let scenario = (iceTcp ? "WebRTC, consumers over ICE-TCP (SRTP \(publisherKey?.suite.rawValue ?? "?"))"
                         : webrtc ? "WebRTC (ICE, DTLS, SRTP \(publisherKey?.suite.rawValue ?? "?"))" : srtp ? "SRTP" : "plain RTP") + (simulcast ? ", simulcast" : "") + (loss > 0 ? ", \(loss) % reported lost" : "")
-        print("\(scenario): forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each, \(after.transportCcFeedback - before.transportCcFeedback) transport-cc feedback packets, \(after.retransmitted - before.retransmitted) retransmitted); forwarder-thread allocations: \(allocations)")
+        print("\(scenario): forwarded \(forwarded) packets (\(after.packetsIn - before.packetsIn) in, \(expectedOut) consumers each, \(after.transportCcFeedback - before.transportCcFeedback) transport-cc feedback packets, \(after.retransmitted - before.retransmitted) retransmitted, \(sink.feedbackSent) feedback from the sink, \(after.probePackets - before.probePackets) probes); forwarder-thread allocations: \(allocations)")
         if MallocInterposerSwift.getStatistics().mallocCount == 0 {
             print("error: the malloc interposer is not preloaded (LD_PRELOAD)")
             throw ExitCode(2)

@@ -30,6 +30,8 @@ struct RunFigures: Codable {
     var sendCallsPerPacket: Double?
     /// Packets resent in answer to the sink's NACKs (--loss), per second.
     var retransmittedPps: Double? = nil
+    /// Padding probes the worker sent (--consumer-cc), per second.
+    var probePps: Double? = nil
 }
 
 struct RunResult: Codable {
@@ -42,6 +44,7 @@ struct RunResult: Codable {
     var latencyUs: RunFigures.Latency
     var sendCallsPerPacket: Double?
     var retransmittedPps: Double?
+    var probePps: Double?
     var baseline: RunFigures?
 
     init(consumers: Int, mode: String, sfu: RunFigures, baseline: RunFigures?) {
@@ -54,6 +57,7 @@ struct RunResult: Codable {
         latencyUs = sfu.latencyUs
         sendCallsPerPacket = sfu.sendCallsPerPacket
         retransmittedPps = sfu.retransmittedPps
+        probePps = sfu.probePps
         self.baseline = baseline
     }
 }
@@ -114,6 +118,9 @@ struct Fanout: AsyncParsableCommand {
     @Flag(help: "Negotiate transport-wide CC on the ingest: the generator numbers every packet in the extension and the worker records arrivals and sends feedback.")
     var transportCc = false
 
+    @Flag(help: "Consumers negotiate transport-wide CC too (as browsers do): the worker numbers every copy, keeps a send history per transport and estimates from the sink's feedback (every 50 ms); without it they consume without the extension.")
+    var consumerCc = false
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -123,6 +130,7 @@ struct Fanout: AsyncParsableCommand {
         if srtp != nil && (baseline || target != nil) { throw ValidationError("--srtp runs the in-process worker only (no --baseline, no --target)") }
         if loss > 0 && (srtp != nil || target != nil) { throw ValidationError("--loss runs the in-process worker without SRTP") }
         if transportCc && target != nil { throw ValidationError("--transport-cc runs the in-process worker only (no --target)") }
+        if consumerCc && (target != nil || srtp != nil || baseline) { throw ValidationError("--consumer-cc runs the in-process worker without SRTP (the sink sends plain feedback)") }
         guard loss >= 0 && loss < 100 else { throw ValidationError("--loss takes a percentage from 0 to 100") }
         if srtpSuite != nil { try SrtpLibrary.initialize(openssl: true) }
         let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -188,8 +196,10 @@ struct Fanout: AsyncParsableCommand {
         let publisherKey = srtpSuite.map { suite in
             SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) })
         }
-        let (ingestPort, threadId, sinkKeys, rtxPt) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey, transportCc: transportCc)
+        let (ingestPort, threadId, sinkKeys, rtxPt) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey, transportCc: transportCc,
+                                                                              consumerCc: consumerCc)
         sink.srtpByPort = sinkKeys
+        if consumerCc { sink.transportCcId = try await Self.consumerTransportCcId(worker) }
         sink.nackFraction = loss / 100
         sink.rtxPayloadType = rtxPt
         sink.start()
@@ -212,9 +222,12 @@ struct Fanout: AsyncParsableCommand {
         await worker.close()
         await worker.waitForShutdown()
         let resent = u1.retransmitted - u0.retransmitted
-        // CPU per first transmission: with --loss the retransmissions are the cost.
-        var result = figures(sent: s1 - s0, forwarded: u1.packetsOut - u0.packetsOut - resent, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: u1.sendCalls - u0.sendCalls)
+        let probes = u1.probePackets - u0.probePackets
+        // CPU per first transmission: with --loss the retransmissions are
+        // the cost, with --consumer-cc the probes.
+        var result = figures(sent: s1 - s0, forwarded: u1.packetsOut - u0.packetsOut - resent - probes, cpuNs: cpu1 - cpu0, received: received, histogram: histogram, consumers: n, sendCalls: u1.sendCalls - u0.sendCalls)
         if loss > 0 { result.retransmittedPps = Double(resent) / duration }
+        if consumerCc { result.probePps = Double(probes) / duration }
         return result
     }
 
@@ -286,7 +299,7 @@ struct Fanout: AsyncParsableCommand {
     /// one producer, and the consumers are simulcast consumers.
     @RingSFUActor
     func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false,
-                   simulcast: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
+                   simulcast: Bool = false, consumerCc: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
         let router = try worker.createRouter(mediaCodecs: Self.roomCodecs)
         let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
         if let srtp {
@@ -304,7 +317,7 @@ struct Fanout: AsyncParsableCommand {
                 try t.connect(ip: "127.0.0.1", port: Int(sinkPort))
             }
             for p in producers {
-                _ = try t.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: router.rtpCapabilities))
+                _ = try t.consume(ConsumerOptions(producerId: p.id, rtpCapabilities: consumerCc ? router.rtpCapabilities : Self.withoutTransportCc(router.rtpCapabilities)))
             }
         }
         await worker.sync()
@@ -341,11 +354,15 @@ struct Fanout: AsyncParsableCommand {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
         if loss > 0 {
             header += " retransmitted pps |"
+            rule += "---|"
+        }
+        if consumerCc {
+            header += " probe pps |"
             rule += "---|"
         }
         if baseline {
@@ -357,6 +374,7 @@ struct Fanout: AsyncParsableCommand {
         for r in results {
             var line = "| \(r.consumers) | \(f(r.offeredPps, 0)) | \(f(r.forwardedPps, 0)) | \(f(r.loss * 100, 3))% | \(f(r.cpuSecondsPerMillion)) | \(f(r.latencyUs.p50, 0)) | \(f(r.latencyUs.p99, 0)) | \(f(r.latencyUs.p999, 0)) | \(r.sendCallsPerPacket.map { f($0, 3) } ?? "-") |"
             if loss > 0 { line += " \(f(r.retransmittedPps ?? 0, 0)) |" }
+            if consumerCc { line += " \(f(r.probePps ?? 0, 0)) |" }
             if let b = r.baseline {
                 line += " \(f(b.cpuSecondsPerMillion)) | \(f(b.loss * 100, 3))% | \(f(b.latencyUs.p99, 0)) | \(f(r.cpuSecondsPerMillion / b.cpuSecondsPerMillion, 3)) |"
             }
@@ -373,5 +391,32 @@ final class ResultBox: @unchecked Sendable {
     var value: Value? { lock.withLock { stored } }
     func set(sent: UInt64, forwarded: UInt64, cpuNs: Int64, received: UInt64, histogram: Histogram<UInt64>) {
         lock.withLock { stored = Value(sent: sent, forwarded: forwarded, cpuNs: cpuNs, received: received, histogram: histogram) }
+    }
+}
+
+extension Fanout {
+    static let transportCcUri = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+    /// A receiver that does not do transport-wide CC.
+    static func withoutTransportCc(_ caps: RtpCapabilities) -> RtpCapabilities {
+        var caps = caps
+        caps.headerExtensions = caps.headerExtensions?.filter { $0.uri != transportCcUri }
+        caps.codecs = caps.codecs?.map { c in
+            var c = c
+            c.rtcpFeedback = c.rtcpFeedback?.filter { $0.type != "transport-cc" }
+            return c
+        }
+        return caps
+    }
+
+    /// The id consumers write the transport-wide sequence number under (the router's).
+    @RingSFUActor
+    static func consumerTransportCcId(_ worker: Worker) throws -> UInt8 {
+        let router = try worker.createRouter(mediaCodecs: roomCodecs)
+        defer { router.close() }
+        guard let ext = router.rtpCapabilities.headerExtensions?.first(where: { $0.uri == transportCcUri && $0.kind == .video }) else {
+            throw ValidationError("the router offers no transport-wide CC extension")
+        }
+        return UInt8(ext.preferredId)
     }
 }

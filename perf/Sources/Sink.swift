@@ -26,6 +26,12 @@ final class Sink: @unchecked Sendable {
     var nackFraction = 0.0
     /// The consumers' RTX payload type, to count repairs apart.
     var rtxPayloadType: UInt8?
+    /// The consumers' transport-wide sequence number extension id: the sink
+    /// records arrivals per sending transport and answers with transport-cc
+    /// feedback every 50 ms, as a browser does (plain RTP only: the sink
+    /// holds no SRTCP keys). Set before `start`.
+    var transportCcId: UInt8?
+    private(set) var feedbackSent = 0
     private(set) var nacksSent = 0
 
     struct State {
@@ -122,6 +128,8 @@ final class Sink: @unchecked Sendable {
         let feedback = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
         defer { feedback.deallocate() }
         var rng = SystemRandomNumberGenerator()
+        var cc = FeedbackState()
+        defer { cc.release() }
         while !stopFlag.load(ordering: .relaxed) {
             for i in 0..<batch { msgs[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size) }
             let n = Int(rsfu_recvmmsg(fd, msgs, UInt32(batch), rsfu_msg_waitforone()))
@@ -135,6 +143,7 @@ final class Sink: @unchecked Sendable {
             }
             if nackFraction > 0 { nackSome(msgs, mem: mem, size: size, count: n, names: names, feedback: feedback, rng: &rng) }
             let now = rsfu_monotonic_ns()
+            if let id = transportCcId, sessions.isEmpty { recordAndAnswer(&cc, id: id, msgs, mem: mem, size: size, count: n, names: names, nowNs: now) }
             var count = 0
             for i in 0..<n where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset + 10) {
                 // The send time sits after the VP8 descriptor, behind any header extension.
@@ -150,6 +159,50 @@ final class Sink: @unchecked Sendable {
                 s.repairs += UInt64(repairs(msgs, mem: mem, size: size, count: n))
                 s.received += UInt64(n)
                 for i in 0..<count { _ = s.histogram.record(latencies[i]) }
+            }
+        }
+    }
+
+    /// Per sending port: its arrival recorder (ring memory of its own) and address.
+    struct FeedbackState {
+        var recorders: [UInt16: (TransportCcRecorder, UnsafeMutablePointer<UInt64>, sockaddr_in)] = [:]
+        var lastFeedbackNs: Int64 = 0
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1500, alignment: 8)
+
+        func release() {
+            for (_, r) in recorders { r.1.deallocate() }
+            buffer.deallocate()
+        }
+    }
+
+    private func recordAndAnswer(_ cc: inout FeedbackState, id: UInt8, _ msgs: UnsafeMutablePointer<rsfu_mmsghdr>, mem: UnsafeMutableRawPointer, size: Int,
+                                 count: Int, names: UnsafeMutablePointer<sockaddr_in>, nowNs: Int64) {
+        for i in 0..<count where msgs[i].msg_len >= 12 {
+            let p = mem + i * size
+            guard let header = try? RtpHeader.parse(p, count: Int(msgs[i].msg_len)) else { continue }
+            var sequence: UInt16? = nil
+            try? RtpHeaderExtensions.forEach(p, header) { extId, offset, length in
+                if extId == id, length >= 2 { sequence = readUInt16(p, offset) }
+            }
+            guard let sequence else { continue }
+            let port = UInt16(bigEndian: names[i].sin_port)
+            if cc.recorders[port] == nil {
+                let ring = UnsafeMutablePointer<UInt64>.allocate(capacity: TransportCcRecorder.capacity)
+                cc.recorders[port] = (TransportCcRecorder(ring: ring), ring, names[i])
+            }
+            cc.recorders[port]!.0.record(sequence: sequence, arrivalNs: nowNs)
+        }
+        guard nowNs - cc.lastFeedbackNs >= 50_000_000 else { return }
+        cc.lastFeedbackNs = nowNs
+        for port in cc.recorders.keys {
+            var address = cc.recorders[port]!.2
+            while true {
+                let n = cc.recorders[port]!.0.writeFeedback(cc.buffer, capacity: 1200, senderSsrc: 7)
+                guard n > 0 else { break }
+                _ = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, cc.buffer, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                feedbackSent += 1
             }
         }
     }

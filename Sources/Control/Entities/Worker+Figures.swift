@@ -64,6 +64,7 @@ extension Worker {
         usage.dropSctpBacklog = c.dropSctpBacklog
         usage.transportCcFeedback = c.transportCcFeedback
         usage.rembSent = c.rembSent
+        usage.probePackets = c.probePackets
         usage.transportCcUnavailable = c.dropTransportCcUnavailable
         usage.tcpReaped = c.tcpReaped
         usage.dropSrtpUnavailable = c.dropSrtpUnavailable

@@ -92,6 +92,8 @@ public struct WorkerResourceUsage: Codable, Sendable, Hashable {
     /// estimate REMBs; transports left without transport-wide CC feedback.
     public var transportCcFeedback: UInt64 = 0
     public var rembSent: UInt64 = 0
+    /// Padding packets sent to probe consumers' links for bandwidth (in `packetsOut`).
+    public var probePackets: UInt64 = 0
     public var transportCcUnavailable: UInt64 = 0
     /// ICE-TCP connections closed for passing no STUN check in time.
     public var tcpReaped: UInt64 = 0

@@ -51,6 +51,7 @@ final class WorkerMetrics {
         add("ringsfu_tcp_connections_refused_total", c.tcpRefused)
         add("ringsfu_tcp_connections_reaped_total", c.tcpReaped)
         add("ringsfu_transport_cc_feedback_sent_total", c.transportCcFeedback)
+        add("ringsfu_probe_packets_sent_total", c.probePackets)
         add("ringsfu_remb_estimates_sent_total", c.rembSent)
         add("ringsfu_transport_cc_unavailable_total", c.dropTransportCcUnavailable)
         let drops: [(String, UInt64)] = [
