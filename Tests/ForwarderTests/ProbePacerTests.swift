@@ -75,3 +75,28 @@ struct ProbePacerTests {
         #expect(!pacer.active)
     }
 }
+
+/// The probe planner's exponential search ends when a probe does not lift
+/// the estimate, however close the estimate is to what is wanted.
+@Suite("Probe controller")
+struct ProbeControllerTests {
+    let s: Int64 = 1_000_000_000
+
+    @Test func theSearchStopsWhenAProbeLiftsNothing() {
+        var c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 300_000, nowNs: 0)
+        // The start probes lifted the estimate to 1.5 Mbps (>= 70 % of 1.8): search on.
+        let next = c.update(estimate: 1_500_000, wanted: 20_000_000, nowNs: s / 10)
+        #expect(next?.bitrate == 3_000_000)
+        // Near what is wanted (19 of 20 Mbps) and not lifted: nothing until 5 s later.
+        var probes = 0
+        var now = s / 5
+        c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 19_000_000, nowNs: 0)
+        while now < 10 * s {
+            if c.update(estimate: 19_000_000, wanted: 20_000_000, nowNs: now) != nil { probes += 1 }
+            now += s / 20
+        }
+        #expect(probes == 1, "one, 5 s after the start probes: \(probes)")
+    }
+}

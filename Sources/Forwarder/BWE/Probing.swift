@@ -48,8 +48,9 @@ package struct ProbeController {
     package mutating func start(estimate: Int, nowNs: Int64) -> (ProbeCluster, ProbeCluster)? {
         guard !started else { return nil }
         started = true
-        awaitedBitrate = estimate * 6 * 7 / 10
-        return (cluster(estimate * 3, nowNs: nowNs), cluster(estimate * 6, nowNs: nowNs))
+        let pair = (cluster(estimate * 3, nowNs: nowNs), cluster(estimate * 6, nowNs: nowNs))
+        awaitedBitrate = max(pair.1.bitrate * 7 / 10, estimate + 1)
+        return pair
     }
 
     /// After an estimate update: a probe to send now, if any. `wanted`:
@@ -60,13 +61,14 @@ package struct ProbeController {
             return nil
         }
         // The last probe got through: search further at once.
-        if awaitedBitrate > 0, estimate >= awaitedBitrate {
-            awaitedBitrate = min(estimate * 2, wanted) * 7 / 10
-            return cluster(min(estimate * 2, wanted * 2), nowNs: nowNs)
-        }
-        guard nowNs - lastProbeNs >= 5_000_000_000 else { return nil }
-        awaitedBitrate = min(estimate * 2, wanted) * 7 / 10
-        return cluster(min(estimate * 2, wanted * 2), nowNs: nowNs)
+        let further = awaitedBitrate > 0 && estimate >= awaitedBitrate
+        guard further || nowNs - lastProbeNs >= 5_000_000_000 else { return nil }
+        let c = cluster(min(estimate * 2, wanted * 2), nowNs: nowNs)
+        // Searching further needs this probe to lift the estimate to 70 %
+        // of its rate, and above where it is now: otherwise (a target near
+        // what is wanted, or capped) the search would never end.
+        awaitedBitrate = max(c.bitrate * 7 / 10, estimate + 1)
+        return c
     }
 }
 
