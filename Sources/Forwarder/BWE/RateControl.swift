@@ -31,8 +31,10 @@ package struct AimdRateControl {
 
     /// The new delay-based estimate after a feedback. `acked`: the
     /// receiver's recent throughput (nil while unknown); `rttMs`: the
-    /// path's round trip.
-    package mutating func update(_ usage: BandwidthUsage, acked: Int?, rttMs: Double, nowNs: Int64) -> Int {
+    /// path's round trip; `appLimited`: the receiver got about all that was
+    /// sent, so its throughput says how much the sender sent, not what the
+    /// link carries (a decrease then starts from the estimate).
+    package mutating func update(_ usage: BandwidthUsage, acked: Int?, rttMs: Double, nowNs: Int64, appLimited: Bool = false) -> Int {
         if lastChangeNs < 0 { lastChangeNs = nowNs }
         switch usage {
         case .normal: if state == .hold { state = .increase; lastChangeNs = nowNs }
@@ -58,16 +60,13 @@ package struct AimdRateControl {
             }
             lastChangeNs = nowNs
         case .decrease:
-            let base = acked ?? estimate
-            var next = Int(Self.beta * Double(base))
+            // What got through is the link's rate only when the sender sent
+            // more than that; a sender that paused (a consumer waiting for a
+            // lower layer's key frame) would otherwise cut to nearly nothing.
+            let linkRate = appLimited ? nil : acked
+            var next = Int(Self.beta * Double(linkRate ?? estimate))
             if next > estimate { next = Int(Self.beta * Double(estimate)) }
-            // One overuse cuts at most 75 %: the acknowledged rate can be
-            // far below the link's when the sender itself paused (a layer
-            // switch waiting for its key frame), and a deeper cut would
-            // take long to climb back from. A real drop gets its second
-            // cut a round trip later.
-            next = max(next, estimate / 4)
-            if let acked { learnCapacity(Double(acked) / 1000) }
+            if let linkRate { learnCapacity(Double(linkRate) / 1000) }
             estimate = next
             state = .hold
             lastChangeNs = nowNs

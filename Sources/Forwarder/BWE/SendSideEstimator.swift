@@ -18,6 +18,10 @@ package struct SendSideEstimator {
     package private(set) var delayBased: AimdRateControl
     package private(set) var lossBased: LossBasedControl
     private var acked = AckedBitrate()
+    /// The same window over the reported packets by send time (lost ones
+    /// too): what was sent, to tell a link-limited throughput from a
+    /// sender-limited one.
+    private var reported = AckedBitrate()
     private var probes = ProbeResultEstimator()
     /// The latest probe result (bps), for traces.
     package private(set) var lastProbeResult = 0
@@ -44,6 +48,7 @@ package struct SendSideEstimator {
     /// `cluster`: the probe cluster the packet belonged to (0: none).
     package mutating func packet(sendNs: Int64, arrivalNs: Int64?, bytes: Int, cluster: UInt8 = 0) {
         lossBased.packet(sendNs: sendNs, lost: arrivalNs == nil)
+        reported.add(bytes: bytes, arrivalNs: sendNs)
         guard let arrivalNs else { return }
         if cluster != 0, let result = probes.received(cluster: cluster, sendNs: sendNs, arrivalNs: arrivalNs, bytes: bytes) {
             lastProbeResult = result
@@ -59,7 +64,9 @@ package struct SendSideEstimator {
     /// The feedback packet is complete: the new estimate.
     @discardableResult
     package mutating func feedbackDone(nowNs: Int64) -> Int {
-        let delay = delayBased.update(trendline.state, acked: acked.bitrate, rttMs: rttMs, nowNs: nowNs)
+        let ackedRate = acked.bitrate
+        let appLimited = ackedRate.map { a in reported.bitrate.map { Double(a) >= 0.9 * Double($0) } ?? false } ?? false
+        let delay = delayBased.update(trendline.state, acked: ackedRate, rttMs: rttMs, nowNs: nowNs, appLimited: appLimited)
         let loss = lossBased.update(delayBased: delay, rttMs: rttMs, nowNs: nowNs)
         estimate = min(max(min(delay, loss), delayBased.minBitrate), delayBased.maxBitrate)
         return estimate

@@ -18,8 +18,8 @@ package struct SendSideControl {
 /// (doc/bwe.md): the estimate is shared among the transport's consumers
 /// by `LayerAllocator` (audio and simple video first, then simulcast layers
 /// by priority), each simulcast consumer's layer limited to its share; when
-/// the consumers want more than the estimate, padding probes look for
-/// headroom. A lower limit applies at the lower layer's next key frame
+/// that holds a consumer below the layer it wants, padding probes look for
+/// headroom (nothing else would gain from it). A lower limit applies at the lower layer's next key frame
 /// (asked for at once), as any layer switch does.
 extension ForwarderLoop {
     /// Consumers of one transport an allocation takes in (more are left
@@ -101,9 +101,14 @@ extension ForwarderLoop {
         // not one key frame per layer on the way down).
         LayerAllocator.allocate(available: overrun ? estimate / 2 : estimate, UnsafeMutableBufferPointer(rebasing: entries[0..<n]),
                                 order: UnsafeMutableBufferPointer(rebasing: allocationOrder[0..<n]))
+        // Probing can only help a consumer held below the layer it wants.
+        var limited = false
         for k in 0..<n where entries[k].layerCount > 0 {
             let ci = Int(allocationConsumers[k])
             var limit = entries[k].layer
+            var top = min(consumers[ci].layers.preferred, entries[k].layerCount - 1)
+            while top > 0, entries[k].layerBitrates[top] == 0 { top -= 1 }
+            if limit < top { limited = true }
             // The lowest sending layer is never withheld: a picture at a
             // low rate is better than none.
             if limit < 0 {
@@ -132,7 +137,7 @@ extension ForwarderLoop {
         }
         control.pointee.allocatedEstimate = estimate
         control.pointee.lastAllocationNs = turnNs
-        planProbes(transport: t, estimate: estimate, wanted: wanted)
+        if limited { planProbes(transport: t, estimate: estimate, wanted: wanted) }
     }
 
     /// Starts probing when media first flows, then whenever the consumers
