@@ -110,6 +110,7 @@ public final class Consumer {
             spec.preferredLayer = preferredLayers?.spatialLayer ?? producerLayerCount - 1
         }
         spec.priority = UInt8(clamping: max(1, priority))
+        if type == .simulcast { spec.temporalLayer = Self.temporalTarget(preferredLayers?.temporalLayer) }
         let encodings = rtpParameters.encodings ?? []
         if type == .pipe && encodings.count > 1 {
             spec.layerSsrcs = encodings.map { $0.ssrc ?? 0 }
@@ -181,21 +182,34 @@ public final class Consumer {
 
     /// Simulcast: forward this spatial layer when it is active (else the
     /// highest active one below it); the switch happens on its next key
-    /// frame, which is asked for at once.
+    /// frame, which is asked for at once. `temporalLayer` (VP8 streams
+    /// with temporal layers): forward that layer and the ones below it
+    /// (fewer frames per second); nil for all of them.
     public func setPreferredLayers(_ layers: ConsumerLayers) throws(SFUError) {
         try checkOpen()
         guard type == .simulcast else { throw .unsupported("setPreferredLayers() is for simulcast consumers") }
         let count = producerLayerCount
         guard (0..<count).contains(layers.spatialLayer) else { throw .invalidArgument("spatialLayer must be from 0 to \(count - 1)") }
+        if let t = layers.temporalLayer {
+            guard (0..<max(1, temporalLayerCount)).contains(t) else {
+                throw .invalidArgument("temporalLayer must be from 0 to \(max(1, temporalLayerCount) - 1)")
+            }
+        }
         preferredLayers = layers
-        forwarder.send(.setConsumerPreferredLayer(handle, layers.spatialLayer))
+        forwarder.send(.setConsumerPreferredLayers(handle, spatial: layers.spatialLayer, temporal: Self.temporalTarget(layers.temporalLayer)))
     }
 
     var producerLayerCount = 1
 
-    func layerChanged(_ layer: Int) {
+    /// Temporal layers of the stream (from its scalabilityMode, `LxTy`).
+    var temporalLayerCount: Int { Producer.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").1 }
+
+    static func temporalTarget(_ layer: Int?) -> UInt8 { layer.map { UInt8(clamping: $0) } ?? TemporalLayerFilter.all }
+
+    func layerChanged(_ layer: Int, temporal: UInt8) {
         guard !closed else { return }
-        let new = layer < 0 ? nil : ConsumerLayers(spatialLayer: layer, temporalLayer: preferredLayers?.temporalLayer ?? 0)
+        let t = temporal == TemporalLayerFilter.all ? max(0, temporalLayerCount - 1) : Int(temporal)
+        let new = layer < 0 ? nil : ConsumerLayers(spatialLayer: layer, temporalLayer: t)
         guard new != currentLayers else { return }
         currentLayers = new
         publish(.layersChange(new))

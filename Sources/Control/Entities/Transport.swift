@@ -339,6 +339,10 @@ public class Transport {
             let layers = producer.rtpParameters.encodings?.count ?? 1
             let preferred = options.preferredLayers?.spatialLayer ?? layers - 1
             guard (0..<layers).contains(preferred) else { throw .invalidArgument("preferredLayers.spatialLayer must be from 0 to \(layers - 1)") }
+            let temporal = max(1, Producer.layers(of: params.encodings?.first?.scalabilityMode ?? "").1)
+            if let t = options.preferredLayers?.temporalLayer, !(0..<temporal).contains(t) {
+                throw .invalidArgument("preferredLayers.temporalLayer must be from 0 to \(temporal - 1)")
+            }
             consumer.preferredLayers = ConsumerLayers(spatialLayer: preferred, temporalLayer: options.preferredLayers?.temporalLayer)
         }
         forwarder.send(.addConsumer(handle: handle, transport: self.handle, producer: producer.handle, consumer.forwarderSpec()))

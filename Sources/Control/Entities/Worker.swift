@@ -156,8 +156,8 @@ public final class Worker {
             }
         case let .producerScore(handle, layer, score):
             registry.producersByHandle[handle]?.scoreChanged(layer: layer, score)
-        case let .consumerLayer(handle, layer):
-            if let c = registry.consumersByHandle[handle] { c.layerChanged(layer) }
+        case let .consumerLayer(handle, layer, temporal):
+            if let c = registry.consumersByHandle[handle] { c.layerChanged(layer, temporal: temporal) }
         case let .consumerScore(handle, score, producerScore):
             if let c = registry.consumersByHandle[handle] { c.scoreChanged(score, producerScore: producerScore) }
         case let .directRtcp(handle, bytes):

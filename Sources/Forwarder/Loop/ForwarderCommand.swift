@@ -90,6 +90,8 @@ package struct ConsumerSpec: Sendable {
     package var preferredLayer = 0
     /// Its share of the transport's available bitrate (1-255).
     package var priority: UInt8 = 1
+    /// The highest VP8 temporal layer to forward (`TemporalLayerFilter.all`: every one).
+    package var temporalLayer = TemporalLayerFilter.all
     /// A pipe consumer of a layered producer: every layer, each with its
     /// own SSRC (and RTX SSRC), numbering untouched.
     package var layerSsrcs: [UInt32] = []
@@ -193,7 +195,7 @@ package enum ForwarderCommand: Sendable {
     /// Asks the consumer's producer for a key frame (PLI or FIR).
     case requestKeyFrame(consumer: Handle)
     /// A simulcast consumer's preferred spatial layer.
-    case setConsumerPreferredLayer(Handle, Int)
+    case setConsumerPreferredLayers(Handle, spatial: Int, temporal: UInt8)
     /// A consumer's priority in its transport's layer allocation.
     case setConsumerPriority(Handle, UInt8)
     /// Hands a WebRTC transport's DTLS application data (SCTP) to the
@@ -255,7 +257,7 @@ package enum ForwarderEvent: Sendable {
     /// consumer's (from its endpoint's receiver reports) changed.
     case producerScore(producer: Handle, layer: Int, UInt8)
     /// A simulcast consumer now forwards this layer (-1: none).
-    case consumerLayer(consumer: Handle, layer: Int)
+    case consumerLayer(consumer: Handle, layer: Int, temporal: UInt8)
     /// A trace event of a producer or consumer that enabled its type.
     case trace(TraceRecord)
     /// A transport's send-side estimate (bps) with what it is made of.

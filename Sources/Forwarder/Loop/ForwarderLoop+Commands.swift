@@ -106,8 +106,10 @@ extension ForwarderLoop {
             transports[h.index].outgoingMin = min
             transports[h.index].outgoingMax = max
             applyOutgoingBounds(transport: h.index)
-        case let .setConsumerPreferredLayer(h, layer):
-            guard consumers[h.index].inUse, consumers[h.index].simulcast else { return }
+        case let .setConsumerPreferredLayers(h, layer, temporal):
+            guard consumers[h.index].inUse else { return }
+            consumers[h.index].temporal.target = temporal
+            guard consumers[h.index].simulcast else { return }
             let p = Int(consumers[h.index].producer)
             consumers[h.index].layers.preferred = max(0, min(producers[p].layerCount - 1, layer))
             updateTargetLayer(h.index)

@@ -55,6 +55,7 @@ extension ForwarderLoop {
             consumers[ci].rtp.drop(header.sequenceNumber)
             return
         }
+        if dropsTemporalLayer(ci, f, header) { return }
         sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt)
     }
 
@@ -82,8 +83,29 @@ extension ForwarderLoop {
             }
         case .switchTo(let changed):
             rebase(ci, header, continueTimestamps: true)
-            if changed { worker.onEvent(.consumerLayer(consumer: consumerCold[ci].handle, layer: f.layer)) }
+            if changed { worker.onEvent(.consumerLayer(consumer: consumerCold[ci].handle, layer: f.layer, temporal: consumers[ci].temporal.current)) }
         }
+        if dropsTemporalLayer(ci, f, header) { return }
         sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt)
+    }
+
+    /// VP8 temporal layers (see `TemporalLayerFilter`): whether the
+    /// consumer drops this packet, its picture being above the consumer's
+    /// temporal layer. The gap is hidden in the numbering and picture ids.
+    @inline(__always)
+    mutating func dropsTemporalLayer(_ ci: Int, _ f: FanoutPacket, _ header: RtpHeader) -> Bool {
+        guard consumers[ci].temporal.target != TemporalLayerFilter.all || consumers[ci].temporal.current != TemporalLayerFilter.all,
+              f.codec == KeyFrameCodec.vp8.rawValue, header.payloadLength > 0,
+              let (tid, start) = Vp8EncodingContext.temporalLayer(f.packet + header.payloadOffset, count: header.payloadLength) else { return false }
+        let (forward, changed) = consumers[ci].temporal.forward(tid: tid, pictureStart: start)
+        if changed {
+            let layer = consumers[ci].simulcast ? max(0, consumers[ci].layers.current) : 0
+            worker.onEvent(.consumerLayer(consumer: consumerCold[ci].handle, layer: layer, temporal: consumers[ci].temporal.current))
+        }
+        guard !forward else { return false }
+        consumers[ci].rtp.drop(header.sequenceNumber)
+        consumers[ci].vp8.dropPicture(f.packet + header.payloadOffset, count: header.payloadLength)
+        consumers[ci].counters.dropped &+= 1
+        return true
     }
 }

@@ -124,6 +124,7 @@ extension ForwarderLoop {
         cold.rtxSequence = UInt16.random(in: 0...0x7FFF, using: &random)
         if producers[p].isVideo, let pair = spec.rtxPayloadTypes.first { cold.probePayloadType = pair.1 }
         cold.priority = spec.priority
+        c.temporal = TemporalLayerFilter(target: spec.temporalLayer)
         cold.cnameLength = min(spec.cname.count, 64)
         for i in 0..<cold.cnameLength { cold.cname[i] = spec.cname[i] }
         let layers = producers[p].layerCount

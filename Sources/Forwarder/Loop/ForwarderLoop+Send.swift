@@ -38,7 +38,7 @@ extension ForwarderLoop {
         }
         let out = sendSlab.slot(Int(slot))
         out.copyMemory(from: packet, byteCount: size)
-        if consumers[ci].simulcast, header.payloadLength > 0,
+        if consumers[ci].simulcast || consumers[ci].temporal.rewriting, header.payloadLength > 0,
            producers[Int(consumers[ci].producer)].codecs[Int(routerPt & 0x7F)] == KeyFrameCodec.vp8.rawValue,
            !consumers[ci].vp8.rewrite(out + header.payloadOffset, count: header.payloadLength) {
             counters.dropMalformed &+= 1

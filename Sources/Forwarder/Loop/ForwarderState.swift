@@ -224,6 +224,8 @@ package struct ConsumerState {
     var layers = SimulcastSelector()
     /// VP8 picture id / TL0PICIDX continuity across layer switches.
     var vp8 = Vp8EncodingContext()
+    /// VP8 temporal layers forwarded (all unless asked otherwise).
+    var temporal = TemporalLayerFilter()
     /// The MID written into every packet when `midExtensionId` is set.
     var mid = InlineArray<16, UInt8>(repeating: 0)
     var midLength = 0

@@ -35,6 +35,8 @@ package struct Vp8EncodingContext: Sendable {
         var pictureId = -1
         var longPictureId = false
         var tl0 = -1
+        /// The TID/Y/KEYIDX byte, when the T bit says TID is present.
+        var temporal = -1
     }
 
     @inline(__always)
@@ -56,10 +58,39 @@ package struct Vp8EncodingContext: Sendable {
             f.tl0 = i
             i += 1
         }
-        if x & 0x30 != 0 { i += 1 }
+        if x & 0x30 != 0 {
+            guard count > i else { return nil }
+            if x & 0x20 != 0 { f.temporal = i }
+            i += 1
+        }
         guard count >= i else { return nil }
         return f
     }
+
+    /// A packet's temporal layer id and whether it starts its picture (S
+    /// bit with partition 0); nil without temporal information or when the
+    /// descriptor is malformed.
+    @inline(__always)
+    package static func temporalLayer(_ payload: UnsafeRawPointer, count: Int) -> (tid: UInt8, pictureStart: Bool)? {
+        guard let f = fields(payload, count: count), f.temporal >= 0 else { return nil }
+        let b0 = payload.load(as: UInt8.self)
+        return (payload.load(fromByteOffset: f.temporal, as: UInt8.self) >> 6, b0 & 0x10 != 0 && b0 & 0x07 == 0)
+    }
+
+    /// A picture is not forwarded (a dropped temporal layer): the pictures
+    /// after it are numbered one lower, so the endpoint sees no gap in the
+    /// picture ids. Call for each of its packets; the first one counts.
+    package mutating func dropPicture(_ payload: UnsafeRawPointer, count: Int) {
+        guard let f = Self.fields(payload, count: count), f.pictureId >= 0 else { return }
+        let pictureId = f.longPictureId ? readUInt16(payload, f.pictureId) & 0x7FFF : UInt16(payload.load(fromByteOffset: f.pictureId, as: UInt8.self) & 0x7F)
+        guard !hasDropped || pictureId != lastDropped else { return }
+        hasDropped = true
+        lastDropped = pictureId
+        pictureIdOffset = (pictureIdOffset &- 1) & 0x7FFF
+    }
+
+    private var lastDropped: UInt16 = 0
+    private var hasDropped = false
 
     /// Rewrites the descriptor at the start of `payload` in place. Returns
     /// false when it is malformed (the packet should not be sent).
