@@ -76,6 +76,14 @@ func rtp(_ p: UnsafeMutableRawPointer, _ count: Int) {
     for codec in [KeyFrameCodec.vp8, .vp9, .h264, .h265, .av1] {
         _ = KeyFrameDetector.isKeyFrame(codec, p + h.payloadOffset, count: h.payloadLength)
     }
+    // A VP8 consumer dropping this picture's temporal layer.
+    if let (tid, _) = Vp8EncodingContext.temporalLayer(p + h.payloadOffset, count: h.payloadLength) {
+        promise(tid <= 3, "temporal layer id is two bits")
+        var context = Vp8EncodingContext()
+        context.dropPicture(p + h.payloadOffset, count: h.payloadLength)
+        var filter = TemporalLayerFilter(target: 0)
+        _ = filter.forward(tid: tid, pictureStart: true)
+    }
     // Adding a transport-wide element (as for a publisher without it), in a
     // copy with a little room: it still parses and the payload is unchanged.
     guard let again = try? RtpHeader.parse(p, count: count) else { return }
