@@ -111,6 +111,11 @@ public final class Consumer {
         }
         spec.priority = UInt8(clamping: max(1, priority))
         if type == .simulcast { spec.temporalLayer = Self.temporalTarget(preferredLayers?.temporalLayer) }
+        if type == .svc {
+            spec.svc = true
+            spec.preferredLayer = preferredLayers?.spatialLayer ?? spatialLayerCount - 1
+            spec.temporalLayer = Self.temporalTarget(preferredLayers?.temporalLayer)
+        }
         let encodings = rtpParameters.encodings ?? []
         if type == .pipe && encodings.count > 1 {
             spec.layerSsrcs = encodings.map { $0.ssrc ?? 0 }
@@ -187,8 +192,8 @@ public final class Consumer {
     /// (fewer frames per second); nil for all of them.
     public func setPreferredLayers(_ layers: ConsumerLayers) throws(SFUError) {
         try checkOpen()
-        guard type == .simulcast else { throw .unsupported("setPreferredLayers() is for simulcast consumers") }
-        let count = producerLayerCount
+        guard type == .simulcast || type == .svc else { throw .unsupported("setPreferredLayers() is for simulcast and SVC consumers") }
+        let count = spatialLayerCount
         guard (0..<count).contains(layers.spatialLayer) else { throw .invalidArgument("spatialLayer must be from 0 to \(count - 1)") }
         if let t = layers.temporalLayer {
             guard (0..<max(1, temporalLayerCount)).contains(t) else {
@@ -200,6 +205,12 @@ public final class Consumer {
     }
 
     var producerLayerCount = 1
+
+    /// Spatial layers to choose from: a simulcast producer's encodings, an
+    /// SVC stream's spatial layers (from its scalabilityMode, `LxTy`).
+    var spatialLayerCount: Int {
+        type == .svc ? max(1, Producer.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").0) : producerLayerCount
+    }
 
     /// Temporal layers of the stream (from its scalabilityMode, `LxTy`).
     var temporalLayerCount: Int { Producer.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").1 }

@@ -335,8 +335,8 @@ public class Transport {
         let consumer = Consumer(transport: self, producer: producer, handle: handle, kind: producer.kind, rtpParameters: params, type: pipe ? .pipe : ConsumerType(producer.type), paused: options.paused ?? false, producerPaused: producer.paused, appData: options.appData ?? [:])
         consumer.wireIds = wireIds
         consumer.producerLayerCount = producer.rtpParameters.encodings?.count ?? 1
-        if consumer.type == .simulcast {
-            let layers = producer.rtpParameters.encodings?.count ?? 1
+        if consumer.type == .simulcast || consumer.type == .svc {
+            let layers = consumer.spatialLayerCount
             let preferred = options.preferredLayers?.spatialLayer ?? layers - 1
             guard (0..<layers).contains(preferred) else { throw .invalidArgument("preferredLayers.spatialLayer must be from 0 to \(layers - 1)") }
             let temporal = max(1, Producer.layers(of: params.encodings?.first?.scalabilityMode ?? "").1)

@@ -92,6 +92,9 @@ package struct ConsumerSpec: Sendable {
     package var priority: UInt8 = 1
     /// The highest VP8 temporal layer to forward (`TemporalLayerFilter.all`: every one).
     package var temporalLayer = TemporalLayerFilter.all
+    /// An SVC consumer (VP9): spatial layers up to `preferredLayer`,
+    /// temporal layers up to `temporalLayer`.
+    package var svc = false
     /// A pipe consumer of a layered producer: every layer, each with its
     /// own SSRC (and RTX SSRC), numbering untouched.
     package var layerSsrcs: [UInt32] = []

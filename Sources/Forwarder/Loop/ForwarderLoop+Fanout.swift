@@ -56,7 +56,32 @@ extension ForwarderLoop {
             return
         }
         if dropsTemporalLayer(ci, f, header) { return }
+        if consumers[ci].svc {
+            guard let marker = svcDecision(ci, f, header) else { return }
+            sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt, marker: marker == header.marker ? nil : marker)
+            return
+        }
         sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt)
+    }
+
+    /// An SVC consumer's layers (see `SvcSelector`): nil when the packet is
+    /// dropped (the gap hidden in the numbering), else its marker bit.
+    @inline(__always)
+    mutating func svcDecision(_ ci: Int, _ f: FanoutPacket, _ header: RtpHeader) -> Bool? {
+        guard f.codec == KeyFrameCodec.vp9.rawValue, header.payloadLength > 0,
+              let l = Vp9Layers.parse(f.packet + header.payloadOffset, count: header.payloadLength) else { return header.marker }
+        let d = consumers[ci].svcLayers.decide(l, keyFrame: l.pictureStart && !l.interPicture, marker: header.marker)
+        if d.changed {
+            worker.onEvent(.consumerLayer(consumer: consumerCold[ci].handle, layer: Int(consumers[ci].svcLayers.currentSpatial),
+                                          temporal: consumers[ci].svcLayers.currentTemporal))
+        }
+        if d.requestKeyFrame { requestKeyFrame(consumer: ci) }
+        guard d.forward else {
+            consumers[ci].rtp.drop(header.sequenceNumber)
+            consumers[ci].counters.dropped &+= 1
+            return nil
+        }
+        return d.marker
     }
 
     /// One layer at a time (see `SimulcastSelector`): the target follows the

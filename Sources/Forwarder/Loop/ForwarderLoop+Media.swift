@@ -125,6 +125,10 @@ extension ForwarderLoop {
         if producers[p].isVideo, let pair = spec.rtxPayloadTypes.first { cold.probePayloadType = pair.1 }
         cold.priority = spec.priority
         c.temporal = TemporalLayerFilter(target: spec.temporalLayer)
+        if spec.svc {
+            c.svc = true
+            c.svcLayers = SvcSelector(spatial: UInt8(clamping: spec.preferredLayer), temporal: spec.temporalLayer)
+        }
         cold.cnameLength = min(spec.cname.count, 64)
         for i in 0..<cold.cnameLength { cold.cname[i] = spec.cname[i] }
         let layers = producers[p].layerCount

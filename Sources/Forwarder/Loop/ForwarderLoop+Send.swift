@@ -8,7 +8,8 @@ import Glibc
 /// SRTP, and batched per consumer into GSO messages submitted once a turn.
 extension ForwarderLoop {
     @inline(__always)
-    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8, layer: Int = 0, retransmission: Bool = false) {
+    mutating func sendToConsumer(_ ci: Int, _ packet: UnsafeMutableRawPointer, size: Int, header: RtpHeader, routerPt: UInt8, layer: Int = 0, retransmission: Bool = false,
+                                 marker: Bool? = nil) {
         let t = Int(consumers[ci].transport)
         guard transports[t].remoteRtp.isSet || transports[t].direct || transports[t].pipeLink >= 0 else { return }
         // Never plain RTP where SRTP is due: wait for keys (DTLS or the
@@ -47,6 +48,10 @@ extension ForwarderLoop {
         }
         RtpRewrite.setSsrc(out, consumers[ci].layered ? consumerCold[ci].layerSsrcs[layer] : consumers[ci].ssrc)
         RtpRewrite.setPayloadType(out, outPt)
+        if let marker {
+            let b1 = out.load(fromByteOffset: 1, as: UInt8.self)
+            out.storeBytes(of: marker ? b1 | 0x80 : b1 & 0x7F, toByteOffset: 1, as: UInt8.self)
+        }
         RtpRewrite.setSequenceNumber(out, seq)
         let timestamp = consumers[ci].rtp.timestamp(for: header.timestamp)
         if timestamp != header.timestamp { RtpRewrite.setTimestamp(out, timestamp) }

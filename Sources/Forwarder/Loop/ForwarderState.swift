@@ -226,6 +226,9 @@ package struct ConsumerState {
     var vp8 = Vp8EncodingContext()
     /// VP8 temporal layers forwarded (all unless asked otherwise).
     var temporal = TemporalLayerFilter()
+    /// SVC (VP9): the spatial and temporal layers forwarded.
+    var svc = false
+    var svcLayers = SvcSelector()
     /// The MID written into every packet when `midExtensionId` is set.
     var mid = InlineArray<16, UInt8>(repeating: 0)
     var midLength = 0
