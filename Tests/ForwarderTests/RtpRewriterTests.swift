@@ -118,6 +118,31 @@ struct RtpRewriterTests {
         #expect(r.input(forOutput: 12) == nil, "sent under the previous numbering")
     }
 
+    /// A dropped layer's packets come in runs (SVC upper layers, dropped
+    /// temporal layers): long runs take one entry each, so NACKs keep
+    /// mapping back across many of them.
+    @Test func runsOfDropsKeepNacksMapping() {
+        var r = RtpRewriter()
+        r.sync(input: 65_501, timestamp: 0, continueTimestamps: false, nowNs: 0, clockRate: 90_000)
+        // 12 pictures: 3 packets forwarded, then 30 dropped (across the wrap).
+        var steps: [Int] = []
+        var input = 65_501 // (input 0 falls on a forwarded packet: the helper marks drops by sign)
+        for _ in 0..<12 {
+            steps += (0..<3).map { input + $0 }
+            steps += (3..<33).map { -(input + $0) }
+            input += 33
+        }
+        let out = Self.run(&r, steps.map { $0 >= 0 ? $0 % 65_536 : -((-$0) % 65_536) })
+        #expect(out == (0..<36).map { UInt16(truncatingIfNeeded: 65_501 + $0) }, "continuous output")
+        #expect(r.dropCount == 12)
+        // Every forwarded packet still maps back, the oldest too.
+        #expect(r.input(forOutput: 65_501) == 65_501)
+        #expect(r.input(forOutput: 65_504) == UInt16(truncatingIfNeeded: 65_501 + 33))
+        #expect(r.input(forOutput: UInt16(truncatingIfNeeded: 65_501 + 35)) == UInt16(truncatingIfNeeded: 65_501 + 11 * 33 + 2))
+        // A late dropped packet is still not numbered.
+        #expect(r.output(for: UInt16(truncatingIfNeeded: 65_501 + 40)) == nil)
+    }
+
     @Test func forgottenDropsBoundLatePackets() {
         var r = RtpRewriter()
         r.sync(input: 0, timestamp: 0, continueTimestamps: false, nowNs: 0, clockRate: 90_000)

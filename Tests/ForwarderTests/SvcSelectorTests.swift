@@ -71,3 +71,17 @@ struct SvcSelectorTests {
         #expect(Vp9Layers.parse(cut, count: cut.count) == nil)
     }
 }
+
+extension SvcSelectorTests {
+    @Test func holdingSendsNothingUntilTheKeyFrame() {
+        var s = SvcSelector(spatial: 2, temporal: SvcSelector.none)
+        var requests = 0
+        _ = Self.feed(&s, pictures: [0], key: true, requests: &requests)
+        s.setTarget(spatial: 0, temporal: SvcSelector.none)
+        s.holdUntilKeyFrame()
+        #expect(Self.feed(&s, pictures: [2, 1, 2], requests: &requests).isEmpty)
+        #expect(s.holding)
+        #expect(Self.feed(&s, pictures: [0, 2], key: true, requests: &requests).map(\.0) == [0, 0])
+        #expect(!s.holding && s.currentSpatial == 0)
+    }
+}

@@ -1,9 +1,10 @@
-"""Send-side congestion control with real browsers: Chromium publishes 3-layer
-VP8 simulcast of a 1280x720 y4m clip; a second Chromium peer connection
-subscribes through a shaping relay on its downlink whose rate steps
-4 Mbps -> 600 kbps -> 4 Mbps. The SFU's estimate for the subscriber's
-transport (from the subscriber's transport-wide feedback) drives the
-consumer's layer: down when the link drops, up again after probing."""
+"""Send-side congestion control with real browsers: Chromium publishes a
+1280x720 y4m clip as 3-layer VP8 simulcast, or as VP9 SVC (L3T3_KEY); a
+second Chromium peer connection subscribes through a shaping relay on its
+downlink whose rate steps 4 Mbps -> 600 kbps -> 4 Mbps. The SFU's estimate
+for the subscriber's transport (from the subscriber's transport-wide
+feedback) drives the consumer's spatial layer: down when the link drops, up
+again after probing."""
 import os
 import subprocess
 
@@ -27,13 +28,15 @@ def clip(tmp_path_factory):
     os.remove(path)
 
 
-def test_chromium_subscriber_layers_follow_a_link_that_drops_and_recovers(server, clip):  # noqa: F811
+@pytest.mark.parametrize("stream", ["vp8-simulcast", "vp9-svc"])
+def test_chromium_subscriber_layers_follow_a_link_that_drops_and_recovers(server, clip, stream):  # noqa: F811
+    extra = {"codec": "VP9", "svc": "L3T3_KEY", "degradation": "maintain-resolution"} if stream == "vp9-svc" else {}
     port = free_rtc_port()
     with ShapingRelay(("127.0.0.1", port), rate_bps=4_000_000, queue_bytes=64_000, shape="to_peer") as relay:
         r = run_page(server, {"listenInfos": [{"protocol": "udp", "ip": "127.0.0.1"}]}, mode="simulcast", timeout=END + 60,
                      shaper=relay, browser_args=[f"--use-file-for-fake-video-capture={clip}"], duration=END,
                      recvListen={"listenInfos": [{"protocol": "udp", "ip": "127.0.0.1", "port": port}]},
-                     recvRelay=f"127.0.0.1:{relay.port}", rates=[[DROP, 600_000], [RECOVER, 4_000_000]])
+                     recvRelay=f"127.0.0.1:{relay.port}", rates=[[DROP, 600_000], [RECOVER, 4_000_000]], **extra)
         print(f"relay: {relay.forwarded} forwarded, {relay.dropped} dropped")
     assert "error" not in r, r
     samples = r["samples"]
@@ -58,7 +61,11 @@ def test_chromium_subscriber_layers_follow_a_link_that_drops_and_recovers(server
     # drop: the step down itself. (A probe later in the low phase can still
     # try the middle layer once and stall for up to a second: printed above.)
     frozen = sum(f["ms"] for f in r["freezes"] if DROP - 1 <= f["t"] <= DROP + 5)
-    assert frozen < 1000, r["freezes"]
+    # SVC: the lower layers go on without a key frame, but the overflowing
+    # queue also drops the key frame asked for; the endpoint then waits for
+    # its own (libwebrtc asks after 3 s without a decodable frame). Known
+    # gap, measured here rather than hidden (doc/bwe.md).
+    assert frozen < (1000 if stream == "vp8-simulcast" else 5000), r["freezes"]
     # The relay's queue back under 150 ms within 5 s of the drop, and kept there.
     drained = next(s["t"] for s in samples if s["t"] > DROP and s["queueMs"] < 150)
     assert drained <= DROP + 5, f"queue drained at {drained}"

@@ -159,6 +159,9 @@ public final class Producer {
         let pli = feedback.contains { $0.type == "nack" && $0.parameter == "pli" }
         let fir = feedback.contains { $0.type == "ccm" && $0.parameter == "fir" }
         spec.useFir = fir && !pli
+        if type == .svc, kind == .video {
+            spec.svcSpatialLayers = UInt8(clamping: min(4, Self.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").0))
+        }
         let mediaCodec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
         spec.clockRate = UInt32(mediaCodec?.clockRate ?? 90_000)
         spec.nack = feedback.contains { $0.type == "nack" && ($0.parameter ?? "").isEmpty }

@@ -17,6 +17,9 @@ package struct ProducerSpec: Sendable {
     /// Producer header extension id -> router id.
     package var extensionIds: [(UInt8, UInt8)]
     package var paused: Bool
+    /// An SVC stream's spatial layers (VP9; 1 otherwise): their bitrates
+    /// are measured apart for the layer allocation.
+    package var svcSpatialLayers: UInt8 = 1
     /// The router's id of the ssrc-audio-level extension, 0 if not sent.
     package var audioLevelId: UInt8 = 0
     /// For streams signalled without SSRCs (RtpListener order: SSRC, then

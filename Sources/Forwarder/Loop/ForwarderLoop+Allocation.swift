@@ -59,13 +59,24 @@ extension ForwarderLoop {
             let p = Int(consumers[ci].producer)
             var e = AllocationEntry()
             e.priority = consumerCold[ci].priority
-            if consumers[ci].simulcast {
-                e.layerCount = min(4, producers[p].layerCount)
-                for l in 0..<e.layerCount {
-                    let s = Int(producers[p].streams[l])
-                    e.layerBitrates[l] = s >= 0 && !receiveStreams[s].silent(nowNs: turnNs) ? Int(max(1, receiveStreams[s].bitrate)) : 0
+            if consumers[ci].simulcast || consumers[ci].svc {
+                if consumers[ci].simulcast {
+                    e.layerCount = min(4, producers[p].layerCount)
+                    for l in 0..<e.layerCount {
+                        let s = Int(producers[p].streams[l])
+                        e.layerBitrates[l] = s >= 0 && !receiveStreams[s].silent(nowNs: turnNs) ? Int(max(1, receiveStreams[s].bitrate)) : 0
+                    }
+                } else {
+                    // An SVC layer is sent with every layer below it.
+                    e.layerCount = Int(producers[p].svcSpatialLayers)
+                    var cumulative = 0
+                    for l in 0..<e.layerCount {
+                        let b = Int(producerCold[p].svcBitrates[l])
+                        cumulative += b
+                        e.layerBitrates[l] = b > 0 ? max(1, cumulative) : 0
+                    }
                 }
-                e.maxLayer = consumers[ci].layers.preferred
+                e.maxLayer = preferredLayer(ci)
                 // What probing looks for: the preferred layer, barred or not.
                 var top = min(e.maxLayer, e.layerCount - 1)
                 while top > 0, e.layerBitrates[top] == 0 { top -= 1 }
@@ -74,7 +85,7 @@ extension ForwarderLoop {
                 if barred > 0, turnNs < consumerCold[ci].barredUntilNs, estimate < consumerCold[ci].barredBelow {
                     e.maxLayer = min(e.maxLayer, barred - 1)
                 }
-                e.applied = min(consumers[ci].layers.limit, e.maxLayer)
+                e.applied = min(layerLimit(ci), e.maxLayer)
                 if turnNs < consumerCold[ci].congestedUntilNs { e.upgradeMargin = LayerAllocator.congestedUpgradeMargin }
             } else {
                 let s = Int(producers[p].streams[0])
@@ -89,7 +100,7 @@ extension ForwarderLoop {
         // is overrun and consumers moving down stop their current layer.
         var sending = 0
         for k in 0..<n {
-            let current = consumers[Int(allocationConsumers[k])].layers.current
+            let current = currentLayer(Int(allocationConsumers[k]))
             sending += entries[k].layerCount > 0 ? (current >= 0 ? entries[k].layerBitrates[current] : 0) : entries[k].fixedBitrate
         }
         let overrun = sending > estimate + estimate / 2
@@ -106,7 +117,7 @@ extension ForwarderLoop {
         for k in 0..<n where entries[k].layerCount > 0 {
             let ci = Int(allocationConsumers[k])
             var limit = entries[k].layer
-            var top = min(consumers[ci].layers.preferred, entries[k].layerCount - 1)
+            var top = min(preferredLayer(ci), entries[k].layerCount - 1)
             while top > 0, entries[k].layerBitrates[top] == 0 { top -= 1 }
             if limit < top { limited = true }
             // The lowest sending layer is never withheld: a picture at a
@@ -115,11 +126,13 @@ extension ForwarderLoop {
                 limit = 0
                 while limit < entries[k].layerCount - 1, entries[k].layerBitrates[limit] == 0 { limit += 1 }
             }
-            if limit < consumers[ci].layers.current {
-                if overrun { consumers[ci].layers.holding = true }
+            if limit < currentLayer(ci) {
+                if overrun {
+                    if consumers[ci].simulcast { consumers[ci].layers.holding = true } else { consumers[ci].svcLayers.holdUntilKeyFrame() }
+                }
                 if settled { consumerCold[ci].congestedUntilNs = turnNs + Self.barNs }
             }
-            let old = consumers[ci].layers.limit
+            let old = layerLimit(ci)
             guard limit != old else { continue }
             if limit > old {
                 consumerCold[ci].limitRaisedNs = turnNs
@@ -132,12 +145,44 @@ extension ForwarderLoop {
                 consumerCold[ci].barredBelow = consumerCold[ci].limitRaisedEstimate * 5 / 4
                 consumerCold[ci].barredUntilNs = turnNs + Self.barNs
             }
-            consumers[ci].layers.limit = limit
-            updateTargetLayer(ci, nowNs: turnNs)
+            setLayerLimit(ci, limit)
         }
         control.pointee.allocatedEstimate = estimate
         control.pointee.lastAllocationNs = turnNs
         if limited { planProbes(transport: t, estimate: estimate, wanted: wanted) }
+    }
+
+    /// A simulcast or SVC consumer's preferred spatial layer, the
+    /// allocation's limit on it, and the layer forwarded (-1: none yet).
+    func preferredLayer(_ ci: Int) -> Int {
+        consumers[ci].simulcast ? consumers[ci].layers.preferred : Int(consumers[ci].svcPreferred)
+    }
+
+    func layerLimit(_ ci: Int) -> Int {
+        consumers[ci].simulcast ? consumers[ci].layers.limit : Int(consumers[ci].svcLimit)
+    }
+
+    func currentLayer(_ ci: Int) -> Int {
+        if consumers[ci].simulcast { return consumers[ci].layers.current }
+        let s = consumers[ci].svcLayers.currentSpatial
+        return s == SvcSelector.none ? -1 : Int(s)
+    }
+
+    /// Applies a new limit: a simulcast consumer retargets (switching on
+    /// the new layer's key frame), an SVC one drops or adds spatial layers.
+    mutating func setLayerLimit(_ ci: Int, _ limit: Int) {
+        if consumers[ci].simulcast {
+            consumers[ci].layers.limit = limit
+            updateTargetLayer(ci, nowNs: turnNs)
+        } else {
+            let down = limit < currentLayer(ci)
+            consumers[ci].svcLimit = UInt8(clamping: limit)
+            consumers[ci].svcLayers.setTarget(spatial: min(consumers[ci].svcPreferred, consumers[ci].svcLimit), temporal: consumers[ci].svcLayers.targetTemporal)
+            // Congestion went with loss: the lower layers alone may miss a
+            // reference the link dropped. A key frame restarts them (as
+            // mediasoup asks for one on a K-SVC layer change).
+            if down { requestKeyFrame(consumer: ci) }
+        }
     }
 
     /// Starts probing when media first flows, then whenever the consumers

@@ -109,7 +109,10 @@ extension ForwarderLoop {
         case let .setConsumerPreferredLayers(h, layer, temporal):
             guard consumers[h.index].inUse else { return }
             consumers[h.index].temporal.target = temporal
-            if consumers[h.index].svc { consumers[h.index].svcLayers.setTarget(spatial: UInt8(clamping: layer), temporal: temporal) }
+            if consumers[h.index].svc {
+                consumers[h.index].svcPreferred = UInt8(clamping: layer)
+                consumers[h.index].svcLayers.setTarget(spatial: min(UInt8(clamping: layer), consumers[h.index].svcLimit), temporal: temporal)
+            }
             guard consumers[h.index].simulcast else { return }
             let p = Int(consumers[h.index].producer)
             consumers[h.index].layers.preferred = max(0, min(producers[p].layerCount - 1, layer))

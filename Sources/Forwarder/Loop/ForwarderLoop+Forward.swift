@@ -65,6 +65,10 @@ extension ForwarderLoop {
         }
         producers[p].counters.packets &+= 1
         producers[p].counters.bytes &+= UInt64(size)
+        if producers[p].svcSpatialLayers > 1, producers[p].codecs[Int(routerPt)] == KeyFrameCodec.vp9.rawValue,
+           let l = Vp9Layers.parse(packet + header.payloadOffset, count: header.payloadLength), l.spatial < 4 {
+            producerCold[p].svcBytes[Int(l.spatial)] &+= UInt64(size)
+        }
         if producers[p].paused { return }
         if producers[p].observerCount > 0 { recordAudioLevel(p, packet, header) }
 

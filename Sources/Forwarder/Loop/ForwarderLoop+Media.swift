@@ -14,6 +14,7 @@ extension ForwarderLoop {
         p.inUse = true
         p.transport = UInt32(t)
         p.isVideo = spec.isVideo
+        p.svcSpatialLayers = max(1, min(4, spec.svcSpatialLayers))
         p.paused = spec.paused
         p.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         for (pt, codec) in spec.codecs where pt < 128 { p.codecs[Int(pt)] = codec.rawValue }
@@ -128,6 +129,7 @@ extension ForwarderLoop {
         if spec.svc {
             c.svc = true
             c.svcLayers = SvcSelector(spatial: UInt8(clamping: spec.preferredLayer), temporal: spec.temporalLayer)
+            c.svcPreferred = UInt8(clamping: spec.preferredLayer)
         }
         cold.cnameLength = min(spec.cname.count, 64)
         for i in 0..<cold.cnameLength { cold.cname[i] = spec.cname[i] }

@@ -50,6 +50,9 @@ extension ForwarderLoop {
                 let s = Int(producers[h].streams[layer])
                 receiveStreams[s].bitrate = Self.bitrate(receiveStreams[s].bytes, since: &receiveStreams[s].bytesAtLastReport, intervalNs)
             }
+            for layer in 0..<Int(producers[h].svcSpatialLayers) where producers[h].svcSpatialLayers > 1 {
+                producerCold[h].svcBitrates[layer] = Self.bitrate(producerCold[h].svcBytes[layer], since: &producerCold[h].svcBytesAtLastReport[layer], intervalNs)
+            }
             p = producerCold[h].nextInTransport
         }
         var c = transports[t].firstConsumer

@@ -170,7 +170,7 @@ extension ForwarderLoop {
         let l = consumers[c].layered ? layer : consumers[c].simulcast ? max(0, consumers[c].layers.current) : 0
         // A layer held back for an overrun link gets no repairs either:
         // the endpoint starts over on the lower layer's key frame.
-        if consumers[c].simulcast && consumers[c].layers.holding {
+        if consumers[c].simulcast && consumers[c].layers.holding || consumers[c].svc && consumers[c].svcLayers.holding {
             consumers[c].counters.retransmissionMisses &+= 1
             return
         }

@@ -131,6 +131,8 @@ package struct ProducerState {
     var transport: UInt32 = 0
     var isVideo = false
     var paused = false
+    /// SVC (VP9) spatial layers, counted apart when more than one.
+    var svcSpatialLayers: UInt8 = 1
     var payloadTypes = PayloadTypeMap()
     var codecs = InlineArray<128, UInt8>(repeating: 0)
     var extensionIds = ExtensionIdMap()
@@ -174,6 +176,11 @@ package struct ProducerColdState {
     /// PLI (when only "ccm fir" was negotiated), and its request number.
     var useFir = false
     var firSequence: UInt8 = 0
+    /// SVC producers: bytes per spatial layer, and each layer's bitrate
+    /// over the last report interval.
+    var svcBytes = InlineArray<4, UInt64>(repeating: 0)
+    var svcBytesAtLastReport = InlineArray<4, UInt64>(repeating: 0)
+    var svcBitrates = InlineArray<4, UInt64>(repeating: 0)
     var scores = InlineArray<4, UInt8>(repeating: 10)
     var bytesAtLastReport: UInt64 = 0
 }
@@ -226,9 +233,12 @@ package struct ConsumerState {
     var vp8 = Vp8EncodingContext()
     /// VP8 temporal layers forwarded (all unless asked otherwise).
     var temporal = TemporalLayerFilter()
-    /// SVC (VP9): the spatial and temporal layers forwarded.
+    /// SVC (VP9): the spatial and temporal layers forwarded; the
+    /// application's spatial layer and the allocation's limit.
     var svc = false
     var svcLayers = SvcSelector()
+    var svcPreferred: UInt8 = 3
+    var svcLimit: UInt8 = 3
     /// The MID written into every packet when `midExtensionId` is set.
     var mid = InlineArray<16, UInt8>(repeating: 0)
     var midLength = 0

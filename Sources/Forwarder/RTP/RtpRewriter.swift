@@ -8,8 +8,9 @@
 /// so the endpoint sees no gap to NACK. Late packets (older than a drop)
 /// keep the numbering they would have had.
 package struct RtpRewriter {
-    /// Drops remembered; a packet older than the oldest forgotten drop can
-    /// no longer be numbered and is not forwarded.
+    /// Runs of consecutive drops remembered (a dropped layer's packets come
+    /// in runs: one per picture); a packet older than the oldest forgotten
+    /// run can no longer be numbered, nor a NACK for it mapped back.
     package static let maxDrops = 16
 
     package init() {}
@@ -29,9 +30,11 @@ package struct RtpRewriter {
     package private(set) var syncInput: UInt16 = 0
     package private(set) var newestInput: UInt16 = 0
     package private(set) var span: UInt32 = 0
-    /// Inputs dropped under the current numbering, oldest first; inputs
-    /// older than `floorInput` (a forgotten drop) cannot be numbered.
-    private var drops = InlineArray<16, UInt16>(repeating: 0)
+    /// Runs of inputs dropped under the current numbering (first input,
+    /// length), oldest first; inputs older than `floorInput` (the end of a
+    /// forgotten run) cannot be numbered.
+    private var runStarts = InlineArray<16, UInt16>(repeating: 0)
+    private var runLengths = InlineArray<16, UInt16>(repeating: 0)
     package private(set) var dropCount = 0
     private var floorInput: UInt16 = 0
     private var hasFloor = false
@@ -61,16 +64,26 @@ package struct RtpRewriter {
         hasFloor = false
     }
 
-    /// Drops remembered that are newer than `input`.
+    /// Dropped inputs remembered that are newer than `input`.
     @inline(__always) private func dropsNewer(than input: UInt16) -> Int {
         var k = 0
-        for i in 0..<dropCount where Self.newer(drops[i], than: input) { k += 1 }
+        for i in 0..<dropCount {
+            let start = runStarts[i], length = runLengths[i]
+            if Self.newer(start, than: input) {
+                k += Int(length)
+            } else {
+                let last = start &+ length &- 1
+                if Self.newer(last, than: input) { k += Int(last &- input) }
+            }
+        }
         return k
     }
 
-    @inline(__always) private func isDropped(_ input: UInt16) -> Bool {
-        for i in 0..<dropCount where drops[i] == input { return true }
-        return false
+    @inline(__always) private func isDropped(_ input: UInt16) -> Bool { run(containing: input) != nil }
+
+    @inline(__always) private func run(containing input: UInt16) -> Int? {
+        for i in 0..<dropCount where input &- runStarts[i] < runLengths[i] { return i }
+        return nil
     }
 
     /// Whether `input` belongs to the current numbering: not before its
@@ -104,14 +117,23 @@ package struct RtpRewriter {
         span &+= UInt32(input &- newestInput)
         newestInput = input
         offset &-= 1
+        let last = dropCount - 1
+        if last >= 0, runStarts[last] &+ runLengths[last] == input, runLengths[last] < 0x7FFF {
+            runLengths[last] += 1 // the run goes on
+            return
+        }
         if dropCount == Self.maxDrops {
-            // Forget the oldest: inputs up to it can no longer be numbered.
-            floorInput = drops[0] &+ 1
+            // Forget the oldest run: inputs up to its end can no longer be numbered.
+            floorInput = runStarts[0] &+ runLengths[0]
             hasFloor = true
-            for i in 1..<dropCount { drops[i - 1] = drops[i] }
+            for i in 1..<dropCount {
+                runStarts[i - 1] = runStarts[i]
+                runLengths[i - 1] = runLengths[i]
+            }
             dropCount -= 1
         }
-        drops[dropCount] = input
+        runStarts[dropCount] = input
+        runLengths[dropCount] = 1
         dropCount += 1
     }
 
@@ -133,21 +155,15 @@ package struct RtpRewriter {
     /// was not sent under the current numbering or stood for a drop.
     package func input(forOutput output: UInt16) -> UInt16? {
         guard started, !Self.newer(output, than: lastOutput) else { return nil }
-        // out = in + offset + (drops newer than in), strictly increasing over
-        // inputs that were not dropped: solve by iterating from the newest
-        // candidate back (each step can only count more drops).
+        // out = in + offset + (drops newer than in): above the newest run
+        // no drop counts; each run passed on the way down adds its length.
         var candidate = output &- offset
-        for _ in 0...dropCount {
-            let next = output &- offset &- UInt16(dropsNewer(than: candidate))
-            if next == candidate { break }
-            candidate = next
-        }
-        // A dropped input numbers like the one before it: step back to the
-        // packet that was sent.
-        var steps = 0
-        while isDropped(candidate) && steps <= dropCount {
-            candidate &-= 1
-            steps += 1
+        var k = dropCount - 1
+        while k >= 0 {
+            let end = runStarts[k] &+ runLengths[k] &- 1
+            if Self.newer(candidate, than: end) { break }
+            candidate &-= runLengths[k]
+            k -= 1
         }
         guard covers(candidate), !isDropped(candidate),
               candidate &+ offset &+ UInt16(dropsNewer(than: candidate)) == output else { return nil }

@@ -49,6 +49,12 @@ package struct SvcSelector: Sendable {
     package private(set) var currentTemporal = SvcSelector.none
     /// A key frame was asked for the pending spatial up-switch.
     private var keyFrameAsked = false
+    /// Nothing goes out until the next key frame (the link was overrun:
+    /// what it dropped leaves the endpoint's references broken anyway, and
+    /// sending less lets the key frame through sooner).
+    package private(set) var holding = false
+
+    package mutating func holdUntilKeyFrame() { holding = true }
 
     package init(spatial: UInt8 = 3, temporal: UInt8 = 3) {
         targetSpatial = spatial
@@ -69,6 +75,10 @@ package struct SvcSelector: Sendable {
     package mutating func decide(_ l: Vp9Layers, keyFrame: Bool, marker: Bool) -> Decision {
         var changed = false
         var request = false
+        if holding {
+            guard keyFrame && l.pictureStart else { return Decision(forward: false, marker: false, changed: false, requestKeyFrame: false) }
+            holding = false
+        }
         if keyFrame && l.pictureStart {
             changed = currentSpatial != targetSpatial || currentTemporal != targetTemporal
             currentSpatial = targetSpatial
