@@ -14,6 +14,26 @@ package struct SendSideControl {
     var firstAllocationNs: Int64 = -1
 }
 
+/// Preallocated memory for one transport's allocation at a time: its
+/// entries, the allocator's order, and which consumer each entry is.
+package struct AllocationScratch {
+    static let capacity = 512
+    let entries = UnsafeMutableBufferPointer<AllocationEntry>.allocate(capacity: capacity)
+    let order = UnsafeMutableBufferPointer<Int32>.allocate(capacity: capacity)
+    let consumers = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+
+    init() {
+        entries.initialize(repeating: AllocationEntry())
+        order.initialize(repeating: 0)
+    }
+
+    func deallocate() {
+        entries.deallocate()
+        order.deallocate()
+        consumers.deallocate()
+    }
+}
+
 /// Layer allocation and probing per estimating WebRTC transport
 /// (doc/bwe.md): the estimate is shared among the transport's consumers
 /// by `LayerAllocator` (audio and simple video first, then simulcast layers
@@ -24,7 +44,7 @@ package struct SendSideControl {
 extension ForwarderLoop {
     /// Consumers of one transport an allocation takes in (more are left
     /// at their last limit).
-    static let allocationCapacity = 512
+    static let allocationCapacity = AllocationScratch.capacity
     /// A limit raised and lowered again within this time bars the layer
     /// (below 1.25x the estimate that raised it) for `barNs`.
     static let failedUpgradeNs: Int64 = 4_000_000_000
@@ -48,7 +68,7 @@ extension ForwarderLoop {
         let i = Int(transports[t].sendSide)
         guard i >= 0 else { return }
         let estimate = sendSideEstimators[i].estimate
-        let entries = allocationEntries
+        let entries = allocation.entries
         var n = 0
         var wanted = 0
         var c = transports[t].firstConsumer
@@ -93,14 +113,14 @@ extension ForwarderLoop {
                 wanted += e.fixedBitrate
             }
             entries[n] = e
-            allocationConsumers[n] = Int32(ci)
+            allocation.consumers[n] = Int32(ci)
             n += 1
         }
         // What the consumers send now: at 1.5x the estimate, the link
         // is overrun and consumers moving down stop their current layer.
         var sending = 0
         for k in 0..<n {
-            let current = currentLayer(Int(allocationConsumers[k]))
+            let current = currentLayer(Int(allocation.consumers[k]))
             sending += entries[k].layerCount > 0 ? (current >= 0 ? entries[k].layerBitrates[current] : 0) : entries[k].fixedBitrate
         }
         let overrun = sending > estimate + estimate / 2
@@ -111,11 +131,11 @@ extension ForwarderLoop {
         // that the queue drains while the lower layers start (in one step,
         // not one key frame per layer on the way down).
         LayerAllocator.allocate(available: overrun ? estimate / 2 : estimate, UnsafeMutableBufferPointer(rebasing: entries[0..<n]),
-                                order: UnsafeMutableBufferPointer(rebasing: allocationOrder[0..<n]))
+                                order: UnsafeMutableBufferPointer(rebasing: allocation.order[0..<n]))
         // Probing can only help a consumer held below the layer it wants.
         var limited = false
         for k in 0..<n where entries[k].layerCount > 0 {
-            let ci = Int(allocationConsumers[k])
+            let ci = Int(allocation.consumers[k])
             var limit = entries[k].layer
             var top = min(preferredLayer(ci), entries[k].layerCount - 1)
             while top > 0, entries[k].layerBitrates[top] == 0 { top -= 1 }

@@ -147,6 +147,8 @@ extension ForwarderLoop {
             withUnsafeBytes(of: consumerCold[h].cname) { raw in
                 used += RtcpWriter.sdesCname(out + used, capacity: Self.reportMtu - used, ssrc: info.ssrc, cname: UnsafeRawBufferPointer(rebasing: raw[0..<consumerCold[h].cnameLength]))
             }
+            consumerCold[h].previousSrNtpMiddle = consumerCold[h].lastSrNtpMiddle
+            consumerCold[h].previousSrSentNs = consumerCold[h].lastSrSentNs
             consumerCold[h].lastSrNtpMiddle = UInt32(truncatingIfNeeded: (UInt64(info.ntpSeconds) << 32 | UInt64(info.ntpFraction)) >> 16)
             consumerCold[h].lastSrSentNs = nowNs
             counters.senderReports &+= 1
@@ -188,8 +190,9 @@ extension ForwarderLoop {
         consumerCold[c].remoteFractionLost = block.fractionLost
         consumerCold[c].remoteLost = block.totalLost
         consumerCold[c].remoteJitter = block.jitter
-        if let rtt = RtcpReporter.roundTripNs(block, lastSrNtpMiddle: consumerCold[c].lastSrNtpMiddle, srSentNs: consumerCold[c].lastSrSentNs,
-                                              nowNs: rsfu_monotonic_ns()) {
+        let now = rsfu_monotonic_ns()
+        if let rtt = RtcpReporter.roundTripNs(block, lastSrNtpMiddle: consumerCold[c].lastSrNtpMiddle, srSentNs: consumerCold[c].lastSrSentNs, nowNs: now)
+            ?? RtcpReporter.roundTripNs(block, lastSrNtpMiddle: consumerCold[c].previousSrNtpMiddle, srSentNs: consumerCold[c].previousSrSentNs, nowNs: now) {
             consumerCold[c].rttNs = rtt
         }
         let score = RtcpReporter.score(fractionLost: block.fractionLost)

@@ -123,9 +123,7 @@ struct ForwarderLoop: ~Copyable {
     var freeSendSide: FreeList
     let sendSideControls: UnsafeMutablePointer<SendSideControl>
     /// Scratch for one transport's layer allocation (see +Allocation).
-    let allocationEntries: UnsafeMutableBufferPointer<AllocationEntry>
-    let allocationOrder: UnsafeMutableBufferPointer<Int32>
-    let allocationConsumers: UnsafeMutablePointer<Int32>
+    let allocation = AllocationScratch()
     let feedbackTransports: UnsafeMutablePointer<Int32>
     var feedbackTransportCount = 0
     var feedbackTimerArmed = false
@@ -258,11 +256,6 @@ struct ForwarderLoop: ~Copyable {
         freeSendSide = FreeList(capacity: settings.maxSendSideTransports)
         sendSideControls = .allocate(capacity: estimators)
         sendSideControls.initialize(repeating: SendSideControl(), count: estimators)
-        allocationEntries = .allocate(capacity: Self.allocationCapacity)
-        allocationEntries.initialize(repeating: AllocationEntry())
-        allocationOrder = .allocate(capacity: Self.allocationCapacity)
-        allocationOrder.initialize(repeating: 0)
-        allocationConsumers = .allocate(capacity: Self.allocationCapacity)
         feedbackTransports = .allocate(capacity: Int(settings.maxTransports))
         consentTimeoutNs = Int64(settings.iceConsentTimeoutMs) * 1_000_000
     }
@@ -295,9 +288,7 @@ struct ForwarderLoop: ~Copyable {
         sendHistories.deallocate()
         sendSideEstimators.deallocate()
         sendSideControls.deallocate()
-        allocationEntries.deallocate()
-        allocationOrder.deallocate()
-        allocationConsumers.deallocate()
+        allocation.deallocate()
         feedbackTransports.deallocate()
     }
 

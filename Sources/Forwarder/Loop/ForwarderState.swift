@@ -277,10 +277,13 @@ package struct ConsumerColdState {
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var cname = InlineArray<64, UInt8>(repeating: 0)
     var cnameLength = 0
-    /// Our last SR (its NTP middle 32 bits and when it left), for the RTT
-    /// from the endpoint's report; what that report said; the score.
+    /// Our last two SRs (NTP middle 32 bits and when each left), for the
+    /// RTT from the endpoint's report (a report crossing our next SR on the
+    /// wire names the one before); what that report said; the score.
     var lastSrNtpMiddle: UInt32 = 0
     var lastSrSentNs: Int64 = 0
+    var previousSrNtpMiddle: UInt32 = 0
+    var previousSrSentNs: Int64 = 0
     var rttNs: Int64 = 0
     var remoteFractionLost: UInt8 = 0
     var remoteLost: Int32 = 0
