@@ -159,6 +159,11 @@ public final class Producer {
         let pli = feedback.contains { $0.type == "nack" && $0.parameter == "pli" }
         let fir = feedback.contains { $0.type == "ccm" && $0.parameter == "fir" }
         spec.useFir = fir && !pli
+        let ownIds = Set((rtpParameters.headerExtensions ?? []).map(\.uri))
+        if kind == .video, !ownIds.contains(SupportedRtpCapabilities.Uri.transportWideCc),
+           let twcc = (caps.headerExtensions ?? []).first(where: { $0.kind == .video && $0.uri == SupportedRtpCapabilities.Uri.transportWideCc }) {
+            spec.addTransportWideId = UInt8(clamping: twcc.preferredId)
+        }
         if type == .svc, kind == .video {
             spec.svcSpatialLayers = UInt8(clamping: min(4, Self.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").0))
         }

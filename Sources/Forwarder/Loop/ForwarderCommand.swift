@@ -20,6 +20,10 @@ package struct ProducerSpec: Sendable {
     /// An SVC stream's spatial layers (VP9; 1 otherwise): their bitrates
     /// are measured apart for the layer allocation.
     package var svcSpatialLayers: UInt8 = 1
+    /// The router's transport-wide sequence number id, when the publisher
+    /// did not negotiate the extension: the element is added to its video
+    /// packets once, so that consumers that negotiated it can number them.
+    package var addTransportWideId: UInt8 = 0
     /// The router's id of the ssrc-audio-level extension, 0 if not sent.
     package var audioLevelId: UInt8 = 0
     /// For streams signalled without SSRCs (RtpListener order: SSRC, then

@@ -71,6 +71,15 @@ extension ForwarderLoop {
         }
         if producers[p].paused { return }
         if producers[p].observerCount > 0 { recordAudioLevel(p, packet, header) }
+        // A publisher without transport-wide numbers: the element is added
+        // here, once, for consumers that number their packets (as mediasoup
+        // does); the others' id maps drop it again.
+        if producers[p].addTransportWideId != 0,
+           let (grown, _) = RtpHeaderExtensions.insert(packet, header, id: producers[p].addTransportWideId, value: 0, size: size, capacity: settings.bufferSize),
+           let reparsed = try? RtpHeader.parse(packet, count: grown) {
+            size = grown
+            header = reparsed
+        }
 
         // Kept for NACKs while a consumer that negotiated them exists.
         if producers[p].nackConsumers > 0 {

@@ -15,6 +15,7 @@ extension ForwarderLoop {
         p.transport = UInt32(t)
         p.isVideo = spec.isVideo
         p.svcSpatialLayers = max(1, min(4, spec.svcSpatialLayers))
+        p.addTransportWideId = spec.addTransportWideId
         p.paused = spec.paused
         p.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)
         for (pt, codec) in spec.codecs where pt < 128 { p.codecs[Int(pt)] = codec.rawValue }

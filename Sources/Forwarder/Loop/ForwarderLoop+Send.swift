@@ -48,10 +48,7 @@ extension ForwarderLoop {
         }
         RtpRewrite.setSsrc(out, consumers[ci].layered ? consumerCold[ci].layerSsrcs[layer] : consumers[ci].ssrc)
         RtpRewrite.setPayloadType(out, outPt)
-        if let marker {
-            let b1 = out.load(fromByteOffset: 1, as: UInt8.self)
-            out.storeBytes(of: marker ? b1 | 0x80 : b1 & 0x7F, toByteOffset: 1, as: UInt8.self)
-        }
+        if let marker { RtpRewrite.setMarker(out, marker) }
         RtpRewrite.setSequenceNumber(out, seq)
         let timestamp = consumers[ci].rtp.timestamp(for: header.timestamp)
         if timestamp != header.timestamp { RtpRewrite.setTimestamp(out, timestamp) }
@@ -63,9 +60,6 @@ extension ForwarderLoop {
         // Before the MID rewrite, which may move the extension elements.
         if transportWideOffset >= 0 { numberTransportWide(out, at: transportWideOffset, transport: t, size: size) }
         if consumers[ci].midExtensionId != 0 { size = rewriteMid(out, header, ci, size: size) }
-        // The publisher's packet had no element (it did not negotiate the
-        // extension): add one, so that every packet the endpoint gets counts.
-        if numbering != 0 && transportWideOffset < 0 { size = insertTransportWide(out, size: size, transport: t, id: numbering) }
         if retransmission {
             let rtxSsrc = consumers[ci].layered ? consumerCold[ci].layerRtxSsrcs[layer] : consumerCold[ci].rtxSsrc
             if rtxSsrc != 0 {
@@ -108,14 +102,6 @@ extension ForwarderLoop {
             length = n
         }
         enqueue(consumer: ci, slot: slot, data: out, length: length, transport: t)
-    }
-
-    mutating func insertTransportWide(_ out: UnsafeMutableRawPointer, size: Int, transport t: Int, id: UInt8) -> Int {
-        guard let header = try? RtpHeader.parse(out, count: size),
-              let (newSize, offset) = RtpHeaderExtensions.insert(out, header, id: id, value: 0, size: size,
-                                                                 capacity: settings.bufferSize - SrtpSession.maxTrailer) else { return size }
-        numberTransportWide(out, at: offset, transport: t, size: newSize)
-        return newSize
     }
 
     /// Puts the consumer's MID in a packet leaving it (see `MidRewriter`).

@@ -133,6 +133,8 @@ package struct ProducerState {
     var paused = false
     /// SVC (VP9) spatial layers, counted apart when more than one.
     var svcSpatialLayers: UInt8 = 1
+    /// Router id of the transport-wide element added to each packet (0: none).
+    var addTransportWideId: UInt8 = 0
     var payloadTypes = PayloadTypeMap()
     var codecs = InlineArray<128, UInt8>(repeating: 0)
     var extensionIds = ExtensionIdMap()

@@ -90,6 +90,11 @@ package enum RtpRewrite {
         base.storeBytes(of: (b1 & 0x80) | (pt & 0x7F), toByteOffset: 1, as: UInt8.self)
     }
     @inline(__always)
+    package static func setMarker(_ base: UnsafeMutableRawPointer, _ marker: Bool) {
+        let b1 = base.load(fromByteOffset: 1, as: UInt8.self)
+        base.storeBytes(of: marker ? b1 | 0x80 : b1 & 0x7F, toByteOffset: 1, as: UInt8.self)
+    }
+    @inline(__always)
     package static func setSequenceNumber(_ base: UnsafeMutableRawPointer, _ seq: UInt16) {
         writeUInt16(base, 2, seq)
     }
