@@ -66,6 +66,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def assert_no_stall(samples, frames):
+    """From the first decoded frame on, at least `frames` decoded in every
+    2 s window (samples every 0.5 s)."""
+    first = next(i for i, s in enumerate(samples) if s["framesDecoded"] > 0)
+    for i in range(first, len(samples) - 4):
+        decoded = samples[i + 4]["framesDecoded"] - samples[i]["framesDecoded"]
+        assert decoded >= frames, f"{decoded} frames decoded between t={samples[i]['t']} and t={samples[i + 4]['t']}"
+
+
 def chromium():
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     assert path, "chromium is not installed (scripts/setup.sh installs it)"
@@ -271,10 +280,7 @@ def test_chromium_simulcast_switches_without_freezing(server, protocol, negotiat
               f" (sent {s['sentWidths']} {s.get('sentFrames')}), pli {s['pliCount']}, freezes {s['freezeCount']}")
     print("layerschange:", r["layers"])
     # No stall: from the first decoded frame on, >= 10 frames in every 2 s.
-    first = next(i for i, s in enumerate(samples) if s["framesDecoded"] > 0)
-    for i in range(first, len(samples) - 4):
-        decoded = samples[i + 4]["framesDecoded"] - samples[i]["framesDecoded"]
-        assert decoded >= 10, f"{decoded} frames decoded between t={samples[i]['t']} and t={samples[i + 4]['t']}"
+    assert_no_stall(samples, 10)
     # The decoded size follows the layer: from 2.5 s after each switch until
     # the next, the subscriber's frames have the width of the highest
     # encoding the publisher sends up to the preferred one.

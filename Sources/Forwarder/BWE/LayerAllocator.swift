@@ -77,6 +77,20 @@ package enum LayerAllocator {
         return available - remaining
     }
 
+    /// The highest layer being sent up to `layer` (0 when none is).
+    package static func highestSending(_ e: AllocationEntry, upTo layer: Int) -> Int {
+        var top = min(layer, e.layerCount - 1)
+        while top > 0, e.layerBitrates[top] == 0 { top -= 1 }
+        return max(0, top)
+    }
+
+    /// The lowest layer being sent (the top one when none is).
+    package static func lowestSending(_ e: AllocationEntry) -> Int {
+        var low = 0
+        while low < e.layerCount - 1, e.layerBitrates[low] == 0 { low += 1 }
+        return low
+    }
+
     /// The next active layer above the entry's and what it costs beyond
     /// the current one; nil at the top (or the preferred layer).
     static func nextLayer(_ e: AllocationEntry) -> (Int, Int)? {

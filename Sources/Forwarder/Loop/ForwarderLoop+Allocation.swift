@@ -37,10 +37,9 @@ package struct AllocationScratch {
 /// Layer allocation and probing per estimating WebRTC transport
 /// (doc/bwe.md): the estimate is shared among the transport's consumers
 /// by `LayerAllocator` (audio and simple video first, then simulcast layers
-/// by priority), each simulcast consumer's layer limited to its share; when
-/// that holds a consumer below the layer it wants, padding probes look for
-/// headroom (nothing else would gain from it). A lower limit applies at the lower layer's next key frame
-/// (asked for at once), as any layer switch does.
+/// by priority), each simulcast or SVC consumer's layer limited to its
+/// share; when that holds a consumer below the layer it wants, padding
+/// probes look for headroom (nothing else would gain from it).
 extension ForwarderLoop {
     /// Consumers of one transport an allocation takes in (more are left
     /// at their last limit).
@@ -98,9 +97,7 @@ extension ForwarderLoop {
                 }
                 e.maxLayer = preferredLayer(ci)
                 // What probing looks for: the preferred layer, barred or not.
-                var top = min(e.maxLayer, e.layerCount - 1)
-                while top > 0, e.layerBitrates[top] == 0 { top -= 1 }
-                wanted += e.layerBitrates[top]
+                wanted += e.layerBitrates[LayerAllocator.highestSending(e, upTo: e.maxLayer)]
                 let barred = Int(consumerCold[ci].barredLayer)
                 if barred > 0, turnNs < consumerCold[ci].barredUntilNs, estimate < consumerCold[ci].barredBelow {
                     e.maxLayer = min(e.maxLayer, barred - 1)
@@ -137,15 +134,10 @@ extension ForwarderLoop {
         for k in 0..<n where entries[k].layerCount > 0 {
             let ci = Int(allocation.consumers[k])
             var limit = entries[k].layer
-            var top = min(preferredLayer(ci), entries[k].layerCount - 1)
-            while top > 0, entries[k].layerBitrates[top] == 0 { top -= 1 }
-            if limit < top { limited = true }
+            if limit < LayerAllocator.highestSending(entries[k], upTo: preferredLayer(ci)) { limited = true }
             // The lowest sending layer is never withheld: a picture at a
             // low rate is better than none.
-            if limit < 0 {
-                limit = 0
-                while limit < entries[k].layerCount - 1, entries[k].layerBitrates[limit] == 0 { limit += 1 }
-            }
+            if limit < 0 { limit = LayerAllocator.lowestSending(entries[k]) }
             if limit < currentLayer(ci) {
                 if overrun {
                     if consumers[ci].simulcast { consumers[ci].layers.holding = true } else { consumers[ci].svcLayers.holdUntilKeyFrame() }
@@ -209,7 +201,6 @@ extension ForwarderLoop {
     /// want more than the estimate (see `ProbeController`).
     mutating func planProbes(transport t: Int, estimate: Int, wanted: Int) {
         let control = sendSideControls + Int(transports[t].sendSide)
-        control.pointee.probes.maxBitrate = sendSideEstimators[Int(transports[t].sendSide)].delayBased.maxBitrate
         guard wanted > 0 else { return }
         if let (a, b) = control.pointee.probes.start(estimate: estimate, nowNs: turnNs) {
             control.pointee.pacer.add(a, nowNs: turnNs)

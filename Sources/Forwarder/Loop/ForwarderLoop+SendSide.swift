@@ -27,6 +27,7 @@ extension ForwarderLoop {
         let min = transports[t].outgoingMin == 0 ? SendSideEstimator.defaultMin : Int(transports[t].outgoingMin)
         let max = transports[t].outgoingMax == 0 ? SendSideEstimator.defaultMax : Int(transports[t].outgoingMax)
         sendSideEstimators[Int(transports[t].sendSide)].setBounds(min: min, max: max)
+        sendSideControls[Int(transports[t].sendSide)].probes.maxBitrate = sendSideEstimators[Int(transports[t].sendSide)].delayBased.maxBitrate
     }
 
     /// Called when a transport closes (before its row is cleared).
