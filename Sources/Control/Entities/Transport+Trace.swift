@@ -27,8 +27,9 @@ public struct BweTraceInfo: Codable, Sendable, Hashable {
 
 extension Transport {
     /// Reports trace events of these types ("bwe"); an empty list turns
-    /// them off. Only transports with send-side estimation (WebRTC, the
-    /// endpoint sending transport-wide feedback) have "bwe" events.
+    /// them off. Only transports with send-side estimation (a consumer
+    /// negotiated transport-wide CC and its endpoint sends the feedback)
+    /// have "bwe" events.
     public func enableTraceEvent(types: [String]) throws(SFUError) {
         try checkOpen()
         for t in types where t != "bwe" { throw .invalidArgument("invalid trace event type \"\(t)\" for a transport (bwe)") }
