@@ -269,8 +269,10 @@ def test_chromium_simulcast_switches_without_freezing(server, protocol, negotiat
     ("rr") the publisher starts with fewer layers and adds them as its
     estimate grows, so the consumer also moves up by itself. H264 simulcast
     (constrained baseline) where this Chromium can encode it."""
+    # The preference alone decides here: the estimate's floor is above what
+    # every layer needs (test_chromium_bwe.py covers layers by bandwidth).
     r = run_page(server, {"listenInfos": [{"protocol": protocol, "ip": "127.0.0.1"}]}, mode="simulcast", timeout=120,
-                 switches=SWITCHES, duration=26, negotiate=negotiate, codec=codec)
+                 switches=SWITCHES, duration=26, negotiate=negotiate, codec=codec, minOutgoing=5_000_000)
     if codec != "VP8" and f"no {codec} in the browser's offer" in r.get("error", ""):
         pytest.skip(f"this Chromium offers no {codec}")
     assert "error" not in r, r

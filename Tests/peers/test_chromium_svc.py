@@ -14,7 +14,8 @@ END = 24
 
 def test_chromium_vp9_svc_subscriber_switches_spatial_layers(server):  # noqa: F811
     r = run_page(server, {"listenInfos": [{"protocol": "udp", "ip": "127.0.0.1"}]}, mode="simulcast", timeout=END + 60,
-                 codec="VP9", svc="L3T3_KEY", switches=SWITCHES, duration=END, degradation="maintain-resolution")
+                 codec="VP9", svc="L3T3_KEY", switches=SWITCHES, duration=END, degradation="maintain-resolution",
+                 minOutgoing=5_000_000)  # the preference alone decides (bandwidth: test_chromium_bwe.py)
     if "no VP9 in the browser's offer" in r.get("error", ""):
         pytest.skip("this Chromium offers no VP9")
     assert "error" not in r, r
