@@ -159,13 +159,18 @@ struct WebRtcTransportTests {
         // Served until the SFU is connected too: if our last flight is lost
         // (the parallel floods can fill loopback's backlog), the SFU resends
         // its own and OpenSSL answers with ours again.
-        let deadline = Date().addingTimeInterval(10)
+        // 20 s: one CI run on a loaded machine saw 10 s pass with both sides
+        // still connecting; the counts below say which flights got through.
+        let deadline = Date().addingTimeInterval(20)
+        var datagramsIn = 0, recordsIn = 0, recordsOut = 0
         server.start()
         while (server.state == .connecting || t.dtlsState != .connected) && server.state != .failed && Date() < deadline {
             var received = false
             while let d = await peer.receive(timeoutMs: received ? 0 : 100) {
                 received = true
+                datagramsIn += 1
                 if let first = d.first, (20...63).contains(first) {
+                    recordsIn += 1
                     d.withUnsafeBytes { _ = server.receive($0.baseAddress!, count: $0.count) }
                 }
             }
@@ -173,11 +178,12 @@ struct WebRtcTransportTests {
             while true {
                 let n = buf.withUnsafeMutableBytes { server.takeOutput(into: $0.baseAddress!, capacity: $0.count) }
                 if n == 0 { break }
+                recordsOut += 1
                 peer.send(Array(buf[0..<n]), to: UInt16(t.iceCandidates[0].port))
             }
         }
         let serverState = server.state
-        #expect(serverState == .connected)
+        #expect(serverState == .connected, "datagrams in \(datagramsIn), DTLS in \(recordsIn), DTLS out \(recordsOut)")
         #expect(await waitFor(t, dtlsState: .connected), "SFU: \(t.dtlsState), ICE \(t.iceState)")
         worker.close()
     }
