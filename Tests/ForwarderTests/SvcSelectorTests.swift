@@ -18,7 +18,7 @@ struct SvcSelectorTests {
         for (k, tid) in tids.enumerated() {
             for sid: UInt8 in 0..<3 {
                 let d = descriptor(sid: sid, tid: tid, inter: !(key && k == 0))
-                let l = Vp9Layers.parse(d, count: d.count)!
+                let l = SvcLayers.vp9(d, count: d.count)!
                 let decision = s.decide(l, keyFrame: l.pictureStart && !l.interPicture, marker: sid == 2)
                 if decision.requestKeyFrame { requests += 1 }
                 if decision.forward { out.append((sid, tid, decision.marker)) }
@@ -66,9 +66,9 @@ struct SvcSelectorTests {
 
     @Test func descriptorsWithoutLayerIndicesOrTooShort() {
         let noLayers: [UInt8] = [0x88, 0x01]
-        #expect(Vp9Layers.parse(noLayers, count: noLayers.count) == nil)
+        #expect(SvcLayers.vp9(noLayers, count: noLayers.count) == nil)
         let cut: [UInt8] = [0xA8, 0x81]
-        #expect(Vp9Layers.parse(cut, count: cut.count) == nil)
+        #expect(SvcLayers.vp9(cut, count: cut.count) == nil)
     }
 }
 

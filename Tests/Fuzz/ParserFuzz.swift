@@ -299,6 +299,19 @@ func keyFrames(_ p: UnsafeMutableRawPointer, _ count: Int) {
     for codec in [KeyFrameCodec.vp8, .vp9, .h264, .h265, .av1] {
         _ = KeyFrameDetector.isKeyFrame(codec, p, count: count)
     }
+    _ = SvcLayers.vp9(p, count: count)
+    // AV1 dependency descriptors, each prefixed by its length, with the
+    // template structure carried from one to the next.
+    var templates = DependencyTemplates()
+    var i = 0
+    while i < count {
+        let n = min(Int(p.load(fromByteOffset: i, as: UInt8.self)), count - i - 1)
+        if let l = DependencyDescriptor.parse(p + i + 1, count: n, templates: &templates, keyFrame: n & 1 == 0) {
+            promise(l.spatial < 4 && l.temporal < 8, "layers within what AV1 allows")
+        }
+        promise(templates.count <= 64, "at most 64 templates")
+        i += 1 + n
+    }
 }
 
 /// libFuzzer's callback (exported under its well-known name too, for

@@ -165,6 +165,11 @@ public final class Producer {
             spec.addTransportWideId = UInt8(clamping: twcc.preferredId)
         }
         if type == .svc, kind == .video {
+            spec.svc = true
+            if ownIds.contains(SupportedRtpCapabilities.Uri.dependencyDescriptor),
+               let dd = (caps.headerExtensions ?? []).first(where: { $0.kind == .video && $0.uri == SupportedRtpCapabilities.Uri.dependencyDescriptor }) {
+                spec.dependencyDescriptorId = UInt8(clamping: dd.preferredId)
+            }
             spec.svcSpatialLayers = UInt8(clamping: min(4, Self.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").0))
         }
         let mediaCodec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }

@@ -84,6 +84,7 @@ enum SupportedRtpCapabilities {
         .init(kind: .video, uri: Uri.absCaptureTime, preferredId: 13),
         .init(kind: .audio, uri: Uri.playoutDelay, preferredId: 14),
         .init(kind: .video, uri: Uri.playoutDelay, preferredId: 14),
-        .init(kind: .video, uri: Uri.dependencyDescriptor, preferredId: 15),
+        // 8 as mediasoup: the one-byte form (ids 1-14) is what browsers send.
+        .init(kind: .video, uri: Uri.dependencyDescriptor, preferredId: 8),
     ]
 }

@@ -10,16 +10,19 @@ struct FanoutPacket {
     let stream: Int
     /// The codec's `KeyFrameCodec` raw value.
     let codec: UInt8
+    /// An SVC stream's layers of this packet (nil: not SVC, or none found).
+    let svc: SvcLayers?
     /// -1: not looked at yet.
     private var keyFrame: Int8 = -1
 
-    init(packet: UnsafeMutableRawPointer, size: Int, routerPt: UInt8, layer: Int, stream: Int, codec: UInt8) {
+    init(packet: UnsafeMutableRawPointer, size: Int, routerPt: UInt8, layer: Int, stream: Int, codec: UInt8, svc: SvcLayers? = nil) {
         self.packet = packet
         self.size = size
         self.routerPt = routerPt
         self.layer = layer
         self.stream = stream
         self.codec = codec
+        self.svc = svc
     }
 
     @inline(__always)
@@ -64,12 +67,26 @@ extension ForwarderLoop {
         sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt)
     }
 
+    /// An SVC producer's packet: its layers, read once for all consumers
+    /// (VP9 from the payload descriptor, AV1 from the dependency
+    /// descriptor and the stream's last template structure).
+    @inline(__always)
+    mutating func svcLayers(_ p: Int, _ packet: UnsafeRawPointer, _ header: RtpHeader, codec: UInt8, descriptorAt: Int) -> SvcLayers? {
+        guard header.payloadLength > 0 else { return nil }
+        if codec == KeyFrameCodec.vp9.rawValue {
+            return SvcLayers.vp9(packet + header.payloadOffset, count: header.payloadLength)
+        }
+        guard codec == KeyFrameCodec.av1.rawValue, descriptorAt >= 0 else { return nil }
+        let length = RtpHeaderExtensions.dataLength(packet, header, dataOffset: descriptorAt)
+        let keyFrame = KeyFrameDetector.isKeyFrame(.av1, packet + header.payloadOffset, count: header.payloadLength)
+        return DependencyDescriptor.parse(packet + descriptorAt, count: length, templates: &producerCold[p].av1Templates, keyFrame: keyFrame)
+    }
+
     /// An SVC consumer's layers (see `SvcSelector`): nil when the packet is
     /// dropped (the gap hidden in the numbering), else its marker bit.
     @inline(__always)
     mutating func svcDecision(_ ci: Int, _ f: FanoutPacket, _ header: RtpHeader) -> Bool? {
-        guard f.codec == KeyFrameCodec.vp9.rawValue, header.payloadLength > 0,
-              let l = Vp9Layers.parse(f.packet + header.payloadOffset, count: header.payloadLength) else { return header.marker }
+        guard header.payloadLength > 0, let l = f.svc else { return header.marker }
         let d = consumers[ci].svcLayers.decide(l, keyFrame: l.pictureStart && !l.interPicture, marker: header.marker)
         if d.changed {
             worker.onEvent(.consumerLayer(consumer: consumerCold[ci].handle, layer: Int(consumers[ci].svcLayers.currentSpatial),

@@ -50,8 +50,10 @@ extension ForwarderLoop {
             counters.dropMalformed &+= 1
             return
         }
+        let descriptorAt: Int
         do {
-            try RtpHeaderExtensions.remapIds(packet, header, (producers + p).pointer(to: \.extensionIds)!)
+            descriptorAt = try RtpHeaderExtensions.remapIds(packet, header, (producers + p).pointer(to: \.extensionIds)!,
+                                                            find: producers[p].dependencyDescriptorId)
         } catch {
             counters.dropMalformed &+= 1
             return
@@ -65,8 +67,9 @@ extension ForwarderLoop {
         }
         producers[p].counters.packets &+= 1
         producers[p].counters.bytes &+= UInt64(size)
-        if producers[p].svcSpatialLayers > 1, producers[p].codecs[Int(routerPt)] == KeyFrameCodec.vp9.rawValue,
-           let l = Vp9Layers.parse(packet + header.payloadOffset, count: header.payloadLength), l.spatial < 4 {
+        let codec = producers[p].codecs[Int(routerPt)]
+        let svc = producers[p].svc ? svcLayers(p, packet, header, codec: codec, descriptorAt: descriptorAt) : nil
+        if let l = svc, producers[p].svcSpatialLayers > 1, l.spatial < 4 {
             producerCold[p].svcBytes[Int(l.spatial)] &+= UInt64(size)
         }
         if producers[p].paused { return }
@@ -87,8 +90,7 @@ extension ForwarderLoop {
         }
         // Key frame detection is done at most once per packet, and only if
         // some consumer is waiting for one or a request is pending.
-        var f = FanoutPacket(packet: packet, size: size, routerPt: routerPt, layer: layer, stream: stream,
-                             codec: producers[p].codecs[Int(routerPt)])
+        var f = FanoutPacket(packet: packet, size: size, routerPt: routerPt, layer: layer, stream: stream, codec: codec, svc: svc)
         if producers[p].keyFrameRequests[layer].pending, f.isKeyFrame(header) {
             producers[p].keyFrameRequests[layer].keyFrameArrived()
             producers[p].counters.keyFrames &+= 1

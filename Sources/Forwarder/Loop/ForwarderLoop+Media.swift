@@ -15,6 +15,8 @@ extension ForwarderLoop {
         p.transport = UInt32(t)
         p.isVideo = spec.isVideo
         p.svcSpatialLayers = max(1, min(4, spec.svcSpatialLayers))
+        p.svc = spec.svc
+        p.dependencyDescriptorId = spec.dependencyDescriptorId
         p.addTransportWideId = spec.addTransportWideId
         p.paused = spec.paused
         p.payloadTypes = PayloadTypeMap(pairs: spec.payloadTypes)

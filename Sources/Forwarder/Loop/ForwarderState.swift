@@ -131,8 +131,12 @@ package struct ProducerState {
     var transport: UInt32 = 0
     var isVideo = false
     var paused = false
-    /// SVC (VP9) spatial layers, counted apart when more than one.
+    /// SVC (VP9, AV1) spatial layers, counted apart when more than one.
     var svcSpatialLayers: UInt8 = 1
+    /// An SVC producer: its packets' layers are read once, at the producer
+    /// stage. Router id of the AV1 dependency descriptor (0: none).
+    var svc = false
+    var dependencyDescriptorId: UInt8 = 0
     /// Router id of the transport-wide element added to each packet (0: none).
     var addTransportWideId: UInt8 = 0
     var payloadTypes = PayloadTypeMap()
@@ -183,6 +187,8 @@ package struct ProducerColdState {
     var svcBytes = InlineArray<4, UInt64>(repeating: 0)
     var svcBytesAtLastReport = InlineArray<4, UInt64>(repeating: 0)
     var svcBitrates = InlineArray<4, UInt64>(repeating: 0)
+    /// AV1: the templates of the last dependency structure the stream sent.
+    var av1Templates = DependencyTemplates()
     var scores = InlineArray<4, UInt8>(repeating: 10)
     var bytesAtLastReport: UInt64 = 0
 }

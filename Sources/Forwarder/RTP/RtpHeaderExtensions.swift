@@ -116,9 +116,17 @@ package struct PayloadTypeMap: Sendable {
 
 extension RtpHeaderExtensions {
     /// Convenience for tests and control-side code holding a map by value.
+    /// The data length of the element whose data starts at `dataOffset`
+    /// (as `remapIds(find:)` returned it): its header byte(s) precede it.
+    @inline(__always)
+    package static func dataLength(_ base: UnsafeRawPointer, _ header: RtpHeader, dataOffset: Int) -> Int {
+        let b = base.load(fromByteOffset: dataOffset - 1, as: UInt8.self)
+        return header.hasOneByteExtensions ? Int(b & 0x0F) + 1 : Int(b)
+    }
+
     package static func remapIds(_ base: UnsafeMutableRawPointer, _ header: RtpHeader, _ map: ExtensionIdMap) throws(RtpParseError) {
         var copy = map
-        try withUnsafePointer(to: &copy) { (p) throws(RtpParseError) in try remapIds(base, header, p) }
+        _ = try withUnsafePointer(to: &copy) { (p) throws(RtpParseError) in try remapIds(base, header, p) }
     }
 }
 

@@ -1,7 +1,8 @@
-/// The layer fields of a VP9 payload descriptor (RFC 9628) that an SVC
-/// consumer decides on: one RTP stream carries every spatial layer of a
-/// picture (each a "layer frame") and every temporal layer.
-package struct Vp9Layers: Equatable, Sendable {
+/// What an SVC consumer decides on for one packet: one RTP stream carries
+/// every spatial layer of a picture (each a "layer frame") and every
+/// temporal layer. From VP9's payload descriptor (`vp9`) or AV1's
+/// dependency descriptor (`DependencyDescriptor.parse`).
+package struct SvcLayers: Equatable, Sendable {
     package var spatial: UInt8
     package var temporal: UInt8
     /// B: first packet of a layer frame; E: its last packet.
@@ -14,7 +15,7 @@ package struct Vp9Layers: Equatable, Sendable {
 
     /// The descriptor's layer fields; nil when it carries no layer indices
     /// (L=0) or is malformed.
-    package static func parse(_ p: UnsafeRawPointer, count: Int) -> Vp9Layers? {
+    package static func vp9(_ p: UnsafeRawPointer, count: Int) -> SvcLayers? {
         guard count >= 1 else { return nil }
         let b0 = p.load(as: UInt8.self)
         guard b0 & 0x20 != 0 else { return nil } // L
@@ -25,7 +26,7 @@ package struct Vp9Layers: Equatable, Sendable {
         }
         guard count > i else { return nil }
         let l = p.load(fromByteOffset: i, as: UInt8.self)
-        return Vp9Layers(spatial: l >> 1 & 0x07, temporal: l >> 5, begin: b0 & 0x08 != 0, end: b0 & 0x04 != 0,
+        return SvcLayers(spatial: l >> 1 & 0x07, temporal: l >> 5, begin: b0 & 0x08 != 0, end: b0 & 0x04 != 0,
                          interPicture: b0 & 0x40 != 0, switchingUp: l & 0x10 != 0)
     }
 
@@ -33,7 +34,7 @@ package struct Vp9Layers: Equatable, Sendable {
     package var pictureStart: Bool { begin && spatial == 0 }
 }
 
-/// Which layers of an SVC stream (VP9) a consumer forwards: the spatial
+/// Which layers of an SVC stream (VP9, AV1) a consumer forwards: the spatial
 /// layers up to `targetSpatial` and temporal layers up to `targetTemporal`
 /// (mediasoup's SVC consumer). Going down takes effect at the next
 /// picture; a higher spatial layer starts at a key frame (its frames refer
@@ -72,7 +73,7 @@ package struct SvcSelector: Sendable {
     }
 
     @inline(__always)
-    package mutating func decide(_ l: Vp9Layers, keyFrame: Bool, marker: Bool) -> Decision {
+    package mutating func decide(_ l: SvcLayers, keyFrame: Bool, marker: Bool) -> Decision {
         var changed = false
         var request = false
         if holding {
