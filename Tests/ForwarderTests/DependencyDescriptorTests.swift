@@ -42,8 +42,11 @@ struct DependencyDescriptorTests {
 
     static let l3t3 = (0..<3).flatMap { s in (0..<3).map { t in (s, t) } }
 
+    /// As the producer stage does: a picture's first packet is a key frame if the payload says so.
     static func parse(_ d: [UInt8], _ t: inout DependencyTemplates, key: Bool = false) -> SvcLayers? {
-        DependencyDescriptor.parse(d, count: d.count, templates: &t, keyFrame: key)
+        guard var l = DependencyDescriptor.parse(d, count: d.count, templates: &t) else { return nil }
+        if l.pictureStart { l.interPicture = !key }
+        return l
     }
 
     @Test func layersComeFromTheLastStructure() throws {
@@ -56,7 +59,7 @@ struct DependencyDescriptorTests {
         #expect(s1t2.spatial == 1 && s1t2.temporal == 2 && !s1t2.begin && s1t2.end && s1t2.interPicture)
         #expect(Self.parse(Self.descriptor(template: 8), &t)?.spatial == 2)
         #expect(Self.parse(Self.descriptor(template: 9), &t) == nil, "beyond the nine templates")
-        // The N bit alone makes no key frame of an upper layer's packet.
+        // A key frame's payload makes no key frame of an upper layer's packet.
         #expect(Self.parse(Self.descriptor(template: 3), &t, key: true)?.interPicture == true)
     }
 

@@ -306,7 +306,7 @@ func keyFrames(_ p: UnsafeMutableRawPointer, _ count: Int) {
     var i = 0
     while i < count {
         let n = min(Int(p.load(fromByteOffset: i, as: UInt8.self)), count - i - 1)
-        if let l = DependencyDescriptor.parse(p + i + 1, count: n, templates: &templates, keyFrame: n & 1 == 0) {
+        if let l = DependencyDescriptor.parse(p + i + 1, count: n, templates: &templates) {
             promise(l.spatial < 4 && l.temporal < 8, "layers within what AV1 allows")
         }
         promise(templates.count <= 64, "at most 64 templates")

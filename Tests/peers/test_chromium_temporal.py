@@ -1,8 +1,9 @@
-"""VP8 temporal layers with real browsers: Chromium publishes 3-layer
-simulcast with `scalabilityMode: "L1T3"` in each encoding (as
-mediasoup-client asks for); the subscriber's consumer drops to temporal
-layer 0 (a quarter of the frame rate) and back to all three, with the
-subscriber decoding throughout."""
+"""Temporal layers with real browsers: Chromium publishes 3-layer VP8 or
+H264 simulcast with `scalabilityMode: "L1T3"` in each encoding (as
+mediasoup-client asks for; VP8 names each picture's layer in its payload
+descriptor, H264 only in the dependency descriptor); the subscriber's
+consumer drops to temporal layer 0 (a quarter of the frame rate) and back
+to all three, with the subscriber decoding throughout."""
 import pytest
 
 from test_aiortc_publish import server  # noqa: F401
@@ -11,11 +12,12 @@ from test_chromium import assert_no_stall, run_page
 DOWN, UP, END = 8, 16, 24
 
 
-def test_chromium_subscriber_frame_rate_follows_the_temporal_layer(server):  # noqa: F811
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+def test_chromium_subscriber_frame_rate_follows_the_temporal_layer(server, codec):  # noqa: F811
     r = run_page(server, {"listenInfos": [{"protocol": "udp", "ip": "127.0.0.1"}]}, mode="simulcast", timeout=END + 60,
-                 scalability="L1T3", duration=END, temporalSwitches=[[DOWN, 0], [UP, 2]])
+                 codec=codec, scalability="L1T3", duration=END, temporalSwitches=[[DOWN, 0], [UP, 2]])
     if "scalabilityMode" in r.get("error", ""):
-        pytest.skip(f"this Chromium does not take scalabilityMode for VP8: {r['error']}")
+        pytest.skip(f"this Chromium does not take scalabilityMode for {codec}: {r['error']}")
     assert "error" not in r, r
     samples = r["samples"]
     for s in samples:

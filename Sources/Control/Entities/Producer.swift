@@ -155,7 +155,8 @@ public final class Producer {
         var spec = ProducerSpec(isVideo: kind == .video, ssrcs: ssrcs, payloadTypes: pts, codecs: codecs, extensionIds: exts, paused: paused,
                                 audioLevelId: kind == .audio && producerSendsLevels ? UInt8(audioLevel?.preferredId ?? 0) : 0)
         // Key frames are asked for with PLI, or with FIR where only that was negotiated.
-        let feedback = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }?.rtcpFeedback ?? []
+        let feedbackCodec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }
+        let feedback = feedbackCodec?.rtcpFeedback ?? []
         let pli = feedback.contains { $0.type == "nack" && $0.parameter == "pli" }
         let fir = feedback.contains { $0.type == "ccm" && $0.parameter == "fir" }
         spec.useFir = fir && !pli
@@ -164,12 +165,16 @@ public final class Producer {
            let twcc = (caps.headerExtensions ?? []).first(where: { $0.kind == .video && $0.uri == SupportedRtpCapabilities.Uri.transportWideCc }) {
             spec.addTransportWideId = UInt8(clamping: twcc.preferredId)
         }
-        if type == .svc, kind == .video {
-            spec.svc = true
+        let mode = rtpParameters.encodings?.first?.scalabilityMode ?? ""
+        let h264Temporal = type == .simulcast && feedbackCodec?.mimeType.lowercased() == "video/h264" && Self.layers(of: mode).1 > 1
+        if kind == .video, type == .svc || h264Temporal {
+            spec.layered = true
             if ownIds.contains(SupportedRtpCapabilities.Uri.dependencyDescriptor),
                let dd = (caps.headerExtensions ?? []).first(where: { $0.kind == .video && $0.uri == SupportedRtpCapabilities.Uri.dependencyDescriptor }) {
                 spec.dependencyDescriptorId = UInt8(clamping: dd.preferredId)
             }
+        }
+        if type == .svc, kind == .video {
             spec.svcSpatialLayers = UInt8(clamping: min(4, Self.layers(of: rtpParameters.encodings?.first?.scalabilityMode ?? "").0))
         }
         let mediaCodec = rtpParameters.codecs.first { !$0.mimeType.isRtxMime }

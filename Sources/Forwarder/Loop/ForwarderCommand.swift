@@ -20,11 +20,13 @@ package struct ProducerSpec: Sendable {
     /// An SVC stream's spatial layers (VP9; 1 otherwise): their bitrates
     /// are measured apart for the layer allocation.
     package var svcSpatialLayers: UInt8 = 1
-    /// The router's id of the AV1 dependency descriptor when the publisher
-    /// sends it (0: not sent): an AV1 SVC stream's layers are only there.
+    /// The router's id of the dependency descriptor when the publisher
+    /// sends it (0: not sent): AV1 SVC and H264 temporal layers are only
+    /// named there.
     package var dependencyDescriptorId: UInt8 = 0
-    /// An SVC producer (its consumers pick layers within the one stream).
-    package var svc = false
+    /// Layers are read per packet: an SVC producer (its consumers pick
+    /// layers within the one stream), or H264 with temporal layers.
+    package var layered = false
     /// The router's transport-wide sequence number id, when the publisher
     /// did not negotiate the extension: the element is added to its video
     /// packets once, so that consumers that negotiated it can number them.

@@ -10,7 +10,8 @@ struct FanoutPacket {
     let stream: Int
     /// The codec's `KeyFrameCodec` raw value.
     let codec: UInt8
-    /// An SVC stream's layers of this packet (nil: not SVC, or none found).
+    /// A layered stream's layers of this packet (SVC, or H264 temporal
+    /// layers; nil: not layered, or none found).
     let svc: SvcLayers?
     /// -1: not looked at yet.
     private var keyFrame: Int8 = -1
@@ -67,19 +68,23 @@ extension ForwarderLoop {
         sendToConsumer(ci, f.packet, size: f.size, header: header, routerPt: f.routerPt)
     }
 
-    /// An SVC producer's packet: its layers, read once for all consumers
-    /// (VP9 from the payload descriptor, AV1 from the dependency
-    /// descriptor and the stream's last template structure).
+    /// A layered stream's packet: its layers, read once for all consumers.
+    /// VP9 from its payload descriptor; others (AV1 SVC, H264 temporal
+    /// layers) from the dependency descriptor and the stream's last
+    /// template structure, the key frame from the payload.
     @inline(__always)
-    mutating func svcLayers(_ p: Int, _ packet: UnsafeRawPointer, _ header: RtpHeader, codec: UInt8, descriptorAt: Int) -> SvcLayers? {
+    mutating func packetLayers(stream: Int, _ packet: UnsafeRawPointer, _ header: RtpHeader, codec: UInt8, descriptorAt: Int) -> SvcLayers? {
         guard header.payloadLength > 0 else { return nil }
         if codec == KeyFrameCodec.vp9.rawValue {
             return SvcLayers.vp9(packet + header.payloadOffset, count: header.payloadLength)
         }
-        guard codec == KeyFrameCodec.av1.rawValue, descriptorAt >= 0 else { return nil }
+        guard descriptorAt >= 0 else { return nil }
         let length = RtpHeaderExtensions.dataLength(packet, header, dataOffset: descriptorAt)
-        let keyFrame = KeyFrameDetector.isKeyFrame(.av1, packet + header.payloadOffset, count: header.payloadLength)
-        return DependencyDescriptor.parse(packet + descriptorAt, count: length, templates: &producerCold[p].av1Templates, keyFrame: keyFrame)
+        guard var l = DependencyDescriptor.parse(packet + descriptorAt, count: length, templates: &receiveStreams[stream].templates) else { return nil }
+        if l.pictureStart {
+            l.interPicture = !KeyFrameDetector.isKeyFrame(KeyFrameCodec(rawValue: codec) ?? .none, packet + header.payloadOffset, count: header.payloadLength)
+        }
+        return l
     }
 
     /// An SVC consumer's layers (see `SvcSelector`): nil when the packet is
@@ -137,8 +142,16 @@ extension ForwarderLoop {
     @inline(__always)
     mutating func dropsTemporalLayer(_ ci: Int, _ f: FanoutPacket, _ header: RtpHeader) -> Bool {
         guard consumers[ci].temporal.target != TemporalLayerFilter.all || consumers[ci].temporal.current != TemporalLayerFilter.all,
-              f.codec == KeyFrameCodec.vp8.rawValue, header.payloadLength > 0,
-              let (tid, start) = Vp8EncodingContext.temporalLayer(f.packet + header.payloadOffset, count: header.payloadLength) else { return false }
+              header.payloadLength > 0 else { return false }
+        let vp8 = f.codec == KeyFrameCodec.vp8.rawValue
+        let tid: UInt8, start: Bool
+        if vp8, let t = Vp8EncodingContext.temporalLayer(f.packet + header.payloadOffset, count: header.payloadLength) {
+            (tid, start) = t
+        } else if !vp8, let l = f.svc {
+            (tid, start) = (l.temporal, l.begin)
+        } else {
+            return false
+        }
         let (forward, changed) = consumers[ci].temporal.forward(tid: tid, pictureStart: start)
         if changed {
             let layer = consumers[ci].simulcast ? max(0, consumers[ci].layers.current) : 0
@@ -146,7 +159,7 @@ extension ForwarderLoop {
         }
         guard !forward else { return false }
         consumers[ci].rtp.drop(header.sequenceNumber)
-        consumers[ci].vp8.dropPicture(f.packet + header.payloadOffset, count: header.payloadLength)
+        if vp8 { consumers[ci].vp8.dropPicture(f.packet + header.payloadOffset, count: header.payloadLength) }
         consumers[ci].counters.dropped &+= 1
         return true
     }

@@ -68,7 +68,7 @@ extension ForwarderLoop {
         producers[p].counters.packets &+= 1
         producers[p].counters.bytes &+= UInt64(size)
         let codec = producers[p].codecs[Int(routerPt)]
-        let svc = producers[p].svc ? svcLayers(p, packet, header, codec: codec, descriptorAt: descriptorAt) : nil
+        let svc = producers[p].layered ? packetLayers(stream: stream, packet, header, codec: codec, descriptorAt: descriptorAt) : nil
         if let l = svc, producers[p].svcSpatialLayers > 1, l.spatial < 4 {
             producerCold[p].svcBytes[Int(l.spatial)] &+= UInt64(size)
         }

@@ -15,7 +15,7 @@ extension ForwarderLoop {
         p.transport = UInt32(t)
         p.isVideo = spec.isVideo
         p.svcSpatialLayers = max(1, min(4, spec.svcSpatialLayers))
-        p.svc = spec.svc
+        p.layered = spec.layered
         p.dependencyDescriptorId = spec.dependencyDescriptorId
         p.addTransportWideId = spec.addTransportWideId
         p.paused = spec.paused

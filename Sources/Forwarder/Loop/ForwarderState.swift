@@ -133,9 +133,10 @@ package struct ProducerState {
     var paused = false
     /// SVC (VP9, AV1) spatial layers, counted apart when more than one.
     var svcSpatialLayers: UInt8 = 1
-    /// An SVC producer: its packets' layers are read once, at the producer
-    /// stage. Router id of the AV1 dependency descriptor (0: none).
-    var svc = false
+    /// An SVC producer, or one whose temporal layers are only in the
+    /// dependency descriptor (H264): its packets' layers are read once, at
+    /// the producer stage. Router id of the dependency descriptor (0: none).
+    var layered = false
     var dependencyDescriptorId: UInt8 = 0
     /// Router id of the transport-wide element added to each packet (0: none).
     var addTransportWideId: UInt8 = 0
@@ -187,8 +188,6 @@ package struct ProducerColdState {
     var svcBytes = InlineArray<4, UInt64>(repeating: 0)
     var svcBytesAtLastReport = InlineArray<4, UInt64>(repeating: 0)
     var svcBitrates = InlineArray<4, UInt64>(repeating: 0)
-    /// AV1: the templates of the last dependency structure the stream sent.
-    var av1Templates = DependencyTemplates()
     var scores = InlineArray<4, UInt8>(repeating: 10)
     var bytesAtLastReport: UInt64 = 0
 }

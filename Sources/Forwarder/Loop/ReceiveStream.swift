@@ -6,6 +6,9 @@ package struct ReceiveStreamState {
     /// The producer and layer this stream belongs to (-1: free).
     var producer: Int32 = -1
     var layer = 0
+    /// The templates of the last dependency descriptor structure the
+    /// stream sent (AV1 SVC, H264 temporal layers).
+    var templates = DependencyTemplates()
     var inNackList = false
     var clockRate: Int64 = 90_000
     var nackEnabled = false

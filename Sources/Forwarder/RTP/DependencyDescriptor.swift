@@ -8,10 +8,10 @@ package enum DependencyDescriptor {
     /// A descriptor's layer fields, nil when it is malformed, too short, or
     /// names a template no structure seen so far defines. A structure in the
     /// descriptor replaces `templates` first (it describes this very frame).
-    /// `keyFrame`: whether the payload starts a new coded video sequence
-    /// (the AV1 aggregation header's N bit), since the descriptor does not say.
-    package static func parse(_ p: UnsafeRawPointer, count: Int, templates: inout DependencyTemplates,
-                              keyFrame: Bool) -> SvcLayers? {
+    /// The descriptor does not say whether a frame is a key frame: the
+    /// result has `interPicture` set, for the caller to clear from the
+    /// payload (AV1's N bit, an H264 IDR) on a picture's first packet.
+    package static func parse(_ p: UnsafeRawPointer, count: Int, templates: inout DependencyTemplates) -> SvcLayers? {
         var r = BitReader(p, count: count)
         guard count >= 3, let b0 = r.read(8), r.read(16) != nil else { return nil }
         let templateId = UInt8(b0 & 0x3F)
@@ -23,9 +23,8 @@ package enum DependencyDescriptor {
             }
         }
         guard let (spatial, temporal) = templates.layer(templateId) else { return nil }
-        let begin = b0 & 0x80 != 0
-        return SvcLayers(spatial: spatial, temporal: temporal, begin: begin, end: b0 & 0x40 != 0,
-                         interPicture: !(keyFrame && begin && spatial == 0), switchingUp: false)
+        return SvcLayers(spatial: spatial, temporal: temporal, begin: b0 & 0x80 != 0, end: b0 & 0x40 != 0,
+                         interPicture: true, switchingUp: false)
     }
 }
 
