@@ -1,6 +1,7 @@
-"""SVC with real browsers: Chromium publishes one VP9 or AV1 encoding with
-`scalabilityMode: "L3T3_KEY"` (three spatial layers, three temporal; AV1's
-layers named by the dependency descriptor only); a
+"""SVC with real browsers: Chromium publishes one VP9 encoding with
+`scalabilityMode: "L3T3_KEY"` or one AV1 encoding with "L3T3" (three spatial
+layers, three temporal; AV1's layers named by the dependency descriptor
+only, and its upper layers referring to the lower ones in every picture); a
 second peer connection subscribes through an SVC consumer whose preferred
 spatial layer the page switches. The subscriber decodes each layer's
 resolution (a quarter, half, full width of what is sent), never stalling."""
@@ -13,10 +14,10 @@ SWITCHES = [[6, 0], [12, 1], [18, 2]]
 END = 24
 
 
-@pytest.mark.parametrize("codec", ["VP9", "AV1"])
-def test_chromium_svc_subscriber_switches_spatial_layers(server, codec):  # noqa: F811
+@pytest.mark.parametrize("codec,mode", [("VP9", "L3T3_KEY"), ("AV1", "L3T3")])
+def test_chromium_svc_subscriber_switches_spatial_layers(server, codec, mode):  # noqa: F811
     r = run_page(server, {"listenInfos": [{"protocol": "udp", "ip": "127.0.0.1"}]}, mode="simulcast", timeout=END + 60,
-                 codec=codec, svc="L3T3_KEY", switches=SWITCHES, duration=END, degradation="maintain-resolution",
+                 codec=codec, svc=mode, switches=SWITCHES, duration=END, degradation="maintain-resolution",
                  minOutgoing=5_000_000)  # the preference alone decides (bandwidth: test_chromium_bwe.py)
     if f"no {codec} in the browser's offer" in r.get("error", ""):
         pytest.skip(f"this Chromium offers no {codec}")
