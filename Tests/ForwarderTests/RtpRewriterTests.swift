@@ -146,19 +146,20 @@ struct RtpRewriterTests {
     @Test func forgottenDropsBoundLatePackets() {
         var r = RtpRewriter()
         r.sync(input: 0, timestamp: 0, continueTimestamps: false, nowNs: 0, clockRate: 90_000)
-        // 20 forwarded/dropped pairs: more drops than the rewriter remembers.
+        // Forwarded/dropped pairs: four more drops than the rewriter remembers.
+        let n = RtpRewriter.maxDrops + 4
         var steps: [Int] = []
-        for i in 0..<20 { steps += [1 + 2 * i, -(2 + 2 * i)] }
+        for i in 0..<n { steps += [1 + 2 * i, -(2 + 2 * i)] }
         let out = Self.run(&r, [0] + steps)
-        #expect(out == (0...20).map { UInt16($0) })
+        #expect(out == (0...n).map { UInt16($0) })
         #expect(r.dropCount == RtpRewriter.maxDrops)
         // The newest forwarded ones still map back; the oldest cannot.
-        #expect(r.input(forOutput: 20) == 39)
-        #expect(r.input(forOutput: 19) == 37)
+        #expect(r.input(forOutput: UInt16(n)) == UInt16(2 * n - 1))
+        #expect(r.input(forOutput: UInt16(n - 1)) == UInt16(2 * n - 3))
         #expect(r.input(forOutput: 2) == nil)
         // A late packet from before the oldest remembered drop is not numbered.
         #expect(r.output(for: 3) == nil)
-        #expect(r.output(for: 37) == 19)
+        #expect(r.output(for: UInt16(2 * n - 3)) == UInt16(n - 1))
     }
 
     /// Random operation sequences: every forwarded output is unique and

@@ -81,7 +81,11 @@ extension SvcSelectorTests {
         s.holdUntilKeyFrame()
         #expect(Self.feed(&s, pictures: [2, 1, 2], requests: &requests).isEmpty)
         #expect(s.holding)
-        #expect(Self.feed(&s, pictures: [0, 2], key: true, requests: &requests).map(\.0) == [0, 0])
+        // The key frame's first packet ends the hold and restarts the numbering.
+        let d = Self.descriptor(sid: 0, tid: 0, inter: false)
+        let first = s.decide(SvcLayers.vp9(d, count: d.count)!, keyFrame: true, marker: false)
+        #expect(first.forward && first.restart)
+        #expect(Self.feed(&s, pictures: [2, 0], requests: &requests).map(\.0) == [0, 0])
         #expect(!s.holding && s.currentSpatial == 0)
     }
 }

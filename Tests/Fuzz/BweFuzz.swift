@@ -55,8 +55,15 @@ func sendSideEstimator(_ p: UnsafeMutableRawPointer, _ count: Int) {
 func probing(_ p: UnsafeMutableRawPointer, _ count: Int) {
     var controller = ProbeController(maxBitrate: 5_000_000)
     var pacer = ProbePacer()
+    var drain = DrainGate()
     var now: Int64 = 0
     operations(p, count) { op, arg in
+        // The drain gate rides along: waits and releases at any time.
+        if op & 0x20 != 0 {
+            if let deadline = drain.wait(nowNs: now) { promise(deadline == now + DrainGate.maxWaitNs, "one deadline per wait") }
+        } else if drain.release(nowNs: now, bytesInFlight: Int(arg) * 1000, estimate: Int(op) * 1000, force: op & 0x10 != 0) {
+            promise(drain.waiting == 0, "a release ends the wait")
+        }
         now += (Int64(arg) - (op & 0x80 != 0 ? 64 : 0)) * 1_000_000
         switch op % 4 {
         case 0:

@@ -64,11 +64,10 @@ def test_chromium_subscriber_layers_follow_a_link_that_drops_and_recovers(server
     # drop: the step down itself. (A probe later in the low phase can still
     # try the middle layer once and stall for up to a second: printed above.)
     frozen = sum(f["ms"] for f in r["freezes"] if DROP - 1 <= f["t"] <= DROP + 5)
-    # SVC: the lower layers go on without a key frame, but the overflowing
-    # queue also drops the key frame asked for; the endpoint then waits for
-    # its own (libwebrtc asks after 3 s without a decodable frame). Known
-    # gap, measured here rather than hidden (doc/bwe.md).
-    assert frozen < (1000 if stream == "vp8-simulcast" else 5000), r["freezes"]
+    # SVC: the held consumer's key frame is asked for once the link's queue
+    # has drained (asked for at once, the full queue lost it and the
+    # endpoint froze ~3 s until its own request): measured 0.6-0.9 s.
+    assert frozen < (1000 if stream == "vp8-simulcast" else 1500), r["freezes"]
     # The relay's queue back under 150 ms within 5 s of the drop, and kept there.
     drained = next(s["t"] for s in samples if s["t"] > DROP and s["queueMs"] < 150)
     assert drained <= DROP + 5, f"queue drained at {drained}"

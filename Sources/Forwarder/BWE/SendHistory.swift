@@ -21,6 +21,8 @@ package struct SendHistory {
     private let ring: UnsafeMutablePointer<Entry>
     /// The next transport-wide sequence number to send.
     package private(set) var next: UInt16 = 1
+    /// The newest number a feedback reported (received or lost).
+    package private(set) var newestReported: UInt16 = 0
 
     /// `memory` must hold `ringBytes`; it is cleared here.
     package init(memory: UnsafeMutableRawPointer) {
@@ -34,6 +36,27 @@ package struct SendHistory {
         next &+= 1
         ring[Int(sequence) % Self.capacity] = Entry(sendNs: sendNs, bytes: UInt32(clamping: bytes), sequence: sequence, cluster: cluster, valid: 1)
         return sequence
+    }
+
+    /// A feedback reported `sequence`.
+    package mutating func reported(_ sequence: UInt16) {
+        // Newer than the newest reported, and not past what was sent.
+        if sequence &- newestReported < 0x8000, next &- sequence <= 0x8000 { newestReported = sequence }
+    }
+
+    /// Bytes sent after the newest reported number: still in the link's
+    /// queue, or lost without a report yet. Walks those entries newest
+    /// first (at most the ring), so it is for occasional use.
+    package func bytesInFlight() -> Int {
+        var total = 0
+        var s = next &- 1
+        var walked = 0
+        while s != newestReported, walked < Self.capacity {
+            if let e = lookup(s) { total += e.bytes }
+            s &-= 1
+            walked += 1
+        }
+        return total
     }
 
     /// What was sent under `sequence`, if still held.

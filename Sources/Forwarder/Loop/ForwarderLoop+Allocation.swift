@@ -12,6 +12,9 @@ package struct SendSideControl {
     var allocatedEstimate = 0
     /// The first allocation: the start's own step down is no congestion.
     var firstAllocationNs: Int64 = -1
+    /// Consumers whose key frame request waits for the link's queue to
+    /// drain (see +Drain).
+    var drain = DrainGate()
 }
 
 /// Preallocated memory for one transport's allocation at a time: its
@@ -96,14 +99,18 @@ extension ForwarderLoop {
                     }
                 }
                 e.maxLayer = preferredLayer(ci)
-                // What probing looks for: the preferred layer, barred or not.
-                wanted += e.layerBitrates[LayerAllocator.highestSending(e, upTo: e.maxLayer)]
+                let preferred = LayerAllocator.highestSending(e, upTo: e.maxLayer)
                 let barred = Int(consumerCold[ci].barredLayer)
                 if barred > 0, turnNs < consumerCold[ci].barredUntilNs, estimate < consumerCold[ci].barredBelow {
                     e.maxLayer = min(e.maxLayer, barred - 1)
                 }
                 e.applied = min(layerLimit(ci), e.maxLayer)
                 if turnNs < consumerCold[ci].congestedUntilNs { e.upgradeMargin = LayerAllocator.congestedUpgradeMargin }
+                // What probing looks for: the preferred layer, barred or not,
+                // with the margin an upgrade to it needs (a probe that stops
+                // at the layer's own rate finds an estimate too low for it).
+                let rate = e.layerBitrates[preferred]
+                wanted += preferred > e.applied ? rate + Int(Double(rate) * e.upgradeMargin) : rate
             } else {
                 let s = Int(producers[p].streams[0])
                 e.fixedBitrate = s >= 0 ? Int(receiveStreams[s].bitrate) : 0
@@ -192,8 +199,11 @@ extension ForwarderLoop {
             consumers[ci].svcLayers.setTarget(spatial: min(consumers[ci].svcPreferred, consumers[ci].svcLimit), temporal: consumers[ci].svcLayers.targetTemporal)
             // Congestion went with loss: the lower layers alone may miss a
             // reference the link dropped. A key frame restarts them (as
-            // mediasoup asks for one on a K-SVC layer change).
-            if down { requestKeyFrame(consumer: ci) }
+            // mediasoup asks for one on a K-SVC layer change); held for an
+            // overrun link, once its queue has drained (+Drain).
+            if down {
+                if consumers[ci].svcLayers.holding { keyFrameWhenDrained(ci) } else { requestKeyFrame(consumer: ci) }
+            }
         }
     }
 

@@ -98,6 +98,10 @@ extension ForwarderLoop {
                                           temporal: consumers[ci].svcLayers.currentTemporal))
         }
         if d.requestKeyFrame { requestKeyFrame(consumer: ci) }
+        // A new numbering from the key frame that ended a hold (gapless, as
+        // a simulcast switch): NACKs for what was sent before it no longer
+        // map back, so the repairs cannot flood the link again.
+        if d.restart { rebase(ci, header, continueTimestamps: false) }
         guard d.forward else {
             consumers[ci].rtp.drop(header.sequenceNumber)
             consumers[ci].counters.dropped &+= 1

@@ -11,6 +11,7 @@ enum TimerKind: UInt16 {
     case reports = 7
     case feedback = 8
     case probe = 9
+    case drainedKeyFrame = 10
 }
 
 /// Audio level observers (RFC 6464 ssrc-audio-level): per packet, add the
@@ -55,6 +56,7 @@ extension ForwarderLoop {
                 case .reports: reportTimerFired()
                 case .feedback: feedbackTimerFired()
                 case .probe: probeTimerFired(due[i])
+                case .drainedKeyFrame: drainDeadlineFired(due[i])
                 case nil: break
                 }
             }

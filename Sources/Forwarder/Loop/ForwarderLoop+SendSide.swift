@@ -57,12 +57,14 @@ extension ForwarderLoop {
         let estimator = sendSideEstimators + i
         _ = try Rtcp.forEachTransportCcPacket(v) { sequence, delta in
             if let delta { arrivalUs += Int64(delta) * 250 }
+            history.pointee.reported(sequence)
             guard let sent = history.pointee.lookup(sequence) else { return }
             estimator.pointee.packet(sendNs: sent.sendNs, arrivalNs: delta == nil ? nil : arrivalUs * 1000, bytes: sent.bytes, cluster: sent.cluster)
         }
         let estimate = estimator.pointee.feedbackDone(nowNs: turnNs)
         transports[t].counters.availableOutgoingBitrate = UInt64(estimate)
         maybeAllocate(transport: t, estimate: estimate)
+        if sendSideControls[i].drain.waiting > 0 { releaseDrainedKeyFrames(transport: t, force: false) }
         if transports[t].traceBwe, turnNs - transports[t].lastBweTraceNs >= 1_000_000_000 {
             transports[t].lastBweTraceNs = turnNs
             let e = estimator.pointee

@@ -280,6 +280,8 @@ package struct ConsumerColdState {
     var barredUntilNs: Int64 = 0
     /// Until then upgrades need the larger margin (congestion moved it down).
     var congestedUntilNs: Int64 = 0
+    /// A key frame is asked for once the link's queue has drained.
+    var keyFrameWhenDrained = false
     var layerSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var layerRtxSsrcs = InlineArray<4, UInt32>(repeating: 0)
     var cname = InlineArray<64, UInt8>(repeating: 0)

@@ -10,8 +10,13 @@
 package struct RtpRewriter {
     /// Runs of consecutive drops remembered (a dropped layer's packets come
     /// in runs: one per picture); a packet older than the oldest forgotten
-    /// run can no longer be numbered, nor a NACK for it mapped back.
-    package static let maxDrops = 16
+    /// run can no longer be numbered, nor a NACK for it mapped back. 64: an
+    /// SVC consumer below the top layer drops a run per picture, and a NACK
+    /// can come a queue's delay later (over a second on a link that was
+    /// just overrun: with 16 runs, 0.8 s at 20 frames/s, the lost key frame
+    /// could not be repaired and the endpoint froze until its own 3 s
+    /// timeout).
+    package static let maxDrops = 64
 
     package init() {}
 
@@ -33,8 +38,8 @@ package struct RtpRewriter {
     /// Runs of inputs dropped under the current numbering (first input,
     /// length), oldest first; inputs older than `floorInput` (the end of a
     /// forgotten run) cannot be numbered.
-    private var runStarts = InlineArray<16, UInt16>(repeating: 0)
-    private var runLengths = InlineArray<16, UInt16>(repeating: 0)
+    private var runStarts = InlineArray<64, UInt16>(repeating: 0)
+    private var runLengths = InlineArray<64, UInt16>(repeating: 0)
     package private(set) var dropCount = 0
     private var floorInput: UInt16 = 0
     private var hasFloor = false

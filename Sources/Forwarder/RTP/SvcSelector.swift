@@ -70,15 +70,21 @@ package struct SvcSelector: Sendable {
         package var changed: Bool
         /// Ask the publisher for a key frame (once per up-switch).
         package var requestKeyFrame: Bool
+        /// A hold ended at this key frame: what was sent before it is of
+        /// no use to the endpoint any more (it starts over here), so its
+        /// repairs are not worth the link that was just overrun.
+        package var restart = false
     }
 
     @inline(__always)
     package mutating func decide(_ l: SvcLayers, keyFrame: Bool, marker: Bool) -> Decision {
         var changed = false
         var request = false
+        var restart = false
         if holding {
             guard keyFrame && l.pictureStart else { return Decision(forward: false, marker: false, changed: false, requestKeyFrame: false) }
             holding = false
+            restart = true
         }
         if keyFrame && l.pictureStart {
             changed = currentSpatial != targetSpatial || currentTemporal != targetTemporal
@@ -100,7 +106,8 @@ package struct SvcSelector: Sendable {
             request = true
         }
         let forward = currentSpatial != Self.none && l.spatial <= currentSpatial && l.temporal <= currentTemporal
-        return Decision(forward: forward, marker: forward && (marker || l.end && l.spatial == currentSpatial), changed: changed, requestKeyFrame: request)
+        return Decision(forward: forward, marker: forward && (marker || l.end && l.spatial == currentSpatial), changed: changed,
+                        requestKeyFrame: request, restart: restart)
     }
 
     /// A new target: asks again for a key frame if it is a spatial up-switch.
