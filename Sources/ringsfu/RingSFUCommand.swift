@@ -119,6 +119,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "ICE-TCP connections each worker holds at once (default 128).")
     var maxTcpConnections: Int?
 
+    @Option(help: "WHEP players of one room on one worker before the room spills onto another worker through in-process pipes (default 200; a worker over 75 % busy spills too).")
+    var roomPlayersPerWorker: Int?
+
     @Option(help: "Seconds a graceful shutdown (SIGTERM/SIGINT) may take before the server stops anyway (default 5); a second signal exits at once.")
     var shutdownTimeout: Int?
 
@@ -154,6 +157,7 @@ struct Serve: AsyncParsableCommand {
         put("playToken", playToken.map(ConfigContent.string), secret: true)
         put("roomTokens", roomTokens.isEmpty ? nil : .stringArray(roomTokens), secret: true)
         put("maxTcpConnections", maxTcpConnections.map(ConfigContent.int))
+        put("roomPlayersPerWorker", roomPlayersPerWorker.map(ConfigContent.int))
         put("shutdownTimeout", shutdownTimeout.map(ConfigContent.int))
         put("iceServers", iceServers.isEmpty ? nil : .stringArray(iceServers))
         put("turnSecret", turnSecret.map(ConfigContent.string), secret: true)
@@ -198,6 +202,7 @@ struct Serve: AsyncParsableCommand {
         roomLimits.listenIp = s.mediaListenIp
         roomLimits.announcedAddress = s.announcedAddress
         roomLimits.workerAnnouncedAddresses = limits.workerAnnouncedAddresses
+        roomLimits.playersPerWorker = s.roomPlayersPerWorker
         let rooms = Rooms(pool: pool, limits: roomLimits)
         let host = s.host, port = s.port, shutdownTimeout = s.shutdownTimeout
         let connections = Connections()
@@ -218,7 +223,7 @@ struct Serve: AsyncParsableCommand {
         // entities close as on any disconnect), stop the HTTP server, then
         // the workers; bounded in time whatever clients do. A second signal
         // exits at once.
-        var config = ServiceGroupConfiguration(services: [app], logger: logger)
+        var config = ServiceGroupConfiguration(services: [app, LoadSampler(pool: pool)], logger: logger)
         config.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
         config.maximumCancellationDuration = .seconds(2)
         let group = ServiceGroup(configuration: config)

@@ -7,6 +7,12 @@ import RingSFU
 /// owns a transport consuming one publisher's tracks. One WHEP session
 /// plays one publisher: a page that shows a whole room opens one per
 /// publisher, following `GET /rooms/{room}` (see doc/whip-whep.md).
+///
+/// A room bigger than its worker spills: once the home worker is busy
+/// (its sampled load, `spillLoad`) or carries `playersPerWorker` players of
+/// the room, new players go to an edge router of the room on the
+/// least-loaded other worker, fed through in-process pipes
+/// (`pipeToRouter`); an edge closes with its last player.
 @RingSFUActor
 final class Rooms {
     struct Limits: Sendable {
@@ -20,6 +26,10 @@ final class Rooms {
         var announcedAddress: String? = nil
         /// By worker id, before `announcedAddress`.
         var workerAnnouncedAddresses: [String: String] = [:]
+        /// Players of a room on one worker before the room spills onto
+        /// another, and the worker load (`WorkerLoad.score`) that spills too.
+        var playersPerWorker = 200
+        var spillLoad = 0.75
     }
 
     enum Role: String, Sendable { case publish, play }
@@ -46,6 +56,8 @@ final class Rooms {
         let id: String
         let role: Role
         let room: Room
+        /// The worker of the router its transport is on (the room's home or an edge).
+        let workerId: String
         let transport: WebRtcTransport
         /// The publisher session a player plays.
         let publisherId: String?
@@ -56,10 +68,11 @@ final class Rooms {
         /// Changes with our ICE credentials (RFC 9725's entity tag).
         var etag: String { "\"\(transport.iceParameters.usernameFragment)\"" }
 
-        init(id: String, role: Role, room: Room, transport: WebRtcTransport, publisherId: String?) {
+        init(id: String, role: Role, room: Room, workerId: String, transport: WebRtcTransport, publisherId: String?) {
             self.id = id
             self.role = role
             self.room = room
+            self.workerId = workerId
             self.transport = transport
             self.publisherId = publisherId
         }
@@ -75,6 +88,9 @@ final class Rooms {
         var players: [Session] = []
         /// JSON-RPC sessions in the room (`room.join`).
         var rpcMembers = 0
+        /// Routers of the room on other workers, by worker id: players
+        /// spill there, fed by pipes from `router`.
+        var edges: [String: Router] = [:]
         init(name: String, router: Router, workerId: String) {
             self.name = name
             self.router = router
@@ -121,7 +137,7 @@ final class Rooms {
             throw .full("room \(name) has its maximum of \(limits.maxPublishersPerRoom) publishers")
         }
         let session: Session
-        do { session = try newSession(.publish, room: room, publisherId: nil, offer: offer) } catch {
+        do { session = try newSession(.publish, room: room, on: room.router, workerId: room.workerId, publisherId: nil, offer: offer) } catch {
             closeIfEmpty(room)
             throw .rejected(error)
         }
@@ -159,10 +175,15 @@ final class Rooms {
             throw .full("room \(name) has its maximum of \(limits.maxPlayersPerRoom) players")
         }
         let session: Session
-        do { session = try newSession(.play, room: room, publisherId: source.id, offer: offer) } catch { throw .rejected(error) }
+        let producers: [Producer]
+        do {
+            let (workerId, router) = try playerRouter(room)
+            producers = try piped(source.producers, from: room, to: router)
+            session = try newSession(.play, room: room, on: router, workerId: workerId, publisherId: source.id, offer: offer)
+        } catch { throw .rejected(error) }
         if let transport = source.rpcTransport { followRpcPublisher(transport, room: room) }
         do {
-            let (answer, consumers) = try session.transport.answerPlaybackOffer(offer, producers: source.producers, streamId: source.id)
+            let (answer, consumers) = try session.transport.answerPlaybackOffer(offer, producers: producers, streamId: source.id)
             session.consumers = consumers
             room.players.append(session)
             sessions[session.id] = session
@@ -170,7 +191,51 @@ final class Rooms {
             return Created(id: session.id, answer: answer.text, etag: session.etag)
         } catch {
             session.transport.close()
+            closeIdleEdges(room)
             throw .rejected(error)
+        }
+    }
+
+    /// Where a new player of the room goes: the first of the room's routers
+    /// (home, then edges) whose worker is not busy and has room for
+    /// players, else a new edge on the least-loaded worker the room is not
+    /// on yet; with no such worker, home carries on.
+    private func playerRouter(_ room: Room) throws(SFUError) -> (String, Router) {
+        let routers = [(room.workerId, room.router)] + room.edges.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        for (workerId, router) in routers {
+            let players = room.players.reduce(0) { $0 + ($1.workerId == workerId ? 1 : 0) }
+            let busy = pool.loads[workerId]?.busy(limits.spillLoad) ?? false
+            if players < limits.playersPerWorker && !busy { return (workerId, router) }
+        }
+        guard let worker = pool.leastLoaded(except: Set(routers.map(\.0))),
+              !(pool.loads[worker.id]?.busy(limits.spillLoad) ?? false) else { return (room.workerId, room.router) }
+        let edge = try worker.createRouter(mediaCodecs: Self.mediaCodecs, appData: ["room": .string(room.name), "edge": .bool(true)])
+        room.edges[worker.id] = edge
+        logger.debug("room spills onto another worker", metadata: ["room": "\(room.name)", "worker": "\(worker.id)"])
+        return (worker.id, edge)
+    }
+
+    /// The producers as `router` has them: piped from the room's home
+    /// router the first time an edge needs them.
+    private func piped(_ producers: [Producer], from room: Room, to router: Router) throws(SFUError) -> [Producer] {
+        guard router !== room.router else { return producers }
+        var out: [Producer] = []
+        for p in producers {
+            if let existing = router.producer(id: p.id), !existing.closed {
+                out.append(existing)
+            } else {
+                out.append(try room.router.pipeToRouter(producerId: p.id, router: router).pipeProducer)
+            }
+        }
+        return out
+    }
+
+    /// Closes the room's edges that have no player left (their pipes close
+    /// with them).
+    private func closeIdleEdges(_ room: Room) {
+        for (workerId, edge) in room.edges where !room.players.contains(where: { $0.workerId == workerId }) {
+            room.edges[workerId] = nil
+            edge.close()
         }
     }
 
@@ -187,6 +252,7 @@ final class Rooms {
             // (closing the transport ends the player's DTLS session).
             for p in room.players where p.publisherId == id { end(p.id, reason: "publisher left") }
         }
+        closeIdleEdges(room)
         closeIfEmpty(room)
     }
 
@@ -210,17 +276,20 @@ final class Rooms {
     private func closeIfEmpty(_ room: Room) {
         guard room.publishers.isEmpty, room.players.isEmpty, room.rpcMembers == 0, rooms[room.name] === room else { return }
         rooms[room.name] = nil
+        for edge in room.edges.values { edge.close() }
+        room.edges = [:]
         room.router.close()
     }
 
-    private func newSession(_ role: Role, room: Room, publisherId: String?, offer: SessionDescription) throws(SFUError) -> Session {
-        let announced = limits.workerAnnouncedAddresses[room.workerId] ?? limits.announcedAddress
+    private func newSession(_ role: Role, room: Room, on router: Router, workerId: String, publisherId: String?,
+                            offer: SessionDescription) throws(SFUError) -> Session {
+        let announced = limits.workerAnnouncedAddresses[workerId] ?? limits.announcedAddress
         if limits.listenIp == "0.0.0.0" || limits.listenIp == "::", announced == nil {
             throw .invalidState("media listens on \(limits.listenIp): start the server with --announced-address (the address peers reach it at) or --media-ip")
         }
         let listen = ["udp", "tcp"].map { TransportListenInfo(protocol: $0, ip: limits.listenIp, announcedAddress: announced) }
-        let transport = try room.router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen, enableUdp: true, enableTcp: true, preferUdp: true))
-        let session = Session(id: SessionIds.sessionId(), role: role, room: room, transport: transport, publisherId: publisherId)
+        let transport = try router.createWebRtcTransport(WebRtcTransportOptions(listenInfos: listen, enableUdp: true, enableTcp: true, preferUdp: true))
+        let session = Session(id: SessionIds.sessionId(), role: role, room: room, workerId: workerId, transport: transport, publisherId: publisherId)
         session.remoteUfrag = offer.media.lazy.compactMap { $0.attribute("ice-ufrag") }.first ?? offer.attribute("ice-ufrag")
         return session
     }

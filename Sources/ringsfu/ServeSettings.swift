@@ -34,6 +34,8 @@ struct ServeSettings: Sendable {
     var playToken: String? = nil
     var roomTokens: [String: RoomTokens] = [:]
     var maxTcpConnections = 128
+    /// Players of a room on one worker before the room spills onto another.
+    var roomPlayersPerWorker = 200
     var shutdownTimeout = 5
     var iceServers = IceServers()
 
@@ -92,6 +94,7 @@ struct ServeSettings: Sendable {
         s.playToken = try secret(string("playToken", secret: true), file: nil, name: "playToken")
         s.roomTokens = try parseRoomTokens(strings("roomTokens", secret: true) ?? [])
         s.maxTcpConnections = try int("maxTcpConnections") ?? s.maxTcpConnections
+        s.roomPlayersPerWorker = try int("roomPlayersPerWorker") ?? s.roomPlayersPerWorker
         s.shutdownTimeout = try int("shutdownTimeout") ?? s.shutdownTimeout
         s.iceServers.urls = try strings("iceServers") ?? []
         s.iceServers.turnSecret = try string("turnSecret", secret: true)
@@ -122,6 +125,7 @@ struct ServeSettings: Sendable {
             throw ValidationError("--max-message-bytes must be at least 1024 and --max-queued-bytes at least as large")
         }
         guard (1...300).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout takes 1 to 300 seconds") }
+        guard (1...100_000).contains(roomPlayersPerWorker) else { throw ValidationError("--room-players-per-worker takes 1 to 100000") }
         if apiToken == nil, !Self.isLoopback(host) {
             throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
         }

@@ -279,6 +279,9 @@ public final class Router {
         producers[producer.id] = nil
     }
 
+    /// The producer with that id in this router (its own, or one piped in).
+    public func producer(id: String) -> Producer? { producers[id] }
+
     /// Whether a consumer with `rtpCapabilities` could consume the producer.
     public func canConsume(producerId: String, rtpCapabilities: RtpCapabilities) -> Bool {
         guard let producer = producers[producerId] else { return false }

@@ -71,6 +71,13 @@ extension Worker {
         return usage
     }
 
+    /// Packets sent so far and the forwarder thread's CPU seconds: what a
+    /// `WorkerLoad` is sampled from.
+    func loadFigures() async -> (packetsOut: UInt64, cpuSeconds: Double) {
+        let (c, _) = await forwarder.counters()
+        return (c.packetsOut, forwarderCpuSeconds)
+    }
+
     /// CPU time of the forwarder thread so far (0 once it has ended).
     var forwarderCpuSeconds: Double {
         let tid = forwarder.threadId.load(ordering: .acquiring)

@@ -1,3 +1,5 @@
+import RingSFUCShims
+
 /// A set of workers, typically one per core, that routers are spread over.
 @RingSFUActor
 public final class WorkerPool {
@@ -19,10 +21,28 @@ public final class WorkerPool {
 
     public func worker(id: String) -> Worker? { workers.first { $0.id == id } }
 
-    /// The open worker with the fewest entities (routers, WebRTC servers,
-    /// transports, producers and consumers), which is where the load is.
-    public func leastLoaded() -> Worker? {
-        workers.filter { !$0.closed }.min { $0.entityCount < $1.entityCount }
+    /// Each worker's load as last sampled (`sampleLoads`), by worker id.
+    public internal(set) var loads: [String: WorkerLoad] = [:]
+
+    /// Samples every worker's figures into its `WorkerLoad`; call it on a
+    /// schedule (the server does, every second).
+    public func sampleLoads(nowNs: Int64 = rsfu_monotonic_ns()) async {
+        for w in workers where !w.closed {
+            let (packets, cpu) = await w.loadFigures()
+            loads[w.id, default: WorkerLoad()].sample(nowNs: nowNs, packetsOut: packets, cpuSeconds: cpu)
+        }
+    }
+
+    public func load(of worker: Worker) -> WorkerLoad { loads[worker.id] ?? WorkerLoad() }
+
+    /// The open worker doing the least: by sampled load (CPU share and
+    /// packet rate, in steps of 5 % of a core so that noise does not decide),
+    /// then by entity count (routers, WebRTC servers, transports, producers,
+    /// consumers: where the load is about to be). `except`: workers not to
+    /// pick (a room's spill goes to another worker).
+    public func leastLoaded(except: Set<String> = []) -> Worker? {
+        func key(_ w: Worker) -> (Int, Int) { (Int(load(of: w).score * 20), w.entityCount) }
+        return workers.filter { !$0.closed && !except.contains($0.id) }.min { key($0) < key($1) }
     }
 
     public func closeAll() {
