@@ -121,6 +121,9 @@ struct Fanout: AsyncParsableCommand {
     @Flag(help: "Consumers negotiate transport-wide CC too (as browsers do): the worker numbers every copy, keeps a send history per transport and estimates from the sink's feedback (every 50 ms); without it they consume without the extension.")
     var consumerCc = false
 
+    @Flag(help: "The producer on one worker, the consumers on a second worker (same CPU), fed through pipeToRouter's in-process ring: CPU is both forwarder threads'; compare with a run without it for the cost of a pipe hop.")
+    var pipeHop = false
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -131,6 +134,7 @@ struct Fanout: AsyncParsableCommand {
         if loss > 0 && (srtp != nil || target != nil) { throw ValidationError("--loss runs the in-process worker without SRTP") }
         if transportCc && target != nil { throw ValidationError("--transport-cc runs the in-process worker only (no --target)") }
         if consumerCc && (target != nil || srtp != nil || baseline) { throw ValidationError("--consumer-cc runs the in-process worker without SRTP (the sink sends plain feedback)") }
+        if pipeHop && (target != nil || consumerCc || loss > 0) { throw ValidationError("--pipe-hop runs in-process workers (no --target, --consumer-cc or --loss)") }
         guard loss >= 0 && loss < 100 else { throw ValidationError("--loss takes a percentage from 0 to 100") }
         if srtpSuite != nil { try SrtpLibrary.initialize(openssl: true) }
         let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -190,14 +194,20 @@ struct Fanout: AsyncParsableCommand {
     func runSfu(consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
         let p = streams(n, mode)
         let (video, audio) = Self.ssrcs(p, mode)
-        let worker = try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8, retransmissionBufferPackets: retransmissionPackets))
+        let settings = WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8, retransmissionBufferPackets: retransmissionPackets)
+        let worker = try await Worker.create(settings)
+        // --pipe-hop: the consumers' worker, on the same CPU (thread CPU times add up).
+        let second = pipeHop ? try await Worker.create(settings) : nil
         let sink = Sink(cpu: loadCpu)
         let listen = TransportListenInfo(protocol: "udp", ip: "127.0.0.1")
         let publisherKey = srtpSuite.map { suite in
             SrtpKey(suite: suite, key: (0..<suite.keyLength).map { _ in UInt8.random(in: 0...255) })
         }
         let (ingestPort, threadId, sinkKeys, rtxPt) = try await setUpRoom(worker: worker, consumers: n, video: video, audio: audio, sinkPort: sink.port, listen: listen, srtp: publisherKey, transportCc: transportCc,
-                                                                              consumerCc: consumerCc)
+                                                                              consumerCc: consumerCc, consumersOn: second)
+        let secondThread = await second?.forwarderThread
+        func cpuNs() -> Int64 { rsfu_thread_cpu_ns(pthread_t(threadId)) + (secondThread.map { rsfu_thread_cpu_ns(pthread_t($0)) } ?? 0) }
+        let out = second ?? worker
         sink.srtpByPort = sinkKeys
         if consumerCc { sink.transportCcId = try await Self.consumerTransportCcId(worker) }
         sink.nackFraction = loss / 100
@@ -207,20 +217,22 @@ struct Fanout: AsyncParsableCommand {
         if transportCc { generator.transportCcId = Self.transportCcId }
         generator.start()
         try await Task.sleep(for: .seconds(1))
-        let u0 = await worker.getResourceUsage()
-        let cpu0 = rsfu_thread_cpu_ns(pthread_t(threadId))
+        let u0 = await out.getResourceUsage()
+        let cpu0 = cpuNs()
         let s0 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
         sink.beginWindow()
         try await Task.sleep(for: .seconds(duration))
-        let cpu1 = rsfu_thread_cpu_ns(pthread_t(threadId))
-        let u1 = await worker.getResourceUsage()
+        let cpu1 = cpuNs()
+        let u1 = await out.getResourceUsage()
         let s1 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
         generator.stop()
         try await Task.sleep(for: .milliseconds(200))
         let (received, histogram) = sink.endWindow()
         sink.stop()
-        await worker.close()
-        await worker.waitForShutdown()
+        for w in [worker] + (second.map { [$0] } ?? []) {
+            await w.close()
+            await w.waitForShutdown()
+        }
         let resent = u1.retransmitted - u0.retransmitted
         let probes = u1.probePackets - u0.probePackets
         // CPU per first transmission: with --loss the retransmissions are
@@ -299,14 +311,17 @@ struct Fanout: AsyncParsableCommand {
     /// one producer, and the consumers are simulcast consumers.
     @RingSFUActor
     func setUpRoom(worker: Worker, consumers n: Int, video: [UInt32], audio: [UInt32], sinkPort: UInt16, listen: TransportListenInfo, srtp: SrtpKey? = nil, transportCc: Bool = false,
-                   simulcast: Bool = false, consumerCc: Bool = false) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
-        let router = try worker.createRouter(mediaCodecs: Self.roomCodecs)
-        let ingest = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
+                   simulcast: Bool = false, consumerCc: Bool = false, consumersOn second: Worker? = nil) async throws -> (UInt16, UInt, [UInt16: SrtpKey], UInt8?) {
+        let home = try worker.createRouter(mediaCodecs: Self.roomCodecs)
+        // With a second worker the consumers' router is there, the producers piped to it.
+        let router = try second?.createRouter(mediaCodecs: Self.roomCodecs) ?? home
+        let ingest = try home.createPlainTransport(PlainTransportOptions(listenInfo: listen, comedia: true, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
         if let srtp {
             try ingest.connect(srtpParameters: SrtpParameters(cryptoSuite: srtp.suite.rawValue, keyBase64: Data(srtp.key).base64EncodedString()))
         }
         var sinkKeys: [UInt16: SrtpKey] = [:]
-        let producers = try Self.produce(on: ingest, video: video, audio: audio, transportCc: transportCc, simulcast: simulcast)
+        var producers = try Self.produce(on: ingest, video: video, audio: audio, transportCc: transportCc, simulcast: simulcast)
+        if router !== home { producers = try producers.map { try home.pipeToRouter(producerId: $0.id, router: router).pipeProducer } }
         for _ in 0..<n {
             let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
             if let srtp, let mine = t.srtpParameters, let key = Data(base64Encoded: mine.keyBase64) {
@@ -321,6 +336,7 @@ struct Fanout: AsyncParsableCommand {
             }
         }
         await worker.sync()
+        await second?.sync()
         let rtx: RtpCodecCapability? = (router.rtpCapabilities.codecs ?? []).first { $0.mimeType.lowercased() == "video/rtx" }
         let rtxPt: UInt8? = rtx?.preferredPayloadType.map { UInt8($0) }
         return (UInt16(ingest.tuple.localPort), worker.forwarderThread, sinkKeys, rtxPt)
@@ -354,7 +370,7 @@ struct Fanout: AsyncParsableCommand {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) pipe-hop=\(pipeHop) loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
         if loss > 0 {
