@@ -2,6 +2,8 @@
 #include <dlfcn.h>
 #include "CShims.h"
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int rsfu_pin_current_thread(int cpu) {
     cpu_set_t set;
@@ -155,4 +157,33 @@ uintptr_t rsfu_symbol_offset(void *address) {
     Dl_info info;
     if (dladdr(address, &info) && info.dli_fbase) return (uintptr_t)address - (uintptr_t)info.dli_fbase;
     return 0;
+}
+
+/* io_uring_getevents_arg as kernels from 6.12 read it: the former pad is
+   min_wait_usec (IORING_FEAT_MIN_TIMEOUT). Debian 12's liburing (2.3)
+   predates it, so the enter call is made here. */
+struct rsfu_getevents_arg {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t min_wait_usec;
+    uint64_t ts;
+};
+
+int rsfu_ring_has_min_wait(struct io_uring *ring) { return (ring->features & (1U << 15)) != 0; }
+
+int rsfu_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr, struct __kernel_timespec *ts, unsigned min_wait_usec) {
+    /* What io_uring_submit does first: publish the queued SQEs. */
+    struct io_uring_sq *sq = &ring->sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    unsigned to_submit = tail - io_uring_smp_load_acquire(sq->khead);
+    struct rsfu_getevents_arg arg = {
+        .sigmask = 0, .sigmask_sz = 0, .min_wait_usec = min_wait_usec, .ts = (uint64_t)(uintptr_t)ts,
+    };
+    long r = syscall(__NR_io_uring_enter, ring->ring_fd, to_submit, wait_nr,
+                     IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    return r < 0 ? -errno : (int)r;
 }

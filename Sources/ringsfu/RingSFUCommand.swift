@@ -119,6 +119,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "ICE-TCP connections each worker holds at once (default 128).")
     var maxTcpConnections: Int?
 
+    @Option(help: "Microseconds a worker may let packets gather before a loop turn under moderate load (default 300; 0: never): less CPU per packet for that much latency at most.")
+    var coalesceMicroseconds: Int?
+
     @Option(help: "WHEP players of one room on one worker before the room spills onto another worker through in-process pipes (default 200; a worker over 75 % busy spills too).")
     var roomPlayersPerWorker: Int?
 
@@ -158,6 +161,7 @@ struct Serve: AsyncParsableCommand {
         put("roomTokens", roomTokens.isEmpty ? nil : .stringArray(roomTokens), secret: true)
         put("maxTcpConnections", maxTcpConnections.map(ConfigContent.int))
         put("roomPlayersPerWorker", roomPlayersPerWorker.map(ConfigContent.int))
+        put("coalesceMicroseconds", coalesceMicroseconds.map(ConfigContent.int))
         put("shutdownTimeout", shutdownTimeout.map(ConfigContent.int))
         put("iceServers", iceServers.isEmpty ? nil : .stringArray(iceServers))
         put("turnSecret", turnSecret.map(ConfigContent.string), secret: true)
@@ -181,6 +185,7 @@ struct Serve: AsyncParsableCommand {
         let pool = await WorkerPool()
         var settings = WorkerSettings(logLevel: s.logLevel, rtcMinPort: s.rtcMinPort, rtcMaxPort: s.rtcMaxPort)
         settings.maxTcpConnections = s.maxTcpConnections
+        settings.coalesceMicroseconds = s.coalesceMicroseconds
         settings.dtlsCertificateFile = s.dtlsCertificateFile
         settings.dtlsPrivateKeyFile = s.dtlsPrivateKeyFile
         try await pool.start(count: count, settings: settings, pin: s.pin)

@@ -36,6 +36,8 @@ struct ServeSettings: Sendable {
     var maxTcpConnections = 128
     /// Players of a room on one worker before the room spills onto another.
     var roomPlayersPerWorker = 200
+    /// WorkerSettings.coalesceMicroseconds (nil: the library's default).
+    var coalesceMicroseconds: Int? = nil
     var shutdownTimeout = 5
     var iceServers = IceServers()
 
@@ -95,6 +97,7 @@ struct ServeSettings: Sendable {
         s.roomTokens = try parseRoomTokens(strings("roomTokens", secret: true) ?? [])
         s.maxTcpConnections = try int("maxTcpConnections") ?? s.maxTcpConnections
         s.roomPlayersPerWorker = try int("roomPlayersPerWorker") ?? s.roomPlayersPerWorker
+        s.coalesceMicroseconds = try int("coalesceMicroseconds")
         s.shutdownTimeout = try int("shutdownTimeout") ?? s.shutdownTimeout
         s.iceServers.urls = try strings("iceServers") ?? []
         s.iceServers.turnSecret = try string("turnSecret", secret: true)
@@ -126,6 +129,7 @@ struct ServeSettings: Sendable {
         }
         guard (1...300).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout takes 1 to 300 seconds") }
         guard (1...100_000).contains(roomPlayersPerWorker) else { throw ValidationError("--room-players-per-worker takes 1 to 100000") }
+        if let us = coalesceMicroseconds, !(0...1000).contains(us) { throw ValidationError("--coalesce-microseconds takes 0 to 1000") }
         if apiToken == nil, !Self.isLoopback(host) {
             throw ValidationError("refusing to listen on \(host) without an API token: anyone who reaches the port could create, consume and close media. Set --api-token (or --api-token-file, or RINGSFU_API_TOKEN), or listen on 127.0.0.1")
         }

@@ -83,6 +83,9 @@ struct Fanout: AsyncParsableCommand {
     @Flag(help: "Disable UDP GSO batching in the worker.")
     var noGso = false
 
+    @Option(help: "WorkerSettings.coalesceMicroseconds: how long completions may gather before a loop turn (0: none).")
+    var coalesceUs: Int?
+
     @Option(help: "CPU for the SFU worker (and the baseline).")
     var sfuCpu = 0
 
@@ -194,7 +197,8 @@ struct Fanout: AsyncParsableCommand {
     func runSfu(consumers n: Int, mode: TrafficMode) async throws -> RunFigures {
         let p = streams(n, mode)
         let (video, audio) = Self.ssrcs(p, mode)
-        let settings = WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8, retransmissionBufferPackets: retransmissionPackets)
+        var settings = WorkerSettings(logLevel: "warning", rtcMinPort: 20000, rtcMaxPort: 39999, cpu: sfuCpu, gso: !noGso, maxTransports: n + 8, maxProducers: 2 * p + 8, maxConsumers: 2 * p * n + 8, retransmissionBufferPackets: retransmissionPackets)
+        settings.coalesceMicroseconds = coalesceUs
         let worker = try await Worker.create(settings)
         // --pipe-hop: the consumers' worker, on the same CPU (thread CPU times add up).
         let second = pipeHop ? try await Worker.create(settings) : nil
@@ -370,7 +374,7 @@ struct Fanout: AsyncParsableCommand {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) pipe-hop=\(pipeHop) loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) pipe-hop=\(pipeHop) coalesce-us=\(coalesceUs.map(String.init) ?? "default") loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
         if loss > 0 {

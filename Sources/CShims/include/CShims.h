@@ -137,6 +137,13 @@ int rsfu_dtls_srtp_keys(rsfu_dtls *d, int is_client, uint8_t *local, uint8_t *re
 /// The current thread's errno.
 int rsfu_errno(void);
 
+/// Whether the kernel takes a minimum wait (IORING_FEAT_MIN_TIMEOUT, 6.12).
+int rsfu_ring_has_min_wait(struct io_uring *ring);
+/// Submits what is queued and waits for `wait_nr` completions, `ts` at the
+/// latest (NULL: no limit); with `min_wait_usec`, once that has passed any
+/// completion ends the wait. Returns what io_uring_enter returns, or -errno.
+int rsfu_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr, struct __kernel_timespec *ts, unsigned min_wait_usec);
+
 /// Flags of the io_uring features this library probes for.
 unsigned rsfu_setup_single_issuer(void);
 unsigned rsfu_setup_defer_taskrun(void);

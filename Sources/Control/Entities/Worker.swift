@@ -58,6 +58,10 @@ public final class Worker {
         var fs = ForwarderSettings()
         fs.cpu = settings.cpu
         if settings.gso == false { fs.maxSegmentsPerSend = 1 }
+        if let us = settings.coalesceMicroseconds {
+            guard (0...1000).contains(us) else { throw .invalidArgument("invalid coalesceMicroseconds \(us) (0-1000)") }
+            fs.coalesceMicroseconds = UInt32(us)
+        }
         if let n = settings.maxTransports { fs.maxTransports = UInt32(max(1, n)) }
         if let n = settings.maxProducers { fs.maxProducers = UInt32(max(1, n)) }
         if let n = settings.maxConsumers { fs.maxConsumers = UInt32(max(1, n)) }

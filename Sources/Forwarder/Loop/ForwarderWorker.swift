@@ -10,6 +10,10 @@ package struct ForwarderSettings: Sendable {
     /// CPU to pin the worker thread to, or nil to leave it to the scheduler.
     package var cpu: Int? = nil
     package var ringEntries: UInt32 = 4096
+    /// How long completions may gather before a turn (see
+    /// `WorkerSettings.coalesceMicroseconds`), and how many end the wait.
+    package var coalesceMicroseconds: UInt32 = 300
+    package var coalesceCompletions: UInt32 = 32
     /// Receive buffers in the provided buffer ring (a power of two).
     package var receiveBuffers: Int = 4096
     package var bufferSize: Int = 2048
