@@ -127,8 +127,33 @@ struct Fanout: AsyncParsableCommand {
     @Flag(help: "The producer on one worker, the consumers on a second worker (same CPU), fed through pipeToRouter's in-process ring: CPU is both forwarder threads'; compare with a run without it for the cost of a pipe hop.")
     var pipeHop = false
 
-    @Option(help: "Write the results as JSON to this file.")
+    @Option(help: "Write the results as JSON to this file (with the run's metadata: version, host, CPU, kernel, command, settings, start and end).")
     var json: String?
+
+    @Option(help: "Write charts as SVG: PREFIX-cpu.svg (CPU per forwarded packet against consumers) and PREFIX-latency.svg (p50 and p99 against consumers).")
+    var svg: String?
+
+    @Flag(help: "No progress lines on stderr while runs go on.")
+    var quiet = false
+
+    /// The settings a result file records.
+    struct Settings: Codable {
+        var consumers: String, duration: Double, outputPps: Double, traffic: String, repeatCount: Int
+        var baseline: Bool, gso: Bool, srtp: String?, loss: Double, transportCc: Bool, consumerCc: Bool, pipeHop: Bool
+        var coalesceUs: Int?, target: String?, sfuCpu: Int, loadCpu: Int
+    }
+
+    var settingsRecord: Settings {
+        Settings(consumers: consumers, duration: duration, outputPps: outputPps, traffic: traffic, repeatCount: repeatCount, baseline: baseline, gso: !noGso,
+                 srtp: srtp, loss: loss, transportCc: transportCc, consumerCc: consumerCc, pipeHop: pipeHop, coalesceUs: coalesceUs, target: target,
+                 sfuCpu: sfuCpu, loadCpu: loadCpu)
+    }
+
+    /// Progress on stderr (stdout keeps the table).
+    func progress(_ line: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
 
     func run() async throws {
         guard let mode = TrafficMode(rawValue: traffic) else { throw ValidationError("--traffic must be synthetic or realistic") }
@@ -143,9 +168,11 @@ struct Fanout: AsyncParsableCommand {
         let counts = consumers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--consumers takes positive integers, e.g. 1,10,50") }
         var results: [RunResult] = []
+        var metadata = RunMetadata()
         for n in counts {
             var sfuRuns: [RunFigures] = [], baseRuns: [RunFigures] = []
-            for _ in 0..<max(1, repeatCount) {
+            for run in 0..<max(1, repeatCount) {
+                progress("N=\(n) run \(run + 1)/\(max(1, repeatCount)): \(Int(inputRate(n))) packets/s in, \(Int(outputPps)) out expected, \(Int(duration)) s after 1 s of warm-up")
                 if let target {
                     sfuRuns.append(try await runRemote(url: target, consumers: n, mode: mode))
                 } else {
@@ -156,15 +183,36 @@ struct Fanout: AsyncParsableCommand {
             results.append(RunResult(consumers: n, mode: mode.rawValue, sfu: median(sfuRuns), baseline: baseRuns.isEmpty ? nil : median(baseRuns)))
         }
         printTable(results)
+        metadata.finished = Date()
         if let json {
-            struct Output: Codable { var runs: [RunResult] }
+            struct Output: Codable { var metadata: RunMetadata; var settings: Settings; var runs: [RunResult] }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(Output(runs: results)).write(to: URL(fileURLWithPath: json))
+            encoder.dateEncodingStrategy = .iso8601
+            try encoder.encode(Output(metadata: metadata, settings: settingsRecord, runs: results)).write(to: URL(fileURLWithPath: json))
         }
+        if let svg { try writeCharts(results, prefix: svg) }
     }
 
     func inputRate(_ n: Int) -> Double { outputPps / Double(n) }
+
+    func writeCharts(_ results: [RunResult], prefix: String) throws {
+        let n = results.map { Double($0.consumers) }
+        var cpu = [SvgChart.Series(name: "RingSFU", points: Array(zip(n, results.map(\.cpuSecondsPerMillion))).map { (x: $0.0, y: $0.1) })]
+        if results.allSatisfy({ $0.baseline != nil }) {
+            cpu.append(SvgChart.Series(name: "recvmmsg/sendmmsg baseline", points: Array(zip(n, results.map { $0.baseline!.cpuSecondsPerMillion })).map { (x: $0.0, y: $0.1) }))
+        }
+        let caption = "\(Int(outputPps)) packets/s out, \(traffic)\(srtp.map { ", SRTP " + $0 } ?? "")"
+        try SvgChart(title: "CPU per forwarded packet (\(caption))", xLabel: "consumers per packet", yLabel: "CPU-seconds per million packets", series: cpu)
+            .render().write(toFile: prefix + "-cpu.svg", atomically: true, encoding: .utf8)
+        let latency = [
+            SvgChart.Series(name: "p50", points: Array(zip(n, results.map(\.latencyUs.p50))).map { (x: $0.0, y: $0.1) }),
+            SvgChart.Series(name: "p99", points: Array(zip(n, results.map(\.latencyUs.p99))).map { (x: $0.0, y: $0.1) }),
+        ]
+        try SvgChart(title: "Forwarding latency (\(caption))", xLabel: "consumers per packet", yLabel: "microseconds", series: latency)
+            .render().write(toFile: prefix + "-latency.svg", atomically: true, encoding: .utf8)
+        progress("charts: \(prefix)-cpu.svg, \(prefix)-latency.svg")
+    }
 
     func median(_ runs: [RunFigures]) -> RunFigures {
         runs.sorted { $0.cpuSecondsPerMillion < $1.cpuSecondsPerMillion }[runs.count / 2]
@@ -225,7 +273,16 @@ struct Fanout: AsyncParsableCommand {
         let cpu0 = cpuNs()
         let s0 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
         sink.beginWindow()
-        try await Task.sleep(for: .seconds(duration))
+        // One progress line a second: what went out over that second.
+        var last = u0.packetsOut, lastCpu = cpu0
+        let seconds = max(1, Int(duration.rounded(.up)))
+        for s in 1...seconds {
+            try await Task.sleep(for: .seconds(min(1, duration - Double(s - 1))))
+            let u = await out.getResourceUsage(), c = cpuNs()
+            progress("  \(s)/\(seconds) s: \(u.packetsOut - last) packets out, CPU \(String(format: "%.0f", Double(c - lastCpu) / 1e7)) % of a core")
+            last = u.packetsOut
+            lastCpu = c
+        }
         let cpu1 = cpuNs()
         let u1 = await out.getResourceUsage()
         let s1 = generator.sentVideo.load(ordering: .relaxed) + generator.sentAudio.load(ordering: .relaxed)
