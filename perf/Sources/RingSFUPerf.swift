@@ -15,7 +15,7 @@ struct RingSFUPerf: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringsfu-perf",
         abstract: "Benchmarks for RingSFU's forwarder (build with -c release).",
-        subcommands: [Fanout.self, AllocCheck.self, SrtpBench.self, Soak.self]
+        subcommands: [Fanout.self, RoomLoad.self, AllocCheck.self, SrtpBench.self, Soak.self]
     )
 }
 

@@ -1,0 +1,48 @@
+"""The load tester against a real server: `ringsfu-perf room` loads a
+running `ringsfu serve` with WebRTC publishers and subscribers (ICE, DTLS
+and SRTP from the project's own primitives) over the JSON-RPC API, prints
+progress, and writes a summary with the run's metadata and charts."""
+import json
+import os
+import subprocess
+
+from test_aiortc_publish import ADMIN_TOKEN, ROOT, free_port
+from whip import wait_for_port
+
+
+def test_room_load_with_webrtc_participants(tmp_path):
+    server_bin = os.environ.get("RINGSFU_BIN") or subprocess.check_output(
+        ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
+    perf_bin = os.path.join(os.path.dirname(server_bin), "ringsfu-perf")
+    port = free_port()
+    server = subprocess.Popen([server_bin, "serve", "--port", str(port), "--workers", "1", "--admin-token", ADMIN_TOKEN,
+                               "--rtc-min-port", "44000", "--rtc-max-port", "44999", "--log-level", "warning"])
+    try:
+        assert wait_for_port(port, server), "the server did not start"
+        out = tmp_path / "room.json"
+        run = subprocess.run([perf_bin, "room", "--target", f"ws://127.0.0.1:{port}/rpc", "--token", ADMIN_TOKEN,
+                              "--publishers", "2", "--subscribers", "10", "--duration", "2",
+                              "--json", str(out), "--svg", str(tmp_path / "room")],
+                             capture_output=True, text=True, timeout=120)
+        print(run.stdout)
+        print(run.stderr[-2000:])
+        assert run.returncode == 0, run.stderr
+        # Progress while it ran: joins, then a line a second.
+        assert "subscribers joined: 10/10" in run.stderr
+        assert run.stderr.count(" s: sent ") == 2
+        report = json.loads(out.read_text())
+        assert report["metadata"]["tool"] == "ringsfu-perf" and report["metadata"]["version"]
+        assert report["metadata"]["started"] and report["metadata"]["finished"]
+        summary = report["summary"]
+        assert summary["participants"] == 12
+        assert summary["lossPercent"] < 1, summary
+        assert len(summary["tracks"]) == 2
+        for track in summary["tracks"]:
+            # Every packet the server got went to each of the ten subscribers.
+            assert track["serverReceived"] > 0, track
+            assert track["serverForwarded"] >= 10 * track["serverReceived"] * 0.99, track
+        assert len(report["timeline"]) == 2
+        assert (tmp_path / "room-throughput.svg").read_text().startswith("<svg")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

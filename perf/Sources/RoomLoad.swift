@@ -1,0 +1,249 @@
+import ArgumentParser
+import Foundation
+import HummingbirdWSClient
+import Logging
+import RingSFU
+import RingSFUCShims
+import RingSFUForwarder
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A room on a running `ringsfu serve`, loaded with real WebRTC
+/// participants: each publisher and subscriber gets a WebRtcTransport over
+/// the JSON-RPC API and passes an ICE check and a DTLS handshake on its own
+/// socket as a browser does; publishers then send SRTP video (frame bursts
+/// at the given rate), subscribers receive and decrypt every copy.
+struct RoomLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "room",
+        abstract: "Load a running server with WebRTC publishers and subscribers (ICE, DTLS, SRTP) over its JSON-RPC API.")
+
+    @Option(help: "The server's JSON-RPC endpoint (ws://host:port/rpc).")
+    var target: String
+
+    @Option(help: "Bearer token for the endpoint (the admin token: worker figures are the admin's to read).")
+    var token: String?
+
+    @Option(help: "Publishers, one video track each.")
+    var publishers = 1
+
+    @Option(help: "Subscribers, each receiving every publisher's track.")
+    var subscribers = 10
+
+    @Option(help: "Video packets per second per publisher (30 fps frame bursts).")
+    var videoPps: Double = 300
+
+    @Option(help: "Measured seconds (after 1 s of warm-up).")
+    var duration: Double = 10
+
+    @Option(help: "CPU for the load threads (publishers' senders and the subscribers' receiver).")
+    var loadCpu: Int?
+
+    @Option(help: "Write the summary, timeline and run metadata as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Write charts as SVG: PREFIX-throughput.svg (packets/s sent and received over time).")
+    var svg: String?
+
+    struct Second: Codable {
+        var t: Int
+        var sentPps: UInt64
+        var receivedPps: UInt64
+        var serverOutPps: UInt64
+        var serverCpuPercent: Double
+        var lossPercent: Double
+        var p99Us: Double
+    }
+
+    struct Track: Codable {
+        var producerId: String
+        var ssrc: UInt32
+        var publisherSent: UInt64
+        var serverReceived: Int
+        var serverForwarded: Int
+    }
+
+    struct Summary: Codable {
+        var participants: Int
+        var joinMsMedian: Double
+        var joinMsMax: Double
+        var sent: UInt64
+        var expected: UInt64
+        var received: UInt64
+        var lossPercent: Double
+        var latencyUs: RunFigures.Latency
+        var tracks: [Track]
+    }
+
+    func validate() throws {
+        guard (1...64).contains(publishers) else { throw ValidationError("--publishers takes 1 to 64") }
+        guard (1...2000).contains(subscribers) else { throw ValidationError("--subscribers takes 1 to 2000") }
+        guard videoPps > 0, duration > 0 else { throw ValidationError("--video-pps and --duration must be positive") }
+    }
+
+    func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+
+    func run() async throws {
+        var metadata = RunMetadata()
+        try SrtpLibrary.initialize(openssl: true)
+        let sink = Sink(cpu: loadCpu)
+        let rpcUrl = target.hasSuffix("/rpc") ? target : target + (target.hasSuffix("/") ? "rpc" : "/rpc")
+        var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
+        if let token { config.additionalHeaders[.authorization] = "Bearer \(token)" }
+        let box = RoomResultBox()
+        let me = self
+        try await WebSocketClient.connect(url: rpcUrl, configuration: config, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
+            let rpc = RemoteRoom(inbound: inbound, outbound: outbound)
+            box.set(try await me.load(rpc, sink: sink))
+            // Closing the connection closes the room on the server.
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        sink.stop()
+        guard let (summary, timeline) = box.value else { throw ValidationError("the run against \(rpcUrl) did not complete") }
+        metadata.finished = Date()
+        print("room: \(publishers) publishers x \(subscribers) subscribers, \(Int(videoPps)) video packets/s each, \(duration) s")
+        print("| track | ssrc | sent by publisher | received by server | forwarded |")
+        print("|---|---|---|---|---|")
+        for t in summary.tracks { print("| \(t.producerId.prefix(8)) | \(t.ssrc) | \(t.publisherSent) | \(t.serverReceived) | \(t.serverForwarded) |") }
+        print(String(format: "joined %d in %.0f ms median (%.0f max); subscribers received %d of %d (loss %.3f %%); latency p50 %.0f us, p99 %.0f us",
+                     summary.participants, summary.joinMsMedian, summary.joinMsMax, summary.received, summary.expected, summary.lossPercent,
+                     summary.latencyUs.p50, summary.latencyUs.p99))
+        if let json {
+            struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second] }
+            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)"]
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            try encoder.encode(Output(metadata: metadata, settings: settings, summary: summary, timeline: timeline)).write(to: URL(fileURLWithPath: json))
+        }
+        if let svg {
+            let t = timeline.map { Double($0.t) }
+            try SvgChart(title: "Room: \(publishers) x \(subscribers), packets per second", xLabel: "seconds", yLabel: "packets/s", series: [
+                .init(name: "sent by publishers", points: Array(zip(t, timeline.map { Double($0.sentPps) })).map { (x: $0.0, y: $0.1) }),
+                .init(name: "received by subscribers", points: Array(zip(t, timeline.map { Double($0.receivedPps) })).map { (x: $0.0, y: $0.1) }),
+                .init(name: "sent by the server", points: Array(zip(t, timeline.map { Double($0.serverOutPps) })).map { (x: $0.0, y: $0.1) }),
+            ]).render().write(toFile: svg + "-throughput.svg", atomically: true, encoding: .utf8)
+        }
+        if summary.received == 0 { throw ExitCode(2) }
+    }
+
+    /// Builds the room, runs it, and reads the figures.
+    func load(_ rpc: RemoteRoom, sink: Sink) async throws -> (Summary, [Second]) {
+        let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": .encoding(Fanout.roomCodecs)]))
+        guard let routerId = router["id"]?.stringValue, let workerId = router["workerId"]?.stringValue else {
+            throw RemoteRoom.RemoteError(description: "unexpected createRouter result \(router)")
+        }
+        let caps = router["rtpCapabilities"] ?? .null
+        let listen: JSONValue = .array([.object(["protocol": .string("udp"), "ip": .string("127.0.0.1")])])
+        var joinMs: [Double] = []
+        /// A WebRtcTransport, connected with `peer`'s DTLS parameters: its id, port and ICE parameters.
+        func transport(_ peer: WebRtcPeer) async throws -> (String, UInt16, IceParameters) {
+            let t = try await rpc.call("router.createWebRtcTransport", .object(["routerId": .string(routerId), "listenInfos": listen]))
+            let id = t["id"]?.stringValue ?? ""
+            let ice = try JSONDecoder().decode(IceParameters.self, from: JSONEncoder().encode(t["iceParameters"] ?? .null))
+            let port = UInt16(t["iceCandidates"]?.firstElement?["port"]?.numberValue ?? 0)
+            _ = try await rpc.call("transport.connect", .object(["transportId": .string(id), "dtlsParameters": .encoding(peer.dtlsParameters)]))
+            return (id, port, ice)
+        }
+        // Publishers: ICE and DTLS from a socket whose port the sender then uses.
+        var generators: [LoadGenerator] = [], tracks: [(id: String, ssrc: UInt32)] = []
+        for i in 0..<publishers {
+            let start = Date()
+            let peer = try WebRtcPeer()
+            let (id, port, ice) = try await transport(peer)
+            let ssrc = 10_000 + UInt32(i)
+            let params = JSONValue.encoding(RtpParameters(codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
+                                                          encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf-\(i)")))
+            let p = try await rpc.call("transport.produce", .object(["transportId": .string(id), "kind": .string("video"), "rtpParameters": params]))
+            let source = bindLoopbackUdp(bufferBytes: 1 << 20)
+            let keys: (send: SrtpKey, receive: SrtpKey)
+            do { keys = try peer.connect(fd: source.fd, port: port, ice: ice) } catch { close(source.fd); throw error }
+            close(source.fd)
+            generators.append(LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: [ssrc], audioSsrcs: [], videoPps: videoPps, mode: .realistic,
+                                            cpu: loadCpu, sourcePort: source.port, srtpKey: keys.send))
+            tracks.append((p["id"]?.stringValue ?? "", ssrc))
+            joinMs.append(Date().timeIntervalSince(start) * 1000)
+            say("publisher \(i + 1)/\(publishers) joined in \(Int(joinMs.last!)) ms")
+        }
+        // Subscribers: all on the sink's socket (each its own server transport).
+        var consumersOf: [String: [String]] = [:]
+        for i in 0..<subscribers {
+            let start = Date()
+            let peer = try WebRtcPeer()
+            let (id, port, ice) = try await transport(peer)
+            sink.srtpByPort[port] = try peer.connect(fd: sink.fd, port: port, ice: ice).receive
+            for track in tracks {
+                let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": caps]))
+                consumersOf[track.id, default: []].append(c["id"]?.stringValue ?? "")
+            }
+            joinMs.append(Date().timeIntervalSince(start) * 1000)
+            if (i + 1) % max(1, subscribers / 10) == 0 || i + 1 == subscribers { say("subscribers joined: \(i + 1)/\(subscribers)") }
+        }
+        sink.start()
+        for g in generators { g.start() }
+        try await Task.sleep(for: .seconds(1))
+        func sent() -> UInt64 { generators.reduce(0) { $0 + $1.sentVideo.load(ordering: .relaxed) } }
+        func usage() async throws -> (UInt64, Double) {
+            let u = try await rpc.call("worker.getResourceUsage", .object(["workerId": .string(workerId)]))
+            return (UInt64(u["packetsOut"]?.numberValue ?? 0), u["forwarderCpuSeconds"]?.numberValue ?? 0)
+        }
+        sink.beginWindow()
+        let s0 = sent()
+        var (lastOut, lastCpu) = try await usage()
+        var lastSent = s0, lastReceived: UInt64 = 0
+        var timeline: [Second] = []
+        let seconds = max(1, Int(duration.rounded(.up)))
+        for t in 1...seconds {
+            try await Task.sleep(for: .seconds(min(1, duration - Double(t - 1))))
+            let (out, cpu) = try await usage()
+            let (received, histogram) = sink.peekWindow()
+            let now = sent()
+            let expected = Double(now - s0) * Double(subscribers)
+            let second = Second(t: t, sentPps: now - lastSent, receivedPps: received - lastReceived, serverOutPps: out - lastOut,
+                                serverCpuPercent: (cpu - lastCpu) * 100, lossPercent: expected > 0 ? max(0, 1 - Double(received) / expected) * 100 : 0,
+                                p99Us: Double(histogram.valueAtPercentile(99)))
+            timeline.append(second)
+            say(String(format: "%3d s: sent %5d/s, received %7d/s, server out %7d/s, server CPU %3.0f %%, loss %.3f %%, p99 %.0f us",
+                       t, second.sentPps, second.receivedPps, second.serverOutPps, second.serverCpuPercent, second.lossPercent, second.p99Us))
+            (lastOut, lastCpu, lastSent, lastReceived) = (out, cpu, now, received)
+        }
+        let s1 = sent()
+        for g in generators { g.stop() }
+        try await Task.sleep(for: .milliseconds(300))
+        let (received, histogram) = sink.endWindow()
+        var summaries: [Track] = []
+        for (k, track) in tracks.enumerated() {
+            let p = try await rpc.call("producer.getStats", .object(["producerId": .string(track.id)]))
+            var forwarded = 0
+            for cid in consumersOf[track.id] ?? [] {
+                let c = try await rpc.call("consumer.getStats", .object(["consumerId": .string(cid)]))
+                forwarded += Int(c.firstElement?["packetCount"]?.numberValue ?? 0)
+            }
+            summaries.append(Track(producerId: track.id, ssrc: track.ssrc, publisherSent: generators[k].sentVideo.load(ordering: .relaxed),
+                                   serverReceived: Int(p.firstElement?["packetCount"]?.numberValue ?? 0), serverForwarded: forwarded))
+        }
+        let expected = (s1 - s0) * UInt64(subscribers)
+        let sorted = joinMs.sorted()
+        let summary = Summary(participants: publishers + subscribers, joinMsMedian: sorted[sorted.count / 2], joinMsMax: sorted.last ?? 0,
+                              sent: s1 - s0, expected: expected, received: received,
+                              lossPercent: expected > 0 ? max(0, 1 - Double(received) / Double(expected)) * 100 : 0,
+                              latencyUs: .init(p50: Double(histogram.valueAtPercentile(50)), p99: Double(histogram.valueAtPercentile(99)),
+                                               p999: Double(histogram.valueAtPercentile(99.9))),
+                              tracks: summaries)
+        return (summary, timeline)
+    }
+}
+
+/// Carries the run's figures out of the WebSocket handler.
+final class RoomResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (RoomLoad.Summary, [RoomLoad.Second])?
+    var value: (RoomLoad.Summary, [RoomLoad.Second])? { lock.withLock { stored } }
+    func set(_ v: (RoomLoad.Summary, [RoomLoad.Second])) { lock.withLock { stored = v } }
+}
+
+extension JSONValue {
+    /// An array's first element (stats come as arrays), nil otherwise.
+    fileprivate var firstElement: JSONValue? { if case .array(let a) = self { a.first } else { nil } }
+}
