@@ -180,7 +180,10 @@ final class Rooms {
             let (workerId, router) = try playerRouter(room)
             producers = try piped(source.producers, from: room, to: router)
             session = try newSession(.play, room: room, on: router, workerId: workerId, publisherId: source.id, offer: offer)
-        } catch { throw .rejected(error) }
+        } catch {
+            closeIdleEdges(room) // an edge opened for this player only
+            throw .rejected(error)
+        }
         if let transport = source.rpcTransport { followRpcPublisher(transport, room: room) }
         do {
             let (answer, consumers) = try session.transport.answerPlaybackOffer(offer, producers: producers, streamId: source.id)
@@ -381,28 +384,4 @@ extension Rooms: RpcRoomDirectory {
         room.rpcMembers = max(0, room.rpcMembers - 1)
         closeIfEmpty(room)
     }
-}
-
-struct RoomInfo: Codable, Sendable {
-    struct Publisher: Codable, Sendable {
-        var id: String
-        var tracks: [String]
-    }
-    var name: String
-    var publishers: [Publisher]
-    var players: Int
-    /// What a page gives its RTCPeerConnection (`iceServers`).
-    var iceServers: [IceServers.Entry] = []
-}
-
-enum SessionIds {
-    /// Session ids go into URLs: 128 random bits, hex.
-    static func sessionId() -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in String(rng.next() as UInt64, radix: 16).leftPadded(16) }.joined()
-    }
-}
-
-extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

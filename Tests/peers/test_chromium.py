@@ -297,5 +297,9 @@ def test_chromium_simulcast_switches_without_freezing(server, protocol, negotiat
         window = [s for s in samples if at + 2.5 <= s["t"] < end]
         matching = [s for s in window if s["frameWidth"] == expected(s)]
         assert len(matching) >= len(window) - 1, (at, layer, window)
-    # Freezes (as the browser counts them) stay rare.
-    assert samples[-1]["freezeCount"] <= 1, samples[-1]
+    # Freezes (as the browser counts them) stay rare. Without congestion
+    # control ("rr") the publisher pauses and resumes its middle layer by
+    # itself in the first seconds, and the consumer follows (a key frame
+    # wait each time): those start-up moves are not the switches under test.
+    counted_from = next((s["freezeCount"] for s in samples if s["t"] >= 5), 0) if negotiate == "rr" else 0
+    assert samples[-1]["freezeCount"] - counted_from <= 1, samples[-1]
