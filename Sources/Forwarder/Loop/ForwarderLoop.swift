@@ -332,16 +332,11 @@ struct ForwarderLoop: ~Copyable {
         var ts = __kernel_timespec()
         // Coalescing: wait for a batch of completions, but once the
         // minimum wait has passed any completion ends it (so a packet after
-        // a quiet spell is taken at once). Needs the kernel's minimum wait.
-        // Adaptive: only while packets arrive often enough that another is
-        // due within the window (measured over 100 ms): gathering a lone
-        // packet per window costs a timer wakeup and saves nothing.
-        let coalesce = settings.coalesceMicroseconds > 0 && rsfu_ring_has_min_wait(ring) != 0
+        // a quiet spell is taken at once); when, see `TurnCoalescer`.
         let waitFor: UInt32 = max(1, settings.coalesceCompletions)
-        let minWait: UInt32 = settings.coalesceMicroseconds
-        var gather = false
-        var windowStartNs = rsfu_monotonic_ns()
-        var windowPackets = counters.packetsIn
+        var coalescer = TurnCoalescer(windowMicroseconds: rsfu_ring_has_min_wait(ring) != 0 ? settings.coalesceMicroseconds : 0,
+                                      nowNs: rsfu_monotonic_ns(), packetsIn: counters.packetsIn)
+        let minWait = coalescer.windowMicroseconds
         while fatalReason == nil {
             if worker.stopRequested.load(ordering: .acquiring) { break }
             // Wait for at least one completion, bounded by the next timer.
@@ -351,9 +346,9 @@ struct ForwarderLoop: ~Copyable {
                 let delta = max(0, deadline - rsfu_monotonic_ns())
                 ts.tv_sec = delta / 1_000_000_000
                 ts.tv_nsec = delta % 1_000_000_000
-                waitResult = gather ? rsfu_submit_and_wait_min(ring, waitFor, &ts, minWait) : io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+                waitResult = coalescer.gather ? rsfu_submit_and_wait_min(ring, waitFor, &ts, minWait) : io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
             } else {
-                waitResult = gather ? rsfu_submit_and_wait_min(ring, waitFor, nil, minWait) : io_uring_submit_and_wait_timeout(ring, &cqe, 1, nil, nil)
+                waitResult = coalescer.gather ? rsfu_submit_and_wait_min(ring, waitFor, nil, minWait) : io_uring_submit_and_wait_timeout(ring, &cqe, 1, nil, nil)
             }
             if waitResult < 0 && waitResult != -ETIME && waitResult != -EINTR && waitResult != -EAGAIN && waitResult != -EBUSY {
                 fatalReason = "io_uring_submit_and_wait_timeout failed: errno \(-waitResult)"
@@ -361,13 +356,7 @@ struct ForwarderLoop: ~Copyable {
             }
             counters.loopTurns &+= 1
             turnNs = rsfu_monotonic_ns()
-            if coalesce, turnNs - windowStartNs >= 100_000_000 {
-                // rate x window >= 1 packet, in integers.
-                let arrived = counters.packetsIn &- windowPackets
-                gather = arrived &* UInt64(minWait) &* 1000 >= UInt64(turnNs - windowStartNs)
-                windowStartNs = turnNs
-                windowPackets = counters.packetsIn
-            }
+            coalescer.turn(nowNs: turnNs, packetsIn: counters.packetsIn)
             // Drain every completion available, in batches.
             while true {
                 let n = Int(io_uring_peek_batch_cqe(ring, cqes, 256))
