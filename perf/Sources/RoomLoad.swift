@@ -184,10 +184,7 @@ struct RoomLoad: AsyncParsableCommand {
         for g in generators { g.start() }
         try await Task.sleep(for: .seconds(1))
         func sent() -> UInt64 { generators.reduce(0) { $0 + $1.sentVideo.load(ordering: .relaxed) } }
-        func usage() async throws -> (UInt64, Double) {
-            let u = try await rpc.call("worker.getResourceUsage", .object(["workerId": .string(workerId)]))
-            return (UInt64(u["packetsOut"]?.numberValue ?? 0), u["forwarderCpuSeconds"]?.numberValue ?? 0)
-        }
+        func usage() async throws -> (UInt64, Double) { try await rpc.usage(workerId: workerId) }
         sink.beginWindow()
         let s0 = sent()
         var (lastOut, lastCpu) = try await usage()
