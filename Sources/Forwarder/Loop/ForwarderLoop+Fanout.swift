@@ -17,6 +17,9 @@ struct FanoutPacket {
     private var keyFrame: Int8 = -1
 
     init(packet: UnsafeMutableRawPointer, size: Int, routerPt: UInt8, layer: Int, stream: Int, codec: UInt8, svc: SvcLayers? = nil) {
+        // The dependency-descriptor path already asked the key frame
+        // detector about a picture's first packet: not again.
+        if let svc, svc.pictureStart, codec != KeyFrameCodec.vp9.rawValue { keyFrame = svc.interPicture ? 0 : 1 }
         self.packet = packet
         self.size = size
         self.routerPt = routerPt
