@@ -85,9 +85,10 @@ struct ProbeControllerTests {
     @Test func theSearchStopsWhenAProbeLiftsNothing() {
         var c = ProbeController(maxBitrate: 30_000_000)
         _ = c.start(estimate: 300_000, nowNs: 0)
-        // The start probes lifted the estimate to 1.5 Mbps (>= 70 % of 1.8): search on.
+        // The start probes lifted the estimate to 1.5 Mbps (>= 70 % of 1.8):
+        // search on, as high as 6x the estimate allows.
         let next = c.update(estimate: 1_500_000, wanted: 20_000_000, nowNs: s / 10)
-        #expect(next?.bitrate == 3_000_000)
+        #expect(next?.bitrate == 9_000_000)
         // Near what is wanted (19 of 20 Mbps) and not lifted: nothing until 5 s later.
         var probes = 0
         var now = s / 5
@@ -98,5 +99,49 @@ struct ProbeControllerTests {
             now += s / 20
         }
         #expect(probes == 1, "one, 5 s after the start probes: \(probes)")
+    }
+
+    @Test func aProbeAimsAboveWhatIsWantedWithinSixTimesTheEstimate() {
+        var c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 300_000, nowNs: 0)
+        // A consumer wants 3.4 Mbps (its layer with the upgrade margin): one
+        // probe at 4.25 Mbps can find it, rather than three doublings.
+        #expect(c.update(estimate: 1_000_000, wanted: 3_400_000, nowNs: 6 * s)?.bitrate == 4_250_000)
+        // From 600 kbps: no more than 6x the estimate (the burst's queue on a link that small).
+        c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 300_000, nowNs: 0)
+        #expect(c.update(estimate: 600_000, wanted: 3_400_000, nowNs: 6 * s)?.bitrate == 3_600_000)
+        // Close to what is wanted: still twice the estimate.
+        c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 300_000, nowNs: 0)
+        #expect(c.update(estimate: 3_000_000, wanted: 3_400_000, nowNs: 6 * s)?.bitrate == 6_000_000)
+    }
+
+    @Test func aSearchStepThatLiftedNothingIsTriedOnceMoreASecondLater() {
+        var c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 300_000, nowNs: 0)
+        // The start probes got through: a search step at once.
+        #expect(c.update(estimate: 1_500_000, wanted: 3_400_000, nowNs: s / 10) != nil)
+        // It lifted nothing (a stalled host spoils a 15 ms cluster): once
+        // more after a second, then back to every 5 s.
+        var sent: [Int64] = []
+        var now = s / 10 + s / 20
+        while now < 12 * s {
+            if c.update(estimate: 1_500_000, wanted: 3_400_000, nowNs: now) != nil { sent.append(now) }
+            now += s / 20
+        }
+        #expect(sent.count == 3, "\(sent)")
+        #expect(sent.first.map { $0 >= s / 10 + s && $0 < s / 10 + s + s / 10 } == true, "\(sent)")
+        #expect(zip(sent.dropFirst(), sent).allSatisfy { $0 - $1 >= 5 * s }, "\(sent)")
+        // A periodic probe that lifts nothing is not retried early.
+        c = ProbeController(maxBitrate: 30_000_000)
+        _ = c.start(estimate: 1_000_000, nowNs: 0)
+        var probes = 0
+        now = s / 10
+        while now < 9 * s {
+            if c.update(estimate: 1_000_000, wanted: 3_400_000, nowNs: now) != nil { probes += 1 }
+            now += s / 20
+        }
+        #expect(probes == 1, "one at 5 s, nothing at 6 s: \(probes)")
     }
 }

@@ -49,6 +49,13 @@ def test_chromium_subscriber_layers_follow_a_link_that_drops_and_recovers(server
               f" {s['framesDecoded']:7d} {s['frameWidth']:6d}")
     print("freezes:", r["freezes"])
     print("layerschange:", r["layers"])
+    traces = [t["trace"] for t in r.get("traces", [])]
+    t0 = traces[0]["timestamp"] if traces else 0
+    print("bwe traces (s, available, acked, delay-based, loss-based, loss, last probe), kbps:")
+    for tr in traces:
+        i = tr["info"]
+        print(f"  {(tr['timestamp'] - t0) / 1000:5.1f} {i['availableBitrate'] // 1000:6d} {i['ackedBitrate'] // 1000:6d}"
+              f" {i['delayBasedBitrate'] // 1000:6d} {i['lossBasedBitrate'] // 1000:6d} {i['lossFraction']:.3f} {i.get('probeBitrate', 0) // 1000:6d}")
     assert r["framesPresented"], "the subscriber presented no frame"
 
     def layer_at(t):

@@ -23,6 +23,9 @@ public struct BweTraceInfo: Codable, Sendable, Hashable {
     /// The bounds (`setMinOutgoingBitrate`, `setMaxOutgoingBitrate` or the defaults).
     public var minBitrate: Int
     public var maxBitrate: Int
+    /// The rate the latest probe got through at (0: none yet). Not in
+    /// mediasoup's trace: it shows why the estimate jumped or did not.
+    public var probeBitrate: Int
 }
 
 extension Transport {
@@ -40,6 +43,6 @@ extension Transport {
         guard !closed else { return }
         publish(.trace(TransportTraceEventData(type: "bwe", timestamp: nowMillis(), direction: "out", info: BweTraceInfo(
             availableBitrate: r.availableBitrate, ackedBitrate: r.ackedBitrate, delayBasedBitrate: r.delayBasedBitrate,
-            lossBasedBitrate: r.lossBasedBitrate, lossFraction: r.lossFraction, minBitrate: r.minBitrate, maxBitrate: r.maxBitrate))))
+            lossBasedBitrate: r.lossBasedBitrate, lossFraction: r.lossFraction, minBitrate: r.minBitrate, maxBitrate: r.maxBitrate, probeBitrate: r.probeBitrate))))
     }
 }

@@ -24,15 +24,24 @@ package struct ProbeCluster: Sendable, Equatable {
 }
 
 /// When to probe and how high: at the start (3x and 6x the start rate),
-/// again at twice a successful probe's result while the allocation wants
-/// more than the estimate (exponential search), and at most every 5 s
-/// otherwise when the estimate stays below what consumers want.
+/// again at once when a probe lifted the estimate while the allocation
+/// still wants more (the search goes on), and at most every 5 s otherwise
+/// when the estimate stays below what consumers want. A search step that
+/// lifted nothing is tried once more a second later: one cluster is 15 ms,
+/// and a loop or a path that stalls that long (a busy host) spoils it.
+///
+/// A probe aims at what the consumers want with a quarter more (so that
+/// one probe can be enough: every step is a chance to fail), but no higher
+/// than 6x the estimate, so that its burst queues at most ~90 ms on a link
+/// that carries only the estimate, and at least at 2x the estimate.
 package struct ProbeController {
     private var nextId: UInt8 = 1
     private var started = false
     private var lastProbeNs: Int64 = -1
-    /// The rate a pending exponential step waits to exceed.
+    /// The rate a pending search step waits to exceed.
     private var awaitedBitrate = 0
+    /// The last probe was a search step, and it may be tried again once.
+    private var retryable = false
     package var maxBitrate: Int
 
     package init(maxBitrate: Int = SendSideEstimator.defaultMax) { self.maxBitrate = maxBitrate }
@@ -58,12 +67,16 @@ package struct ProbeController {
     package mutating func update(estimate: Int, wanted: Int, nowNs: Int64) -> ProbeCluster? {
         guard started, estimate < wanted, estimate < maxBitrate else {
             awaitedBitrate = 0
+            retryable = false
             return nil
         }
         // The last probe got through: search further at once.
         let further = awaitedBitrate > 0 && estimate >= awaitedBitrate
-        guard further || nowNs - lastProbeNs >= 5_000_000_000 else { return nil }
-        let c = cluster(min(estimate * 2, wanted * 2), nowNs: nowNs)
+        let retry = retryable && nowNs - lastProbeNs >= 1_000_000_000
+        guard further || retry || nowNs - lastProbeNs >= 5_000_000_000 else { return nil }
+        retryable = further
+        let target = min(max(estimate * 2, wanted + wanted / 4), estimate * 6, wanted * 2)
+        let c = cluster(target, nowNs: nowNs)
         // Searching further needs this probe to lift the estimate to 70 %
         // of its rate, and above where it is now: otherwise (a target near
         // what is wanted, or capped) the search would never end.

@@ -149,6 +149,8 @@ package struct BweRecord: Sendable, Equatable {
     package var lossFraction: Double
     package var minBitrate: Int
     package var maxBitrate: Int
+    /// The latest probe cluster's result (0: none yet).
+    package var probeBitrate = 0
 }
 
 package struct TraceRecord: Sendable {

@@ -71,7 +71,7 @@ extension ForwarderLoop {
             worker.onEvent(.bwe(transport: transports[t].handle, BweRecord(
                 availableBitrate: estimate, ackedBitrate: e.ackedBitrate ?? 0, delayBasedBitrate: e.delayBased.estimate,
                 lossBasedBitrate: e.lossBased.estimate, lossFraction: e.lossBased.lossFraction,
-                minBitrate: e.delayBased.minBitrate, maxBitrate: e.delayBased.maxBitrate)))
+                minBitrate: e.delayBased.minBitrate, maxBitrate: e.delayBased.maxBitrate, probeBitrate: e.lastProbeResult)))
         }
     }
 }
