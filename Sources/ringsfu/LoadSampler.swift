@@ -16,3 +16,21 @@ struct LoadSampler: Service {
         }
     }
 }
+
+/// Registers the node in the cluster every second and refreshes the claims
+/// of the rooms homed here (`ClusterNode.heartbeat`).
+struct ClusterHeartbeat: Service {
+    let cluster: ClusterNode
+    let rooms: Rooms
+    var interval: Duration = .seconds(1)
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let (homed, players) = await (rooms.homedRooms, rooms.playerCount)
+                await cluster.heartbeat(rooms: homed, players: players)
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}

@@ -125,6 +125,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "WHEP players of one room on one worker before the room spills onto another worker through in-process pipes (default 200; a worker over 75 % busy spills too).")
     var roomPlayersPerWorker: Int?
 
+    @Option(help: "Redis HOST:PORT: join the cluster of the nodes using it (rooms homed on one node, played on any through UDP pipes). Redis carries no media.")
+    var clusterRedis: String?
+
+    @Option(help: "This node's id in the cluster (default: host name and process id).")
+    var nodeId: String?
+
+    @Option(help: "URL other nodes and redirected WHIP clients reach this node's HTTP API at (default http://--host:--port).")
+    var nodeUrl: String?
+
+    @Option(help: "Address this node's cluster pipes listen on, reachable by the other nodes (default: the media address).")
+    var pipeIp: String?
+
     @Option(help: "Seconds a graceful shutdown (SIGTERM/SIGINT) may take before the server stops anyway (default 5); a second signal exits at once.")
     var shutdownTimeout: Int?
 
@@ -166,6 +178,10 @@ struct Serve: AsyncParsableCommand {
         put("iceServers", iceServers.isEmpty ? nil : .stringArray(iceServers))
         put("turnSecret", turnSecret.map(ConfigContent.string), secret: true)
         put("turnCredentialLifetime", turnCredentialLifetime.map(ConfigContent.int))
+        put("clusterRedis", clusterRedis.map(ConfigContent.string))
+        put("nodeId", nodeId.map(ConfigContent.string))
+        put("nodeUrl", nodeUrl.map(ConfigContent.string))
+        put("pipeIp", pipeIp.map(ConfigContent.string))
         return v
     }
 
@@ -209,6 +225,7 @@ struct Serve: AsyncParsableCommand {
         roomLimits.workerAnnouncedAddresses = limits.workerAnnouncedAddresses
         roomLimits.playersPerWorker = s.roomPlayersPerWorker
         let rooms = Rooms(pool: pool, limits: roomLimits)
+        let cluster = try s.clusterSettings().map { ClusterNode(settings: $0) }
         let host = s.host, port = s.port, shutdownTimeout = s.shutdownTimeout
         let connections = Connections()
         let logger = Logger(label: "ringsfu")
@@ -219,7 +236,7 @@ struct Serve: AsyncParsableCommand {
         let readiness = Readiness()
         let scheme = tls == nil ? "http" : "https", ws = tls == nil ? "ws" : "wss"
         let app = try ServerApp.build(host: host, port: port, pool: pool, metrics: registry, logLevel: level, limits: limits, connections: connections,
-                                      rooms: rooms, tls: tls, readiness: readiness) { [host, count] bound in
+                                      rooms: rooms, cluster: cluster, tls: tls, readiness: readiness) { [host, count] bound in
             listening.set()
             logger.info("ringsfu serving", metadata: ["version": "\(RingSFUVersion.current)", "address": "\(scheme)://\(host):\(bound)", "rpc": "\(ws)://\(host):\(bound)/rpc",
                                                      "metrics": "\(scheme)://\(host):\(bound)/metrics", "workers": "\(count)", "auth": "\(auth)"])
@@ -228,7 +245,9 @@ struct Serve: AsyncParsableCommand {
         // entities close as on any disconnect), stop the HTTP server, then
         // the workers; bounded in time whatever clients do. A second signal
         // exits at once.
-        var config = ServiceGroupConfiguration(services: [app, LoadSampler(pool: pool)], logger: logger)
+        var services: [any Service] = [app, LoadSampler(pool: pool)]
+        if let cluster { services.append(ClusterHeartbeat(cluster: cluster, rooms: rooms)) }
+        var config = ServiceGroupConfiguration(services: services, logger: logger)
         config.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
         config.maximumCancellationDuration = .seconds(2)
         let group = ServiceGroup(configuration: config)
@@ -238,6 +257,7 @@ struct Serve: AsyncParsableCommand {
             Task {
                 await connections.closeAll(reason: "server shutting down")
                 await rooms.endAll()
+                if let cluster { await cluster.leave() }
                 // Let the close frames go out before the listener stops.
                 try? await Task.sleep(for: .milliseconds(200))
                 await group.triggerGracefulShutdown()

@@ -91,6 +91,9 @@ final class Rooms {
         /// Routers of the room on other workers, by worker id: players
         /// spill there, fed by pipes from `router`.
         var edges: [String: Router] = [:]
+        /// A room homed on another node of the cluster, mirrored here for
+        /// this node's players (its publishers are the home node's).
+        var mirror: Uplink?
         init(name: String, router: Router, workerId: String) {
             self.name = name
             self.router = router
@@ -110,7 +113,9 @@ final class Rooms {
 
     let pool: WorkerPool
     let limits: Limits
-    private(set) var rooms: [String: Room] = [:]
+    var rooms: [String: Room] = [:]
+    /// Mirrors being set up, by room: a second player waits for the first's.
+    var mirroring: [String: Task<Result<Void, Refusal>, Never>] = [:]
     private var sessions: [String: Session] = [:]
     private let logger = Logger(label: "ringsfu.rooms")
 
@@ -159,6 +164,7 @@ final class Rooms {
     /// A room's publishers: WHIP sessions, then JSON-RPC transports with
     /// producers, as (id, producers).
     func publishers(of room: Room) -> [(id: String, producers: [Producer], rpcTransport: Transport?)] {
+        if let mirror = room.mirror { return mirror.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil) } }
         let whip = room.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil as Transport?) }
         let ours = Set(room.publishers.map { $0.transport.id })
         let rpc = room.router.publishingTransports.filter { !ours.contains($0.id) }.map { ($0.id, $0.openProducers, $0 as Transport?) }
@@ -276,11 +282,12 @@ final class Rooms {
         return room
     }
 
-    private func closeIfEmpty(_ room: Room) {
+    func closeIfEmpty(_ room: Room) {
         guard room.publishers.isEmpty, room.players.isEmpty, room.rpcMembers == 0, rooms[room.name] === room else { return }
         rooms[room.name] = nil
         for edge in room.edges.values { edge.close() }
         room.edges = [:]
+        room.mirror?.close()
         room.router.close()
     }
 

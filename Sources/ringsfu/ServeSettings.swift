@@ -40,6 +40,12 @@ struct ServeSettings: Sendable {
     var coalesceMicroseconds: Int? = nil
     var shutdownTimeout = 5
     var iceServers = IceServers()
+    /// Cluster mode: Redis's HOST:PORT, this node's id, the URL other nodes
+    /// and redirected clients reach it at, and the address its pipes listen on.
+    var clusterRedis: String? = nil
+    var nodeId: String? = nil
+    var nodeUrl: String? = nil
+    var pipeIp: String? = nil
 
     /// Reads every setting; throws a `ValidationError` naming the setting
     /// and its three spellings on a value of the wrong type or out of range.
@@ -102,6 +108,10 @@ struct ServeSettings: Sendable {
         s.iceServers.urls = try strings("iceServers") ?? []
         s.iceServers.turnSecret = try string("turnSecret", secret: true)
         s.iceServers.credentialLifetime = try int("turnCredentialLifetime") ?? s.iceServers.credentialLifetime
+        s.clusterRedis = try string("clusterRedis")
+        s.nodeId = try string("nodeId")
+        s.nodeUrl = try string("nodeUrl")
+        s.pipeIp = try string("pipeIp")
         try s.validate()
         return s
     }
@@ -148,6 +158,7 @@ struct ServeSettings: Sendable {
         if iceServers.urls.contains(where: { $0.hasPrefix("turn") }), iceServers.turnSecret == nil {
             throw ValidationError("turn: servers in --ice-server need --turn-secret (coturn's static-auth-secret)")
         }
+        _ = try clusterSettings()
         guard (60...7 * 86400).contains(iceServers.credentialLifetime) else { throw ValidationError("--turn-credential-lifetime takes 60 s to 7 days") }
         guard (tlsCertificateFile == nil) == (tlsPrivateKeyFile == nil) else {
             throw ValidationError("--tls-certificate-file and --tls-private-key-file go together")
@@ -207,5 +218,32 @@ struct ServeSettings: Sendable {
         if host == "localhost" { return "127.0.0.1" }
         let isAddress = host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
         return isAddress ? host : "0.0.0.0"
+    }
+}
+
+extension ServeSettings {
+    /// Cluster mode's settings (nil without --cluster-redis), checked.
+    func clusterSettings() throws -> ClusterSettings? {
+        guard let redis = clusterRedis else { return nil }
+        let parts = redis.split(separator: ":")
+        guard parts.count == 2, !parts[0].isEmpty, let redisPort = Int(parts[1]), (1...65535).contains(redisPort) else {
+            throw ValidationError("--cluster-redis takes HOST:PORT (Redis's address), not \"\(redis.prefix(60))\"")
+        }
+        let wildcard = host == "0.0.0.0" || host == "::"
+        guard let url = nodeUrl ?? (wildcard ? nil : "http://\(host.contains(":") ? "[\(host)]" : host):\(port)") else {
+            throw ValidationError("--cluster-redis with --host \(host) needs --node-url: the http(s)://host:port other nodes and redirected clients reach this node at")
+        }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count <= 200 else {
+            throw ValidationError("--node-url takes http(s)://host:port, not \"\(url.prefix(60))\"")
+        }
+        let media = mediaListenIp
+        guard let pipe = pipeIp ?? (media == "0.0.0.0" || media == "::" ? announcedAddress : media) else {
+            throw ValidationError("--cluster-redis needs --pipe-ip (the address other nodes send piped media to) when media listens on \(media)")
+        }
+        let id = nodeId ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        guard (1...64).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw ValidationError("--node-id takes 1 to 64 of A-Z a-z 0-9 - _ .")
+        }
+        return ClusterSettings(redisHost: String(parts[0]), redisPort: redisPort, nodeId: id, nodeUrl: url, pipeIp: pipe, token: apiToken ?? adminToken)
     }
 }

@@ -88,13 +88,14 @@ enum ClientRole: Sendable {
 enum ServerApp {
     static func build(host: String, port: Int, pool: WorkerPool, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                       logLevel: Logger.Level = .info, limits: ServerLimits = ServerLimits(),
-                      connections: Connections = Connections(), rooms: Rooms? = nil, tls: TLSConfiguration? = nil,
+                      connections: Connections = Connections(), rooms: Rooms? = nil, cluster: ClusterNode? = nil, tls: TLSConfiguration? = nil,
                       readiness: Readiness = Readiness(),
                       onRunning: @escaping @Sendable (_ boundPort: Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Hummingbird.Router(context: RpcRequestContext.self)
         router.add(middleware: WebOriginMiddleware(limits: limits))
         let rooms = rooms ?? Rooms(pool: pool, limits: Rooms.Limits())
-        WhipWhep.register(router, rooms: rooms, limits: limits)
+        WhipWhep.register(router, rooms: rooms, limits: limits, cluster: cluster)
+        if let cluster { ClusterStatus.register(router, cluster: cluster, limits: limits) }
         router.get("/health") { _, _ in
             // Healthy while every worker's forwarder runs: a dead worker (a
             // fatal ring error) makes the server unfit for new rooms.

@@ -21,7 +21,7 @@ enum WhipWhep {
     static let maxFragmentBytes = 16 * 1024
     static let linkHeader = HTTPFields.Element.Name("Link")!
 
-    static func register(_ router: Hummingbird.Router<RpcRequestContext>, rooms: Rooms, limits: ServerLimits) {
+    static func register(_ router: Hummingbird.Router<RpcRequestContext>, rooms: Rooms, limits: ServerLimits, cluster: ClusterNode? = nil) {
         for (prefix, role) in [("whip", Rooms.Role.publish), ("whep", .play)] {
             router.post("/\(prefix)/{room}") { request, context in
                 let room = context.parameters.get("room") ?? ""
@@ -34,8 +34,17 @@ enum WhipWhep {
                 let offer: SessionDescription
                 do throws(SdpError) { offer = try SessionDescription(parsing: text) } catch { return plain(.badRequest, error.description) }
                 let publisher = request.uri.queryParameters["publisher"].map(String.init)
+                if let cluster, let routed = await ClusterRouting.route(request, room: room, role: role, publisher: publisher, rooms: rooms, cluster: cluster) {
+                    return routed
+                }
                 do throws(Rooms.Refusal) {
-                    let created = try await role == .publish ? rooms.publish(room: room, offer: offer) : rooms.play(room: room, publisher: publisher, offer: offer)
+                    let created: Rooms.Created
+                    do throws(Rooms.Refusal) {
+                        created = try await role == .publish ? rooms.publish(room: room, offer: offer) : rooms.play(room: room, publisher: publisher, offer: offer)
+                    } catch {
+                        if role == .play { await rooms.dropIfUnused(room) }
+                        throw error
+                    }
                     var headers: HTTPFields = [
                         .contentType: "application/sdp",
                         .location: "/\(prefix)/\(room)/\(created.id)",
