@@ -5,9 +5,10 @@ set -euo pipefail
 
 # chromium: the headless browser peer of the end-to-end tests; prometheus: promtool checks /metrics;
 # openssl: the tool makes the DTLS certificate files of a test; simple-whip-client: a GStreamer
-# WHIP publisher (pulls in GStreamer's WebRTC plugins); coturn: the TURN server of a test.
+# WHIP publisher (pulls in GStreamer's WebRTC plugins); coturn: the TURN server of a test;
+# redis-server: the cluster tests' coordination store (started by the tests themselves).
 packages=(liburing-dev libsrtp2-dev libssl-dev libusrsctp-dev pkg-config iproute2 ffmpeg python3-venv chromium prometheus openssl
-          simple-whip-client coturn)
+          simple-whip-client coturn redis-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -181,6 +181,12 @@ int rsfu_dtls_write(rsfu_dtls *d, const uint8_t *data, size_t len) {
     return 0;
 }
 
+void rsfu_dtls_close(rsfu_dtls *d) {
+    if (!d->done || d->failed) return;
+    SSL_shutdown(d->ssl);
+    ERR_clear_error();
+}
+
 size_t rsfu_dtls_take_output(rsfu_dtls *d, uint8_t *buf, size_t cap) {
     int n = BIO_read(d->out, buf, (int)cap);
     return n > 0 ? (size_t)n : 0;

@@ -123,6 +123,9 @@ int rsfu_dtls_read(rsfu_dtls *d, uint8_t *buf, size_t cap);
 /// Sends application data as one record (take it with rsfu_dtls_take_output).
 int rsfu_dtls_write(rsfu_dtls *d, const uint8_t *data, size_t len);
 size_t rsfu_dtls_take_output(rsfu_dtls *d, uint8_t *buf, size_t cap);
+/// Queues a close_notify alert on a connected session (take it with
+/// rsfu_dtls_take_output); nothing on a session that never connected.
+void rsfu_dtls_close(rsfu_dtls *d);
 /// Milliseconds until the retransmission timer fires, -1 if none.
 long rsfu_dtls_timeout_ms(rsfu_dtls *d);
 int rsfu_dtls_handle_timeout(rsfu_dtls *d);

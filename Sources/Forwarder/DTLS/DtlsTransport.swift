@@ -97,6 +97,10 @@ package struct DtlsSession {
     }
 
     /// Copies pending output into `buffer`; returns its length (0: none).
+    /// Queues close_notify (a connected session only): the peer learns at
+    /// once that the transport closed, instead of from a timeout.
+    package func close() { rsfu_dtls_close(raw) }
+
     package func takeOutput(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int {
         Int(rsfu_dtls_take_output(raw, buffer.assumingMemoryBound(to: UInt8.self), capacity))
     }
@@ -193,6 +197,9 @@ package struct DtlsTransport: ~Copyable {
     package func send(applicationData data: [UInt8]) -> Bool {
         data.withUnsafeBytes { session.send($0) }
     }
+
+    /// Queues close_notify (see `DtlsSession.close`).
+    package func close() { session.close() }
 
     /// Copies pending output into `buffer`; returns its length (0: none).
     package func takeOutput(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int {

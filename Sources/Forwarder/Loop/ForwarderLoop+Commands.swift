@@ -284,6 +284,12 @@ extension ForwarderLoop {
         guard transports[h].inUse else { return }
         while transports[h].firstProducer >= 0 { closeProducer(Int(transports[h].firstProducer)) }
         while transports[h].firstConsumer >= 0 { closeConsumer(Int(transports[h].firstConsumer)) }
+        if transports[h].webrtc, webrtc[h].dtlsState == .connected, let d = webrtc[h].dtls {
+            // close_notify before the socket goes: the endpoint learns now
+            // that the transport closed, not from a consent timeout.
+            d.close()
+            afterDtls(h, .pending)
+        }
         // A server transport shares the server's socket: never close that here.
         if transports[h].server >= 0 { unregisterServerTransport(h) }
         beginSocketClose(transports[h].rtpSocket)
