@@ -42,7 +42,7 @@ extension Fanout {
 
     func printTable(_ results: [RunResult]) {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
-        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) pipe-hop=\(pipeHop) coalesce-us=\(coalesceUs.map(String.init) ?? "default") loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
+        print("traffic=\(traffic) srtp=\(srtpSuite?.rawValue ?? "off") consumer-cc=\(consumerCc) pipe-hop=\(pipeHop ? (udpPipe ? "udp-srtp" : "ring") : "off") coalesce-us=\(coalesceUs.map(String.init) ?? "default") loss=\(loss)% duration=\(duration)s runs=\(max(1, repeatCount)) output-target=\(Int(outputPps)) pps gso=\(!noGso) sfu-cpu=\(sfuCpu) load-cpu=\(loadCpu)")
         var header = "| N | offered pps | forwarded pps | loss | CPU-s / M pkts | p50 us | p99 us | p99.9 us | sends/pkt |"
         var rule = "|---|---|---|---|---|---|---|---|---|"
         if loss > 0 {

@@ -127,6 +127,9 @@ struct Fanout: AsyncParsableCommand {
     @Flag(help: "The producer on one worker, the consumers on a second worker (same CPU), fed through pipeToRouter's in-process ring: CPU is both forwarder threads'; compare with a run without it for the cost of a pipe hop.")
     var pipeHop = false
 
+    @Flag(help: "With --pipe-hop: the hop is a PipeTransport pair over loopback UDP with SRTP and RTX, as between cluster nodes, instead of the in-process ring.")
+    var udpPipe = false
+
     @Option(help: "Write the results as JSON to this file (with the run's metadata: version, host, CPU, kernel, command, settings, start and end).")
     var json: String?
 
@@ -143,6 +146,7 @@ struct Fanout: AsyncParsableCommand {
         if loss > 0 && (srtp != nil || target != nil) { throw ValidationError("--loss runs the in-process worker without SRTP") }
         if transportCc && target != nil { throw ValidationError("--transport-cc runs the in-process worker only (no --target)") }
         if consumerCc && (target != nil || srtp != nil || baseline) { throw ValidationError("--consumer-cc runs the in-process worker without SRTP (the sink sends plain feedback)") }
+        if udpPipe && !pipeHop { throw ValidationError("--udp-pipe goes with --pipe-hop") }
         if pipeHop && (target != nil || consumerCc || loss > 0) { throw ValidationError("--pipe-hop runs in-process workers (no --target, --consumer-cc or --loss)") }
         guard loss >= 0 && loss < 100 else { throw ValidationError("--loss takes a percentage from 0 to 100") }
         if srtpSuite != nil { try SrtpLibrary.initialize(openssl: true) }
@@ -345,7 +349,10 @@ struct Fanout: AsyncParsableCommand {
         }
         var sinkKeys: [UInt16: SrtpKey] = [:]
         var producers = try Self.produce(on: ingest, video: video, audio: audio, transportCc: transportCc, simulcast: simulcast)
-        if router !== home { producers = try producers.map { try home.pipeToRouter(producerId: $0.id, router: router).pipeProducer } }
+        if router !== home {
+            producers = try udpPipe ? Self.pipeOverUdp(producers, from: home, to: router)
+                : producers.map { try home.pipeToRouter(producerId: $0.id, router: router).pipeProducer }
+        }
         for _ in 0..<n {
             let t = try router.createPlainTransport(PlainTransportOptions(listenInfo: listen, enableSrtp: srtp != nil, srtpCryptoSuite: srtp?.suite.rawValue))
             if let srtp, let mine = t.srtpParameters, let key = Data(base64Encoded: mine.keyBase64) {
