@@ -21,7 +21,7 @@ def test_room_load_with_webrtc_participants(tmp_path):
         assert wait_for_port(port, server), "the server did not start"
         out = tmp_path / "room.json"
         run = subprocess.run([perf_bin, "room", "--target", f"ws://127.0.0.1:{port}/rpc", "--token", ADMIN_TOKEN,
-                              "--publishers", "2", "--subscribers", "10", "--duration", "2",
+                              "--publishers", "2", "--subscribers", "10", "--duration", "3", "--receivers", "2",
                               "--json", str(out), "--svg", str(tmp_path / "room")],
                              capture_output=True, text=True, timeout=120)
         print(run.stdout)
@@ -29,7 +29,7 @@ def test_room_load_with_webrtc_participants(tmp_path):
         assert run.returncode == 0, run.stderr
         # Progress while it ran: joins, then a line a second.
         assert "subscribers joined: 10/10" in run.stderr
-        assert run.stderr.count(" s: sent ") == 2
+        assert run.stderr.count(" s: sent ") == 3
         report = json.loads(out.read_text())
         assert report["metadata"]["tool"] == "ringsfu-perf" and report["metadata"]["version"]
         assert report["metadata"]["started"] and report["metadata"]["finished"]
@@ -41,8 +41,13 @@ def test_room_load_with_webrtc_participants(tmp_path):
             # Every packet the server got went to each of the ten subscribers.
             assert track["serverReceived"] > 0, track
             assert track["serverForwarded"] >= 10 * track["serverReceived"] * 0.99, track
-        assert len(report["timeline"]) == 2
+        # Key frames every 2 s: every subscriber track decodes, none freezes.
+        assert summary["freezes"] == 0, summary
+        assert len(report["timeline"]) == 3
+        assert all(s["p99Us"] > 0 and s["p50Us"] <= s["p99Us"] for s in report["timeline"]), report["timeline"]
+        assert report["settings"]["receivers"] == "2"
         assert (tmp_path / "room-throughput.svg").read_text().startswith("<svg")
+        assert (tmp_path / "room-latency.svg").read_text().startswith("<svg")
     finally:
         server.terminate()
         server.wait(timeout=10)

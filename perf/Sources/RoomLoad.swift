@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Histogram
 import HummingbirdWSClient
 import Logging
 import RingSFU
@@ -40,6 +41,9 @@ struct RoomLoad: AsyncParsableCommand {
     @Option(help: "CPU for the load threads (publishers' senders and the subscribers' receiver).")
     var loadCpu: Int?
 
+    @Option(help: "Receiver threads, each with its own socket; subscribers are spread over them (so the load side is not what sets the latency).")
+    var receivers = 1
+
     @Option(help: "Write the summary, timeline and run metadata as JSON to this file.")
     var json: String?
 
@@ -53,7 +57,12 @@ struct RoomLoad: AsyncParsableCommand {
         var serverOutPps: UInt64
         var serverCpuPercent: Double
         var lossPercent: Double
+        /// Latency of the packets received in this second.
+        var p50Us: Double
         var p99Us: Double
+        /// Freezes so far in the run (see `FreezeTracker`) and their time.
+        var freezes: Int
+        var frozenMs: Double
     }
 
     struct Track: Codable {
@@ -73,6 +82,9 @@ struct RoomLoad: AsyncParsableCommand {
         var received: UInt64
         var lossPercent: Double
         var latencyUs: RunFigures.Latency
+        /// Gaps over 200 ms between decodable frames of a subscriber's track.
+        var freezes: Int
+        var frozenMs: Double
         var tracks: [Track]
     }
 
@@ -80,6 +92,7 @@ struct RoomLoad: AsyncParsableCommand {
         guard (1...64).contains(publishers) else { throw ValidationError("--publishers takes 1 to 64") }
         guard (1...2000).contains(subscribers) else { throw ValidationError("--subscribers takes 1 to 2000") }
         guard videoPps > 0, duration > 0 else { throw ValidationError("--video-pps and --duration must be positive") }
+        guard (1...16).contains(receivers) else { throw ValidationError("--receivers takes 1 to 16") }
     }
 
     func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -87,7 +100,8 @@ struct RoomLoad: AsyncParsableCommand {
     func run() async throws {
         var metadata = RunMetadata()
         try SrtpLibrary.initialize(openssl: true)
-        let sink = Sink(cpu: loadCpu)
+        let sinks = (0..<receivers).map { _ in Sink(cpu: loadCpu) }
+        for s in sinks { s.trackFreezes = true }
         let rpcUrl = target.hasSuffix("/rpc") ? target : target + (target.hasSuffix("/") ? "rpc" : "/rpc")
         var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
         if let token { config.additionalHeaders[.authorization] = "Bearer \(token)" }
@@ -95,23 +109,23 @@ struct RoomLoad: AsyncParsableCommand {
         let me = self
         try await WebSocketClient.connect(url: rpcUrl, configuration: config, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
             let rpc = RemoteRoom(inbound: inbound, outbound: outbound)
-            box.set(try await me.load(rpc, sink: sink))
+            box.set(try await me.load(rpc, sinks: sinks))
             // Closing the connection closes the room on the server.
             try await outbound.close(.normalClosure, reason: nil)
         }
-        sink.stop()
+        for s in sinks { s.stop() }
         guard let (summary, timeline) = box.value else { throw ValidationError("the run against \(rpcUrl) did not complete") }
         metadata.finished = Date()
         print("room: \(publishers) publishers x \(subscribers) subscribers, \(Int(videoPps)) video packets/s each, \(duration) s")
         print("| track | ssrc | sent by publisher | received by server | forwarded |")
         print("|---|---|---|---|---|")
         for t in summary.tracks { print("| \(t.producerId.prefix(8)) | \(t.ssrc) | \(t.publisherSent) | \(t.serverReceived) | \(t.serverForwarded) |") }
-        print(String(format: "joined %d in %.0f ms median (%.0f max); subscribers received %d of %d (loss %.3f %%); latency p50 %.0f us, p99 %.0f us",
+        print(String(format: "joined %d in %.0f ms median (%.0f max); subscribers received %d of %d (loss %.3f %%); latency p50 %.0f us, p99 %.0f us; freezes %d (%.0f ms)",
                      summary.participants, summary.joinMsMedian, summary.joinMsMax, summary.received, summary.expected, summary.lossPercent,
-                     summary.latencyUs.p50, summary.latencyUs.p99))
+                     summary.latencyUs.p50, summary.latencyUs.p99, summary.freezes, summary.frozenMs))
         if let json {
             struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second] }
-            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)"]
+            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)"]
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
@@ -124,12 +138,16 @@ struct RoomLoad: AsyncParsableCommand {
                 .init(name: "received by subscribers", points: Array(zip(t, timeline.map { Double($0.receivedPps) })).map { (x: $0.0, y: $0.1) }),
                 .init(name: "sent by the server", points: Array(zip(t, timeline.map { Double($0.serverOutPps) })).map { (x: $0.0, y: $0.1) }),
             ]).render().write(toFile: svg + "-throughput.svg", atomically: true, encoding: .utf8)
+            try SvgChart(title: "Room: \(publishers) x \(subscribers), forwarding latency per second", xLabel: "seconds", yLabel: "microseconds", series: [
+                .init(name: "p50", points: Array(zip(t, timeline.map(\.p50Us))).map { (x: $0.0, y: $0.1) }),
+                .init(name: "p99", points: Array(zip(t, timeline.map(\.p99Us))).map { (x: $0.0, y: $0.1) }),
+            ]).render().write(toFile: svg + "-latency.svg", atomically: true, encoding: .utf8)
         }
         if summary.received == 0 { throw ExitCode(2) }
     }
 
     /// Builds the room, runs it, and reads the figures.
-    func load(_ rpc: RemoteRoom, sink: Sink) async throws -> (Summary, [Second]) {
+    func load(_ rpc: RemoteRoom, sinks: [Sink]) async throws -> (Summary, [Second]) {
         let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": .encoding(Fanout.roomCodecs)]))
         guard let routerId = router["id"]?.stringValue, let workerId = router["workerId"]?.stringValue else {
             throw RemoteRoom.RemoteError(description: "unexpected createRouter result \(router)")
@@ -172,6 +190,7 @@ struct RoomLoad: AsyncParsableCommand {
             let start = Date()
             let peer = try WebRtcPeer()
             let (id, port, ice) = try await transport(peer)
+            let sink = sinks[i % sinks.count]
             sink.srtpByPort[port] = try peer.connect(fd: sink.fd, port: port, ice: ice).receive
             for track in tracks {
                 let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": caps]))
@@ -180,12 +199,25 @@ struct RoomLoad: AsyncParsableCommand {
             joinMs.append(Date().timeIntervalSince(start) * 1000)
             if (i + 1) % max(1, subscribers / 10) == 0 || i + 1 == subscribers { say("subscribers joined: \(i + 1)/\(subscribers)") }
         }
-        sink.start()
+        for s in sinks { s.start() }
         for g in generators { g.start() }
         try await Task.sleep(for: .seconds(1))
         func sent() -> UInt64 { generators.reduce(0) { $0 + $1.sentVideo.load(ordering: .relaxed) } }
         func usage() async throws -> (UInt64, Double) { try await rpc.usage(workerId: workerId) }
-        sink.beginWindow()
+        for s in sinks { s.beginWindow(); _ = s.takeInterval() }
+        /// Everything the receivers got so far, with the latencies of this interval.
+        func peek() -> (UInt64, Histogram<UInt64>, Int, Double) {
+            var received: UInt64 = 0, freezes = 0, frozenMs = 0.0
+            var interval = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for s in sinks {
+                received += s.peekWindow().0
+                interval.add(s.takeInterval())
+                let f = s.freezes()
+                freezes += f.count
+                frozenMs += f.frozenMs
+            }
+            return (received, interval, freezes, frozenMs)
+        }
         let s0 = sent()
         var (lastOut, lastCpu) = try await usage()
         var lastSent = s0, lastReceived: UInt64 = 0
@@ -194,21 +226,32 @@ struct RoomLoad: AsyncParsableCommand {
         for t in 1...seconds {
             try await Task.sleep(for: .seconds(min(1, duration - Double(t - 1))))
             let (out, cpu) = try await usage()
-            let (received, histogram) = sink.peekWindow()
+            let (received, histogram, freezes, frozenMs) = peek()
             let now = sent()
             let expected = Double(now - s0) * Double(subscribers)
             let second = Second(t: t, sentPps: now - lastSent, receivedPps: received - lastReceived, serverOutPps: out - lastOut,
                                 serverCpuPercent: (cpu - lastCpu) * 100, lossPercent: expected > 0 ? max(0, 1 - Double(received) / expected) * 100 : 0,
-                                p99Us: Double(histogram.valueAtPercentile(99)))
+                                p50Us: Double(histogram.valueAtPercentile(50)), p99Us: Double(histogram.valueAtPercentile(99)),
+                                freezes: freezes, frozenMs: frozenMs)
             timeline.append(second)
-            say(String(format: "%3d s: sent %5d/s, received %7d/s, server out %7d/s, server CPU %3.0f %%, loss %.3f %%, p99 %.0f us",
-                       t, second.sentPps, second.receivedPps, second.serverOutPps, second.serverCpuPercent, second.lossPercent, second.p99Us))
+            say(String(format: "%3d s: sent %5d/s, received %7d/s, server out %7d/s, server CPU %3.0f %%, loss %.3f %%, p50 %.0f us, p99 %.0f us, freezes %d",
+                       t, second.sentPps, second.receivedPps, second.serverOutPps, second.serverCpuPercent, second.lossPercent, second.p50Us, second.p99Us,
+                       second.freezes))
             (lastOut, lastCpu, lastSent, lastReceived) = (out, cpu, now, received)
         }
         let s1 = sent()
         for g in generators { g.stop() }
         try await Task.sleep(for: .milliseconds(300))
-        let (received, histogram) = sink.endWindow()
+        var received: UInt64 = 0, freezes = 0, frozenMs = 0.0
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        for s in sinks {
+            let (r, h) = s.endWindow()
+            received += r
+            histogram.add(h)
+            let f = s.freezes()
+            freezes += f.count
+            frozenMs += f.frozenMs
+        }
         var summaries: [Track] = []
         for (k, track) in tracks.enumerated() {
             let p = try await rpc.call("producer.getStats", .object(["producerId": .string(track.id)]))
@@ -227,7 +270,7 @@ struct RoomLoad: AsyncParsableCommand {
                               lossPercent: expected > 0 ? max(0, 1 - Double(received) / Double(expected)) * 100 : 0,
                               latencyUs: .init(p50: Double(histogram.valueAtPercentile(50)), p99: Double(histogram.valueAtPercentile(99)),
                                                p999: Double(histogram.valueAtPercentile(99.9))),
-                              tracks: summaries)
+                              freezes: freezes, frozenMs: frozenMs, tracks: summaries)
         return (summary, timeline)
     }
 }

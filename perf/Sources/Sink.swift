@@ -31,6 +31,9 @@ final class Sink: @unchecked Sendable {
     /// feedback every 50 ms, as a browser does (plain RTP only: the sink
     /// holds no SRTCP keys). Set before `start`.
     var transportCcId: UInt8?
+    /// Follow decodable frames per (sending port, SSRC) and count freezes
+    /// (`FreezeTracker`). Set before `start`.
+    var trackFreezes = false
     private(set) var feedbackSent = 0
     private(set) var nacksSent = 0
 
@@ -38,7 +41,12 @@ final class Sink: @unchecked Sendable {
         var received: UInt64 = 0
         var repairs: UInt64 = 0
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        /// Since the last `takeInterval` (latency over time).
+        var interval = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var recording = false
+        /// The tracker's figures, published every 100 ms by the receive loop.
+        var freezes: (count: Int, frozenMs: Double) = (0, 0)
+        var resetFreezes = false
     }
 
     init(cpu: Int?) {
@@ -63,6 +71,7 @@ final class Sink: @unchecked Sendable {
         lock.withLock { s in
             s.received = 0
             s.histogram.reset()
+            s.resetFreezes = true
             s.recording = true
         }
     }
@@ -71,6 +80,17 @@ final class Sink: @unchecked Sendable {
     func peekWindow() -> (UInt64, Histogram<UInt64>) {
         lock.withLock { s in (s.received - s.repairs, s.histogram) }
     }
+
+    /// Latencies since the previous call (and starts the next interval).
+    func takeInterval() -> Histogram<UInt64> {
+        lock.withLock { s in
+            defer { s.interval.reset() }
+            return s.interval
+        }
+    }
+
+    /// Freezes in the window so far (count, frozen ms).
+    func freezes() -> (count: Int, frozenMs: Double) { lock.withLock { $0.freezes } }
 
     func endWindow() -> (UInt64, Histogram<UInt64>) {
         lock.withLock { s in
@@ -130,7 +150,19 @@ final class Sink: @unchecked Sendable {
         var rng = SystemRandomNumberGenerator()
         var cc = FeedbackState()
         defer { cc.release() }
+        var tracker = FreezeTracker()
+        var lastFreezeFigures: Int64 = 0
         while !stopFlag.load(ordering: .relaxed) {
+            // Freeze figures every 100 ms, also while nothing arrives (a
+            // total freeze is one too).
+            if trackFreezes, rsfu_monotonic_ns() - lastFreezeFigures > 100_000_000 {
+                let t = rsfu_monotonic_ns()
+                lastFreezeFigures = t
+                lock.withLock { s in
+                    if s.resetFreezes { tracker.resetCounts(); s.resetFreezes = false }
+                    s.freezes = tracker.figures(nowNs: t)
+                }
+            }
             for i in 0..<batch { msgs[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size) }
             let n = Int(rsfu_recvmmsg(fd, msgs, UInt32(batch), rsfu_msg_waitforone()))
             guard n > 0 else { continue }
@@ -153,13 +185,33 @@ final class Sink: @unchecked Sendable {
                 latencies[count] = UInt64(max(0, (now - sent) / 1000))
                 count += 1
             }
+            if trackFreezes { follow(&tracker, msgs, mem: mem, size: size, count: n, names: names, nowNs: now) }
             lock.withLock { s in
                 guard s.recording else { return }
+
                 // RTX repairs are counted apart from first transmissions.
                 s.repairs += UInt64(repairs(msgs, mem: mem, size: size, count: n))
                 s.received += UInt64(n)
-                for i in 0..<count { _ = s.histogram.record(latencies[i]) }
+                for i in 0..<count {
+                    _ = s.histogram.record(latencies[i])
+                    _ = s.interval.record(latencies[i])
+                }
             }
+        }
+    }
+
+    /// Video packets (VP8, payload type 96) into the freeze tracker.
+    private func follow(_ tracker: inout FreezeTracker, _ msgs: UnsafeMutablePointer<rsfu_mmsghdr>, mem: UnsafeMutableRawPointer, size: Int,
+                        count: Int, names: UnsafeMutablePointer<sockaddr_in>, nowNs: Int64) {
+        for i in 0..<count where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset) {
+            let p = UnsafeRawPointer(mem + i * size)
+            let b1 = p.load(fromByteOffset: 1, as: UInt8.self)
+            guard b1 & 0x7F == 96 else { continue }
+            let o = LoadGenerator.payloadOffset(p)
+            guard Int(msgs[i].msg_len) >= o + 2 else { continue }
+            let keyStart = p.load(fromByteOffset: o, as: UInt8.self) & 0x10 != 0 && p.load(fromByteOffset: o + 1, as: UInt8.self) & 0x01 == 0
+            let key = UInt64(UInt16(bigEndian: names[i].sin_port)) << 32 | UInt64(readUInt32(p, 8))
+            tracker.packet(key, seq: readUInt16(p, 2), marker: b1 & 0x80 != 0, keyStart: keyStart, nowNs: nowNs)
         }
     }
 
