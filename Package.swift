@@ -74,10 +74,13 @@ let package = Package(
             ],
             path: "Sources/ringsfu"
         ),
+        // What the perf CLI measures that deserves its own tests (pure units).
+        .target(name: "RingSFUPerfKit", path: "perf/Kit"),
         .executableTarget(
             name: "RingSFUPerf",
             dependencies: [
                 "RingSFU",
+                "RingSFUPerfKit",
                 "RingSFUForwarder",
                 "RingSFUCShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -108,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "RingSFUTests",
             dependencies: [
-                "RingSFU", "RingSFUForwarder", "RingSFUServer", "RingSFUCShims", "RingSFUTestSupport",
+                "RingSFU", "RingSFUForwarder", "RingSFUServer", "RingSFUCShims", "RingSFUTestSupport", "RingSFUPerfKit",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -42,6 +42,7 @@ def test_room_load_with_webrtc_participants(tmp_path):
             assert track["serverReceived"] > 0, track
             assert track["serverForwarded"] >= 10 * track["serverReceived"] * 0.99, track
         # Key frames every 2 s: every subscriber track decodes, none freezes.
+        assert summary["decodingTracks"] == 20, summary
         assert summary["freezes"] == 0, summary
         assert len(report["timeline"]) == 3
         assert all(s["p99Us"] > 0 and s["p50Us"] <= s["p99Us"] for s in report["timeline"]), report["timeline"]

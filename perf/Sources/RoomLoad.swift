@@ -85,6 +85,8 @@ struct RoomLoad: AsyncParsableCommand {
         /// Gaps over 200 ms between decodable frames of a subscriber's track.
         var freezes: Int
         var frozenMs: Double
+        /// Subscriber tracks that decoded at least one frame (of publishers x subscribers).
+        var decodingTracks: Int
         var tracks: [Track]
     }
 
@@ -120,9 +122,9 @@ struct RoomLoad: AsyncParsableCommand {
         print("| track | ssrc | sent by publisher | received by server | forwarded |")
         print("|---|---|---|---|---|")
         for t in summary.tracks { print("| \(t.producerId.prefix(8)) | \(t.ssrc) | \(t.publisherSent) | \(t.serverReceived) | \(t.serverForwarded) |") }
-        print(String(format: "joined %d in %.0f ms median (%.0f max); subscribers received %d of %d (loss %.3f %%); latency p50 %.0f us, p99 %.0f us; freezes %d (%.0f ms)",
+        print(String(format: "joined %d in %.0f ms median (%.0f max); subscribers received %d of %d (loss %.3f %%); latency p50 %.0f us, p99 %.0f us; %d tracks decoding, freezes %d (%.0f ms)",
                      summary.participants, summary.joinMsMedian, summary.joinMsMax, summary.received, summary.expected, summary.lossPercent,
-                     summary.latencyUs.p50, summary.latencyUs.p99, summary.freezes, summary.frozenMs))
+                     summary.latencyUs.p50, summary.latencyUs.p99, summary.decodingTracks, summary.freezes, summary.frozenMs))
         if let json {
             struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second] }
             let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)"]
@@ -194,6 +196,7 @@ struct RoomLoad: AsyncParsableCommand {
             sink.srtpByPort[port] = try peer.connect(fd: sink.fd, port: port, ice: ice).receive
             for track in tracks {
                 let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": caps]))
+                if case .array(let codecs)? = c["rtpParameters"]?["codecs"], let pt = codecs.first?["payloadType"]?.numberValue { sink.videoPayloadType = UInt8(pt) }
                 consumersOf[track.id, default: []].append(c["id"]?.stringValue ?? "")
             }
             joinMs.append(Date().timeIntervalSince(start) * 1000)
@@ -240,17 +243,22 @@ struct RoomLoad: AsyncParsableCommand {
             (lastOut, lastCpu, lastSent, lastReceived) = (out, cpu, now, received)
         }
         let s1 = sent()
+        // Freezes while the publishers still send (once they stop, every track freezes).
+        var freezes = 0, frozenMs = 0.0, decoding = 0
+        for s in sinks {
+            let f = s.freezes()
+            freezes += f.count
+            frozenMs += f.frozenMs
+            decoding += f.decoding
+        }
         for g in generators { g.stop() }
         try await Task.sleep(for: .milliseconds(300))
-        var received: UInt64 = 0, freezes = 0, frozenMs = 0.0
+        var received: UInt64 = 0
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         for s in sinks {
             let (r, h) = s.endWindow()
             received += r
             histogram.add(h)
-            let f = s.freezes()
-            freezes += f.count
-            frozenMs += f.frozenMs
         }
         var summaries: [Track] = []
         for (k, track) in tracks.enumerated() {
@@ -270,7 +278,7 @@ struct RoomLoad: AsyncParsableCommand {
                               lossPercent: expected > 0 ? max(0, 1 - Double(received) / Double(expected)) * 100 : 0,
                               latencyUs: .init(p50: Double(histogram.valueAtPercentile(50)), p99: Double(histogram.valueAtPercentile(99)),
                                                p999: Double(histogram.valueAtPercentile(99.9))),
-                              freezes: freezes, frozenMs: frozenMs, tracks: summaries)
+                              freezes: freezes, frozenMs: frozenMs, decodingTracks: decoding, tracks: summaries)
         return (summary, timeline)
     }
 }

@@ -1,5 +1,6 @@
 import RingSFUCShims
 import RingSFUForwarder
+import RingSFUPerfKit
 import Histogram
 import Synchronization
 import Foundation
@@ -34,6 +35,9 @@ final class Sink: @unchecked Sendable {
     /// Follow decodable frames per (sending port, SSRC) and count freezes
     /// (`FreezeTracker`). Set before `start`.
     var trackFreezes = false
+    /// The payload type of the video the freeze tracker follows (the
+    /// consumers' VP8).
+    var videoPayloadType: UInt8 = 96
     private(set) var feedbackSent = 0
     private(set) var nacksSent = 0
 
@@ -45,7 +49,7 @@ final class Sink: @unchecked Sendable {
         var interval = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var recording = false
         /// The tracker's figures, published every 100 ms by the receive loop.
-        var freezes: (count: Int, frozenMs: Double) = (0, 0)
+        var freezes: (count: Int, frozenMs: Double, decoding: Int) = (0, 0, 0)
         var resetFreezes = false
     }
 
@@ -90,7 +94,7 @@ final class Sink: @unchecked Sendable {
     }
 
     /// Freezes in the window so far (count, frozen ms).
-    func freezes() -> (count: Int, frozenMs: Double) { lock.withLock { $0.freezes } }
+    func freezes() -> (count: Int, frozenMs: Double, decoding: Int) { lock.withLock { $0.freezes } }
 
     func endWindow() -> (UInt64, Histogram<UInt64>) {
         lock.withLock { s in
@@ -206,7 +210,7 @@ final class Sink: @unchecked Sendable {
         for i in 0..<count where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset) {
             let p = UnsafeRawPointer(mem + i * size)
             let b1 = p.load(fromByteOffset: 1, as: UInt8.self)
-            guard b1 & 0x7F == 96 else { continue }
+            guard b1 & 0x7F == videoPayloadType else { continue }
             let o = LoadGenerator.payloadOffset(p)
             guard Int(msgs[i].msg_len) >= o + 2 else { continue }
             let keyStart = p.load(fromByteOffset: o, as: UInt8.self) & 0x10 != 0 && p.load(fromByteOffset: o + 1, as: UInt8.self) & 0x01 == 0

@@ -4,10 +4,10 @@
 /// frames need their predecessor). A freeze is more than 200 ms between
 /// two decodable frames of a track, or since the last one at the end.
 /// Pure state; the sink feeds it from its receive loop.
-struct FreezeTracker {
-    static let thresholdNs: Int64 = 200_000_000
+package struct FreezeTracker {
+    package static let thresholdNs: Int64 = 200_000_000
 
-    struct Stream {
+    package struct Stream {
         var lastSeq: UInt16 = 0
         var frameIntact = true
         /// The chain since the last key frame is intact.
@@ -15,13 +15,15 @@ struct FreezeTracker {
         var lastDecodableNs: Int64 = 0
     }
 
-    private(set) var streams: [UInt64: Stream] = [:]
-    private(set) var freezes = 0
-    private(set) var frozenNs: Int64 = 0
+    package private(set) var streams: [UInt64: Stream] = [:]
+    package private(set) var freezes = 0
+    package private(set) var frozenNs: Int64 = 0
 
     /// A video packet of the stream `key` (a subscriber's track).
     /// `keyStart`: the first packet of a key frame; `marker`: a frame's last.
-    mutating func packet(_ key: UInt64, seq: UInt16, marker: Bool, keyStart: Bool, nowNs: Int64) {
+    package init() {}
+
+    package mutating func packet(_ key: UInt64, seq: UInt16, marker: Bool, keyStart: Bool, nowNs: Int64) {
         var s = streams[key] ?? Stream(lastSeq: seq &- 1, frameIntact: true, chainIntact: false, lastDecodableNs: 0)
         if seq != s.lastSeq &+ 1 { s.frameIntact = false }
         s.lastSeq = seq
@@ -45,18 +47,22 @@ struct FreezeTracker {
         streams[key] = s
     }
 
-    /// Freezes so far, counting streams frozen at `nowNs` (without changing state).
-    func figures(nowNs: Int64) -> (count: Int, frozenMs: Double) {
-        var count = freezes, ns = frozenNs
-        for s in streams.values where s.lastDecodableNs > 0 && nowNs - s.lastDecodableNs > Self.thresholdNs {
-            count += 1
-            ns += nowNs - s.lastDecodableNs
+    /// Freezes so far, counting streams frozen at `nowNs` (without
+    /// changing state), and the streams that decoded a frame.
+    package func figures(nowNs: Int64) -> (count: Int, frozenMs: Double, decoding: Int) {
+        var count = freezes, ns = frozenNs, decoding = 0
+        for s in streams.values where s.lastDecodableNs > 0 {
+            decoding += 1
+            if nowNs - s.lastDecodableNs > Self.thresholdNs {
+                count += 1
+                ns += nowNs - s.lastDecodableNs
+            }
         }
-        return (count, Double(ns) / 1e6)
+        return (count, Double(ns) / 1e6, decoding)
     }
 
     /// Forgets the counts (not the streams): a measurement window starts.
-    mutating func resetCounts() {
+    package mutating func resetCounts() {
         freezes = 0
         frozenNs = 0
     }
