@@ -43,6 +43,12 @@ final class LoadGenerator: @unchecked Sendable {
     let stopFlag = Atomic<Bool>(false)
     let sentVideo = Atomic<UInt64>(0)
     let sentAudio = Atomic<UInt64>(0)
+    /// Packets of the last video stream (realistic mode): a simulcast
+    /// publisher's top layer, what its subscribers receive.
+    let sentLastVideo = Atomic<UInt64>(0)
+    /// Realistic mode: each video stream's frame sizes times this (a
+    /// simulcast publisher's layers). Set before `start`.
+    var videoScales: [Double] = []
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
 
@@ -180,6 +186,7 @@ final class LoadGenerator: @unchecked Sendable {
             var nextFrame = (0..<streams).map { start + Int64($0) * 33_333_333 / Int64(max(1, streams)) }
             var nextAudio = (0..<audioSsrcs.count).map { start + Int64($0) * 20_000_000 / Int64(max(1, audioSsrcs.count)) }
             var frameNo = [Int](repeating: 0, count: streams)
+            var lastSent: UInt64 = 0
             var seqs = [UInt16](repeating: 0, count: streams)
             var tss = [UInt32](repeating: 0, count: streams)
             var aseqs = [UInt16](repeating: 0, count: audioSsrcs.count)
@@ -190,7 +197,8 @@ final class LoadGenerator: @unchecked Sendable {
                     nextFrame[v] += 33_333_333
                     frameNo[v] += 1
                     let key = frameNo[v] % 60 == 1
-                    let bytes = key ? 30_000 : Int.random(in: 4_000...14_000, using: &rng)
+                    let full = key ? 30_000 : Int.random(in: 4_000...14_000, using: &rng)
+                    let bytes = v < videoScales.count ? max(200, Int(Double(full) * videoScales[v])) : full
                     let packets = (bytes + 1199) / 1200
                     let each = (bytes + packets - 1) / packets
                     let last = bytes - each * (packets - 1)
@@ -200,6 +208,7 @@ final class LoadGenerator: @unchecked Sendable {
                         queue(&ring, ssrc: videoSsrcs[v], pt: 96, seq: seqs[v], ts: tss[v], marker: k == packets - 1, size: size, key: key && k == 0)
                         seqs[v] &+= 1
                         videoSent += 1
+                        if v == streams - 1 { lastSent += 1 }
                     }
                 }
                 for a in 0..<audioSsrcs.count where nextAudio[a] <= now {
@@ -213,6 +222,7 @@ final class LoadGenerator: @unchecked Sendable {
                 reap(&ring, wait: false)
                 sentVideo.store(videoSent, ordering: .relaxed)
                 sentAudio.store(audioSent, ordering: .relaxed)
+                sentLastVideo.store(lastSent, ordering: .relaxed)
                 usleep(200)
             }
         }

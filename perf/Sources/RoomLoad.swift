@@ -32,14 +32,17 @@ struct RoomLoad: AsyncParsableCommand {
     @Option(help: "Subscribers, each receiving every publisher's track.")
     var subscribers = 10
 
-    @Option(help: "Video packets per second per publisher (30 fps frame bursts).")
-    var videoPps: Double = 300
+    @Option(help: "Video packets per second of a publisher's (top) stream, about: 30 fps frame bursts whose sizes are scaled to it (key frames every 2 s).")
+    var videoPps: Double = 250
 
     @Option(help: "Measured seconds (after 1 s of warm-up).")
     var duration: Double = 10
 
     @Option(help: "CPU for the load threads (publishers' senders and the subscribers' receiver).")
     var loadCpu: Int?
+
+    @Flag(help: "Each publisher sends 720p-like simulcast: three encodings at about 1/12, 1/4 and all of the top one's bytes (one producer); subscribers receive the top layer.")
+    var simulcast = false
 
     @Option(help: "Receiver threads, each with its own socket; subscribers are spread over them (so the load side is not what sets the latency).")
     var receivers = 1
@@ -127,7 +130,7 @@ struct RoomLoad: AsyncParsableCommand {
                      summary.latencyUs.p50, summary.latencyUs.p99, summary.decodingTracks, summary.freezes, summary.frozenMs))
         if let json {
             struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second] }
-            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)"]
+            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)", "simulcast": "\(simulcast)"]
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
@@ -172,16 +175,22 @@ struct RoomLoad: AsyncParsableCommand {
             let start = Date()
             let peer = try WebRtcPeer()
             let (id, port, ice) = try await transport(peer)
-            let ssrc = 10_000 + UInt32(i)
+            // Simulcast: the layers' SSRCs, lowest first; the top one is what subscribers get.
+            let ssrcs = simulcast ? (0..<3).map { 10_000 + UInt32(i) * 10 + UInt32($0) } : [10_000 + UInt32(i)]
+            let ssrc = ssrcs[ssrcs.count - 1]
             let params = JSONValue.encoding(RtpParameters(codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
-                                                          encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf-\(i)")))
+                                                          encodings: ssrcs.map { RtpEncodingParameters(ssrc: $0) }, rtcp: RtcpParameters(cname: "perf-\(i)")))
             let p = try await rpc.call("transport.produce", .object(["transportId": .string(id), "kind": .string("video"), "rtpParameters": params]))
             let source = bindLoopbackUdp(bufferBytes: 1 << 20)
             let keys: (send: SrtpKey, receive: SrtpKey)
             do { keys = try peer.connect(fd: source.fd, port: port, ice: ice) } catch { close(source.fd); throw error }
             close(source.fd)
-            generators.append(LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: [ssrc], audioSsrcs: [], videoPps: videoPps, mode: .realistic,
-                                            cpu: loadCpu, sourcePort: source.port, srtpKey: keys.send))
+            let generator = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: ssrcs, audioSsrcs: [], videoPps: videoPps, mode: .realistic,
+                                          cpu: loadCpu, sourcePort: source.port, srtpKey: keys.send)
+            // Unscaled frames make about 250 packets/s.
+            let scale = videoPps / 250
+            generator.videoScales = (simulcast ? [1.0 / 12, 0.25, 1] : [1]).map { $0 * scale }
+            generators.append(generator)
             tracks.append((p["id"]?.stringValue ?? "", ssrc))
             joinMs.append(Date().timeIntervalSince(start) * 1000)
             say("publisher \(i + 1)/\(publishers) joined in \(Int(joinMs.last!)) ms")
@@ -205,7 +214,10 @@ struct RoomLoad: AsyncParsableCommand {
         for s in sinks { s.start() }
         for g in generators { g.start() }
         try await Task.sleep(for: .seconds(1))
-        func sent() -> UInt64 { generators.reduce(0) { $0 + $1.sentVideo.load(ordering: .relaxed) } }
+        // What each subscriber should get: every packet, or the top layer's.
+        func sent() -> UInt64 {
+            generators.reduce(0) { $0 + (simulcast ? $1.sentLastVideo.load(ordering: .relaxed) : $1.sentVideo.load(ordering: .relaxed)) }
+        }
         func usage() async throws -> (UInt64, Double) { try await rpc.usage(workerId: workerId) }
         for s in sinks { s.beginWindow(); _ = s.takeInterval() }
         /// Everything the receivers got so far, with the latencies of this interval.
@@ -269,7 +281,7 @@ struct RoomLoad: AsyncParsableCommand {
                 forwarded += Int(c.firstElement?["packetCount"]?.numberValue ?? 0)
             }
             summaries.append(Track(producerId: track.id, ssrc: track.ssrc, publisherSent: generators[k].sentVideo.load(ordering: .relaxed),
-                                   serverReceived: Int(p.firstElement?["packetCount"]?.numberValue ?? 0), serverForwarded: forwarded))
+                                   serverReceived: p.totalPacketCount, serverForwarded: forwarded))
         }
         let expected = (s1 - s0) * UInt64(subscribers)
         let sorted = joinMs.sorted()
@@ -294,4 +306,9 @@ final class RoomResultBox: @unchecked Sendable {
 extension JSONValue {
     /// An array's first element (stats come as arrays), nil otherwise.
     fileprivate var firstElement: JSONValue? { if case .array(let a) = self { a.first } else { nil } }
+    /// The packets of every entry of a stats array (a simulcast producer has one per layer).
+    fileprivate var totalPacketCount: Int {
+        guard case .array(let a) = self else { return 0 }
+        return a.reduce(0) { $0 + Int($1["packetCount"]?.numberValue ?? 0) }
+    }
 }
