@@ -40,6 +40,11 @@ final class LoadGenerator: @unchecked Sendable {
     /// Local port to send from (nil: any). A comedia transport only accepts
     /// the source it learnt first, so runs against one transport reuse it.
     let sourcePort: UInt16?
+    /// An already bound socket to send from (the one the publisher's ICE
+    /// check and DTLS handshake used), taken over and closed at the end:
+    /// closing and binding its port again races with other sockets for it.
+    /// Set before `start`.
+    var sourceFd: Int32? = nil
     let stopFlag = Atomic<Bool>(false)
     let sentVideo = Atomic<UInt64>(0)
     let sentAudio = Atomic<UInt64>(0)
@@ -80,10 +85,10 @@ final class LoadGenerator: @unchecked Sendable {
 
     private func run() {
         if let cpu { _ = rsfu_pin_current_thread(Int32(cpu)) }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = sourceFd ?? socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var sb: Int32 = 8 << 20
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, 4)
-        if let sourcePort {
+        if let sourcePort, sourceFd == nil {
             var one: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
             var local = sockaddr_in()

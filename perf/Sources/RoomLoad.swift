@@ -184,10 +184,10 @@ struct RoomLoad: AsyncParsableCommand {
             let source = bindLoopbackUdp(bufferBytes: 1 << 20)
             let keys: (send: SrtpKey, receive: SrtpKey)
             do { keys = try peer.connect(fd: source.fd, port: port, ice: ice) } catch { close(source.fd); throw error }
-            close(source.fd)
             let generator = LoadGenerator(destination: ("127.0.0.1", port), videoSsrcs: ssrcs, audioSsrcs: [], videoPps: videoPps, mode: .realistic,
                                           cpu: loadCpu, sourcePort: source.port, srtpKey: keys.send)
             // Unscaled frames make about 250 packets/s.
+            generator.sourceFd = source.fd // the generator sends from the socket ICE used, and closes it
             let scale = videoPps / 250
             generator.videoScales = (simulcast ? [1.0 / 12, 0.25, 1] : [1]).map { $0 * scale }
             generators.append(generator)

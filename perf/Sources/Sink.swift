@@ -195,7 +195,14 @@ final class Sink: @unchecked Sendable {
 
                 // RTX repairs are counted apart from first transmissions.
                 s.repairs += UInt64(repairs(msgs, mem: mem, size: size, count: n))
-                s.received += UInt64(n)
+                // RTCP (the consumers' sender reports: second byte 192-223,
+                // RFC 5761) is not a forwarded packet.
+                var rtcp = 0
+                for i in 0..<n where msgs[i].msg_len >= 2 {
+                    let b1 = (mem + i * size).load(fromByteOffset: 1, as: UInt8.self)
+                    if b1 >= 192 && b1 <= 223 { rtcp += 1 }
+                }
+                s.received += UInt64(n - rtcp)
                 for i in 0..<count {
                     _ = s.histogram.record(latencies[i])
                     _ = s.interval.record(latencies[i])
