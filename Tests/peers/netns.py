@@ -45,6 +45,10 @@ class Hosts:
             sh("ip", "netns", "del", ns, check=False)
         sh("ip", "link", "del", self.bridge, check=False)
 
+    def cut(self, i):
+        """Host i's link goes down (a partition: nothing is closed, nothing arrives)."""
+        sh("ip", "link", "set", f"{self.names[i][:8]}o{i}", "down")
+
     def popen(self, i, args, **kw):
         """A process inside host i's namespace."""
         return subprocess.Popen(["ip", "netns", "exec", self.names[i]] + list(args), **kw)

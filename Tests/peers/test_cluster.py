@@ -2,7 +2,7 @@
 cluster through a Redis the test starts. A publisher on node 0; players on
 nodes 1 and 2 play the room through UDP pipes from node 0. Node 1 stops: its
 player's connection ends, the others play on; node 1 restarts and serves
-again. Node 0 dies: the mirrors' players end, the room is homed anew by the
+again. Node 0 is cut off, then dies: the mirrors' players end, the room is homed anew by the
 next publisher. Redis stops: nodes keep serving their own rooms and say so."""
 import asyncio
 import json
@@ -157,11 +157,13 @@ async def test_a_room_plays_on_every_node_and_survives_nodes_leaving(cluster):
         await players[1].start(c.base(1), "hall", token=TOKEN)
         assert (await decoded([players[1]]))[0] >= 10
 
-        # The home node dies (no goodbye): the mirrors lose the room's
-        # producers and their players end; the next publisher homes the
-        # room again, on the node it reaches.
+        # The home node is cut off (its link goes down: no TCP close ever
+        # reaches the others), then dies: the mirrors notice (pings), lose
+        # the room's producers and end their players; the next publisher
+        # homes the room again, on the node it reaches.
+        c.hosts.cut(0)
+        assert await ended(players[2], timeout=12) in ("closed", "failed")
         c.stop(0, signal.SIGKILL)
-        assert await ended(players[2]) in ("closed", "failed")
         assert await ended(players[1]) in ("closed", "failed")
         wait_for(lambda: c.node_ids(2) == ["node1", "node2"], 6, "node 0's record expiring")
         await publisher.close()

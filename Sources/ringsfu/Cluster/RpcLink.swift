@@ -34,7 +34,10 @@ final class RpcLink: Sendable {
     /// Connects (within 3 s); the connection then runs on its own task.
     func start() async throws {
         let connected = AsyncStream<Result<Void, Failure>>.makeStream()
-        var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
+        // Pings every 2 s; one unanswered ends the link: a home node that
+        // vanished (a partition, a frozen host) is noticed within ~4 s
+        // even when no TCP close ever arrives.
+        var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22, autoPing: .enabled(timePeriod: .seconds(2)))
         if let token { config.additionalHeaders[.authorization] = "Bearer \(token)" }
         let url = url
         Task { [self] in
