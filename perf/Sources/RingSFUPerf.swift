@@ -15,7 +15,7 @@ struct RingSFUPerf: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringsfu-perf",
         abstract: "Benchmarks for RingSFU's forwarder (build with -c release).",
-        subcommands: [Fanout.self, RoomLoad.self, AllocCheck.self, SrtpBench.self, Soak.self]
+        subcommands: [Fanout.self, RoomLoad.self, Scale.self, AllocCheck.self, SrtpBench.self, Soak.self]
     )
 }
 
@@ -313,27 +313,6 @@ struct Fanout: AsyncParsableCommand {
         RtpCodecCapability(kind: .audio, mimeType: "audio/opus", clockRate: 48000, channels: 2),
         RtpCodecCapability(kind: .video, mimeType: "video/VP8", clockRate: 90000),
     ]
-
-    /// The room's producers on `ingest`: one per video stream (or per three,
-    /// as one simulcast producer's encodings) and one per audio stream.
-    @RingSFUActor
-    static func produce(on ingest: Transport, video: [UInt32], audio: [UInt32], transportCc: Bool, simulcast: Bool) throws -> [Producer] {
-        var producers: [Producer] = []
-        let extensions = transportCc ? [RtpHeaderExtensionParameters(uri: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", id: Int(Self.transportCcId))] : []
-        let feedback = transportCc ? [RtcpFeedback(type: "transport-cc", parameter: "")] : []
-        let groups: [[UInt32]] = simulcast ? stride(from: 0, to: video.count - 2, by: 3).map { Array(video[$0..<($0 + 3)]) } : video.map { [$0] }
-        for ssrcs in groups {
-            producers.append(try ingest.produce(ProducerOptions(kind: .video, rtpParameters: RtpParameters(
-                codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000, rtcpFeedback: feedback)],
-                headerExtensions: extensions, encodings: ssrcs.map { RtpEncodingParameters(ssrc: $0) }, rtcp: RtcpParameters(cname: "perf")))))
-        }
-        for ssrc in audio {
-            producers.append(try ingest.produce(ProducerOptions(kind: .audio, rtpParameters: RtpParameters(
-                codecs: [RtpCodecParameters(mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2, rtcpFeedback: feedback)],
-                headerExtensions: extensions, encodings: [RtpEncodingParameters(ssrc: ssrc)], rtcp: RtcpParameters(cname: "perf")))))
-        }
-        return producers
-    }
 
     /// With `simulcast`, every three video SSRCs are the three encodings of
     /// one producer, and the consumers are simulcast consumers.
