@@ -18,14 +18,14 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
     perf_bin = os.path.join(os.path.dirname(server_bin), "ringsfu-perf")
     port = free_port()
-    server = subprocess.Popen([server_bin, "serve", "--port", str(port), "--workers", "1", "--admin-token", ADMIN_TOKEN,
+    server = subprocess.Popen([server_bin, "serve", "--port", str(port), "--workers", "2", "--admin-token", ADMIN_TOKEN,
                                "--rtc-min-port", "44000", "--rtc-max-port", "44999", "--log-level", "warning"])
     try:
         assert wait_for_port(port, server), "the server did not start"
         out = tmp_path / "room.json"
         run = subprocess.run([perf_bin, "room", "--target", f"ws://127.0.0.1:{port}/rpc", "--token", ADMIN_TOKEN,
                               "--publishers", "2", "--subscribers", "10", "--duration", "3", "--receivers", "2",
-                              "--json", str(out), "--svg", str(tmp_path / "room")] + (["--simulcast"] if simulcast else []),
+                              "--json", str(out), "--svg", str(tmp_path / "room")] + (["--simulcast", "--workers", "2"] if simulcast else []),
                              capture_output=True, text=True, timeout=120)
         print(run.stdout)
         print(run.stderr[-2000:])
@@ -55,6 +55,8 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         assert len(report["timeline"]) == 3
         assert all(s["p99Us"] > 0 and s["p50Us"] <= s["p99Us"] for s in report["timeline"]), report["timeline"]
         assert report["settings"]["receivers"] == "2"
+        # The simulcast room spans both workers (the second fed by a pipe).
+        assert report["settings"]["workers"] == ("2" if simulcast else "1")
         assert (tmp_path / "room-throughput.svg").read_text().startswith("<svg")
         assert (tmp_path / "room-latency.svg").read_text().startswith("<svg")
     finally:

@@ -44,6 +44,9 @@ struct RoomLoad: AsyncParsableCommand {
     @Flag(help: "Each publisher sends 720p-like simulcast: three encodings at about 1/12, 1/4 and all of the top one's bytes (one producer); subscribers receive the top layer.")
     var simulcast = false
 
+    @Option(help: "Workers the room spans: the publishers on the first, the subscribers spread over all, each further worker's router fed by pipeToRouter (as a room spills).")
+    var workers = 1
+
     @Option(help: "Receiver threads, each with its own socket; subscribers are spread over them (so the load side is not what sets the latency).")
     var receivers = 1
 
@@ -98,6 +101,7 @@ struct RoomLoad: AsyncParsableCommand {
         guard (1...2000).contains(subscribers) else { throw ValidationError("--subscribers takes 1 to 2000") }
         guard videoPps > 0, duration > 0 else { throw ValidationError("--video-pps and --duration must be positive") }
         guard (1...16).contains(receivers) else { throw ValidationError("--receivers takes 1 to 16") }
+        guard (1...64).contains(workers) else { throw ValidationError("--workers takes 1 to 64") }
     }
 
     func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -130,7 +134,7 @@ struct RoomLoad: AsyncParsableCommand {
                      summary.latencyUs.p50, summary.latencyUs.p99, summary.decodingTracks, summary.freezes, summary.frozenMs))
         if let json {
             struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second] }
-            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)", "simulcast": "\(simulcast)"]
+            let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)", "simulcast": "\(simulcast)", "workers": "\(workers)"]
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
@@ -153,15 +157,23 @@ struct RoomLoad: AsyncParsableCommand {
 
     /// Builds the room, runs it, and reads the figures.
     func load(_ rpc: RemoteRoom, sinks: [Sink]) async throws -> (Summary, [Second]) {
-        let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": .encoding(Fanout.roomCodecs)]))
-        guard let routerId = router["id"]?.stringValue, let workerId = router["workerId"]?.stringValue else {
-            throw RemoteRoom.RemoteError(description: "unexpected createRouter result \(router)")
+        // One router per worker the room spans, the publishers on the first.
+        guard case .array(let listed) = try await rpc.call("worker.list", .object([:])), listed.count >= workers else {
+            throw RemoteRoom.RemoteError(description: "the server has fewer than \(workers) workers")
         }
-        let caps = router["rtpCapabilities"] ?? .null
+        var routers: [(id: String, workerId: String, caps: JSONValue)] = []
+        for w in listed.prefix(workers) {
+            let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": .encoding(Fanout.roomCodecs), "workerId": w["id"] ?? .null]))
+            guard let id = router["id"]?.stringValue, let workerId = router["workerId"]?.stringValue else {
+                throw RemoteRoom.RemoteError(description: "unexpected createRouter result \(router)")
+            }
+            routers.append((id, workerId, router["rtpCapabilities"] ?? .null))
+        }
+        let routerId = routers[0].id
         let listen: JSONValue = .array([.object(["protocol": .string("udp"), "ip": .string("127.0.0.1")])])
         var joinMs: [Double] = []
         /// A WebRtcTransport, connected with `peer`'s DTLS parameters: its id, port and ICE parameters.
-        func transport(_ peer: WebRtcPeer) async throws -> (String, UInt16, IceParameters) {
+        func transport(_ peer: WebRtcPeer, on routerId: String) async throws -> (String, UInt16, IceParameters) {
             let t = try await rpc.call("router.createWebRtcTransport", .object(["routerId": .string(routerId), "listenInfos": listen]))
             let id = t["id"]?.stringValue ?? ""
             let ice = try JSONDecoder().decode(IceParameters.self, from: JSONEncoder().encode(t["iceParameters"] ?? .null))
@@ -174,7 +186,7 @@ struct RoomLoad: AsyncParsableCommand {
         for i in 0..<publishers {
             let start = Date()
             let peer = try WebRtcPeer()
-            let (id, port, ice) = try await transport(peer)
+            let (id, port, ice) = try await transport(peer, on: routerId)
             // Simulcast: the layers' SSRCs, lowest first; the top one is what subscribers get.
             let ssrcs = simulcast ? (0..<3).map { 10_000 + UInt32(i) * 10 + UInt32($0) } : [10_000 + UInt32(i)]
             let ssrc = ssrcs[ssrcs.count - 1]
@@ -195,16 +207,23 @@ struct RoomLoad: AsyncParsableCommand {
             joinMs.append(Date().timeIntervalSince(start) * 1000)
             say("publisher \(i + 1)/\(publishers) joined in \(Int(joinMs.last!)) ms")
         }
+        // The other workers' routers get every track through a pipe.
+        for r in routers.dropFirst() {
+            for track in tracks {
+                _ = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(routerId), "producerId": .string(track.id), "targetRouterId": .string(r.id)]))
+            }
+        }
         // Subscribers: all on the sink's socket (each its own server transport).
         var consumersOf: [String: [String]] = [:]
         for i in 0..<subscribers {
             let start = Date()
             let peer = try WebRtcPeer()
-            let (id, port, ice) = try await transport(peer)
+            let router = routers[i % routers.count]
+            let (id, port, ice) = try await transport(peer, on: router.id)
             let sink = sinks[i % sinks.count]
             sink.srtpByPort[port] = try peer.connect(fd: sink.fd, port: port, ice: ice).receive
             for track in tracks {
-                let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": caps]))
+                let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": router.caps]))
                 if case .array(let codecs)? = c["rtpParameters"]?["codecs"], let pt = codecs.first?["payloadType"]?.numberValue { sink.videoPayloadType = UInt8(pt) }
                 consumersOf[track.id, default: []].append(c["id"]?.stringValue ?? "")
             }
@@ -218,7 +237,16 @@ struct RoomLoad: AsyncParsableCommand {
         func sent() -> UInt64 {
             generators.reduce(0) { $0 + (simulcast ? $1.sentLastVideo.load(ordering: .relaxed) : $1.sentVideo.load(ordering: .relaxed)) }
         }
-        func usage() async throws -> (UInt64, Double) { try await rpc.usage(workerId: workerId) }
+        // The room's workers together.
+        func usage() async throws -> (UInt64, Double) {
+            var out: UInt64 = 0, cpu = 0.0
+            for r in routers {
+                let u = try await rpc.usage(workerId: r.workerId)
+                out += u.0
+                cpu += u.1
+            }
+            return (out, cpu)
+        }
         for s in sinks { s.beginWindow(); _ = s.takeInterval() }
         /// Everything the receivers got so far, with the latencies of this interval.
         func peek() -> (UInt64, Histogram<UInt64>, Int, Double) {
