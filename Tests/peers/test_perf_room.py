@@ -24,7 +24,7 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         assert wait_for_port(port, server), "the server did not start"
         out = tmp_path / "room.json"
         run = subprocess.run([perf_bin, "room", "--target", f"ws://127.0.0.1:{port}/rpc", "--token", ADMIN_TOKEN,
-                              "--publishers", "2", "--subscribers", "10", "--duration", "3", "--receivers", "2",
+                              "--publishers", "2", "--subscribers", "10" if simulcast else "4,10", "--duration", "3", "--receivers", "2",
                               "--json", str(out), "--svg", str(tmp_path / "room")] + (["--simulcast", "--workers", "2"] if simulcast else []),
                              capture_output=True, text=True, timeout=120)
         print(run.stdout)
@@ -32,7 +32,8 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         assert run.returncode == 0, run.stderr
         # Progress while it ran: joins, then a line a second.
         assert "subscribers joined: 10/10" in run.stderr
-        assert run.stderr.count(" s: sent ") == 3
+        rooms = 1 if simulcast else 2
+        assert run.stderr.count(" s: sent ") == 3 * rooms
         report = json.loads(out.read_text())
         assert report["metadata"]["tool"] == "ringsfu-perf" and report["metadata"]["version"]
         assert report["metadata"]["started"] and report["metadata"]["finished"]
@@ -59,6 +60,10 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         assert report["settings"]["workers"] == ("2" if simulcast else "1")
         assert (tmp_path / "room-throughput.svg").read_text().startswith("<svg")
         assert (tmp_path / "room-latency.svg").read_text().startswith("<svg")
+        # One room per size (4 then 10 subscribers): CPU per packet against subscribers.
+        assert [r["summary"]["subscribers"] for r in report["runs"]] == ([10] if simulcast else [4, 10])
+        assert all(r["summary"]["serverCpuPerMillionPackets"] > 0 and r["summary"]["serverOutMbps"] > 0 for r in report["runs"]), report["runs"]
+        assert (tmp_path / "room-cpu.svg").read_text().startswith("<svg")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -69,6 +69,12 @@ final class RemoteRoom {
         }
     }
 
+    /// Packets and bytes sent by a worker so far and its forwarder thread's CPU seconds.
+    func figures(workerId: String) async throws -> (packets: UInt64, bytes: UInt64, cpu: Double) {
+        let u = try await call("worker.getResourceUsage", .object(["workerId": .string(workerId)]))
+        return (UInt64(u["packetsOut"]?.numberValue ?? 0), UInt64(u["bytesOut"]?.numberValue ?? 0), u["forwarderCpuSeconds"]?.numberValue ?? 0)
+    }
+
     /// Packets sent by the worker (the room's, by default) so far and its
     /// forwarder thread's CPU seconds.
     func usage(workerId: String? = nil) async throws -> (UInt64, Double) {

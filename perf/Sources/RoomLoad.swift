@@ -29,8 +29,11 @@ struct RoomLoad: AsyncParsableCommand {
     @Option(help: "Publishers, one video track each.")
     var publishers = 1
 
-    @Option(help: "Subscribers, each receiving every publisher's track.")
-    var subscribers = 10
+    @Option(help: "Subscribers, each receiving every publisher's track; a comma-separated list runs one room per count, one after the other (CPU per packet against subscribers).")
+    var subscribers = "10"
+
+    /// The room sizes to run.
+    var sizes: [Int] { subscribers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     @Option(help: "Video packets per second of a publisher's (top) stream, about: 30 fps frame bursts whose sizes are scaled to it (key frames every 2 s).")
     var videoPps: Double = 250
@@ -61,6 +64,7 @@ struct RoomLoad: AsyncParsableCommand {
         var sentPps: UInt64
         var receivedPps: UInt64
         var serverOutPps: UInt64
+        var serverOutMbps: Double
         var serverCpuPercent: Double
         var lossPercent: Double
         /// Latency of the packets received in this second.
@@ -80,6 +84,7 @@ struct RoomLoad: AsyncParsableCommand {
     }
 
     struct Summary: Codable {
+        var subscribers: Int
         var participants: Int
         var joinMsMedian: Double
         var joinMsMax: Double
@@ -93,12 +98,17 @@ struct RoomLoad: AsyncParsableCommand {
         var frozenMs: Double
         /// Subscriber tracks that decoded at least one frame (of publishers x subscribers).
         var decodingTracks: Int
+        /// The room's workers: CPU seconds per million packets they sent, and their output bitrate.
+        var serverCpuPerMillionPackets: Double
+        var serverOutMbps: Double
         var tracks: [Track]
     }
 
     func validate() throws {
         guard (1...64).contains(publishers) else { throw ValidationError("--publishers takes 1 to 64") }
-        guard (1...2000).contains(subscribers) else { throw ValidationError("--subscribers takes 1 to 2000") }
+        guard !sizes.isEmpty, sizes.count == subscribers.split(separator: ",").count, sizes.allSatisfy({ (1...2000).contains($0) }) else {
+            throw ValidationError("--subscribers takes counts from 1 to 2000, e.g. 100 or 100,200,400")
+        }
         guard videoPps > 0, duration > 0 else { throw ValidationError("--video-pps and --duration must be positive") }
         guard (1...16).contains(receivers) else { throw ValidationError("--receivers takes 1 to 16") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers takes 1 to 64") }
@@ -106,39 +116,72 @@ struct RoomLoad: AsyncParsableCommand {
 
     func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
 
-    func run() async throws {
-        var metadata = RunMetadata()
-        try SrtpLibrary.initialize(openssl: true)
+    /// One room of `n` subscribers, start to end (its own connection: closing it closes the room).
+    func runRoom(subscribers n: Int, rpcUrl: String, config: WebSocketClientConfiguration) async throws -> (Summary, [Second]) {
         let sinks = (0..<receivers).map { _ in Sink(cpu: loadCpu) }
         for s in sinks { s.trackFreezes = true }
-        let rpcUrl = target.hasSuffix("/rpc") ? target : target + (target.hasSuffix("/") ? "rpc" : "/rpc")
-        var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
-        if let token { config.additionalHeaders[.authorization] = "Bearer \(token)" }
         let box = RoomResultBox()
         let me = self
         try await WebSocketClient.connect(url: rpcUrl, configuration: config, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
             let rpc = RemoteRoom(inbound: inbound, outbound: outbound)
-            box.set(try await me.load(rpc, sinks: sinks))
-            // Closing the connection closes the room on the server.
+            box.set(try await me.load(rpc, sinks: sinks, subscribers: n))
             try await outbound.close(.normalClosure, reason: nil)
         }
         for s in sinks { s.stop() }
-        guard let (summary, timeline) = box.value else { throw ValidationError("the run against \(rpcUrl) did not complete") }
+        guard let result = box.value else { throw ValidationError("the run against \(rpcUrl) did not complete") }
+        // Let the server close the room before the next one.
+        try await Task.sleep(for: .milliseconds(500))
+        return result
+    }
+
+    func run() async throws {
+        var metadata = RunMetadata()
+        try SrtpLibrary.initialize(openssl: true)
+        let rpcUrl = target.hasSuffix("/rpc") ? target : target + (target.hasSuffix("/") ? "rpc" : "/rpc")
+        var config = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
+        if let token { config.additionalHeaders[.authorization] = "Bearer \(token)" }
+        var runs: [(Summary, [Second])] = []
+        for n in sizes {
+            let (summary, timeline) = try await runRoom(subscribers: n, rpcUrl: rpcUrl, config: config)
+            runs.append((summary, timeline))
+            report(summary)
+        }
         metadata.finished = Date()
-        print("room: \(publishers) publishers x \(subscribers) subscribers, \(Int(videoPps)) video packets/s each, \(duration) s")
+        let (summary, timeline) = runs[runs.count - 1]
+        if runs.count > 1 {
+            print("| subscribers | server out pps | Mbps | CPU-s / M packets | loss % | freezes | p50 / p99 us |")
+            print("|---|---|---|---|---|---|---|")
+            for (s, t) in runs {
+                let pps = t.isEmpty ? 0 : t.map { Double($0.serverOutPps) }.reduce(0, +) / Double(t.count)
+                print(String(format: "| %d | %.0f | %.1f | %.2f | %.3f | %d | %.0f / %.0f |", s.subscribers, pps, s.serverOutMbps, s.serverCpuPerMillionPackets,
+                             s.lossPercent, s.freezes, s.latencyUs.p50, s.latencyUs.p99))
+            }
+        }
+        try write(runs: runs, summary: summary, timeline: timeline, metadata: metadata)
+        if runs.contains(where: { $0.0.received == 0 }) { throw ExitCode(2) }
+    }
+
+    func report(_ summary: Summary) {
+        print("room: \(publishers) publishers x \(summary.subscribers) subscribers, \(Int(videoPps)) video packets/s each, \(duration) s")
         print("| track | ssrc | sent by publisher | received by server | forwarded |")
         print("|---|---|---|---|---|")
         for t in summary.tracks { print("| \(t.producerId.prefix(8)) | \(t.ssrc) | \(t.publisherSent) | \(t.serverReceived) | \(t.serverForwarded) |") }
         print(String(format: "joined %d in %.0f ms median (%.0f max); subscribers received %d of %d (loss %.3f %%); latency p50 %.0f us, p99 %.0f us; %d tracks decoding, freezes %d (%.0f ms)",
                      summary.participants, summary.joinMsMedian, summary.joinMsMax, summary.received, summary.expected, summary.lossPercent,
                      summary.latencyUs.p50, summary.latencyUs.p99, summary.decodingTracks, summary.freezes, summary.frozenMs))
+    }
+
+    /// `--json` (the last room's summary and timeline, and every room's) and `--svg`.
+    func write(runs: [(Summary, [Second])], summary: Summary, timeline: [Second], metadata: RunMetadata) throws {
         if let json {
-            struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second] }
+            struct Run: Codable { var summary: Summary; var timeline: [Second] }
+            struct Output: Codable { var metadata: RunMetadata; var settings: [String: String]; var summary: Summary; var timeline: [Second]; var runs: [Run] }
             let settings = ["target": target, "publishers": "\(publishers)", "subscribers": "\(subscribers)", "videoPps": "\(videoPps)", "duration": "\(duration)", "receivers": "\(receivers)", "simulcast": "\(simulcast)", "workers": "\(workers)"]
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
-            try encoder.encode(Output(metadata: metadata, settings: settings, summary: summary, timeline: timeline)).write(to: URL(fileURLWithPath: json))
+            try encoder.encode(Output(metadata: metadata, settings: settings, summary: summary, timeline: timeline,
+                                      runs: runs.map { Run(summary: $0.0, timeline: $0.1) })).write(to: URL(fileURLWithPath: json))
         }
         if let svg {
             let t = timeline.map { Double($0.t) }
@@ -151,12 +194,15 @@ struct RoomLoad: AsyncParsableCommand {
                 .init(name: "p50", points: Array(zip(t, timeline.map(\.p50Us))).map { (x: $0.0, y: $0.1) }),
                 .init(name: "p99", points: Array(zip(t, timeline.map(\.p99Us))).map { (x: $0.0, y: $0.1) }),
             ]).render().write(toFile: svg + "-latency.svg", atomically: true, encoding: .utf8)
+            let sizes = runs.map { Double($0.0.subscribers) }
+            try SvgChart(title: "Room: \(publishers) publisher(s), server CPU per forwarded packet", xLabel: "subscribers", yLabel: "CPU-s per million packets", series: [
+                .init(name: "CPU-s / M packets", points: Array(zip(sizes, runs.map(\.0.serverCpuPerMillionPackets))).map { (x: $0.0, y: $0.1) }),
+            ]).render().write(toFile: svg + "-cpu.svg", atomically: true, encoding: .utf8)
         }
-        if summary.received == 0 { throw ExitCode(2) }
     }
 
     /// Builds the room, runs it, and reads the figures.
-    func load(_ rpc: RemoteRoom, sinks: [Sink]) async throws -> (Summary, [Second]) {
+    func load(_ rpc: RemoteRoom, sinks: [Sink], subscribers: Int) async throws -> (Summary, [Second]) {
         // One router per worker the room spans, the publishers on the first.
         guard case .array(let listed) = try await rpc.call("worker.list", .object([:])), listed.count >= workers else {
             throw RemoteRoom.RemoteError(description: "the server has fewer than \(workers) workers")
@@ -238,14 +284,15 @@ struct RoomLoad: AsyncParsableCommand {
             generators.reduce(0) { $0 + (simulcast ? $1.sentLastVideo.load(ordering: .relaxed) : $1.sentVideo.load(ordering: .relaxed)) }
         }
         // The room's workers together.
-        func usage() async throws -> (UInt64, Double) {
-            var out: UInt64 = 0, cpu = 0.0
+        func usage() async throws -> (UInt64, UInt64, Double) {
+            var out: UInt64 = 0, bytes: UInt64 = 0, cpu = 0.0
             for r in routers {
-                let u = try await rpc.usage(workerId: r.workerId)
-                out += u.0
-                cpu += u.1
+                let u = try await rpc.figures(workerId: r.workerId)
+                out += u.packets
+                bytes += u.bytes
+                cpu += u.cpu
             }
-            return (out, cpu)
+            return (out, bytes, cpu)
         }
         for s in sinks { s.beginWindow(); _ = s.takeInterval() }
         /// Everything the receivers got so far, with the latencies of this interval.
@@ -262,25 +309,26 @@ struct RoomLoad: AsyncParsableCommand {
             return (received, interval, freezes, frozenMs)
         }
         let s0 = sent()
-        var (lastOut, lastCpu) = try await usage()
+        var (lastOut, lastBytes, lastCpu) = try await usage()
+        let (firstOut, firstBytes, firstCpu) = (lastOut, lastBytes, lastCpu)
         var lastSent = s0, lastReceived: UInt64 = 0
         var timeline: [Second] = []
         let seconds = max(1, Int(duration.rounded(.up)))
         for t in 1...seconds {
             try await Task.sleep(for: .seconds(min(1, duration - Double(t - 1))))
-            let (out, cpu) = try await usage()
+            let (out, bytes, cpu) = try await usage()
             let (received, histogram, freezes, frozenMs) = peek()
             let now = sent()
             let expected = Double(now - s0) * Double(subscribers)
             let second = Second(t: t, sentPps: now - lastSent, receivedPps: received - lastReceived, serverOutPps: out - lastOut,
-                                serverCpuPercent: (cpu - lastCpu) * 100, lossPercent: expected > 0 ? max(0, 1 - Double(received) / expected) * 100 : 0,
+                                serverOutMbps: Double(bytes - lastBytes) * 8 / 1e6, serverCpuPercent: (cpu - lastCpu) * 100, lossPercent: expected > 0 ? max(0, 1 - Double(received) / expected) * 100 : 0,
                                 p50Us: Double(histogram.valueAtPercentile(50)), p99Us: Double(histogram.valueAtPercentile(99)),
                                 freezes: freezes, frozenMs: frozenMs)
             timeline.append(second)
-            say(String(format: "%3d s: sent %5d/s, received %7d/s, server out %7d/s, server CPU %3.0f %%, loss %.3f %%, p50 %.0f us, p99 %.0f us, freezes %d",
-                       t, second.sentPps, second.receivedPps, second.serverOutPps, second.serverCpuPercent, second.lossPercent, second.p50Us, second.p99Us,
-                       second.freezes))
-            (lastOut, lastCpu, lastSent, lastReceived) = (out, cpu, now, received)
+            say(String(format: "%3d s: sent %5d/s, received %7d/s, server out %7d/s (%.1f Mbps), server CPU %3.0f %%, loss %.3f %%, p50 %.0f us, p99 %.0f us, freezes %d",
+                       t, second.sentPps, second.receivedPps, second.serverOutPps, second.serverOutMbps, second.serverCpuPercent, second.lossPercent,
+                       second.p50Us, second.p99Us, second.freezes))
+            (lastOut, lastBytes, lastCpu, lastSent, lastReceived) = (out, bytes, cpu, now, received)
         }
         let s1 = sent()
         // Freezes while the publishers still send (once they stop, every track freezes).
@@ -313,12 +361,15 @@ struct RoomLoad: AsyncParsableCommand {
         }
         let expected = (s1 - s0) * UInt64(subscribers)
         let sorted = joinMs.sorted()
-        let summary = Summary(participants: publishers + subscribers, joinMsMedian: sorted[sorted.count / 2], joinMsMax: sorted.last ?? 0,
+        let packetsOut = Double(lastOut - firstOut), window = Double(seconds)
+        let summary = Summary(subscribers: subscribers, participants: publishers + subscribers, joinMsMedian: sorted[sorted.count / 2], joinMsMax: sorted.last ?? 0,
                               sent: s1 - s0, expected: expected, received: received,
                               lossPercent: expected > 0 ? max(0, 1 - Double(received) / Double(expected)) * 100 : 0,
                               latencyUs: .init(p50: Double(histogram.valueAtPercentile(50)), p99: Double(histogram.valueAtPercentile(99)),
                                                p999: Double(histogram.valueAtPercentile(99.9))),
-                              freezes: freezes, frozenMs: frozenMs, decodingTracks: decoding, tracks: summaries)
+                              freezes: freezes, frozenMs: frozenMs, decodingTracks: decoding,
+                              serverCpuPerMillionPackets: packetsOut > 0 ? (lastCpu - firstCpu) / packetsOut * 1e6 : 0,
+                              serverOutMbps: Double(lastBytes - firstBytes) * 8 / 1e6 / window, tracks: summaries)
         return (summary, timeline)
     }
 }
