@@ -9,9 +9,6 @@ extension Rooms {
 
     var playerCount: Int { rooms.values.reduce(0) { $0 + $1.players.count } }
 
-    /// Whether the room is served here: homed here, or mirrored already.
-    func isLocal(_ name: String) -> Bool { rooms[name] != nil }
-
     /// Makes sure this node mirrors the room homed on `home`, with the
     /// given publisher if it names one the mirror lacks.
     func mirror(room name: String, home: NodeRecord, cluster: ClusterNode, publisher: String?) async throws(Refusal) {

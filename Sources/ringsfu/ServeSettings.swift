@@ -241,7 +241,8 @@ extension ServeSettings {
             throw ValidationError("--cluster-redis needs --pipe-ip (the address other nodes send piped media to) when media listens on \(media)")
         }
         let id = nodeId ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        guard (1...64).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+        // Node ids go into Redis keys and logs: the rule of room names.
+        guard Rooms.validName(id) else {
             throw ValidationError("--node-id takes 1 to 64 of A-Z a-z 0-9 - _ .")
         }
         return ClusterSettings(redisHost: String(parts[0]), redisPort: redisPort, nodeId: id, nodeUrl: url, pipeIp: pipe, token: apiToken ?? adminToken)

@@ -222,7 +222,7 @@ struct RoomLoad: AsyncParsableCommand {
         func transport(_ peer: WebRtcPeer, on routerId: String) async throws -> (String, UInt16, IceParameters) {
             let t = try await rpc.call("router.createWebRtcTransport", .object(["routerId": .string(routerId), "listenInfos": listen]))
             let id = t["id"]?.stringValue ?? ""
-            let ice = try JSONDecoder().decode(IceParameters.self, from: JSONEncoder().encode(t["iceParameters"] ?? .null))
+            let ice = try (t["iceParameters"] ?? .null).decode(IceParameters.self, field: "iceParameters")
             let port = UInt16(t["iceCandidates"]?.firstElement?["port"]?.numberValue ?? 0)
             _ = try await rpc.call("transport.connect", .object(["transportId": .string(id), "dtlsParameters": .encoding(peer.dtlsParameters)]))
             return (id, port, ice)

@@ -33,10 +33,10 @@ struct Scale: AsyncParsableCommand {
 
     func run() async throws {
         let counts = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !counts.isEmpty, counts.allSatisfy({ (1...System.cores).contains($0) }) else {
-            throw ValidationError("--workers takes counts from 1 to the number of cores (\(System.cores))")
+        guard !counts.isEmpty, counts.allSatisfy({ (1...Self.cores).contains($0) }) else {
+            throw ValidationError("--workers takes counts from 1 to the number of cores (\(Self.cores))")
         }
-        print("consumers=\(consumers) input=\(Int(inputPps)) pps per room, duration=\(duration)s, cores=\(System.cores)")
+        print("consumers=\(consumers) input=\(Int(inputPps)) pps per room, duration=\(duration)s, cores=\(Self.cores)")
         var results: [Int: [(pps: Double, cpu: Double)]] = [:]
         for _ in 0..<max(1, repeatCount) {
             for w in counts {
@@ -96,7 +96,5 @@ struct Scale: AsyncParsableCommand {
         return (Double(packets) / duration, cpu / duration)
     }
 
-    enum System {
-        static var cores: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
-    }
+    static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
 }

@@ -159,8 +159,7 @@ final class Sink: @unchecked Sendable {
         while !stopFlag.load(ordering: .relaxed) {
             // Freeze figures every 100 ms, also while nothing arrives (a
             // total freeze is one too).
-            if trackFreezes, rsfu_monotonic_ns() - lastFreezeFigures > 100_000_000 {
-                let t = rsfu_monotonic_ns()
+            if trackFreezes, case let t = rsfu_monotonic_ns(), t - lastFreezeFigures > 100_000_000 {
                 lastFreezeFigures = t
                 lock.withLock { s in
                     if s.resetFreezes { tracker.resetCounts(); s.resetFreezes = false }

@@ -62,7 +62,7 @@ final class Uplink {
         remotePipe = rid
         _ = try await link.call("transport.connect", ["transportId": .string(rid), "ip": .string(pipeIp), "port": .number(Double(local.tuple?.localPort ?? 0)),
                                                       "srtpParameters": .encoding(local.srtpParameters)])
-        try local.connect(ip: ip, port: Int(port), srtpParameters: try JSONDecoder().decode(SrtpParameters.self, from: JSONEncoder().encode(srtp)))
+        try local.connect(ip: ip, port: Int(port), srtpParameters: try srtp.decode(SrtpParameters.self, field: "srtpParameters"))
         try await pipeNew(joined["publishers"])
         logger.debug("cascade up", metadata: ["room": "\(room)", "home": "\(home.id)", "publishers": "\(publishers.count)"])
     }
@@ -84,7 +84,7 @@ final class Uplink {
                 let c = try await link.call("transport.consume", ["transportId": .string(remotePipe), "producerId": .string(id),
                                                                   "rtpCapabilities": .encoding(RtpCapabilities())])
                 guard let cid = c["id"]?.stringValue, let kind = c["kind"]?.stringValue.flatMap(MediaKind.init(rawValue:)), let params = c["rtpParameters"] else { continue }
-                let rtp = try JSONDecoder().decode(RtpParameters.self, from: JSONEncoder().encode(params))
+                let rtp = try params.decode(RtpParameters.self, field: "rtpParameters")
                 let producer = try pipe.produce(ProducerOptions(id: id, kind: kind, rtpParameters: rtp, paused: c["producerPaused"]?.boolValue ?? false))
                 fed[cid] = (pid, producer)
                 mine.append(producer)
