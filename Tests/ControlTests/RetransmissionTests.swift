@@ -34,9 +34,12 @@ struct RetransmissionTests {
         func feedback(_ p: [UInt8]) { sink.send(p, to: UInt16(egress.tuple.localPort)) }
     }
 
-    func room(producerSsrc: UInt32, storePackets: Int? = nil, caps: (RtpCapabilities) -> RtpCapabilities = { $0 }) async throws -> Room {
+    /// Packets stay resendable for `maxAgeMs` (a minute unless a test checks
+    /// the limit: under the full suite a test can wait seconds for its turn).
+    func room(producerSsrc: UInt32, storePackets: Int? = nil, maxAgeMs: Int = 60_000, caps: (RtpCapabilities) -> RtpCapabilities = { $0 }) async throws -> Room {
         var settings = WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 16, maxProducers: 16, maxConsumers: 16)
         settings.retransmissionBufferPackets = storePackets
+        settings.retransmissionMaxAgeMs = maxAgeMs
         let worker = try await Worker.create(settings)
         let router = try worker.createRouter(mediaCodecs: [vp8])
         let ingress = try router.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
@@ -118,6 +121,26 @@ struct RetransmissionTests {
         await #expect(throws: SFUError.self) {
             _ = try await Worker.create(WorkerSettings(retransmissionBufferPackets: 0))
         }
+        r.worker.close()
+    }
+
+    /// A packet older than `retransmissionMaxAgeMs` is not resent (its
+    /// receiver has given up on it): a counted miss.
+    @Test func tooOldToResend() async throws {
+        let r = try await room(producerSsrc: 6004, maxAgeMs: 100)
+        r.send(makeRtp(pt: 96, seq: 7, ssrc: 6004, payload: vp8Payload(keyFrame: true)))
+        let first = try #require(await r.sink.receiveAll(1).first)
+        let arrived = ContinuousClock.now
+        // An integration test of a wall-clock limit: it has to let the time pass.
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(ContinuousClock.now - arrived >= .milliseconds(250))
+        r.feedback(nack(media: r.ssrc, [try header(first).sequenceNumber]))
+        #expect(await r.sink.receive(timeoutMs: 200) == nil)
+        let stats = try await r.consumer.getStats()
+        #expect(stats[0].packetsRetransmitted == 0 && stats[0].retransmissionMisses == 1)
+        var bad = WorkerSettings()
+        bad.retransmissionMaxAgeMs = 0
+        await #expect(throws: SFUError.self) { _ = try await Worker.create(bad) }
         r.worker.close()
     }
 

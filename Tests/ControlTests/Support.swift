@@ -54,8 +54,14 @@ func audioParams(ssrc: UInt32, pt: Int = 111) -> RtpParameters {
 
 let loopback = TransportListenInfo(protocol: "udp", ip: "127.0.0.1")
 
+///
+/// Packets stay resendable for a minute: with the whole suite running at
+/// once a test can wait seconds for its turn between a packet and its NACK
+/// (the age limit has its own test).
 func testWorker() async throws -> Worker {
-    try await Worker.create(WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 256, maxProducers: 256, maxConsumers: 1024))
+    var settings = WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999, maxTransports: 256, maxProducers: 256, maxConsumers: 1024)
+    settings.retransmissionMaxAgeMs = 60_000
+    return try await Worker.create(settings)
 }
 
 /// True once a UDP port on loopback can be bound again (polls up to 2 s).

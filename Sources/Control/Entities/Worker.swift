@@ -94,6 +94,12 @@ public final class Worker {
             }
             fs.retransmissionSlots = n
         }
+        if let ms = settings.retransmissionMaxAgeMs {
+            guard (1...60_000).contains(ms) else {
+                throw .invalidArgument("invalid retransmissionMaxAgeMs \(ms) (1-60000)")
+            }
+            fs.retransmissionMaxAgeMs = ms
+        }
         switch (settings.dtlsCertificateFile, settings.dtlsPrivateKeyFile) {
         case (nil, nil):
             break

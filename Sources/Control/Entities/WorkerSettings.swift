@@ -31,9 +31,14 @@ public struct WorkerSettings: Codable, Sendable, Hashable {
     /// Packets kept for answering NACKs, shared by all the worker's
     /// producers (default 32768, each in a 2 KiB preallocated slot). A
     /// packet can be resent while it is among the most recent this many
-    /// (and no older than 2 s for video, 1 s for audio): size it to twice
-    /// the worker's incoming video packets per second.
+    /// (and no older than `retransmissionMaxAgeMs`): size it to twice the
+    /// worker's incoming video packets per second.
     public var retransmissionBufferPackets: Int?
+    /// How long after its arrival a video packet may still be resent
+    /// (default 2000 ms, as mediasoup; audio gets half). A repair older than
+    /// that reaches a receiver whose jitter buffer has given up on it; raise
+    /// it only for receivers on links with round trips near a second.
+    public var retransmissionMaxAgeMs: Int?
     public var appData: AppData?
     /// ICE consent timeout in milliseconds (RFC 7675: 30000; lower only for tests).
     public var iceConsentTimeoutMs: Int?

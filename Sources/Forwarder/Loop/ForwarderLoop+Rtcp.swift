@@ -157,11 +157,6 @@ extension ForwarderLoop {
 
     // MARK: - Retransmission
 
-    /// Longest a packet is resent after it arrived (mediasoup's limits:
-    /// 2 s for video, 1 s for audio).
-    static let maxRetransmissionAgeNs: Int64 = 2_000_000_000
-    static let maxAudioRetransmissionAgeNs: Int64 = 1_000_000_000
-
     /// Resends one packet a consumer's endpoint reported lost, from the
     /// store, if it is still held and was sent under the consumer's current
     /// numbering (a layered pipe consumer's numbering is the producer's).
@@ -179,7 +174,7 @@ extension ForwarderLoop {
         let mapped = consumers[c].layered ? sequence : consumers[c].rtp.input(forOutput: sequence)
         guard let producerSequence = mapped, consumers[c].rtp.started, consumers[c].active, stream >= 0,
               let stored = retransmissions.lookup(stream: stream, sequence: producerSequence),
-              turnNs - stored.arrivalNs <= (producers[p].isVideo ? Self.maxRetransmissionAgeNs : Self.maxAudioRetransmissionAgeNs),
+              turnNs - stored.arrivalNs <= Int64(settings.retransmissionMaxAgeMs) * (producers[p].isVideo ? 1_000_000 : 500_000),
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {
             consumers[c].counters.retransmissionMisses &+= 1
             return

@@ -48,6 +48,9 @@ package struct ForwarderSettings: Sendable {
     /// Packets kept for answering NACKs, shared by the worker's producers
     /// (each slot holds one packet buffer): 2 s of 16k packets/s.
     package var retransmissionSlots = 32768
+    /// Longest a video packet is resent after it arrived (mediasoup's 2 s);
+    /// audio gets half (mediasoup's 1 s).
+    package var retransmissionMaxAgeMs = 2000
     /// Transports that can give transport-wide congestion feedback at once
     /// (each holds an 8 KiB arrival ring); others still forward, unacknowledged.
     package var maxTransportCcTransports = 1024
