@@ -224,8 +224,8 @@ struct Serve: AsyncParsableCommand {
         roomLimits.announcedAddress = s.announcedAddress
         roomLimits.workerAnnouncedAddresses = limits.workerAnnouncedAddresses
         roomLimits.playersPerWorker = s.roomPlayersPerWorker
-        let rooms = Rooms(pool: pool, limits: roomLimits)
         let cluster = try s.clusterSettings().map { ClusterNode(settings: $0) }
+        let rooms = Rooms(pool: pool, limits: roomLimits, cluster: cluster)
         let host = s.host, port = s.port, shutdownTimeout = s.shutdownTimeout
         let connections = Connections()
         let logger = Logger(label: "ringsfu")

@@ -5,7 +5,10 @@ import RingSFU
 /// mirror of it there, fed by one pipe per room and node (see `Uplink`).
 extension Rooms {
     /// Rooms this node is home of (claimed in Redis with each heartbeat).
-    var homedRooms: [String] { rooms.values.filter { $0.mirror == nil }.map(\.name) }
+    var homedRooms: [RoomInfo] { rooms.values.filter { $0.mirror == nil }.map { describe($0.name) } }
+
+    /// Whether the room is open here and not as a mirror.
+    func isHome(of name: String) -> Bool { rooms[name].map { $0.mirror == nil } ?? false }
 
     var playerCount: Int { rooms.values.reduce(0) { $0 + $1.players.count } }
 
@@ -46,7 +49,8 @@ extension Rooms {
         uplink.onEnd = { [weak self, weak room] reason in
             guard let self, let room else { return }
             for p in room.players { self.end(p.id, reason: reason) }
-            self.closeIfEmpty(room)
+            // JSON-RPC members see their transports close with the router.
+            self.forget(room)
         }
         rooms[name] = room
         return .success(())

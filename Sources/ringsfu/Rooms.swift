@@ -26,8 +26,9 @@ final class Rooms {
         var announcedAddress: String? = nil
         /// By worker id, before `announcedAddress`.
         var workerAnnouncedAddresses: [String: String] = [:]
-        /// Players of a room on one worker before the room spills onto
-        /// another, and the worker load (`WorkerLoad.score`) that spills too.
+        /// Players (and JSON-RPC members) of a room on one worker before the
+        /// room spills onto another, and the worker load
+        /// (`WorkerLoad.score`) that spills too.
         var playersPerWorker = 200
         var spillLoad = 0.75
     }
@@ -86,8 +87,10 @@ final class Rooms {
         /// In order of arrival.
         var publishers: [Session] = []
         var players: [Session] = []
-        /// JSON-RPC sessions in the room (`room.join`).
-        var rpcMembers = 0
+        /// JSON-RPC sessions in the room (`room.join`), by the worker of
+        /// the router they were given.
+        var rpcMembers: [String: Int] = [:]
+        var rpcMemberCount: Int { rpcMembers.values.reduce(0, +) }
         /// Routers of the room on other workers, by worker id: players
         /// spill there, fed by pipes from `router`.
         var edges: [String: Router] = [:]
@@ -113,15 +116,19 @@ final class Rooms {
 
     let pool: WorkerPool
     let limits: Limits
+    /// The cluster this node is in, if any (JSON-RPC members of rooms homed
+    /// elsewhere join a mirror).
+    let cluster: ClusterNode?
     var rooms: [String: Room] = [:]
     /// Mirrors being set up, by room: a second player waits for the first's.
     var mirroring: [String: Task<Result<Void, Refusal>, Never>] = [:]
     private var sessions: [String: Session] = [:]
     private let logger = Logger(label: "ringsfu.rooms")
 
-    nonisolated init(pool: WorkerPool, limits: Limits) {
+    nonisolated init(pool: WorkerPool, limits: Limits, cluster: ClusterNode? = nil) {
         self.pool = pool
         self.limits = limits
+        self.cluster = cluster
     }
 
     /// Room names go into URLs and logs: 1-64 of `A-Z a-z 0-9 _ - .`.
@@ -162,13 +169,19 @@ final class Rooms {
     }
 
     /// A room's publishers: WHIP sessions, then JSON-RPC transports with
-    /// producers, as (id, producers).
+    /// producers (on any of the room's routers), as (id, producers).
     func publishers(of room: Room) -> [(id: String, producers: [Producer], rpcTransport: Transport?)] {
         if let mirror = room.mirror { return mirror.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil) } }
         let whip = room.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil as Transport?) }
         let ours = Set(room.publishers.map { $0.transport.id })
-        let rpc = room.router.publishingTransports.filter { !ours.contains($0.id) }.map { ($0.id, $0.openProducers, $0 as Transport?) }
-        return whip + rpc
+        // Pipe transports carry copies of producers listed where they come from.
+        let rpc = routers(of: room).flatMap { $0.1.publishingTransports }.filter { !ours.contains($0.id) && !($0 is PipeTransport) }
+        return whip + rpc.map { ($0.id, $0.openProducers, $0 as Transport?) }
+    }
+
+    /// The room's routers with their workers: home, then edges.
+    func routers(of room: Room) -> [(String, Router)] {
+        [(room.workerId, room.router)] + room.edges.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// A WHEP player of one publisher (the given one, else the room's first).
@@ -183,8 +196,8 @@ final class Rooms {
         let session: Session
         let producers: [Producer]
         do {
-            let (workerId, router) = try playerRouter(room)
-            producers = try piped(source.producers, from: room, to: router)
+            let (workerId, router) = try memberRouter(room)
+            producers = try source.producers.map { p throws(SFUError) in try pipeIn(p.id, room: room, to: router) ?? p }
             session = try newSession(.play, room: room, on: router, workerId: workerId, publisherId: source.id, offer: offer)
         } catch {
             closeIdleEdges(room) // an edge opened for this player only
@@ -205,16 +218,16 @@ final class Rooms {
         }
     }
 
-    /// Where a new player of the room goes: the first of the room's routers
-    /// (home, then edges) whose worker is not busy and has room for
-    /// players, else a new edge on the least-loaded worker the room is not
-    /// on yet; with no such worker, home carries on.
-    private func playerRouter(_ room: Room) throws(SFUError) -> (String, Router) {
-        let routers = [(room.workerId, room.router)] + room.edges.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    /// Where a new player (or JSON-RPC member) of the room goes: the first
+    /// of the room's routers (home, then edges) whose worker is not busy
+    /// and has room for members, else a new edge on the least-loaded worker
+    /// the room is not on yet; with no such worker, home carries on.
+    func memberRouter(_ room: Room) throws(SFUError) -> (String, Router) {
+        let routers = routers(of: room)
         for (workerId, router) in routers {
-            let players = room.players.reduce(0) { $0 + ($1.workerId == workerId ? 1 : 0) }
+            let members = room.players.reduce(room.rpcMembers[workerId] ?? 0) { $0 + ($1.workerId == workerId ? 1 : 0) }
             let busy = pool.loads[workerId]?.busy(limits.spillLoad) ?? false
-            if players < limits.playersPerWorker && !busy { return (workerId, router) }
+            if members < limits.playersPerWorker && !busy { return (workerId, router) }
         }
         guard let worker = pool.leastLoaded(except: Set(routers.map(\.0))),
               !(pool.loads[worker.id]?.busy(limits.spillLoad) ?? false) else { return (room.workerId, room.router) }
@@ -224,25 +237,23 @@ final class Rooms {
         return (worker.id, edge)
     }
 
-    /// The producers as `router` has them: piped from the room's home
-    /// router the first time an edge needs them.
-    private func piped(_ producers: [Producer], from room: Room, to router: Router) throws(SFUError) -> [Producer] {
-        guard router !== room.router else { return producers }
-        var out: [Producer] = []
-        for p in producers {
-            if let existing = router.producer(id: p.id), !existing.closed {
-                out.append(existing)
-            } else {
-                out.append(try room.router.pipeToRouter(producerId: p.id, router: router).pipeProducer)
-            }
-        }
-        return out
+    /// The producer as `router` has it: piped the first time from the
+    /// room's router it was produced on (nil: no router of the room has it).
+    func pipeIn(_ producerId: String, room: Room, to router: Router) throws(SFUError) -> Producer? {
+        if let existing = router.producer(id: producerId), !existing.closed { return existing }
+        let all = routers(of: room).map(\.1)
+        // Its origin: where a transport other than a pipe produced it (else
+        // any router holding a copy).
+        let origin = all.first { r in r.publishingTransports.contains { t in !(t is PipeTransport) && t.openProducers.contains { $0.id == producerId } } }
+            ?? all.first { $0.producer(id: producerId).map { !$0.closed } ?? false }
+        guard let origin, origin !== router else { return nil }
+        return try origin.pipeToRouter(producerId: producerId, router: router).pipeProducer
     }
 
-    /// Closes the room's edges that have no player left (their pipes close
-    /// with them).
-    private func closeIdleEdges(_ room: Room) {
-        for (workerId, edge) in room.edges where !room.players.contains(where: { $0.workerId == workerId }) {
+    /// Closes the room's edges that have no player or member left (their
+    /// pipes close with them).
+    func closeIdleEdges(_ room: Room) {
+        for (workerId, edge) in room.edges where !room.players.contains(where: { $0.workerId == workerId }) && (room.rpcMembers[workerId] ?? 0) == 0 {
             room.edges[workerId] = nil
             edge.close()
         }
@@ -271,7 +282,7 @@ final class Rooms {
 
     var sessionCount: Int { sessions.count }
 
-    private func openRoom(_ name: String) throws(Refusal) -> Room {
+    func openRoom(_ name: String) throws(Refusal) -> Room {
         if let room = rooms[name] { return room }
         guard rooms.count < limits.maxRooms else { throw .full("the server has its maximum of \(limits.maxRooms) rooms") }
         guard let worker = pool.leastLoaded() else { throw .full("no worker is running") }
@@ -283,7 +294,14 @@ final class Rooms {
     }
 
     func closeIfEmpty(_ room: Room) {
-        guard room.publishers.isEmpty, room.players.isEmpty, room.rpcMembers == 0, rooms[room.name] === room else { return }
+        guard room.publishers.isEmpty, room.players.isEmpty, room.rpcMemberCount == 0 else { return }
+        forget(room)
+    }
+
+    /// Closes the room and its routers (JSON-RPC members' transports get
+    /// `routerclose`); a new session of the name opens a new room.
+    func forget(_ room: Room) {
+        guard rooms[room.name] === room else { return }
         rooms[room.name] = nil
         for edge in room.edges.values { edge.close() }
         room.edges = [:]
@@ -368,27 +386,5 @@ final class Rooms {
                 }
             }
         }
-    }
-}
-
-extension Rooms: RpcRoomDirectory {
-    func join(room name: String) throws(SFUError) -> Router {
-        guard Self.validName(name) else { throw .invalidArgument("invalid params.room: 1 to 64 of A-Z a-z 0-9 _ - .") }
-        do {
-            let room = try openRoom(name)
-            room.rpcMembers += 1
-            return room.router
-        } catch {
-            switch error {
-            case .notFound(let m), .full(let m): throw .invalidState(m)
-            case .rejected(let e): throw e
-            }
-        }
-    }
-
-    func leave(room name: String) {
-        guard let room = rooms[name] else { return }
-        room.rpcMembers = max(0, room.rpcMembers - 1)
-        closeIfEmpty(room)
     }
 }

@@ -20,6 +20,10 @@ struct ServerLimits: Sendable {
     /// Bytes of responses and notifications queued for one client that does
     /// not read; past it the client is disconnected.
     var maxQueuedBytes = 16 << 20
+    /// A ping to every WebSocket client this often; one that has not
+    /// answered the previous ping is disconnected (its entities close), so
+    /// a vanished client (or cluster node) holds nothing for long.
+    var pingInterval: Duration = .seconds(10)
     /// How long a closing WebSocket waits for the client's close frame.
     var closeTimeout: Duration = .seconds(2)
     /// Clients may bind media ports outside the workers' range (and below 1024).
@@ -150,7 +154,8 @@ enum ServerApp {
         var logger = Logger(label: "ringsfu.http")
         logger.logLevel = logLevel
         let plain = HTTPServerBuilder.http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(
-            maxFrameSize: limits.maxMessageBytes, closeTimeout: limits.closeTimeout, validateUTF8: true)))
+            maxFrameSize: limits.maxMessageBytes, autoPing: .enabled(timePeriod: limits.pingInterval), closeTimeout: limits.closeTimeout,
+            validateUTF8: true)))
         return Application(
             router: router,
             // HTTPS and WSS on the same port when a certificate is given.

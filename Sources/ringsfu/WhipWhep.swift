@@ -98,6 +98,9 @@ enum WhipWhep {
             let room = context.parameters.get("room") ?? ""
             if let refused = check(request, room: room, role: .play, limits: limits, contentType: nil) { return refused }
             var info = await rooms.describe(room)
+            // Not homed here: the home node's list (players here play any
+            // of its publishers through this node's mirror).
+            if let cluster, await !rooms.isHome(of: room), let home = await cluster.roomInfo(room) { info = home }
             info.iceServers = limits.iceServers.entries()
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: (try? JSONEncoder().encode(info)) ?? Data())))

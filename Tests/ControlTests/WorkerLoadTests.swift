@@ -84,4 +84,45 @@ struct WorkerLoadTests {
         rooms.endAll()
         #expect(rooms.rooms.isEmpty && room.router.closed)
     }
+
+    /// JSON-RPC members spill as players do: the second member gets an edge
+    /// router on the other worker; a producer of a member at home is piped
+    /// to the edge when the edge's member consumes it, is listed once (not
+    /// again as the pipe), and a WHEP player on the edge can play a
+    /// publisher of the edge. The edge closes with its last member.
+    @Test @RingSFUActor func rpcMembersSpillOntoAnEdgeRouter() async throws {
+        let pool = WorkerPool()
+        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999))
+        defer { pool.closeAll() }
+        var limits = Rooms.Limits()
+        limits.playersPerWorker = 1
+        let rooms = Rooms(pool: pool, limits: limits)
+        let home = try await rooms.join(room: "rpc")
+        let edge = try await rooms.join(room: "rpc")
+        let room = try #require(rooms.rooms["rpc"])
+        #expect(home === room.router && edge !== home)
+        #expect(room.edges.values.contains { $0 === edge })
+        // A member publishes at home; the edge's member consumes it.
+        let send = try home.createPlainTransport(PlainTransportOptions(listenInfo: loopback, comedia: true))
+        let video = try send.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 5150)))
+        #expect(edge.producer(id: video.id) == nil)
+        try await rooms.prepareConsume(producerId: video.id, router: edge)
+        let piped = try #require(edge.producer(id: video.id))
+        #expect(piped !== video)
+        let recv = try edge.createPlainTransport(PlainTransportOptions(listenInfo: loopback))
+        let consumer = try recv.consume(ConsumerOptions(producerId: video.id, rtpCapabilities: edge.rtpCapabilities))
+        #expect(consumer.producerId == video.id)
+        for router in [home, edge] {
+            let listed = await rooms.publishers(room: "rpc", router: router)
+            #expect(listed.map(\.id) == [send.id] && listed.first?.producers.map(\.id) == [video.id])
+        }
+        // Unknown producers are left to consume's own error.
+        try await rooms.prepareConsume(producerId: "nope", router: edge)
+        // The home member leaves: the room stays for the edge's member.
+        rooms.leave(room: "rpc", router: home)
+        #expect(!edge.closed && rooms.rooms["rpc"] === room)
+        rooms.leave(room: "rpc", router: edge)
+        #expect(edge.closed && home.closed && rooms.rooms["rpc"] == nil)
+        await #expect(throws: SFUError.self) { _ = try await rooms.join(room: "no/slash") }
+    }
 }

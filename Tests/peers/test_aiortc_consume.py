@@ -12,11 +12,11 @@ from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from test_aiortc_publish import CODECS, Rpc, media_sections, section_parameters, server, session_sdp  # noqa: F401
 
 
-async def create_transport(rpc, router, server_id):
+async def create_transport(rpc, router, server_id, ip="127.0.0.1"):
     if server_id:
         return await rpc.call("router.createWebRtcTransport", routerId=router["id"], webRtcServerId=server_id)
     return await rpc.call("router.createWebRtcTransport", routerId=router["id"],
-                          listenInfos=[{"protocol": "udp", "ip": "127.0.0.1"}])
+                          listenInfos=[{"protocol": "udp", "ip": ip}])
 
 
 async def video_publisher(rpc, router, parameters=section_parameters):
@@ -37,9 +37,9 @@ async def video_publisher(rpc, router, parameters=section_parameters):
     return publisher, send_transport, producer, parsed
 
 
-async def subscribe(rpc, router, producer_ids, first_mid, server_id=None):
+async def subscribe(rpc, router, producer_ids, first_mid, server_id=None, ip="127.0.0.1"):
     """A receiving aiortc endpoint with one consumer per producer on one transport."""
-    transport = await create_transport(rpc, router, server_id)
+    transport = await create_transport(rpc, router, server_id, ip)
     # The receiving endpoint's capabilities: Opus and VP8 with the MID extension
     # (BUNDLE demultiplexing, as mediasoup-client negotiates it).
     caps = {"codecs": [dict(c) for c in router["rtpCapabilities"]["codecs"] if c["mimeType"] in ("audio/opus", "video/VP8")],

@@ -3,7 +3,10 @@ cluster through a Redis the test starts. A publisher on node 0; players on
 nodes 1 and 2 play the room through UDP pipes from node 0. Node 1 stops: its
 player's connection ends, the others play on; node 1 restarts and serves
 again. Node 0 is cut off, then dies: the mirrors' players end, the room is homed anew by the
-next publisher. Redis stops: nodes keep serving their own rooms and say so."""
+next publisher. Redis stops: nodes keep serving their own rooms and say so.
+JSON-RPC members (the mediasoup-client flow) of a room homed on another node
+join a mirror of it: they consume the home's publishers, cannot publish
+there, and see their transports close when the home leaves."""
 import asyncio
 import json
 import os
@@ -16,7 +19,10 @@ import time
 import aioice.ice
 import pytest
 
-from test_aiortc_publish import ROOT
+import websockets
+
+from test_aiortc_consume import subscribe
+from test_aiortc_publish import ROOT, Rpc
 from whip import Player, aiortc_publisher, request, wait_for
 from netns import Hosts
 
@@ -188,4 +194,65 @@ async def test_a_room_plays_on_every_node_and_survives_nodes_leaving(cluster):
     finally:
         for p in players.values():
             await p.close()
+        await publisher.close()
+
+
+class RpcError(Exception):
+    pass
+
+
+async def call(rpc, method, **params):
+    """`Rpc.call` that raises the error a request was answered with."""
+    try:
+        return await rpc.call(method, **params)
+    except AssertionError as e:
+        raise RpcError(str(e)) from None
+
+
+@pytest.mark.asyncio
+async def test_json_rpc_members_join_a_mirror_of_a_room_homed_elsewhere(cluster):
+    c = cluster
+    wait_for(lambda: c.node_ids(0) == ["node0", "node1", "node2"], 10, "three nodes registered")
+    publisher, _ = await aiortc_publisher(c.base(0), "forum", token=TOKEN)
+    pc = None
+    try:
+        # Node 2 lists the room as its home describes it (through Redis).
+        def listed():
+            code, _, text = request(c.base(2) + "/rooms/forum", token=TOKEN)
+            return code == 200 and len(json.loads(text)["publishers"]) == 1
+        wait_for(listed, 5, "node 2 listing the publisher of node 0's room")
+        url = c.base(2).replace("http://", "ws://") + "/rpc"
+        async with websockets.connect(url, subprotocols=["ringsfu.token." + TOKEN]) as ws:
+            rpc = Rpc(ws)
+            room = await rpc.call("room.join", room="forum")
+            [remote] = room["publishers"]
+            [video] = [p["id"] for p in remote["producers"]]
+            router = {"id": room["routerId"], "rtpCapabilities": room["rtpCapabilities"]}
+            pc, frames, _, _ = await subscribe(rpc, router, [video], first_mid=3, ip=c.hosts.ip(2))
+            deadline = time.time() + 20
+            while time.time() < deadline and len(frames["video"]) < 10:
+                await asyncio.sleep(0.2)
+            print("frames decoded by the JSON-RPC member on node 2:", len(frames["video"]))
+            assert len(frames["video"]) >= 10
+            assert "cascade up" in c.log(2)
+            # Publishing on a mirror is refused with where to publish.
+            send = await rpc.call("router.createWebRtcTransport", routerId=room["routerId"],
+                                  listenInfos=[{"protocol": "udp", "ip": c.hosts.ip(2)}])
+            with pytest.raises(RpcError, match="homed on node node0"):
+                await call(rpc, "transport.produce", transportId=send["id"], kind="video", rtpParameters={
+                    "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000}], "encodings": [{"ssrc": 1234}]})
+            # The home node leaves: the member's transports close with the
+            # mirror's router; a new join finds no home and opens the room here.
+            c.stop(0)
+            deadline = time.time() + 10
+            while time.time() < deadline and not any(n["method"] == "transport.routerclose" for n in rpc.notifications):
+                await rpc.call("worker.list")
+                await asyncio.sleep(0.3)
+            assert any(n["method"] == "transport.routerclose" for n in rpc.notifications), rpc.notifications[-5:]
+            again = await rpc.call("room.join", room="forum")
+            assert again["routerId"] != room["routerId"] and again["publishers"] == []
+            await rpc.call("room.leave", room="forum")
+    finally:
+        if pc:
+            await pc.close()
         await publisher.close()

@@ -217,12 +217,18 @@ extension RpcSession {
             return .encoding(try await transport(p).getStats())
         case "transport.produce":
             let options = try p.decode(ProducerOptions.self)
-            let producer = try transport(p).produce(options)
+            let t = try transport(p)
+            if let rooms, let router = t.router, joinedRoom(of: router) != nil { try rooms.checkProduce(router: router) }
+            let producer = try t.produce(options)
             owned.insert(producer.id)
             return .object(["id": .string(producer.id), "kind": .string(producer.kind.rawValue), "type": .string(producer.type.rawValue), "paused": .bool(producer.paused), "rtpParameters": .encoding(producer.rtpParameters)])
         case "transport.consume":
             let options = try p.decode(ConsumerOptions.self)
-            let c = try transport(p).consume(options)
+            let t = try transport(p)
+            if let rooms, let router = t.router, joinedRoom(of: router) != nil {
+                try await rooms.prepareConsume(producerId: options.producerId, router: router)
+            }
+            let c = try t.consume(options)
             owned.insert(c.id)
             return .object([
                 "id": .string(c.id), "producerId": .string(c.producerId), "kind": .string(c.kind.rawValue),

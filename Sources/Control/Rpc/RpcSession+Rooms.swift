@@ -1,13 +1,36 @@
 /// A server's rooms, reachable from JSON-RPC: a client joins a room by name
 /// and gets the room's router to create its transports on, beside the WHIP
 /// publishers and WHEP players of the same room.
+///
+/// A room may span several routers (workers of one host, nodes of a
+/// cluster): `join` gives each member the router it is to use, and the
+/// directory makes the room's producers available there on demand.
 @RingSFUActor
 public protocol RpcRoomDirectory: AnyObject {
-    /// The room's router (the room opens if needed); the session counts as
-    /// a member until `leave`.
-    func join(room: String) throws(SFUError) -> Router
-    /// A session left the room (or ended): the room may close if empty.
-    func leave(room: String)
+    /// The router this member is to use (the room opens if needed); the
+    /// session counts as a member there until `leave`.
+    func join(room: String) async throws(SFUError) -> Router
+    /// A session left the room (or ended), having joined on `router`: the
+    /// room (or that router of it) may close if nobody is left.
+    func leave(room: String, router: Router)
+    /// The room's publishers as a member on `router` sees them: an id (a
+    /// WHIP session or a member's transport) and its open producers.
+    func publishers(room: String, router: Router) async -> [(id: String, producers: [Producer])]
+    /// Called before a member on `router` consumes `producerId`: brings
+    /// the producer of another router of the room there (a pipe).
+    func prepareConsume(producerId: String, router: Router) async throws(SFUError)
+    /// Called before a member produces on `router`: throws where the room
+    /// takes no publishers (a mirror of a room homed elsewhere).
+    func checkProduce(router: Router) throws(SFUError)
+}
+
+extension RpcRoomDirectory {
+    /// One router per room: its publishing transports.
+    public func publishers(room: String, router: Router) async -> [(id: String, producers: [Producer])] {
+        router.publishingTransports.map { ($0.id, $0.openProducers) }
+    }
+    public func prepareConsume(producerId: String, router: Router) async throws(SFUError) {}
+    public func checkProduce(router: Router) throws(SFUError) {}
 }
 
 extension Router {
@@ -40,36 +63,51 @@ extension RpcSession {
         let name = try string(p, "room")
         switch method {
         case "room.join":
-            if let router = joinedRooms[name], !router.closed { return roomJSON(router) }
-            let router = try rooms.join(room: name)
+            if let router = joinedRooms[name] {
+                if !router.closed { return await roomJSON(name, router) }
+                // The room closed under the member (its home node left): a
+                // new join opens it again.
+                joinedRooms[name] = nil
+                rooms.leave(room: name, router: router)
+            }
+            let router = try await rooms.join(room: name)
+            // Another request of this session may have joined meanwhile.
+            if let other = joinedRooms[name], other !== router { rooms.leave(room: name, router: other) }
             joinedRooms[name] = router
-            return roomJSON(router)
+            return await roomJSON(name, router)
         case "room.getPublishers":
             guard let router = joinedRooms[name], !router.closed else { throw SFUError.invalidState("not in room \(name) (call room.join)") }
-            return roomJSON(router)
+            return await roomJSON(name, router)
         case "room.leave":
             guard let router = joinedRooms.removeValue(forKey: name) else { throw SFUError.invalidState("not in room \(name)") }
             for t in ownedTransports where !t.closed && t.router === router { t.close() }
-            rooms.leave(room: name)
+            rooms.leave(room: name, router: router)
             return Self.ok
         default:
             throw RpcError(code: -32601, message: "method not found: \(method)", type: "TypeError")
         }
     }
 
-    func roomJSON(_ router: Router) -> JSONValue {
-        .object([
+    func roomJSON(_ name: String, _ router: Router) async -> JSONValue {
+        let publishers = await rooms?.publishers(room: name, router: router) ?? []
+        return .object([
             "routerId": .string(router.id),
             "rtpCapabilities": .encoding(router.rtpCapabilities),
-            "publishers": .array(router.publishingTransports.map { t in
-                .object(["id": .string(t.id), "producers": .array(t.openProducers.map { .object(["id": .string($0.id), "kind": .string($0.kind.rawValue)]) })])
+            "publishers": .array(publishers.map { p in
+                .object(["id": .string(p.id), "producers": .array(p.producers.map { .object(["id": .string($0.id), "kind": .string($0.kind.rawValue)]) })])
             }),
         ])
     }
 
+    /// The room a joined router serves, if `router` is one.
+    func joinedRoom(of router: Router?) -> String? {
+        guard let router else { return nil }
+        return joinedRooms.first { $0.value === router }?.key
+    }
+
     /// Leaves every joined room (the session ended).
     func leaveRooms() {
-        for name in joinedRooms.keys { rooms?.leave(room: name) }
+        for (name, router) in joinedRooms { rooms?.leave(room: name, router: router) }
         joinedRooms.removeAll()
     }
 }

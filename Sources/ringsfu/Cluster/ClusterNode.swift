@@ -57,6 +57,7 @@ final class ClusterNode {
 
     private func key(node id: String) -> String { "ringsfu:node:\(id)" }
     private func key(room name: String) -> String { "ringsfu:room:\(name)" }
+    private func key(info name: String) -> String { "ringsfu:roominfo:\(name)" }
 
     private func note(_ up: Bool, _ error: String? = nil) {
         if up != redisUp {
@@ -68,24 +69,31 @@ final class ClusterNode {
     }
 
     /// Registers the node and refreshes its room claims; `rooms`: the
-    /// rooms homed here now (claims of closed rooms are released).
-    func heartbeat(rooms: [String], players: Int) async {
+    /// rooms homed here now (claims of closed rooms are released), whose
+    /// publisher lists go to Redis too, for `GET /rooms` on other nodes.
+    func heartbeat(rooms: [RoomInfo], players: Int) async {
         let record = NodeRecord(id: settings.nodeId, url: settings.nodeUrl, pipeIp: settings.pipeIp, rooms: rooms.count, players: players,
                                 version: RingSFUVersion.current)
         let json = String(decoding: (try? JSONEncoder().encode(record)) ?? Data(), as: UTF8.self)
         do {
             _ = try await redis.command("SET", key(node: settings.nodeId), json, "PX", String(settings.nodeTtlMs))
             _ = try await redis.command("SADD", "ringsfu:nodes", settings.nodeId)
-            let open = Set(rooms)
+            let open = Set(rooms.map(\.name))
             for name in claimed.subtracting(open) {
                 _ = try await redis.command("EVAL", Self.releaseScript, "1", key(room: name), settings.nodeId)
+                _ = try await redis.command("DEL", key(info: name))
                 claimed.remove(name)
             }
-            for name in open {
+            for info in rooms {
+                let name = info.name
                 // Re-claimed, not only refreshed: after a Redis outage or a
                 // restart the key may be gone.
                 let home = try await redis.command("EVAL", Self.claimScript, "1", key(room: name), settings.nodeId, String(settings.roomTtlMs), "ringsfu:node:")
-                if home.string == settings.nodeId { claimed.insert(name) } else {
+                if home.string == settings.nodeId {
+                    claimed.insert(name)
+                    let json = String(decoding: (try? JSONEncoder().encode(info)) ?? Data(), as: UTF8.self)
+                    _ = try await redis.command("SET", key(info: name), json, "PX", String(settings.roomTtlMs))
+                } else {
                     logger.warning("cluster: room also homed on another node", metadata: ["room": "\(name)", "home": "\(home.string ?? "?")"])
                 }
             }
@@ -109,6 +117,13 @@ final class ClusterNode {
             note(false, "\(error)")
             return .here
         }
+    }
+
+    /// The room as its home node last described it (nil: no live home, or
+    /// Redis is unreachable).
+    func roomInfo(_ room: String) async -> RoomInfo? {
+        guard let json = try? await redis.command("GET", key(info: room)).string else { return nil }
+        return try? JSONDecoder().decode(RoomInfo.self, from: Data(json.utf8))
     }
 
     /// The room's home, without claiming it: nil when no live node holds it.
@@ -149,7 +164,10 @@ final class ClusterNode {
     /// Leaves the cluster at shutdown: the node's record and claims go at
     /// once instead of expiring.
     func leave() async {
-        for name in claimed { _ = try? await redis.command("EVAL", Self.releaseScript, "1", key(room: name), settings.nodeId) }
+        for name in claimed {
+            _ = try? await redis.command("EVAL", Self.releaseScript, "1", key(room: name), settings.nodeId)
+            _ = try? await redis.command("DEL", key(info: name))
+        }
         claimed.removeAll()
         _ = try? await redis.command("DEL", key(node: settings.nodeId))
         _ = try? await redis.command("SREM", "ringsfu:nodes", settings.nodeId)
