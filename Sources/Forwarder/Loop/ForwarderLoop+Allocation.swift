@@ -73,6 +73,10 @@ extension ForwarderLoop {
         let entries = allocation.entries
         var n = 0
         var wanted = 0
+        // The estimate a barred layer waits for: probing must reach it, or
+        // the bar outlives the congestion that caused it (nothing else
+        // lifts an estimate the consumers' own rate does not test).
+        var barredFloor = 0
         var c = transports[t].firstConsumer
         while c >= 0, n < Self.allocationCapacity {
             let ci = Int(c)
@@ -103,6 +107,7 @@ extension ForwarderLoop {
                 let barred = Int(consumerCold[ci].barredLayer)
                 if barred > 0, turnNs < consumerCold[ci].barredUntilNs, estimate < consumerCold[ci].barredBelow {
                     e.maxLayer = min(e.maxLayer, barred - 1)
+                    if barred <= preferred { barredFloor = max(barredFloor, consumerCold[ci].barredBelow + consumerCold[ci].barredBelow / 20) }
                 }
                 e.applied = min(layerLimit(ci), e.maxLayer)
                 if turnNs < consumerCold[ci].congestedUntilNs { e.upgradeMargin = LayerAllocator.congestedUpgradeMargin }
@@ -156,10 +161,12 @@ extension ForwarderLoop {
             if limit > old {
                 consumerCold[ci].limitRaisedNs = turnNs
                 consumerCold[ci].limitRaisedEstimate = estimate
-            } else if old <= 3, turnNs - consumerCold[ci].limitRaisedNs < Self.failedUpgradeNs {
+            } else if settled, old <= 3, turnNs - consumerCold[ci].limitRaisedNs < Self.failedUpgradeNs {
                 // Up and soon down again: the estimate that allowed it was
                 // wrong (a probe through a bursty shaper; the layer's key
-                // frame overran the link). Not again below a clearly higher estimate.
+                // frame overran the link). Not again below a clearly higher
+                // estimate. (In the start-up the estimate is still finding
+                // the rate: its swings are no verdict on the layer.)
                 consumerCold[ci].barredLayer = Int8(old)
                 consumerCold[ci].barredBelow = consumerCold[ci].limitRaisedEstimate * 5 / 4
                 consumerCold[ci].barredUntilNs = turnNs + Self.barNs
@@ -168,7 +175,7 @@ extension ForwarderLoop {
         }
         control.pointee.allocatedEstimate = estimate
         control.pointee.lastAllocationNs = turnNs
-        if limited { planProbes(transport: t, estimate: estimate, wanted: wanted) }
+        if limited { planProbes(transport: t, estimate: estimate, wanted: max(wanted, barredFloor)) }
     }
 
     /// A simulcast or SVC consumer's preferred spatial layer, the
