@@ -11,8 +11,13 @@ def sh(*args, check=True):
 
 
 class Hosts:
+    made = 0
+
     def __init__(self, count, subnet=None):
-        tag = f"{os.getpid() % 100000}"
+        # Unique per process and per instance (a veth of a deleted
+        # namespace may linger a moment); interface names have 15 bytes.
+        Hosts.made += 1
+        tag = f"{os.getpid() % 100000}{chr(ord('a') + Hosts.made % 26)}"
         self.subnet = subnet or 77
         self.bridge = f"rsbr{tag}"
         self.names = [f"rsfu{tag}n{i}" for i in range(count)]
@@ -26,11 +31,19 @@ class Hosts:
             sh("ip", "link", "add", self.bridge, "type", "bridge")
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             raise RuntimeError(f"cannot make network namespaces here (root and iproute2 needed): {e}")
+        try:
+            self.make()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def make(self):
         sh("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
         for i, ns in enumerate(self.names):
             sh("ip", "netns", "add", ns)
-            outer, inner = f"{ns[:8]}o{i}", f"{ns[:8]}i{i}"
+            outer, inner = self.veth(i)
             sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
             sh("ip", "link", "set", outer, "master", self.bridge)
             sh("ip", "link", "set", outer, "up")
@@ -38,16 +51,20 @@ class Hosts:
             sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
             sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.ip(i)}/24", "dev", inner)
             sh("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up")
-        return self
+
+    def veth(self, i):
+        tag = self.bridge[4:]
+        return f"rv{tag}o{i}", f"rv{tag}i{i}"
 
     def __exit__(self, *exc):
-        for ns in self.names:
+        for i, ns in enumerate(self.names):
+            sh("ip", "link", "del", self.veth(i)[0], check=False)
             sh("ip", "netns", "del", ns, check=False)
         sh("ip", "link", "del", self.bridge, check=False)
 
     def cut(self, i):
         """Host i's link goes down (a partition: nothing is closed, nothing arrives)."""
-        sh("ip", "link", "set", f"{self.names[i][:8]}o{i}", "down")
+        sh("ip", "link", "set", self.veth(i)[0], "down")
 
     def popen(self, i, args, **kw):
         """A process inside host i's namespace."""

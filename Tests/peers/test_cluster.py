@@ -222,7 +222,7 @@ async def test_json_rpc_members_join_a_mirror_of_a_room_homed_elsewhere(cluster)
             return code == 200 and len(json.loads(text)["publishers"]) == 1
         wait_for(listed, 5, "node 2 listing the publisher of node 0's room")
         url = c.base(2).replace("http://", "ws://") + "/rpc"
-        async with websockets.connect(url, subprotocols=["ringsfu.token." + TOKEN]) as ws:
+        async with websockets.connect(url, subprotocols=["ringsfu", "ringsfu.token." + TOKEN]) as ws:
             rpc = Rpc(ws)
             room = await rpc.call("room.join", room="forum")
             [remote] = room["publishers"]

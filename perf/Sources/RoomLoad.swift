@@ -47,6 +47,9 @@ struct RoomLoad: AsyncParsableCommand {
     @Flag(help: "Each publisher sends 720p-like simulcast: three encodings at about 1/12, 1/4 and all of the top one's bytes (one producer); subscribers receive the top layer.")
     var simulcast = false
 
+    @Flag(help: "Subscribers answer with transport-wide congestion feedback every 50 ms, as browsers do: the server's send-side estimation runs on real feedback and picks their simulcast layers by it.")
+    var feedback = false
+
     @Option(help: "Workers the room spans: the publishers on the first, the subscribers spread over all, each further worker's router fed by pipeToRouter (as a room spills).")
     var workers = 1
 
@@ -267,9 +270,13 @@ struct RoomLoad: AsyncParsableCommand {
             let router = routers[i % routers.count]
             let (id, port, ice) = try await transport(peer, on: router.id)
             let sink = sinks[i % sinks.count]
-            sink.srtpByPort[port] = try peer.connect(fd: sink.fd, port: port, ice: ice).receive
+            let keys = try peer.connect(fd: sink.fd, port: port, ice: ice)
+            sink.srtpByPort[port] = keys.receive
+            if feedback { sink.srtcpByPort[port] = keys.send }
             for track in tracks {
                 let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": router.caps]))
+                if feedback, case .array(let exts)? = c["rtpParameters"]?["headerExtensions"],
+                   let cc = exts.first(where: { $0["uri"]?.stringValue == Fanout.transportCcUri })?["id"]?.numberValue { sink.transportCcId = UInt8(cc) }
                 if case .array(let codecs)? = c["rtpParameters"]?["codecs"], let pt = codecs.first?["payloadType"]?.numberValue { sink.videoPayloadType = UInt8(pt) }
                 consumersOf[track.id, default: []].append(c["id"]?.stringValue ?? "")
             }

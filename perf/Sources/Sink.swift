@@ -29,9 +29,12 @@ final class Sink: @unchecked Sendable {
     var rtxPayloadType: UInt8?
     /// The consumers' transport-wide sequence number extension id: the sink
     /// records arrivals per sending transport and answers with transport-cc
-    /// feedback every 50 ms, as a browser does (plain RTP only: the sink
-    /// holds no SRTCP keys). Set before `start`.
+    /// feedback every 50 ms, as a browser does (over SRTP only to the ports
+    /// it has an SRTCP key for in `srtcpByPort`). Set before `start`.
     var transportCcId: UInt8?
+    /// SRTP runs: the key to protect feedback with, per sending port (our
+    /// side's key of that transport's DTLS handshake). Set before `start`.
+    var srtcpByPort: [UInt16: SrtpKey] = [:]
     /// Follow decodable frames per (sending port, SSRC) and count freezes
     /// (`FreezeTracker`). Set before `start`.
     var trackFreezes = false
@@ -139,6 +142,9 @@ final class Sink: @unchecked Sendable {
         var sessions: [UInt16: srtp_t] = [:]
         for (port, key) in srtpByPort { if let s = SrtpRaw.create(key, outbound: false) { sessions[port] = s } }
         defer { for s in sessions.values { srtp_dealloc(s) } }
+        var rtcpSessions: [UInt16: srtp_t] = [:]
+        for (port, key) in srtcpByPort { if let s = SrtpRaw.create(key, outbound: true) { rtcpSessions[port] = s } }
+        defer { for s in rtcpSessions.values { srtp_dealloc(s) } }
         let msgs = UnsafeMutablePointer<rsfu_mmsghdr>.allocate(capacity: batch)
         defer { mem.deallocate(); iovs.deallocate(); msgs.deallocate() }
         for i in 0..<batch {
@@ -178,7 +184,9 @@ final class Sink: @unchecked Sendable {
             }
             if nackFraction > 0 { nackSome(msgs, mem: mem, size: size, count: n, names: names, feedback: feedback, rng: &rng) }
             let now = rsfu_monotonic_ns()
-            if let id = transportCcId, sessions.isEmpty { recordAndAnswer(&cc, id: id, msgs, mem: mem, size: size, count: n, names: names, nowNs: now) }
+            if let id = transportCcId, sessions.isEmpty || !rtcpSessions.isEmpty {
+                recordAndAnswer(&cc, id: id, msgs, mem: mem, size: size, count: n, names: names, protect: rtcpSessions, nowNs: now)
+            }
             var count = 0
             for i in 0..<n where msgs[i].msg_len >= UInt32(LoadGenerator.timestampOffset + 10) {
                 // The send time sits after the VP8 descriptor, behind any header extension.
@@ -238,7 +246,7 @@ final class Sink: @unchecked Sendable {
     }
 
     private func recordAndAnswer(_ cc: inout FeedbackState, id: UInt8, _ msgs: UnsafeMutablePointer<rsfu_mmsghdr>, mem: UnsafeMutableRawPointer, size: Int,
-                                 count: Int, names: UnsafeMutablePointer<sockaddr_in>, nowNs: Int64) {
+                                 count: Int, names: UnsafeMutablePointer<sockaddr_in>, protect: [UInt16: srtp_t], nowNs: Int64) {
         for i in 0..<count where msgs[i].msg_len >= 12 {
             let p = mem + i * size
             guard let header = try? RtpHeader.parse(p, count: Int(msgs[i].msg_len)) else { continue }
@@ -248,6 +256,7 @@ final class Sink: @unchecked Sendable {
             }
             guard let sequence else { continue }
             let port = UInt16(bigEndian: names[i].sin_port)
+            guard protect.isEmpty || protect[port] != nil else { continue }
             if cc.recorders[port] == nil {
                 let ring = UnsafeMutablePointer<UInt64>.allocate(capacity: TransportCcRecorder.capacity)
                 cc.recorders[port] = (TransportCcRecorder(ring: ring), ring, names[i])
@@ -259,8 +268,13 @@ final class Sink: @unchecked Sendable {
         for port in cc.recorders.keys {
             var address = cc.recorders[port]!.2
             while true {
-                let n = cc.recorders[port]!.0.writeFeedback(cc.buffer, capacity: 1200, senderSsrc: 7)
+                var n = cc.recorders[port]!.0.writeFeedback(cc.buffer, capacity: 1200, senderSsrc: 7)
                 guard n > 0 else { break }
+                if let session = protect[port] {
+                    var length = Int32(n)
+                    guard srtp_protect_rtcp(session, cc.buffer, &length) == srtp_err_status_ok else { continue }
+                    n = Int(length)
+                }
                 _ = withUnsafePointer(to: &address) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, cc.buffer, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
                 }
