@@ -5,8 +5,9 @@ import RingSFU
 /// home has `playersPerWorker` members or is busy (as WHEP players spill),
 /// or, when the room is homed on another node of the cluster, this node's
 /// mirror of it. Producers of the room's other routers are piped to the
-/// member's router when it consumes them. Members of a mirror only play:
-/// publishing goes to the room's home node (as WHIP's 307 does).
+/// member's router when it consumes them; a member of a mirror that
+/// produces has its producer piped up to the home node, which lists it
+/// for the whole room.
 extension Rooms: RpcRoomDirectory {
     func join(room name: String) async throws(SFUError) -> Router {
         guard Self.validName(name) else { throw .invalidArgument("invalid params.room: 1 to 64 of A-Z a-z 0-9 _ - .") }
@@ -70,8 +71,12 @@ extension Rooms: RpcRoomDirectory {
         _ = try pipeIn(producerId, room: room, to: router)
     }
 
-    func checkProduce(router: Router) throws(SFUError) {
+    func produced(_ producer: Producer, transport: Transport, router: Router) async throws(SFUError) {
         guard let room = rooms.values.first(where: { r in routers(of: r).contains { $0.1 === router } }), let mirror = room.mirror else { return }
-        throw .invalidState("room \(room.name) is homed on node \(mirror.home.id): publish at \(mirror.home.url)/rpc")
+        // Up from the mirror's own router (an edge's producer goes there first).
+        let local = try pipeIn(producer.id, room: room, to: room.router) ?? producer
+        do { try await mirror.pipeUp(local, publisher: transport.id) } catch {
+            throw .invalidState("room \(room.name): its home node \(mirror.home.id) did not take the producer: \(error)")
+        }
     }
 }

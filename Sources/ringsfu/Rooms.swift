@@ -169,14 +169,31 @@ final class Rooms {
     }
 
     /// A room's publishers: WHIP sessions, then JSON-RPC transports with
-    /// producers (on any of the room's routers), as (id, producers).
+    /// producers (on any of the room's routers), then publishers of cluster
+    /// nodes mirroring the room (their producers arrive on pipes, named by
+    /// `appData.publisher`), as (id, producers). A mirror lists the home's
+    /// and its own.
     func publishers(of room: Room) -> [(id: String, producers: [Producer], rpcTransport: Transport?)] {
-        if let mirror = room.mirror { return mirror.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil) } }
-        let whip = room.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil as Transport?) }
+        var out: [(id: String, producers: [Producer], rpcTransport: Transport?)] = []
+        if let mirror = room.mirror { out = mirror.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil) } }
+        out += room.publishers.map { ($0.id, $0.producers.filter { !$0.closed }, nil as Transport?) }
+        var listed = Set(out.flatMap { $0.producers.map(\.id) })
         let ours = Set(room.publishers.map { $0.transport.id })
-        // Pipe transports carry copies of producers listed where they come from.
-        let rpc = routers(of: room).flatMap { $0.1.publishingTransports }.filter { !ours.contains($0.id) && !($0 is PipeTransport) }
-        return whip + rpc.map { ($0.id, $0.openProducers, $0 as Transport?) }
+        let transports = routers(of: room).flatMap { $0.1.publishingTransports }.filter { !ours.contains($0.id) }
+        for t in transports where !(t is PipeTransport) {
+            out.append((t.id, t.openProducers, t))
+            listed.formUnion(t.openProducers.map(\.id))
+        }
+        // Pipes also carry copies of producers listed above (in-process
+        // pipes to edges): only the first sighting of a producer counts.
+        for t in transports where t is PipeTransport {
+            for p in t.openProducers where !listed.contains(p.id) {
+                guard case .string(let publisher)? = p.appData["publisher"] else { continue }
+                listed.insert(p.id)
+                if let i = out.firstIndex(where: { $0.id == publisher }) { out[i].producers.append(p) } else { out.append((publisher, [p], t)) }
+            }
+        }
+        return out
     }
 
     /// The room's routers with their workers: home, then edges.

@@ -19,12 +19,12 @@ async def create_transport(rpc, router, server_id, ip="127.0.0.1"):
                           listenInfos=[{"protocol": "udp", "ip": ip}])
 
 
-async def video_publisher(rpc, router, parameters=section_parameters):
+async def video_publisher(rpc, router, parameters=section_parameters, ip="127.0.0.1"):
     """An aiortc publisher of one VP8 track on its own WebRtcTransport,
     connected and produced; the caller gives it the answer when ready.
     Returns the peer connection, the transport, the producer and what
     `parameters` read from the offer's m-line."""
-    send_transport = await create_transport(rpc, router, None)
+    send_transport = await create_transport(rpc, router, None, ip)
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
     await publisher.setLocalDescription(await publisher.createOffer())

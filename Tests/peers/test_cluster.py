@@ -5,8 +5,9 @@ player's connection ends, the others play on; node 1 restarts and serves
 again. Node 0 is cut off, then dies: the mirrors' players end, the room is homed anew by the
 next publisher. Redis stops: nodes keep serving their own rooms and say so.
 JSON-RPC members (the mediasoup-client flow) of a room homed on another node
-join a mirror of it: they consume the home's publishers, cannot publish
-there, and see their transports close when the home leaves."""
+join a mirror of it: they consume the home's publishers, their own producers
+are piped up to the home (and on to other nodes' players), and they see
+their transports close when the home leaves."""
 import asyncio
 import json
 import os
@@ -21,7 +22,10 @@ import pytest
 
 import websockets
 
-from test_aiortc_consume import subscribe
+from aiortc import RTCSessionDescription
+
+from test_aiortc_consume import subscribe, video_publisher
+from test_aiortc_publish import session_sdp
 from test_aiortc_publish import ROOT, Rpc
 from whip import Player, aiortc_publisher, request, wait_for
 from netns import Hosts
@@ -197,18 +201,6 @@ async def test_a_room_plays_on_every_node_and_survives_nodes_leaving(cluster):
         await publisher.close()
 
 
-class RpcError(Exception):
-    pass
-
-
-async def call(rpc, method, **params):
-    """`Rpc.call` that raises the error a request was answered with."""
-    try:
-        return await rpc.call(method, **params)
-    except AssertionError as e:
-        raise RpcError(str(e)) from None
-
-
 @pytest.mark.asyncio
 async def test_json_rpc_members_join_a_mirror_of_a_room_homed_elsewhere(cluster):
     c = cluster
@@ -235,12 +227,29 @@ async def test_json_rpc_members_join_a_mirror_of_a_room_homed_elsewhere(cluster)
             print("frames decoded by the JSON-RPC member on node 2:", len(frames["video"]))
             assert len(frames["video"]) >= 10
             assert "cascade up" in c.log(2)
-            # Publishing on a mirror is refused with where to publish.
-            send = await rpc.call("router.createWebRtcTransport", routerId=room["routerId"],
-                                  listenInfos=[{"protocol": "udp", "ip": c.hosts.ip(2)}])
-            with pytest.raises(RpcError, match="homed on node node0"):
-                await call(rpc, "transport.produce", transportId=send["id"], kind="video", rtpParameters={
-                    "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000}], "encodings": [{"ssrc": 1234}]})
+            # A member of the mirror publishes: its producer is piped up to
+            # the home, which lists it; WHEP players on the home and on node 1
+            # (a second pipe, from the home) decode it.
+            sender, send, produced, (kind, mid, pt, _) = await video_publisher(rpc, router, ip=c.hosts.ip(2))
+            await sender.setRemoteDescription(RTCSessionDescription(sdp=session_sdp(send, [(kind, mid, pt, "recvonly", [])], "passive"),
+                                                                    type="answer"))
+            def home_lists():
+                code, _, text = request(c.base(0) + "/rooms/forum", token=TOKEN)
+                return code == 200 and send["id"] in [p["id"] for p in json.loads(text)["publishers"]]
+            wait_for(home_lists, 5, "the home listing the mirror member's publisher")
+            watchers = [Player(), Player()]
+            for player, node in zip(watchers, (0, 1)):
+                await player.start(c.base(node), "forum", token=TOKEN, publisher=send["id"])
+            got = await decoded(watchers)
+            print("frames of node 2's publisher decoded on nodes 0 and 1:", got)
+            assert all(f >= 10 for f in got), got
+            assert (await rpc.call("room.getPublishers", room="forum"))["publishers"][-1]["id"] == send["id"]
+            # Closed on node 2, gone from the home's list.
+            await rpc.call("producer.close", producerId=produced["id"])
+            wait_for(lambda: not home_lists(), 5, "the home dropping the closed producer")
+            for player in watchers:
+                await player.close()
+            await sender.close()
             # The home node leaves: the member's transports close with the
             # mirror's router; a new join finds no home and opens the room here.
             c.stop(0)

@@ -218,9 +218,14 @@ extension RpcSession {
         case "transport.produce":
             let options = try p.decode(ProducerOptions.self)
             let t = try transport(p)
-            if let rooms, let router = t.router, joinedRoom(of: router) != nil { try rooms.checkProduce(router: router) }
             let producer = try t.produce(options)
             owned.insert(producer.id)
+            if let rooms, let router = t.router, joinedRoom(of: router) != nil {
+                do { try await rooms.produced(producer, transport: t, router: router) } catch {
+                    producer.close()
+                    throw error
+                }
+            }
             return .object(["id": .string(producer.id), "kind": .string(producer.kind.rawValue), "type": .string(producer.type.rawValue), "paused": .bool(producer.paused), "rtpParameters": .encoding(producer.rtpParameters)])
         case "transport.consume":
             let options = try p.decode(ConsumerOptions.self)

@@ -19,9 +19,10 @@ public protocol RpcRoomDirectory: AnyObject {
     /// Called before a member on `router` consumes `producerId`: brings
     /// the producer of another router of the room there (a pipe).
     func prepareConsume(producerId: String, router: Router) async throws(SFUError)
-    /// Called before a member produces on `router`: throws where the room
-    /// takes no publishers (a mirror of a room homed elsewhere).
-    func checkProduce(router: Router) throws(SFUError)
+    /// Called after a member produced on `transport` of `router`: makes
+    /// the producer known to the rest of the room (in a cluster, its home
+    /// node). A throw closes the producer and fails the request.
+    func produced(_ producer: Producer, transport: Transport, router: Router) async throws(SFUError)
 }
 
 extension RpcRoomDirectory {
@@ -30,7 +31,7 @@ extension RpcRoomDirectory {
         router.publishingTransports.map { ($0.id, $0.openProducers) }
     }
     public func prepareConsume(producerId: String, router: Router) async throws(SFUError) {}
-    public func checkProduce(router: Router) throws(SFUError) {}
+    public func produced(_ producer: Producer, transport: Transport, router: Router) async throws(SFUError) {}
 }
 
 extension Router {

@@ -23,6 +23,8 @@ final class Uplink {
     private(set) var publishers: [(id: String, producers: [Producer])] = []
     /// The home node's pipe consumer ids and what they feed here.
     private var fed: [String: (publisher: String, producer: Producer)] = [:]
+    /// Producers of this node's members piped up to the home, by id.
+    private var pipedUp: [String: Consumer] = [:]
     private(set) var ended = false
     private let logger = Logger(label: "ringsfu.cluster")
     /// A remote publisher has no producer left.
@@ -80,7 +82,8 @@ final class Uplink {
             guard let pid = remote["id"]?.stringValue, case .array(let producers)? = remote["producers"] else { continue }
             var mine = publishers.first { $0.id == pid }?.producers ?? []
             for p in producers {
-                guard let id = p["id"]?.stringValue, router.producer(id: id) == nil else { continue }
+                // Not back what this node sent up.
+                guard let id = p["id"]?.stringValue, router.producer(id: id) == nil, pipedUp[id] == nil else { continue }
                 let c = try await link.call("transport.consume", ["transportId": .string(remotePipe), "producerId": .string(id),
                                                                   "rtpCapabilities": .encoding(RtpCapabilities())])
                 guard let cid = c["id"]?.stringValue, let kind = c["kind"]?.stringValue.flatMap(MediaKind.init(rawValue:)), let params = c["rtpParameters"] else { continue }
@@ -90,6 +93,41 @@ final class Uplink {
                 mine.append(producer)
             }
             if let i = publishers.firstIndex(where: { $0.id == pid }) { publishers[i].producers = mine } else if !mine.isEmpty { publishers.append((pid, mine)) }
+        }
+    }
+
+    /// Sends a producer of this node's mirror router up to the home, where
+    /// it is produced on the home's end of the pipe under the same id and
+    /// listed as `publisher`'s; its pause, resume and close follow it.
+    func pipeUp(_ producer: Producer, publisher: String) async throws {
+        guard let link, let pipe, !ended else { throw RpcLink.Failure(description: "the link to the home node is closed") }
+        let consumer = try pipe.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: RtpCapabilities()))
+        let events = producer.observer
+        pipedUp[producer.id] = consumer
+        do {
+            _ = try await link.call("transport.produce", [
+                "transportId": .string(remotePipe), "id": .string(producer.id), "kind": .string(producer.kind.rawValue),
+                "rtpParameters": .encoding(consumer.rtpParameters), "paused": .bool(producer.paused),
+                "appData": .object(["publisher": .string(publisher)]),
+            ])
+        } catch {
+            pipedUp[producer.id] = nil
+            consumer.close()
+            throw error
+        }
+        let id = producer.id
+        Task { @RingSFUActor [weak self] in
+            for await event in events {
+                guard let self, let link = self.link else { return }
+                switch event {
+                case .close:
+                    self.pipedUp[id] = nil
+                    _ = try? await link.call("producer.close", ["producerId": .string(id)])
+                    return
+                case .pause: _ = try? await link.call("producer.pause", ["producerId": .string(id)])
+                case .resume: _ = try? await link.call("producer.resume", ["producerId": .string(id)])
+                }
+            }
         }
     }
 
