@@ -59,6 +59,13 @@ final class LoadGenerator: @unchecked Sendable {
 
     /// Protects every packet with this key before sending (SRTP runs).
     let srtpKey: SrtpKey?
+    /// Realistic mode: answer the server's key frame requests (PLI, FIR)
+    /// with a key frame on the next frame, as a browser does; with SRTP,
+    /// the key of the server's direction. Set before `start`.
+    var answersKeyFrameRequests = false
+    var keyFrameRequestKey: SrtpKey? = nil
+    /// Key frame requests received.
+    let keyFrameRequestsReceived = Atomic<Int>(0)
 
     init(destination: (String, UInt16), videoSsrcs: [UInt32], audioSsrcs: [UInt32], videoPps: Double, mode: TrafficMode, cpu: Int?, sourcePort: UInt16? = nil, srtpKey: SrtpKey? = nil) {
         self.srtpKey = srtpKey
@@ -196,10 +203,18 @@ final class LoadGenerator: @unchecked Sendable {
             var tss = [UInt32](repeating: 0, count: streams)
             var aseqs = [UInt16](repeating: 0, count: audioSsrcs.count)
             var atss = [UInt32](repeating: 0, count: audioSsrcs.count)
+            let requests = answersKeyFrameRequests ? KeyFrameRequests(receiveKey: keyFrameRequestKey) : nil
+            var forceKey = [Bool](repeating: false, count: streams)
             while !stopFlag.load(ordering: .relaxed) {
+                if let requests {
+                    requests.poll(fd) { ssrc in if let v = videoSsrcs.firstIndex(of: ssrc) { forceKey[v] = true } }
+                    keyFrameRequestsReceived.store(requests.received, ordering: .relaxed)
+                }
                 let now = rsfu_monotonic_ns()
                 for v in 0..<streams where nextFrame[v] <= now {
                     nextFrame[v] += 33_333_333
+                    // A requested key frame starts the 2 s cadence over.
+                    if forceKey[v] { frameNo[v] = 0; forceKey[v] = false }
                     frameNo[v] += 1
                     let key = frameNo[v] % 60 == 1
                     let full = key ? 30_000 : Int.random(in: 4_000...14_000, using: &rng)

@@ -32,7 +32,6 @@ struct RoomLoad: AsyncParsableCommand {
     @Option(help: "Subscribers, each receiving every publisher's track; a comma-separated list runs one room per count, one after the other (CPU per packet against subscribers).")
     var subscribers = "10"
 
-    /// The room sizes to run.
     var sizes: [Int] { subscribers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     @Option(help: "Video packets per second of a publisher's (top) stream, about: 30 fps frame bursts whose sizes are scaled to it (key frames every 2 s).")
@@ -47,7 +46,7 @@ struct RoomLoad: AsyncParsableCommand {
     @Flag(help: "Each publisher sends 720p-like simulcast: three encodings at about 1/12, 1/4 and all of the top one's bytes (one producer); subscribers receive the top layer.")
     var simulcast = false
 
-    @Flag(help: "Subscribers answer with transport-wide congestion feedback every 50 ms, as browsers do: the server's send-side estimation runs on real feedback and picks their simulcast layers by it.")
+    @Flag(help: "Act as browsers do on feedback: subscribers send transport-wide congestion feedback every 50 ms (the server's send-side estimation picks their simulcast layers by it) and publishers answer key frame requests.")
     var feedback = false
 
     @Option(help: "Workers the room spans: the publishers on the first, the subscribers spread over all, each further worker's router fed by pipeToRouter (as a room spills).")
@@ -61,51 +60,6 @@ struct RoomLoad: AsyncParsableCommand {
 
     @Option(help: "Write charts as SVG: PREFIX-throughput.svg (packets/s sent and received over time).")
     var svg: String?
-
-    struct Second: Codable {
-        var t: Int
-        var sentPps: UInt64
-        var receivedPps: UInt64
-        var serverOutPps: UInt64
-        var serverOutMbps: Double
-        var serverCpuPercent: Double
-        var lossPercent: Double
-        /// Latency of the packets received in this second.
-        var p50Us: Double
-        var p99Us: Double
-        /// Freezes so far in the run (see `FreezeTracker`) and their time.
-        var freezes: Int
-        var frozenMs: Double
-    }
-
-    struct Track: Codable {
-        var producerId: String
-        var ssrc: UInt32
-        var publisherSent: UInt64
-        var serverReceived: Int
-        var serverForwarded: Int
-    }
-
-    struct Summary: Codable {
-        var subscribers: Int
-        var participants: Int
-        var joinMsMedian: Double
-        var joinMsMax: Double
-        var sent: UInt64
-        var expected: UInt64
-        var received: UInt64
-        var lossPercent: Double
-        var latencyUs: RunFigures.Latency
-        /// Gaps over 200 ms between decodable frames of a subscriber's track.
-        var freezes: Int
-        var frozenMs: Double
-        /// Subscriber tracks that decoded at least one frame (of publishers x subscribers).
-        var decodingTracks: Int
-        /// The room's workers: CPU seconds per million packets they sent, and their output bitrate.
-        var serverCpuPerMillionPackets: Double
-        var serverOutMbps: Double
-        var tracks: [Track]
-    }
 
     func validate() throws {
         guard (1...64).contains(publishers) else { throw ValidationError("--publishers takes 1 to 64") }
@@ -131,6 +85,7 @@ struct RoomLoad: AsyncParsableCommand {
             try await outbound.close(.normalClosure, reason: nil)
         }
         for s in sinks { s.stop() }
+        if feedback { say("transport-cc feedback packets the subscribers sent: \(sinks.reduce(0) { $0 + $1.feedbackSent })") }
         guard let result = box.value else { throw ValidationError("the run against \(rpcUrl) did not complete") }
         // Let the server close the room before the next one.
         try await Task.sleep(for: .milliseconds(500))
@@ -249,6 +204,7 @@ struct RoomLoad: AsyncParsableCommand {
                                           cpu: loadCpu, sourcePort: source.port, srtpKey: keys.send)
             // Unscaled frames make about 250 packets/s.
             generator.sourceFd = source.fd // the generator sends from the socket ICE used, and closes it
+            (generator.answersKeyFrameRequests, generator.keyFrameRequestKey) = (feedback, keys.receive)
             let scale = videoPps / 250
             generator.videoScales = (simulcast ? [1.0 / 12, 0.25, 1] : [1]).map { $0 * scale }
             generators.append(generator)
@@ -347,6 +303,7 @@ struct RoomLoad: AsyncParsableCommand {
             decoding += f.decoding
         }
         for g in generators { g.stop() }
+        if feedback { say("key frame requests the publishers answered: \(generators.reduce(0) { $0 + $1.keyFrameRequestsReceived.load(ordering: .relaxed) })") }
         try await Task.sleep(for: .milliseconds(300))
         var received: UInt64 = 0
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
