@@ -55,4 +55,42 @@ struct FreezeTrackerTests {
         run(seconds: 4, lose: { f, _ in f < 10 }, into: &tracker, seq: &seq)
         #expect(tracker.figures(nowNs: 4 * 1_000_000_000 - Self.frameNs).count == 0)
     }
+
+    /// A lost packet resent within 60 ms (it arrives out of order, behind
+    /// the next frames' packets) completes its frame: no freeze; 400 ms
+    /// later, the frames behind it wait and then decode at once: one
+    /// freeze of about the wait.
+    @Test(arguments: [(60, 0), (400, 1)])
+    func aRepair(afterMs: Int, freezes: Int) {
+        var tracker = FreezeTracker(), seq: UInt16 = 0
+        var repaired = false
+        for f in 0..<90 {
+            let t = Int64(f) * Self.frameNs
+            if !repaired && t >= 20 * Self.frameNs + Int64(afterMs) * 1_000_000 {
+                // Frame 20's middle packet.
+                tracker.packet(1, seq: 61, marker: false, keyStart: false, nowNs: t)
+                repaired = true
+            }
+            for k in 0..<3 {
+                defer { seq &+= 1 }
+                if f == 20 && k == 1 { continue }
+                tracker.packet(1, seq: seq, marker: k == 2, keyStart: f % 60 == 0 && k == 0, nowNs: t + Int64(k) * 1_000_000)
+            }
+        }
+        let f = tracker.figures(nowNs: 90 * Self.frameNs)
+        #expect(f.count == freezes, "\(f.count) freezes, \(f.frozenMs) ms")
+        if freezes > 0 { #expect(abs(f.frozenMs - 433) < 40, "\(f.frozenMs) ms: from frame 19 to the repair") }
+    }
+
+    /// Packets out of order within a frame (no loss) are no freeze either.
+    @Test func reorderingIsNoFreeze() {
+        var tracker = FreezeTracker()
+        for f in 0..<60 {
+            let t = Int64(f) * Self.frameNs, base = UInt16(f * 3)
+            for k in [0, 2, 1] {
+                tracker.packet(1, seq: base + UInt16(k), marker: k == 2, keyStart: f == 0 && k == 0, nowNs: t + Int64(k) * 1_000_000)
+            }
+        }
+        #expect(tracker.figures(nowNs: 60 * Self.frameNs).count == 0)
+    }
 }

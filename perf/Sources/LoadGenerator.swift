@@ -60,10 +60,19 @@ final class LoadGenerator: @unchecked Sendable {
     /// Protects every packet with this key before sending (SRTP runs).
     let srtpKey: SrtpKey?
     /// Realistic mode: answer the server's key frame requests (PLI, FIR)
-    /// with a key frame on the next frame, as a browser does; with SRTP,
-    /// the key of the server's direction. Set before `start`.
-    var answersKeyFrameRequests = false
-    var keyFrameRequestKey: SrtpKey? = nil
+    /// with a key frame on the next frame, and its NACKs with RTX (when
+    /// `rtxSsrcs` are given, one per video stream, payload type 97), as a
+    /// browser does; with SRTP, `feedbackKey` is the key of the server's
+    /// direction. Set before `start`.
+    var answersFeedback = false
+    var feedbackKey: SrtpKey? = nil
+    var rtxSsrcs: [UInt32] = []
+    static let rtxPayloadType: UInt8 = 97
+    /// Packets resent on NACKs.
+    let retransmitted = Atomic<Int>(0)
+    /// Realistic mode: this fraction of the video packets is lost on the
+    /// way to the server (not sent; still kept for NACKs). Set before `start`.
+    var lossFraction = 0.0
     /// Key frame requests received.
     let keyFrameRequestsReceived = Atomic<Int>(0)
 
@@ -127,6 +136,8 @@ final class LoadGenerator: @unchecked Sendable {
         var videoSent: UInt64 = 0, audioSent: UInt64 = 0
         var rng = SystemRandomNumberGenerator()
         var wideSeq: UInt16 = 0
+        // The last 512 packets of each video stream, unprotected, for NACKs.
+        let history = rtxSsrcs.isEmpty ? nil : PacketHistory(streams: videoSsrcs.count)
 
         func reap(_ ring: inout io_uring, wait: Bool) {
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
@@ -162,6 +173,8 @@ final class LoadGenerator: @unchecked Sendable {
             p.storeBytes(of: 0x10, toByteOffset: o, as: UInt8.self)
             p.storeBytes(of: key ? 0x00 : 0x01, toByteOffset: o + 1, as: UInt8.self)
             p.storeBytes(of: rsfu_monotonic_ns(), toByteOffset: o + 2, as: Int64.self)
+            if let history, let v = videoSsrcs.firstIndex(of: ssrc) { history.keep(stream: v, sequence: seq, p, length: size) }
+            if lossFraction > 0, pt == 96, Double.random(in: 0..<1, using: &rng) < lossFraction { return }
             var length = size
             if let srtp {
                 var len = Int32(size)
@@ -203,12 +216,22 @@ final class LoadGenerator: @unchecked Sendable {
             var tss = [UInt32](repeating: 0, count: streams)
             var aseqs = [UInt16](repeating: 0, count: audioSsrcs.count)
             var atss = [UInt32](repeating: 0, count: audioSsrcs.count)
-            let requests = answersKeyFrameRequests ? KeyFrameRequests(receiveKey: keyFrameRequestKey) : nil
+            let feedback = answersFeedback ? PublisherFeedback(receiveKey: feedbackKey) : nil
             var forceKey = [Bool](repeating: false, count: streams)
+            var rtxSeqs = [UInt16](repeating: 0, count: streams)
             while !stopFlag.load(ordering: .relaxed) {
-                if let requests {
-                    requests.poll(fd) { ssrc in if let v = videoSsrcs.firstIndex(of: ssrc) { forceKey[v] = true } }
-                    keyFrameRequestsReceived.store(requests.received, ordering: .relaxed)
+                if let feedback {
+                    feedback.poll(fd) { request in
+                        switch request {
+                        case .keyFrame(let ssrc):
+                            if let v = videoSsrcs.firstIndex(of: ssrc) { forceKey[v] = true }
+                        case .nack(let ssrc, let sequence):
+                            guard let history, let v = videoSsrcs.firstIndex(of: ssrc),
+                                  history.sendRtx(stream: v, sequence: sequence, rtxSsrc: rtxSsrcs[v], rtxSequence: &rtxSeqs[v], srtp: srtp, fd: fd) else { return }
+                            retransmitted.add(1, ordering: .relaxed)
+                        }
+                    }
+                    keyFrameRequestsReceived.store(feedback.received, ordering: .relaxed)
                 }
                 let now = rsfu_monotonic_ns()
                 for v in 0..<streams where nextFrame[v] <= now {

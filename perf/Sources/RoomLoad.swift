@@ -49,6 +49,9 @@ struct RoomLoad: AsyncParsableCommand {
     @Flag(help: "Act as browsers do on feedback: subscribers send transport-wide congestion feedback every 50 ms (the server's send-side estimation picks their simulcast layers by it) and publishers answer key frame requests.")
     var feedback = false
 
+    @Option(help: "Percent of each publisher's video packets lost on the way to the server (with --feedback they are NACKed and resent as RTX).")
+    var publisherLoss = 0.0
+
     @Option(help: "Workers the room spans: the publishers on the first, the subscribers spread over all, each further worker's router fed by pipeToRouter (as a room spills).")
     var workers = 1
 
@@ -69,6 +72,7 @@ struct RoomLoad: AsyncParsableCommand {
         guard videoPps > 0, duration > 0 else { throw ValidationError("--video-pps and --duration must be positive") }
         guard (1...16).contains(receivers) else { throw ValidationError("--receivers takes 1 to 16") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers takes 1 to 64") }
+        guard (0...50).contains(publisherLoss) else { throw ValidationError("--publisher-loss takes 0 to 50 (percent)") }
     }
 
     func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -194,8 +198,12 @@ struct RoomLoad: AsyncParsableCommand {
             // Simulcast: the layers' SSRCs, lowest first; the top one is what subscribers get.
             let ssrcs = simulcast ? (0..<3).map { 10_000 + UInt32(i) * 10 + UInt32($0) } : [10_000 + UInt32(i)]
             let ssrc = ssrcs[ssrcs.count - 1]
-            let params = JSONValue.encoding(RtpParameters(codecs: [RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000)],
-                                                          encodings: ssrcs.map { RtpEncodingParameters(ssrc: $0) }, rtcp: RtcpParameters(cname: "perf-\(i)")))
+            // With --feedback, as a browser: NACK, PLI and FIR negotiated, RTX for repairs.
+            let vp8 = RtpCodecParameters(mimeType: "video/VP8", payloadType: 96, clockRate: 90000, rtcpFeedback: feedback ? [
+                RtcpFeedback(type: "nack"), RtcpFeedback(type: "nack", parameter: "pli"), RtcpFeedback(type: "ccm", parameter: "fir")] : [])
+            let rtx = RtpCodecParameters(mimeType: "video/rtx", payloadType: Int(LoadGenerator.rtxPayloadType), clockRate: 90000, parameters: ["apt": 96])
+            let params = JSONValue.encoding(RtpParameters(codecs: feedback ? [vp8, rtx] : [vp8], encodings: ssrcs.map {
+                RtpEncodingParameters(ssrc: $0, rtx: feedback ? RtxParameters(ssrc: $0 + 500) : nil) }, rtcp: RtcpParameters(cname: "perf-\(i)")))
             let p = try await rpc.call("transport.produce", .object(["transportId": .string(id), "kind": .string("video"), "rtpParameters": params]))
             let source = bindLoopbackUdp(bufferBytes: 1 << 20)
             let keys: (send: SrtpKey, receive: SrtpKey)
@@ -204,7 +212,9 @@ struct RoomLoad: AsyncParsableCommand {
                                           cpu: loadCpu, sourcePort: source.port, srtpKey: keys.send)
             // Unscaled frames make about 250 packets/s.
             generator.sourceFd = source.fd // the generator sends from the socket ICE used, and closes it
-            (generator.answersKeyFrameRequests, generator.keyFrameRequestKey) = (feedback, keys.receive)
+            (generator.answersFeedback, generator.feedbackKey) = (feedback, keys.receive)
+            if feedback { generator.rtxSsrcs = ssrcs.map { $0 + 500 } }
+            generator.lossFraction = publisherLoss / 100
             let scale = videoPps / 250
             generator.videoScales = (simulcast ? [1.0 / 12, 0.25, 1] : [1]).map { $0 * scale }
             generators.append(generator)
@@ -303,7 +313,10 @@ struct RoomLoad: AsyncParsableCommand {
             decoding += f.decoding
         }
         for g in generators { g.stop() }
-        if feedback { say("key frame requests the publishers answered: \(generators.reduce(0) { $0 + $1.keyFrameRequestsReceived.load(ordering: .relaxed) })") }
+        if feedback {
+            say("key frame requests the publishers answered: \(generators.reduce(0) { $0 + $1.keyFrameRequestsReceived.load(ordering: .relaxed) }), "
+                + "packets they resent on NACKs: \(generators.reduce(0) { $0 + $1.retransmitted.load(ordering: .relaxed) })")
+        }
         try await Task.sleep(for: .milliseconds(300))
         var received: UInt64 = 0
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
