@@ -1,7 +1,11 @@
 """The load tester against a real server: `ringsfu-perf room` loads a
 running `ringsfu serve` with WebRTC publishers and subscribers (ICE, DTLS
 and SRTP from the project's own primitives) over the JSON-RPC API, prints
-progress, and writes a summary with the run's metadata and charts."""
+progress, and writes a summary with the run's metadata and charts. With
+`--feedback` the participants act as browsers do: subscribers send
+transport-cc feedback, publishers answer NACKs with RTX (here 2 % of their
+packets are lost on the way in) and key frame requests with key frames."""
+import re
 import json
 import os
 import subprocess
@@ -12,8 +16,8 @@ from test_aiortc_publish import ADMIN_TOKEN, ROOT, free_port
 from whip import wait_for_port
 
 
-@pytest.mark.parametrize("simulcast", [False, True], ids=["single", "simulcast"])
-def test_room_load_with_webrtc_participants(tmp_path, simulcast):
+@pytest.mark.parametrize("simulcast,feedback", [(False, False), (True, False), (True, True)], ids=["single", "simulcast", "feedback"])
+def test_room_load_with_webrtc_participants(tmp_path, simulcast, feedback):
     server_bin = os.environ.get("RINGSFU_BIN") or subprocess.check_output(
         ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/ringsfu"
     perf_bin = os.path.join(os.path.dirname(server_bin), "ringsfu-perf")
@@ -25,7 +29,8 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         out = tmp_path / "room.json"
         run = subprocess.run([perf_bin, "room", "--target", f"ws://127.0.0.1:{port}/rpc", "--token", ADMIN_TOKEN,
                               "--publishers", "2", "--subscribers", "10" if simulcast else "4,10", "--duration", "3", "--receivers", "2",
-                              "--json", str(out), "--svg", str(tmp_path / "room")] + (["--simulcast", "--workers", "2"] if simulcast else []),
+                              "--json", str(out), "--svg", str(tmp_path / "room")] + (["--simulcast", "--workers", "2"] if simulcast else [])
+                             + (["--feedback", "--publisher-loss", "2"] if feedback else []),
                              capture_output=True, text=True, timeout=120)
         print(run.stdout)
         print(run.stderr[-2000:])
@@ -39,18 +44,26 @@ def test_room_load_with_webrtc_participants(tmp_path, simulcast):
         assert report["metadata"]["started"] and report["metadata"]["finished"]
         summary = report["summary"]
         assert summary["participants"] == 12
-        assert summary["lossPercent"] < 1, summary
         assert len(summary["tracks"]) == 2
+        if feedback:
+            # Lost packets came back as RTX; the subscribers' estimation ran on their feedback.
+            assert int(re.search(r"packets they resent on NACKs: (\d+)", run.stderr).group(1)) > 0, run.stderr
+            assert int(re.search(r"feedback packets the subscribers sent: (\d+)", run.stderr).group(1)) > 100, run.stderr
+        # (With feedback the layers follow the estimate, which starts low: not all top.)
+        assert summary["lossPercent"] < (5 if feedback else 1), summary
         for track in summary["tracks"]:
             assert track["serverReceived"] > 0, track
-            if simulcast:
+            if feedback:
+                pass
+            elif simulcast:
                 # Three layers in (1/12, 1/4 and 1 of the top's bytes), the top one out to each subscriber.
                 share = track["serverForwarded"] / (10 * track["serverReceived"])
                 assert 0.6 < share < 0.85, (share, track)
             else:
                 # Every packet the server got went to each of the ten subscribers.
                 assert track["serverForwarded"] >= 10 * track["serverReceived"] * 0.99, track
-        # Key frames every 2 s: every subscriber track decodes, none freezes.
+        # Key frames every 2 s: every subscriber track decodes, none freezes
+        # (with feedback: the losses were repaired in time).
         assert summary["decodingTracks"] == 20, summary
         assert summary["freezes"] == 0, summary
         assert len(report["timeline"]) == 3
