@@ -52,6 +52,9 @@ struct RoomLoad: AsyncParsableCommand {
     @Option(help: "Percent of each publisher's video packets lost on the way to the server (with --feedback they are NACKed and resent as RTX).")
     var publisherLoss = 0.0
 
+    @Option(help: "Another node of the target's cluster (ws://host:port/rpc): the room is joined by name (room.join), its publishers on the target (the room's home) and its subscribers through this node (a mirror fed by the cluster's UDP pipe).")
+    var cascadeVia: String?
+
     @Option(help: "Workers the room spans: the publishers on the first, the subscribers spread over all, each further worker's router fed by pipeToRouter (as a room spills).")
     var workers = 1
 
@@ -84,8 +87,16 @@ struct RoomLoad: AsyncParsableCommand {
         let box = RoomResultBox()
         let me = self
         try await WebSocketClient.connect(url: rpcUrl, configuration: config, logger: Logger(label: "ringsfu-perf")) { inbound, outbound, _ in
-            let rpc = RemoteRoom(inbound: inbound, outbound: outbound)
-            box.set(try await me.load(rpc, sinks: sinks, subscribers: n))
+            if let via = me.cascadeVia {
+                // The subscribers' node: a connection of its own.
+                try await WebSocketClient.connect(url: via, configuration: config, logger: Logger(label: "ringsfu-perf")) { inbound2, outbound2, _ in
+                    box.set(try await me.load(RemoteRoom(inbound: inbound, outbound: outbound), sinks: sinks, subscribers: n,
+                                              via: RemoteRoom(inbound: inbound2, outbound: outbound2)))
+                    try await outbound2.close(.normalClosure, reason: nil)
+                }
+            } else {
+                box.set(try await me.load(RemoteRoom(inbound: inbound, outbound: outbound), sinks: sinks, subscribers: n))
+            }
             try await outbound.close(.normalClosure, reason: nil)
         }
         for s in sinks { s.stop() }
@@ -164,24 +175,33 @@ struct RoomLoad: AsyncParsableCommand {
     }
 
     /// Builds the room, runs it, and reads the figures.
-    func load(_ rpc: RemoteRoom, sinks: [Sink], subscribers: Int) async throws -> (Summary, [Second]) {
+    func load(_ rpc: RemoteRoom, sinks: [Sink], subscribers: Int, via: RemoteRoom? = nil) async throws -> (Summary, [Second]) {
         // One router per worker the room spans, the publishers on the first.
         guard case .array(let listed) = try await rpc.call("worker.list", .object([:])), listed.count >= workers else {
             throw RemoteRoom.RemoteError(description: "the server has fewer than \(workers) workers")
         }
         var routers: [(id: String, workerId: String, caps: JSONValue)] = []
-        for w in listed.prefix(workers) {
+        // The workers whose figures count: the room's, or every worker of both nodes of a cascade.
+        var counted: [(RemoteRoom, String)] = []
+        let roomName = "perf-\(subscribers)-\(UInt32.random(in: 0...UInt32.max))"
+        if via != nil {
+            let joined = try await rpc.call("room.join", .object(["room": .string(roomName)]))
+            routers.append((joined["routerId"]?.stringValue ?? "", "", joined["rtpCapabilities"] ?? .null))
+            counted = listed.compactMap { $0["id"]?.stringValue }.map { (rpc, $0) }
+        }
+        for w in listed.prefix(via == nil ? workers : 0) {
             let router = try await rpc.call("worker.createRouter", .object(["mediaCodecs": .encoding(Fanout.roomCodecs), "workerId": w["id"] ?? .null]))
             guard let id = router["id"]?.stringValue, let workerId = router["workerId"]?.stringValue else {
                 throw RemoteRoom.RemoteError(description: "unexpected createRouter result \(router)")
             }
             routers.append((id, workerId, router["rtpCapabilities"] ?? .null))
+            counted.append((rpc, workerId))
         }
         let routerId = routers[0].id
         let listen: JSONValue = .array([.object(["protocol": .string("udp"), "ip": .string("127.0.0.1")])])
         var joinMs: [Double] = []
         /// A WebRtcTransport, connected with `peer`'s DTLS parameters: its id, port and ICE parameters.
-        func transport(_ peer: WebRtcPeer, on routerId: String) async throws -> (String, UInt16, IceParameters) {
+        func transport(_ peer: WebRtcPeer, on routerId: String, via rpc: RemoteRoom = rpc) async throws -> (String, UInt16, IceParameters) {
             let t = try await rpc.call("router.createWebRtcTransport", .object(["routerId": .string(routerId), "listenInfos": listen]))
             let id = t["id"]?.stringValue ?? ""
             let ice = try (t["iceParameters"] ?? .null).decode(IceParameters.self, field: "iceParameters")
@@ -228,19 +248,28 @@ struct RoomLoad: AsyncParsableCommand {
                 _ = try await rpc.call("router.pipeToRouter", .object(["routerId": .string(routerId), "producerId": .string(track.id), "targetRouterId": .string(r.id)]))
             }
         }
+        // A cascade: the subscribers join the room through the other node.
+        var subscriberRouters = routers, subscriberRpc = rpc
+        if let via {
+            let joined = try await via.call("room.join", .object(["room": .string(roomName)]))
+            subscriberRouters = [(joined["routerId"]?.stringValue ?? "", "", joined["rtpCapabilities"] ?? .null)]
+            subscriberRpc = via
+            guard case .array(let remote) = try await via.call("worker.list", .object([:])) else { throw RemoteRoom.RemoteError(description: "no workers on \(cascadeVia ?? "")") }
+            counted += remote.compactMap { $0["id"]?.stringValue }.map { (via, $0) }
+        }
         // Subscribers: all on the sink's socket (each its own server transport).
         var consumersOf: [String: [String]] = [:]
         for i in 0..<subscribers {
             let start = Date()
             let peer = try WebRtcPeer()
-            let router = routers[i % routers.count]
-            let (id, port, ice) = try await transport(peer, on: router.id)
+            let router = subscriberRouters[i % subscriberRouters.count]
+            let (id, port, ice) = try await transport(peer, on: router.id, via: subscriberRpc)
             let sink = sinks[i % sinks.count]
             let keys = try peer.connect(fd: sink.fd, port: port, ice: ice)
             sink.srtpByPort[port] = keys.receive
             if feedback { sink.srtcpByPort[port] = keys.send }
             for track in tracks {
-                let c = try await rpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": router.caps]))
+                let c = try await subscriberRpc.call("transport.consume", .object(["transportId": .string(id), "producerId": .string(track.id), "rtpCapabilities": router.caps]))
                 if feedback, case .array(let exts)? = c["rtpParameters"]?["headerExtensions"],
                    let cc = exts.first(where: { $0["uri"]?.stringValue == Fanout.transportCcUri })?["id"]?.numberValue { sink.transportCcId = UInt8(cc) }
                 if case .array(let codecs)? = c["rtpParameters"]?["codecs"], let pt = codecs.first?["payloadType"]?.numberValue { sink.videoPayloadType = UInt8(pt) }
@@ -259,8 +288,8 @@ struct RoomLoad: AsyncParsableCommand {
         // The room's workers together.
         func usage() async throws -> (UInt64, UInt64, Double) {
             var out: UInt64 = 0, bytes: UInt64 = 0, cpu = 0.0
-            for r in routers {
-                let u = try await rpc.figures(workerId: r.workerId)
+            for (server, workerId) in counted {
+                let u = try await server.figures(workerId: workerId)
                 out += u.packets
                 bytes += u.bytes
                 cpu += u.cpu
@@ -330,7 +359,7 @@ struct RoomLoad: AsyncParsableCommand {
             let p = try await rpc.call("producer.getStats", .object(["producerId": .string(track.id)]))
             var forwarded = 0
             for cid in consumersOf[track.id] ?? [] {
-                let c = try await rpc.call("consumer.getStats", .object(["consumerId": .string(cid)]))
+                let c = try await subscriberRpc.call("consumer.getStats", .object(["consumerId": .string(cid)]))
                 forwarded += Int(c.firstElement?["packetCount"]?.numberValue ?? 0)
             }
             summaries.append(Track(producerId: track.id, ssrc: track.ssrc, publisherSent: generators[k].sentVideo.load(ordering: .relaxed),
