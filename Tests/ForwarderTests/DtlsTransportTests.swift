@@ -19,16 +19,27 @@ struct DtlsTransportTests {
         return moved
     }
 
+    /// Drives both ends until connected (or `seconds` pass). OpenSSL's
+    /// timers run on the real clock: on a busy machine (the whole suite at
+    /// once) a flight of either side may come due again between two
+    /// pumps, so timeouts are served and the round count is not fixed.
+    func handshake(_ client: inout DtlsTransport, _ server: inout DtlsTransport, seconds: Int = 10) {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while (client.state != .connected || server.state != .connected) && ContinuousClock.now < deadline {
+            let moved = pump(&client, &server) + pump(&server, &client)
+            if client.timeoutMs == 0 { client.handleTimeout() }
+            if server.timeoutMs == 0 { server.handleTimeout() }
+            if moved == 0 { usleep(1000) }
+        }
+    }
+
     @Test func handshakeExportsMatchingSrtpKeys() throws {
         let serverCtx = try DtlsContext(), clientCtx = try DtlsContext()
         var client = try DtlsTransport(context: clientCtx, role: .client)
         var server = try DtlsTransport(context: serverCtx, role: .server)
         client.start()
         server.start()
-        for _ in 0..<10 where client.state != .connected || server.state != .connected {
-            _ = pump(&client, &server)
-            _ = pump(&server, &client)
-        }
+        handshake(&client, &server)
         let states = (client.state, server.state)
         #expect(states.0 == .connected && states.1 == .connected)
         for alg in DtlsContext.algorithms {
@@ -76,17 +87,7 @@ struct DtlsTransportTests {
         // Once due, the flight goes again and the handshake completes.
         usleep(UInt32(timeout + 5) * 1000)
         client.handleTimeout()
-        // OpenSSL's timers run on the real clock: on a busy machine a flight
-        // of either side may come due again on the way. Drive both until
-        // connected (two seconds at most).
-        let deadline = ContinuousClock.now + .seconds(2)
-        while (client.state != .connected || server.state != .connected) && ContinuousClock.now < deadline {
-            _ = pump(&client, &server)
-            _ = pump(&server, &client)
-            if client.timeoutMs == 0 { client.handleTimeout() }
-            if server.timeoutMs == 0 { server.handleTimeout() }
-            usleep(1000)
-        }
+        handshake(&client, &server)
         let states = (client.state, server.state)
         #expect(states.0 == .connected && states.1 == .connected)
     }
