@@ -185,10 +185,13 @@ final class Rooms {
             listed.formUnion(t.openProducers.map(\.id))
         }
         // Pipes also carry copies of producers listed above (in-process
-        // pipes to edges): only the first sighting of a producer counts.
+        // pipes to edges): only the first sighting of a producer counts. A
+        // pipe's producer never joins a publisher of this node (a member's
+        // own pipe could name one to slip its media in).
+        let local = Set(out.map(\.id))
         for t in transports where t is PipeTransport {
             for p in t.openProducers where !listed.contains(p.id) {
-                guard case .string(let publisher)? = p.appData["publisher"] else { continue }
+                guard case .string(let publisher)? = p.appData["publisher"], !local.contains(publisher) else { continue }
                 listed.insert(p.id)
                 if let i = out.firstIndex(where: { $0.id == publisher }) { out[i].producers.append(p) } else { out.append((publisher, [p], t)) }
             }

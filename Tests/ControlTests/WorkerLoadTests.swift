@@ -116,6 +116,15 @@ struct WorkerLoadTests {
             let listed = await rooms.publishers(room: "rpc", router: router)
             #expect(listed.map(\.id) == [send.id] && listed.first?.producers.map(\.id) == [video.id])
         }
+        // A member's own pipe cannot slip a producer into that publisher;
+        // under a publisher id of its own (as cluster mirrors send) it is listed.
+        let pipe = try home.createPipeTransport(PipeTransportOptions(listenInfo: loopback))
+        _ = try pipe.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 5151), appData: ["publisher": .string(send.id)]))
+        let remote = try pipe.produce(ProducerOptions(kind: .video, rtpParameters: videoParams(ssrc: 5152), appData: ["publisher": .string("elsewhere")]))
+        let listed = await rooms.publishers(room: "rpc", router: home)
+        #expect(listed.map(\.id) == [send.id, "elsewhere"] && listed[0].producers.map(\.id) == [video.id])
+        #expect(listed[1].producers.map(\.id) == [remote.id])
+        pipe.close()
         // Unknown producers are left to consume's own error.
         try await rooms.prepareConsume(producerId: "nope", router: edge)
         // The home member leaves: the room stays for the edge's member.
