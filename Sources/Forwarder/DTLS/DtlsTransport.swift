@@ -96,11 +96,11 @@ package struct DtlsSession {
         rsfu_dtls_write(raw, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) == 0
     }
 
-    /// Copies pending output into `buffer`; returns its length (0: none).
     /// Queues close_notify (a connected session only): the peer learns at
     /// once that the transport closed, instead of from a timeout.
     package func close() { rsfu_dtls_close(raw) }
 
+    /// Copies pending output into `buffer`; returns its length (0: none).
     package func takeOutput(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int {
         Int(rsfu_dtls_take_output(raw, buffer.assumingMemoryBound(to: UInt8.self), capacity))
     }
