@@ -55,10 +55,4 @@ extension Rooms {
         rooms[name] = room
         return .success(())
     }
-
-    /// A mirror opened for a player whose session then failed.
-    func dropIfUnused(_ name: String) {
-        guard let room = rooms[name], room.mirror != nil else { return }
-        closeIfEmpty(room)
-    }
 }

@@ -202,6 +202,17 @@ final class Rooms {
     /// A WHEP player of one publisher (the given one, else the room's first).
     func play(room name: String, publisher: String?, offer: SessionDescription) throws(Refusal) -> Created {
         guard let room = rooms[name] else { throw .notFound("room \(name) has no publisher") }
+        do { return try startPlayer(room, publisher: publisher, offer: offer) } catch {
+            // Nothing opened for this player alone stays: an edge router,
+            // or a mirror of a room homed on another node.
+            closeIdleEdges(room)
+            closeIfEmpty(room)
+            throw error
+        }
+    }
+
+    private func startPlayer(_ room: Room, publisher: String?, offer: SessionDescription) throws(Refusal) -> Created {
+        let name = room.name
         let all = publishers(of: room)
         let found = publisher.map { id in all.first { $0.id == id } } ?? all.first
         guard let source = found else { throw .notFound(publisher.map { "publisher \($0) is not in room \(name)" } ?? "room \(name) has no publisher") }
@@ -215,7 +226,6 @@ final class Rooms {
             producers = try source.producers.map { p throws(SFUError) in try pipeIn(p.id, room: room, to: router) ?? p }
             session = try newSession(.play, room: room, on: router, workerId: workerId, publisherId: source.id, offer: offer)
         } catch {
-            closeIdleEdges(room) // an edge opened for this player only
             throw .rejected(error)
         }
         if let transport = source.rpcTransport { followRpcPublisher(transport, room: room) }
@@ -228,7 +238,6 @@ final class Rooms {
             return Created(id: session.id, answer: answer.text, etag: session.etag)
         } catch {
             session.transport.close()
-            closeIdleEdges(room)
             throw .rejected(error)
         }
     }

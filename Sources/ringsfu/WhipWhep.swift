@@ -38,13 +38,7 @@ enum WhipWhep {
                     return routed
                 }
                 do throws(Rooms.Refusal) {
-                    let created: Rooms.Created
-                    do throws(Rooms.Refusal) {
-                        created = try await role == .publish ? rooms.publish(room: room, offer: offer) : rooms.play(room: room, publisher: publisher, offer: offer)
-                    } catch {
-                        if role == .play { await rooms.dropIfUnused(room) }
-                        throw error
-                    }
+                    let created = try await role == .publish ? rooms.publish(room: room, offer: offer) : rooms.play(room: room, publisher: publisher, offer: offer)
                     var headers: HTTPFields = [
                         .contentType: "application/sdp",
                         .location: "/\(prefix)/\(room)/\(created.id)",
