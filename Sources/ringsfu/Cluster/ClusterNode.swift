@@ -59,6 +59,21 @@ final class ClusterNode {
     private func key(room name: String) -> String { "ringsfu:room:\(name)" }
     private func key(info name: String) -> String { "ringsfu:roominfo:\(name)" }
 
+    /// Claims the room unless a live node holds it; the home's id.
+    private func runClaim(_ room: String) async throws(RespError) -> String? {
+        try await redis.command("EVAL", Self.claimScript, "1", key(room: room), settings.nodeId, String(settings.roomTtlMs), key(node: "")).string
+    }
+
+    /// Releases the room's claim (if ours) and its listing.
+    private func release(_ room: String) async throws(RespError) {
+        _ = try await redis.command("EVAL", Self.releaseScript, "1", key(room: room), settings.nodeId)
+        _ = try await redis.command("DEL", key(info: room))
+    }
+
+    private static func json(_ value: some Encodable) -> String {
+        String(decoding: (try? JSONEncoder().encode(value)) ?? Data(), as: UTF8.self)
+    }
+
     private func note(_ up: Bool, _ error: String? = nil) {
         if up != redisUp {
             if up { logger.info("cluster: Redis reachable", metadata: ["node": "\(settings.nodeId)"]) }
@@ -74,27 +89,24 @@ final class ClusterNode {
     func heartbeat(rooms: [RoomInfo], players: Int) async {
         let record = NodeRecord(id: settings.nodeId, url: settings.nodeUrl, pipeIp: settings.pipeIp, rooms: rooms.count, players: players,
                                 version: RingSFUVersion.current)
-        let json = String(decoding: (try? JSONEncoder().encode(record)) ?? Data(), as: UTF8.self)
         do {
-            _ = try await redis.command("SET", key(node: settings.nodeId), json, "PX", String(settings.nodeTtlMs))
+            _ = try await redis.command("SET", key(node: settings.nodeId), Self.json(record), "PX", String(settings.nodeTtlMs))
             _ = try await redis.command("SADD", "ringsfu:nodes", settings.nodeId)
             let open = Set(rooms.map(\.name))
             for name in claimed.subtracting(open) {
-                _ = try await redis.command("EVAL", Self.releaseScript, "1", key(room: name), settings.nodeId)
-                _ = try await redis.command("DEL", key(info: name))
+                try await release(name)
                 claimed.remove(name)
             }
             for info in rooms {
                 let name = info.name
                 // Re-claimed, not only refreshed: after a Redis outage or a
                 // restart the key may be gone.
-                let home = try await redis.command("EVAL", Self.claimScript, "1", key(room: name), settings.nodeId, String(settings.roomTtlMs), "ringsfu:node:")
-                if home.string == settings.nodeId {
+                let home = try await runClaim(name)
+                if home == settings.nodeId {
                     claimed.insert(name)
-                    let json = String(decoding: (try? JSONEncoder().encode(info)) ?? Data(), as: UTF8.self)
-                    _ = try await redis.command("SET", key(info: name), json, "PX", String(settings.roomTtlMs))
+                    _ = try await redis.command("SET", key(info: name), Self.json(info), "PX", String(settings.roomTtlMs))
                 } else {
-                    logger.warning("cluster: room also homed on another node", metadata: ["room": "\(name)", "home": "\(home.string ?? "?")"])
+                    logger.warning("cluster: room also homed on another node", metadata: ["room": "\(name)", "home": "\(home ?? "?")"])
                 }
             }
             note(true)
@@ -106,9 +118,9 @@ final class ClusterNode {
     /// Claims the room for this node unless a live node holds it.
     func claim(room: String) async -> Home {
         do {
-            let home = try await redis.command("EVAL", Self.claimScript, "1", key(room: room), settings.nodeId, String(settings.roomTtlMs), "ringsfu:node:")
+            let home = try await runClaim(room)
             note(true)
-            guard let id = home.string, id != settings.nodeId else {
+            guard let id = home, id != settings.nodeId else {
                 claimed.insert(room)
                 return .here
             }
@@ -164,10 +176,7 @@ final class ClusterNode {
     /// Leaves the cluster at shutdown: the node's record and claims go at
     /// once instead of expiring.
     func leave() async {
-        for name in claimed {
-            _ = try? await redis.command("EVAL", Self.releaseScript, "1", key(room: name), settings.nodeId)
-            _ = try? await redis.command("DEL", key(info: name))
-        }
+        for name in claimed { try? await release(name) }
         claimed.removeAll()
         _ = try? await redis.command("DEL", key(node: settings.nodeId))
         _ = try? await redis.command("SREM", "ringsfu:nodes", settings.nodeId)
