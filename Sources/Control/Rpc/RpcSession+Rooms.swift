@@ -72,8 +72,6 @@ extension RpcSession {
                 rooms.leave(room: name, router: router)
             }
             let router = try await rooms.join(room: name)
-            // Another request of this session may have joined meanwhile.
-            if let other = joinedRooms[name], other !== router { rooms.leave(room: name, router: other) }
             joinedRooms[name] = router
             return await roomJSON(name, router)
         case "room.getPublishers":

@@ -23,8 +23,8 @@ final class Uplink {
     private(set) var publishers: [(id: String, producers: [Producer])] = []
     /// The home node's pipe consumer ids and what they feed here.
     private var fed: [String: (publisher: String, producer: Producer)] = [:]
-    /// Producers of this node's members piped up to the home, by id.
-    private var pipedUp: [String: Consumer] = [:]
+    /// Producers of this node's members piped up to the home.
+    private var pipedUp = Set<String>()
     private(set) var ended = false
     private let logger = Logger(label: "ringsfu.cluster")
     /// A remote publisher has no producer left.
@@ -83,7 +83,7 @@ final class Uplink {
             var mine = publishers.first { $0.id == pid }?.producers ?? []
             for p in producers {
                 // Not back what this node sent up.
-                guard let id = p["id"]?.stringValue, router.producer(id: id) == nil, pipedUp[id] == nil else { continue }
+                guard let id = p["id"]?.stringValue, router.producer(id: id) == nil, !pipedUp.contains(id) else { continue }
                 let c = try await link.call("transport.consume", ["transportId": .string(remotePipe), "producerId": .string(id),
                                                                   "rtpCapabilities": .encoding(RtpCapabilities())])
                 guard let cid = c["id"]?.stringValue, let kind = c["kind"]?.stringValue.flatMap(MediaKind.init(rawValue:)), let params = c["rtpParameters"] else { continue }
@@ -103,7 +103,7 @@ final class Uplink {
         guard let link, let pipe, !ended else { throw RpcLink.Failure(description: "the link to the home node is closed") }
         let consumer = try pipe.consume(ConsumerOptions(producerId: producer.id, rtpCapabilities: RtpCapabilities()))
         let events = producer.observer
-        pipedUp[producer.id] = consumer
+        pipedUp.insert(producer.id)
         do {
             _ = try await link.call("transport.produce", [
                 "transportId": .string(remotePipe), "id": .string(producer.id), "kind": .string(producer.kind.rawValue),
@@ -111,7 +111,7 @@ final class Uplink {
                 "appData": .object(["publisher": .string(publisher)]),
             ])
         } catch {
-            pipedUp[producer.id] = nil
+            pipedUp.remove(producer.id)
             consumer.close()
             throw error
         }
@@ -121,7 +121,7 @@ final class Uplink {
                 guard let self, let link = self.link else { return }
                 switch event {
                 case .close:
-                    self.pipedUp[id] = nil
+                    self.pipedUp.remove(id)
                     _ = try? await link.call("producer.close", ["producerId": .string(id)])
                     return
                 case .pause: _ = try? await link.call("producer.pause", ["producerId": .string(id)])
