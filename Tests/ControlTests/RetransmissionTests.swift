@@ -125,15 +125,17 @@ struct RetransmissionTests {
     }
 
     /// A packet older than `retransmissionMaxAgeMs` is not resent (its
-    /// receiver has given up on it): a counted miss.
+    /// receiver has given up on it): a counted miss. The rule itself is
+    /// tested on simulated time (`RetransmissionStoreTests`); this checks
+    /// that the setting reaches the worker, with a limit of 1 ms.
     @Test func tooOldToResend() async throws {
-        let r = try await room(producerSsrc: 6004, maxAgeMs: 100)
+        let r = try await room(producerSsrc: 6004, maxAgeMs: 1)
         r.send(makeRtp(pt: 96, seq: 7, ssrc: 6004, payload: vp8Payload(keyFrame: true)))
         let first = try #require(await r.sink.receiveAll(1).first)
         let arrived = ContinuousClock.now
-        // An integration test of a wall-clock limit: it has to let the time pass.
-        try await Task.sleep(for: .milliseconds(250))
-        #expect(ContinuousClock.now - arrived >= .milliseconds(250))
+        // The worker's clock is the real one: let the packet age past 1 ms.
+        try await Task.sleep(for: .milliseconds(10))
+        #expect(ContinuousClock.now - arrived >= .milliseconds(10))
         r.feedback(nack(media: r.ssrc, [try header(first).sequenceNumber]))
         #expect(await r.sink.receive(timeoutMs: 200) == nil)
         let stats = try await r.consumer.getStats()

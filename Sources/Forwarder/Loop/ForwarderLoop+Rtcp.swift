@@ -173,8 +173,8 @@ extension ForwarderLoop {
         // Only what was sent under the current numbering maps back.
         let mapped = consumers[c].layered ? sequence : consumers[c].rtp.input(forOutput: sequence)
         guard let producerSequence = mapped, consumers[c].rtp.started, consumers[c].active, stream >= 0,
-              let stored = retransmissions.lookup(stream: stream, sequence: producerSequence),
-              turnNs - stored.arrivalNs <= Int64(settings.retransmissionMaxAgeMs) * (producers[p].isVideo ? 1_000_000 : 500_000),
+              let stored = retransmissions.lookup(stream: stream, sequence: producerSequence, nowNs: turnNs,
+                                                  maxAgeNs: Int64(settings.retransmissionMaxAgeMs) * (producers[p].isVideo ? 1_000_000 : 500_000)),
               let header = try? RtpHeader.parse(stored.packet, count: stored.length) else {
             consumers[c].counters.retransmissionMisses &+= 1
             return

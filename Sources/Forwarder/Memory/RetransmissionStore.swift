@@ -57,14 +57,16 @@ package struct RetransmissionStore: ~Copyable {
         index[slotIndex(stream, sequence)] = Int32(s)
     }
 
-    /// The stored packet, if still held: its bytes, length and arrival time.
+    /// The stored packet, if still held and it arrived at most `maxAgeNs`
+    /// before `nowNs` (an older repair comes too late for the receiver's
+    /// jitter buffer): its bytes and length.
     @inline(__always)
-    package func lookup(stream: Int, sequence: UInt16) -> (packet: UnsafeMutableRawPointer, length: Int, arrivalNs: Int64)? {
+    package func lookup(stream: Int, sequence: UInt16, nowNs: Int64, maxAgeNs: Int64) -> (packet: UnsafeMutableRawPointer, length: Int)? {
         let s = Int(index[slotIndex(stream, sequence)])
         guard s >= 0 else { return nil }
         let e = entries[s]
-        guard e.stream == Int32(stream), e.sequence == sequence else { return nil }
-        return (slab.slot(s), Int(e.length), e.arrivalNs)
+        guard e.stream == Int32(stream), e.sequence == sequence, nowNs - e.arrivalNs <= maxAgeNs else { return nil }
+        return (slab.slot(s), Int(e.length))
     }
 
     /// Drops a closed stream's packets (its index may be reused).
