@@ -44,35 +44,21 @@ final class PublisherFeedback {
         }
     }
 
-    /// The requests of a compound packet: PLIs (PSFB FMT 1), FIRs (PSFB
-    /// FMT 4) and generic NACKs (RTPFB FMT 1); stops at the first
-    /// malformed part.
+    /// The requests of a compound packet (the forwarder's RTCP reader):
+    /// PLIs, FIRs and generic NACKs; stops at the first malformed part.
     static func forEachRequest(_ p: UnsafeRawPointer, count: Int, _ body: (Request) -> Void) {
-        var o = 0
-        while o + 4 <= count {
-            let b0 = p.load(fromByteOffset: o, as: UInt8.self), type = p.load(fromByteOffset: o + 1, as: UInt8.self)
-            let words = Int(p.load(fromByteOffset: o + 2, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: o + 3, as: UInt8.self))
-            let size = 4 + words * 4
-            guard b0 >> 6 == 2, o + size <= count else { return }
-            if type == 206, b0 & 0x1F == 1, size >= 12 {
-                body(.keyFrame(ssrc: readUInt32(p + o, 8)))
-            } else if type == 206, b0 & 0x1F == 4 {
-                var e = o + 12
-                while e + 8 <= o + size {
-                    body(.keyFrame(ssrc: readUInt32(p, e)))
-                    e += 8
-                }
-            } else if type == 205, b0 & 0x1F == 1, size >= 12 {
-                let media = readUInt32(p + o, 8)
-                var e = o + 12
-                while e + 4 <= o + size {
-                    let pid = readUInt16(p, e), mask = readUInt16(p, e + 2)
-                    body(.nack(ssrc: media, sequence: pid))
-                    for bit in 0..<16 where mask & (1 << bit) != 0 { body(.nack(ssrc: media, sequence: pid &+ UInt16(bit + 1))) }
-                    e += 4
-                }
+        try? Rtcp.forEach(p, count: count) { (v) throws(RtcpError) in
+            switch v.type {
+            case RtcpType.psfb where v.count == RtcpFormat.pli:
+                body(.keyFrame(ssrc: try Rtcp.feedbackSsrcs(v).media))
+            case RtcpType.psfb where v.count == RtcpFormat.fir:
+                try Rtcp.forEachFirEntry(v) { ssrc, _ in body(.keyFrame(ssrc: ssrc)) }
+            case RtcpType.rtpfb where v.count == RtcpFormat.nack:
+                let media = try Rtcp.feedbackSsrcs(v).media
+                try Rtcp.forEachNackedSequence(v) { body(.nack(ssrc: media, sequence: $0)) }
+            default:
+                break
             }
-            o += size
         }
     }
 }
@@ -120,17 +106,14 @@ final class PacketHistory {
         let i = slot(stream, sequence)
         let length = Int(lengths[i])
         guard length >= 12, sequences[i] == sequence else { return false }
-        let original = UnsafeRawPointer(memory + i * Self.slotSize)
-        let payload = LoadGenerator.payloadOffset(original)
-        guard payload <= length else { return false }
-        scratch.copyMemory(from: original, byteCount: payload)
-        scratch.storeBytes(of: (original.load(fromByteOffset: 1, as: UInt8.self) & 0x80) | LoadGenerator.rtxPayloadType, toByteOffset: 1, as: UInt8.self)
-        scratch.storeBytes(of: rtxSequence.bigEndian, toByteOffset: 2, as: UInt16.self)
-        scratch.storeBytes(of: rtxSsrc.bigEndian, toByteOffset: 8, as: UInt32.self)
-        scratch.storeBytes(of: sequence.bigEndian, toByteOffset: payload, as: UInt16.self)
-        (scratch + payload + 2).copyMemory(from: original + payload, byteCount: length - payload)
+        scratch.copyMemory(from: memory + i * Self.slotSize, byteCount: length)
+        // The forwarder's RTX writer: the OSN ahead of the payload, RTX SSRC, payload type and sequence.
+        guard let header = try? RtpHeader.parse(scratch, count: length) else { return false }
+        let wrapped = Rtx.wrap(scratch, size: length, capacity: Self.slotSize, header, rtxPayloadType: LoadGenerator.rtxPayloadType,
+                               rtxSsrc: rtxSsrc, rtxSequence: rtxSequence)
+        guard wrapped > 0 else { return false }
         rtxSequence &+= 1
-        var size = Int32(length + 2)
+        var size = Int32(wrapped)
         if let srtp, srtp_protect(srtp, scratch, &size) != srtp_err_status_ok { return false }
         return send(fd, scratch, Int(size), 0) == Int(size)
     }

@@ -78,7 +78,7 @@ final class RemoteRoom {
     /// Packets sent by the worker (the room's, by default) so far and its
     /// forwarder thread's CPU seconds.
     func usage(workerId: String? = nil) async throws -> (UInt64, Double) {
-        let u = try await call("worker.getResourceUsage", .object(["workerId": .string(workerId ?? self.workerId)]))
-        return (UInt64(u["packetsOut"]?.numberValue ?? 0), u["forwarderCpuSeconds"]?.numberValue ?? 0)
+        let f = try await figures(workerId: workerId ?? self.workerId)
+        return (f.packets, f.cpu)
     }
 }

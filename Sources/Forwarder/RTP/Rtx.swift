@@ -5,7 +5,7 @@ import Glibc
 /// RFC 4588 retransmission packets, rewritten in place in a packet buffer:
 /// the original sequence number (OSN) leads the RTX payload, and the RTX
 /// stream has its own SSRC, payload type and numbering.
-enum Rtx {
+package enum Rtx {
     /// Turns a received RTX packet back into the packet it repairs: the OSN
     /// becomes the sequence number, the media SSRC and payload type return.
     /// Returns the new size, or nil for a packet with no room for an OSN
@@ -25,7 +25,7 @@ enum Rtx {
     /// Turns a packet into its RTX form, growing it by the OSN. Returns the
     /// new size, or 0 when `capacity` has no room for it.
     @inline(__always)
-    static func wrap(_ packet: UnsafeMutableRawPointer, size: Int, capacity: Int, _ header: RtpHeader, rtxPayloadType: UInt8, rtxSsrc: UInt32, rtxSequence: UInt16) -> Int {
+    package static func wrap(_ packet: UnsafeMutableRawPointer, size: Int, capacity: Int, _ header: RtpHeader, rtxPayloadType: UInt8, rtxSsrc: UInt32, rtxSequence: UInt16) -> Int {
         guard size + 2 <= capacity else { return 0 }
         let start = header.payloadOffset
         memmove(packet + start + 2, packet + start, size - start)
