@@ -49,16 +49,21 @@ struct WorkerLoadTests {
         #expect(pool.leastLoaded(except: [a.id, b.id]) == nil)
     }
 
+    /// Rooms over two workers, spilling past `membersPerWorker` members.
+    @RingSFUActor func twoWorkerRooms(membersPerWorker: Int) async throws -> (WorkerPool, Rooms) {
+        let pool = WorkerPool()
+        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999))
+        var limits = Rooms.Limits()
+        limits.playersPerWorker = membersPerWorker
+        return (pool, Rooms(pool: pool, limits: limits))
+    }
+
     /// Two players per worker: the third and fourth go to an edge router of
     /// the room on the other worker (the publisher's producers piped there),
     /// the fifth back home; the edge closes with its last player.
     @Test @RingSFUActor func playersSpillOntoAnEdgeRouter() async throws {
-        let pool = WorkerPool()
-        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999))
+        let (pool, rooms) = try await twoWorkerRooms(membersPerWorker: 2)
         defer { pool.closeAll() }
-        var limits = Rooms.Limits()
-        limits.playersPerWorker = 2
-        let rooms = Rooms(pool: pool, limits: limits)
         _ = try rooms.publish(room: "big", offer: SessionDescription(parsing: SdpTests.publishOffer))
         let room = try #require(rooms.rooms["big"])
         var players: [String] = []
@@ -91,12 +96,8 @@ struct WorkerLoadTests {
     /// again as the pipe), and a WHEP player on the edge can play a
     /// publisher of the edge. The edge closes with its last member.
     @Test @RingSFUActor func rpcMembersSpillOntoAnEdgeRouter() async throws {
-        let pool = WorkerPool()
-        try await pool.start(count: 2, settings: WorkerSettings(logLevel: "warning", rtcMinPort: 40000, rtcMaxPort: 49999))
+        let (pool, rooms) = try await twoWorkerRooms(membersPerWorker: 1)
         defer { pool.closeAll() }
-        var limits = Rooms.Limits()
-        limits.playersPerWorker = 1
-        let rooms = Rooms(pool: pool, limits: limits)
         let home = try await rooms.join(room: "rpc")
         let edge = try await rooms.join(room: "rpc")
         let room = try #require(rooms.rooms["rpc"])
